@@ -1,0 +1,1 @@
+"""Kubernetes access: kubeconfig and contexts, discovery, reflectors and stores, actions, logs."""

@@ -1,0 +1,1 @@
+"""Pure functions that turn raw Kubernetes objects into the domain rows the panes show."""

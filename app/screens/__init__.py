@@ -1,0 +1,1 @@
+"""One module per pane or dialog of the TUI."""

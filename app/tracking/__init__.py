@@ -1,0 +1,1 @@
+"""MLflow access, downsampling and smoothing of metric histories."""

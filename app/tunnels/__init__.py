@@ -1,0 +1,1 @@
+"""SSH and Kubernetes port forwarding, IDE launchers."""

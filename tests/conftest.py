@@ -1,0 +1,9 @@
+"""Shared pytest setup.
+
+Fixtures live in `tests/plugins/<topic>.py`, one module per area, so that work on one area never edits another's.
+"""
+
+pytest_plugins = [
+    "tests.plugins.snapshots",
+    "tests.plugins.apiserver",
+]

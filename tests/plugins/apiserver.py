@@ -1,0 +1,1 @@
+"""Fixtures for the embedded API server (filled in by app/demo work)."""
