@@ -5,5 +5,6 @@ Fixtures live in `tests/plugins/<topic>.py`, one module per area, so that work o
 
 pytest_plugins = [
     "tests.plugins.snapshots",
+    "tests.plugins.tui",
     "tests.plugins.apiserver",
 ]

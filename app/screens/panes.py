@@ -1,0 +1,89 @@
+"""The five panes. Each is a titled table of plain rows plus a line that explains an empty table.
+
+Until a pane's own issue lands it shows its columns and says what will appear there; navigation, focus, filter
+and split mode already work on every pane.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from widgets.resource_table import ResourceTable
+
+
+class Pane(Vertical):
+    pane_id: ClassVar[str]
+    title: ClassVar[str]
+    key: ClassVar[str]
+    columns: ClassVar[tuple[str, ...]]
+    purpose: ClassVar[str]
+
+    DEFAULT_CLASSES = "pane"
+
+    def __init__(self) -> None:
+        super().__init__(id=self.pane_id)
+        self.border_title = f"{self.key} {self.title}"
+
+    def compose(self) -> ComposeResult:
+        yield ResourceTable(self.columns, id=f"{self.pane_id}-table")
+        yield Static(self.purpose, classes="empty")
+
+    @property
+    def table(self) -> ResourceTable:
+        return self.query_one(ResourceTable)
+
+    def show_notice(self, text: str) -> None:
+        """The line under the table: why it is empty, or what the cluster state means for this pane."""
+        self.query_one(".empty", Static).update(text or self.purpose)
+
+    def focus(self, scroll_visible: bool = True) -> "Pane":
+        self.table.focus(scroll_visible)
+        return self
+
+
+class SpacesPane(Pane):
+    pane_id = "spaces"
+    title = "Spaces"
+    key = "1"
+    columns = ("NAME", "DISPLAY NAME", "OWNER", "APP", "STATUS", "GPUS", "IDLE", "AGE")
+    purpose = "Your JupyterLab and Code Editor spaces on the cluster — coming soon."
+
+
+class JobsPane(Pane):
+    pane_id = "jobs"
+    title = "Jobs"
+    key = "2"
+    columns = ("NAME", "TEAM", "KIND", "QUEUE", "PRIORITY", "STATE", "POS", "GPUS", "AGE")
+    purpose = "The training queue with Kueue task governance — coming soon."
+
+
+class GpusPane(Pane):
+    pane_id = "gpus"
+    title = "GPUs"
+    key = "3"
+    columns = ("NODE", "GPU", "MODEL", "MIG", "UTIL", "MEMORY", "HOLDER")
+    purpose = "Live GPU and MIG utilisation across the cluster, and who holds each GPU — coming soon."
+
+
+class TrainingPane(Pane):
+    pane_id = "training"
+    title = "Training"
+    key = "4"
+    columns = ("RUN", "EXPERIMENT", "STATUS", "STEP", "LOSS", "JOB")
+    purpose = "Live loss curves from MLflow, next to the job that produces them — coming soon."
+
+
+class EndpointsPane(Pane):
+    pane_id = "endpoints"
+    title = "Endpoints"
+    key = "5"
+    columns = ("NAME", "NAMESPACE", "KIND", "MODEL", "STATE", "READY", "URL")
+    purpose = "Inference endpoints, with invoke, load test and scale — coming soon."
+
+
+PANE_CLASSES: tuple[type[Pane], ...] = (SpacesPane, JobsPane, GpusPane, TrainingPane, EndpointsPane)
+PANE_IDS = tuple(cls.pane_id for cls in PANE_CLASSES)

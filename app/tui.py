@@ -1,0 +1,424 @@
+"""HyperdeskApp: the panes, their navigation, command mode, filter, help, split mode and themes.
+
+The App holds UI state only. Cluster access happens in workers (`app/cluster`), whose results come back as
+state the top bar and the panes show; the screen never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import re
+import signal
+import sys
+from functools import partial
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Footer, Tab, Tabs
+
+from app import commands
+from app.cluster.connection import ClusterConnection, Health
+from app.cluster.kubeconfig import Kubeconfig
+from app.config import Settings, data_dir
+from app.screens.dialogs import ConfirmScreen, HelpScreen
+from app.screens.panes import PANE_CLASSES, PANE_IDS, Pane
+from app.tunnels.manager import TunnelManager
+from themes import BUILTIN, DEFAULT, STYLESHEET, load_user_themes
+from widgets.prompt import Prompt
+from widgets.topbar import TopBar, TopBarState
+
+# Which pane opens beside which when split mode is toggled with `v`.
+SPLIT_PARTNER = {"jobs": "training", "training": "jobs", "spaces": "gpus", "gpus": "spaces", "endpoints": "gpus"}
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+PROBE_SECONDS = 15.0
+TERMINAL_CHECK_SECONDS = 1.0
+
+
+class PaneCommands(Provider):
+    """hyperdesk's own entries in the ctrl+p command palette."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, HyperdeskApp)
+        matcher = self.matcher(query)
+        entries = [(f"Show the {cls.title} pane", partial(app.action_show_pane, cls.pane_id)) for cls in PANE_CLASSES]
+        entries.append(("Toggle split view", app.action_toggle_split))
+        entries.append(("Show keys for the focused pane", app.action_help))
+        for text, callback in entries:
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=None)
+
+
+class HyperdeskApp(App[None]):
+    CSS_PATH = STYLESHEET
+    TITLE = "hyperdesk"
+    COMMANDS = App.COMMANDS | {PaneCommands}
+
+    BINDINGS = [
+        *(
+            Binding(cls.key, f"show_pane('{cls.pane_id}')", cls.title, id=f"app.pane.{cls.pane_id}")
+            for cls in PANE_CLASSES
+        ),
+        Binding("colon", "command", "Command", id="app.command"),
+        Binding("slash", "filter", "Filter", id="app.filter"),
+        Binding("v", "toggle_split", "Split", id="app.split"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("escape", "back", "Back", show=False, id="app.back"),
+        Binding("q", "quit_app", "Quit", id="app.quit"),
+    ]
+
+    active_pane: reactive[str] = reactive("jobs", init=False)
+    split_pane: reactive[str | None] = reactive(None, init=False)
+
+    def __init__(
+        self,
+        settings: Settings,
+        kubeconfig: Kubeconfig | None = None,
+        startup_errors: list[str] | None = None,
+        tunnels: TunnelManager | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.kubeconfig = kubeconfig
+        self.startup_errors = list(startup_errors or [])
+        self.tunnels = tunnels or TunnelManager()
+        self.readonly = settings.readonly
+        context = kubeconfig.context(settings.context) if kubeconfig else None
+        self.context_name: str | None = context.name if context else settings.context
+        self.namespace: str | None = None if settings.all_namespaces else (
+            settings.namespace or (context.namespace if context else None)
+        )
+        if kubeconfig is None:
+            self.health = Health("no-config", "no kubeconfig")
+        elif context is None:
+            self.health = Health("error", f"no context {settings.context!r} in kubeconfig")
+        else:
+            self.health = Health("connecting")
+        self._connection: ClusterConnection | None = None
+        self._mounted = False
+        self._register_themes()
+        if settings.keys:
+            self._apply_keymap(settings.keys)
+
+    # ----------------------------------------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(id="topbar")
+        yield Tabs(
+            *(Tab(f"{cls.key} {cls.title}", id=cls.pane_id) for cls in PANE_CLASSES),
+            active=self.active_pane,
+            id="pane-tabs",
+        )
+        with Horizontal(id="panes"):
+            for cls in PANE_CLASSES:
+                yield cls()
+        yield Prompt(self._complete, id="prompt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._mounted = True
+        self.query_one(Prompt).close()
+        self._layout_panes()
+        self._show_state()
+        for message in self.startup_errors:
+            self.notify(message, title="Configuration", severity="error", timeout=20)
+        if self.health.state == "connecting":
+            self.probe_cluster()
+        if not self.is_headless:
+            self._watch_terminal()
+
+    def pane(self, pane_id: str) -> Pane:
+        return self.query_one(f"#{pane_id}", Pane)
+
+    def focused_pane(self) -> Pane:
+        node: Widget | None = self.focused
+        while node is not None and not isinstance(node, Pane):
+            node = node.parent if isinstance(node.parent, Widget) else None
+        return node if isinstance(node, Pane) else self.pane(self.active_pane)
+
+    def _layout_panes(self) -> None:
+        container = self.query_one("#panes")
+        visible = [self.active_pane] + ([self.split_pane] if self.split_pane else [])
+        if self.split_pane:
+            container.move_child(self.pane(self.split_pane), after=self.pane(self.active_pane))
+        for pane_id in PANE_IDS:
+            self.pane(pane_id).display = pane_id in visible
+        container.set_class(self.split_pane is not None, "split")
+        tabs = self.query_one(Tabs)
+        if tabs.active != self.active_pane:
+            tabs.active = self.active_pane
+        self.pane(self.active_pane).focus()
+
+    def watch_active_pane(self) -> None:
+        self._layout_panes()
+
+    def watch_split_pane(self) -> None:
+        self._layout_panes()
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def _tab_clicked(self, event: Tabs.TabActivated) -> None:
+        if self._mounted and event.tab.id and event.tab.id != self.active_pane:
+            self.action_show_pane(event.tab.id)
+
+    # ---------------------------------------------------------------------------------------------- actions
+
+    def action_show_pane(self, pane_id: str) -> None:
+        if self.split_pane == pane_id:
+            self.split_pane = self.active_pane
+        self.active_pane = pane_id
+        self.pane(pane_id).focus()
+
+    def action_toggle_split(self) -> None:
+        self.split_pane = None if self.split_pane else SPLIT_PARTNER[self.active_pane]
+
+    def action_command(self) -> None:
+        self.query_one(Prompt).open("command")
+
+    def action_filter(self) -> None:
+        self.query_one(Prompt).open("filter", self.focused_pane().table.filter_text)
+
+    def action_help(self) -> None:
+        pane = self.focused_pane()
+        rows: list[tuple[str, str, str]] = []
+        seen: set[str] = set()
+        # hyperdesk's own keys first, then the pane's, then the generic table and focus keys.
+        ordered = sorted(self.active_bindings.values(), key=lambda a: (a.node is not self, not a.binding.id))
+        for active in ordered:
+            binding = active.binding
+            if binding.description and binding.action not in seen:
+                seen.add(binding.action)
+                rows.append((self.get_key_display(binding), binding.description, binding.id or ""))
+        verbs = [spec for spec in commands.VERBS.values() if not spec.startswith("quit")]
+        panes = ", ".join(f":{alias}" for alias in commands.PANES)
+        self.push_screen(HelpScreen(f"{pane.title} pane", rows, [f"{panes} — go to a pane", *verbs]))
+
+    def action_back(self) -> None:
+        """esc: close what is open, innermost first — filter, then split view."""
+        table = self.focused_pane().table
+        if table.filter_text:
+            table.set_filter("")
+            self._show_state()
+        elif self.split_pane:
+            self.split_pane = None
+
+    def action_quit_app(self) -> None:
+        if len(self.tunnels):
+            count = len(self.tunnels)
+            question = f"{count} tunnel{'s' if count > 1 else ''} open ({', '.join(self.tunnels.names())}). Quit and close {'them' if count > 1 else 'it'}?"
+            self.push_screen(ConfirmScreen(question), self._quit_if_confirmed)
+        else:
+            self.exit()
+
+    async def _quit_if_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            await self.tunnels.close_all()
+            self.exit()
+
+    # ------------------------------------------------------------------------------------ prompt: : and /
+
+    def _complete(self, text: str) -> list[str]:
+        if self.query_one(Prompt).mode != "command":
+            return []
+        names = {
+            "ctx": self.kubeconfig.context_names if self.kubeconfig else [],
+            "theme": sorted(self.available_themes),
+            "ns": ["all"],
+        }
+        return commands.completions(text, names)
+
+    @on(Prompt.FilterChanged)
+    def _filter_changed(self, event: Prompt.FilterChanged) -> None:
+        self.pane(self.active_pane).table.set_filter(event.value)
+        self._show_state()
+
+    @on(Prompt.Cancelled)
+    def _prompt_cancelled(self, event: Prompt.Cancelled) -> None:
+        prompt = self.query_one(Prompt)
+        prompt.close()
+        if event.mode == "filter":
+            self.pane(self.active_pane).table.set_filter("")
+            self._show_state()
+        self.pane(self.active_pane).focus()
+
+    @on(Prompt.Entered)
+    def _prompt_submitted(self, event: Prompt.Entered) -> None:
+        self.query_one(Prompt).close()
+        self.pane(self.active_pane).focus()
+        if event.mode == "command":
+            self.run_command(event.value)
+
+    def run_command(self, text: str) -> None:
+        try:
+            command = commands.parse(text)
+        except commands.CommandError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if command.verb == "pane":
+            self.action_show_pane(command.args[0])
+        elif command.verb == "split":
+            self._split(command.args)
+        elif command.verb == "ns":
+            self._set_namespace(command.args[0])
+        elif command.verb == "ctx":
+            self._set_context(command.args[0])
+        elif command.verb == "theme":
+            self._set_theme(command.args[0])
+        elif command.verb == "help":
+            self.action_help()
+        elif command.verb == "q":
+            self.action_quit_app()
+
+    def _split(self, panes: tuple[str, ...]) -> None:
+        if not panes:
+            self.action_toggle_split()
+            return
+        left, right = (panes + (SPLIT_PARTNER[panes[0]],))[:2]
+        if left == right:
+            self.notify("split needs two different panes", severity="error")
+            return
+        self.split_pane = None
+        self.active_pane = left
+        self.split_pane = right
+
+    def _set_namespace(self, name: str) -> None:
+        if name in ("all", "*", "-A"):
+            self.namespace = None
+        elif DNS_LABEL.match(name):
+            self.namespace = name
+        else:
+            self.notify(f"{name!r} is not a valid namespace name", severity="error")
+            return
+        self._show_state()
+
+    def _set_context(self, name: str) -> None:
+        if self.kubeconfig is None:
+            self.notify("no kubeconfig loaded: there are no contexts to switch to", severity="error")
+            return
+        context = self.kubeconfig.context(name)
+        if context is None:
+            known = ", ".join(self.kubeconfig.context_names) or "none"
+            self.notify(f"no context {name!r} in the kubeconfig (known: {known})", severity="error")
+            return
+        self.context_name = context.name
+        self.namespace = context.namespace
+        self.health = Health("connecting")
+        self._show_state()
+        self.probe_cluster()
+
+    def _set_theme(self, name: str) -> None:
+        if name not in self.available_themes:
+            self.notify(f"unknown theme {name!r} (known: {', '.join(sorted(self.available_themes))})",
+                        severity="error")
+            return
+        self.theme = name
+
+    # ------------------------------------------------------------------------------------ themes, keymap
+
+    def _register_themes(self) -> None:
+        for theme in BUILTIN.values():
+            self.register_theme(theme)
+        user_themes, errors = load_user_themes(data_dir() / "themes")
+        for theme in user_themes:
+            self.register_theme(theme)
+        self.startup_errors.extend(errors)
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        else:
+            self.startup_errors.append(
+                f"unknown theme {self.settings.theme!r} (known: {', '.join(sorted(self.available_themes))})"
+            )
+            self.theme = DEFAULT
+
+    def _apply_keymap(self, keys: dict[str, str]) -> None:
+        known = {b.id for b in self._all_bindings() if b.id}
+        unknown = sorted(set(keys) - known)
+        if unknown:
+            self.startup_errors.append(f"keys: unknown binding id {unknown[0]!r} (press ? to see the ids)")
+        self.set_keymap({k: v for k, v in keys.items() if k in known})
+
+    @staticmethod
+    def _all_bindings() -> list[Binding]:
+        found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
+        for cls in (*PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen):
+            found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
+        return found
+
+    # ------------------------------------------------------------------------------- cluster and state
+
+    def _show_state(self) -> None:
+        self.query_one(TopBar).show(
+            TopBarState(
+                context=self.context_name,
+                namespace=self.namespace,
+                health=self.health.state,
+                health_detail=self.health.detail,
+                readonly=self.readonly,
+            )
+        )
+        notice = self._cluster_notice()
+        for pane_id in PANE_IDS:
+            pane = self.pane(pane_id)
+            table = pane.table
+            if table.filter_text and table.total_rows:
+                pane.show_notice(f"filter {table.filter_text!r}: {table.row_count} of {table.total_rows} rows")
+            else:
+                pane.show_notice(notice)
+
+    def _cluster_notice(self) -> str:
+        state = self.health.state
+        if state == "no-config":
+            return (
+                "No cluster configured: no kubeconfig found ($KUBECONFIG or ~/.kube/config). "
+                "Pass --kubeconfig PATH, or try `hyperdesk demo` for a simulated cluster."
+            )
+        if state == "unreachable":
+            return f"Cannot reach the cluster of context {self.context_name}: {self.health.detail}. Retrying."
+        if state == "error":
+            return f"Cluster error: {self.health.detail}"
+        return ""
+
+    @work(exclusive=True, group="probe")
+    async def probe_cluster(self) -> None:
+        """Check the route to the cluster now and every PROBE_SECONDS, off the UI's path."""
+        assert self.kubeconfig is not None
+        # The client's import takes half a second: do it in a thread so the screen keeps drawing.
+        await asyncio.to_thread(importlib.import_module, "kubernetes.aio.client")
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = ClusterConnection(list(self.kubeconfig.paths), self.context_name)
+        try:
+            while True:
+                self.health = await self._connection.probe()
+                self._show_state()
+                await asyncio.sleep(PROBE_SECONDS)
+        finally:
+            await self._connection.close()
+
+    # ------------------------------------------------------------------------------------- terminal loss
+
+    def _watch_terminal(self) -> None:
+        """Leave when the terminal does: SIGHUP, or stdin no longer a TTY (an SSH session that dropped)."""
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_lost)
+        except (NotImplementedError, RuntimeError):
+            pass
+        self.set_interval(TERMINAL_CHECK_SECONDS, self._check_terminal)
+
+    def _check_terminal(self) -> None:
+        try:
+            alive = os.isatty(sys.__stdin__.fileno())
+        except (AttributeError, ValueError, OSError):
+            alive = False
+        if not alive:
+            self._terminal_lost()
+
+    def _terminal_lost(self) -> None:
+        self.exit(return_code=0)

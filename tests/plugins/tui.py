@@ -1,0 +1,49 @@
+"""Fixtures for driving the TUI headless: an isolated home, and a kubeconfig file factory."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """XDG dirs and KUBECONFIG inside tmp_path, so the developer's own files never leak into a test."""
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        path = tmp_path / var.lower()
+        path.mkdir()
+        monkeypatch.setenv(var, str(path))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    for var in [v for v in os.environ if v.startswith("HYPERDESK_")]:
+        monkeypatch.delenv(var)
+    return tmp_path
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening on it (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_kubeconfig(path: Path, contexts: dict[str, str], current: str, namespaces: dict[str, str] | None = None) -> Path:
+    """A kubeconfig with one cluster per context; `contexts` maps context name -> server URL."""
+    namespaces = namespaces or {}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": current,
+        "clusters": [{"name": f"{n}-cluster", "cluster": {"server": url}} for n, url in contexts.items()],
+        "users": [{"name": f"{n}-user", "user": {"token": "not-a-real-token"}} for n in contexts],
+        "contexts": [
+            {"name": n, "context": {"cluster": f"{n}-cluster", "user": f"{n}-user",
+                                    **({"namespace": namespaces[n]} if n in namespaces else {})}}
+            for n in contexts
+        ],
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
