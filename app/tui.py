@@ -197,7 +197,7 @@ class HyperdeskApp(App[None]):
                 seen.add(binding.action)
                 rows.append((self.get_key_display(binding), binding.description, binding.id or ""))
         verbs = [spec for spec in commands.VERBS.values() if not spec.startswith("quit")]
-        panes = ", ".join(f":{alias}" for alias in commands.PANES)
+        panes = "|".join(commands.PRIMARY)
         self.push_screen(HelpScreen(f"{pane.title} pane", rows, [f"{panes} — go to a pane", *verbs]))
 
     def action_back(self) -> None:

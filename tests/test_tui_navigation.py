@@ -247,3 +247,31 @@ async def test_keymap_overrides_from_settings() -> None:
         assert visible_panes(app) == ["jobs", "training"]
         await pilot.pause()
         assert any("unknown binding id 'app.nonsense'" in t for t in toasts(app))
+
+
+async def wait_for(pilot, condition, timeout: float = 15.0) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_unreachable_cluster_is_shown_and_the_app_keeps_working(tmp_path: Path) -> None:
+    path = write_kubeconfig(tmp_path / "kubeconfig", {"prod": f"https://127.0.0.1:{closed_port()}"}, current="prod")
+    app = HyperdeskApp(Settings(), kubeconfig=load_kubeconfig(str(path)))
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.health.state == "unreachable")
+        assert "unreachable" in topbar_text(app)
+        notice = str(app.pane("jobs").query_one(".empty").render())
+        assert "Cannot reach the cluster of context prod" in notice
+        await pilot.press("4")
+        assert visible_panes(app) == ["training"]
+
+
+async def test_no_kubeconfig_says_how_to_connect() -> None:
+    app = HyperdeskApp(Settings(), kubeconfig=None)
+    async with app.run_test():
+        notice = str(app.pane("jobs").query_one(".empty").render())
+        assert "no kubeconfig found" in notice and "hyperdesk demo" in notice
+        assert "no cluster" in topbar_text(app)

@@ -71,6 +71,8 @@ BUILTIN: dict[str, Theme] = {
             boost="ansi_default",
             dark=True,
             variables={
+                "ansi-background": "ansi_black",
+                "ansi-foreground": "ansi_white",
                 "border-blurred": "ansi_bright_black",
                 "block-cursor-foreground": "ansi_black",
                 "block-cursor-background": "ansi_cyan",

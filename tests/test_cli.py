@@ -1,0 +1,77 @@
+"""The `hyperdesk` command run as a user runs it: a subprocess, its output and its exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.plugins.tui import write_kubeconfig
+
+pytestmark = pytest.mark.usefixtures("isolated_home")
+
+
+def hyperdesk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+    )
+
+
+def test_version() -> None:
+    result = hyperdesk("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip().startswith("hyperdesk 0.")
+
+
+def test_get_contexts_merges_the_kubeconfig_list(tmp_path: Path) -> None:
+    first = write_kubeconfig(tmp_path / "a", {"prod": "https://10.0.0.1", "shared": "https://first"}, current="prod",
+                             namespaces={"prod": "hyperpod-ns-team-a"})
+    second = write_kubeconfig(tmp_path / "b", {"dev": "https://10.0.0.2", "shared": "https://second"}, current="dev")
+    env = {"KUBECONFIG": f"{first}{os.pathsep}{second}"}
+
+    table = hyperdesk("get", "contexts", env=env)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["CURRENT", "NAME", "CLUSTER", "AUTHINFO", "NAMESPACE"]
+    assert lines[1].split() == ["*", "prod", "prod-cluster", "prod-user", "hyperpod-ns-team-a"]
+    assert "not-a-real-token" not in table.stdout
+
+    as_json = json.loads(hyperdesk("get", "contexts", "-o", "json", env=env).stdout)
+    assert [c["name"] for c in as_json] == ["prod", "shared", "dev"]
+    assert next(c for c in as_json if c["name"] == "shared")["server"] == "https://first", "the first file wins"
+    assert [c["current"] for c in as_json] == [True, False, False]
+
+    as_yaml = yaml.safe_load(hyperdesk("get", "ctx", "-o", "yaml", env=env).stdout)
+    assert as_yaml == as_json
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("get", "contexts"), 1, "no kubeconfig found"),
+        (("get", "frobs"), 2, 'unknown kind "frobs"'),
+        (("--kubeconfig", "/nonexistent/kubeconfig", "get", "contexts"), 2, "/nonexistent/kubeconfig does not exist"),
+        (("get",), 2, "the following arguments are required: kind"),
+    ],
+)
+def test_errors_are_one_clear_line_and_a_nonzero_exit(args: tuple[str, ...], code: int, message: str) -> None:
+    result = hyperdesk(*args)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_file_fails_headless_commands_with_its_line(isolated_home: Path) -> None:
+    config = isolated_home / "xdg_config_home" / "hyperdesk" / "config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("theme: dark\nreadonly: sometimes\n")
+    result = hyperdesk("get", "contexts")
+    assert result.returncode == 2
+    assert f"{config}:2: readonly: expected true or false" in result.stderr
+    assert "Traceback" not in result.stderr
