@@ -13,18 +13,21 @@ import re
 import signal
 import sys
 from functools import partial
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Footer, Tab, Tabs
 
 from app import commands
 from app.cluster.connection import ClusterConnection, Health
+from app.model.status import describe_stores
 from app.cluster.kubeconfig import Kubeconfig
 from app.config import Settings, data_dir
 from app.screens.dialogs import ConfirmScreen, HelpScreen
@@ -34,11 +37,22 @@ from themes import BUILTIN, DEFAULT, STYLESHEET, load_user_themes
 from widgets.prompt import Prompt
 from widgets.topbar import TopBar, TopBarState
 
+if TYPE_CHECKING:
+    from app.cluster.engine import ClusterEngine
+
 # Which pane opens beside which when split mode is toggled with `v`.
 SPLIT_PARTNER = {"jobs": "training", "training": "jobs", "spaces": "gpus", "gpus": "spaces", "endpoints": "gpus"}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 PROBE_SECONDS = 15.0
 TERMINAL_CHECK_SECONDS = 1.0
+
+
+class StoresChanged(Message):
+    """A store changed (coalesced by the engine: at most one per store per tick)."""
+
+    def __init__(self, store: str) -> None:
+        super().__init__()
+        self.store = store
 
 
 class PaneCommands(Provider):
@@ -102,7 +116,8 @@ class HyperdeskApp(App[None]):
             self.health = Health("error", f"no context {settings.context!r} in kubeconfig")
         else:
             self.health = Health("connecting")
-        self._connection: ClusterConnection | None = None
+        self.engine: ClusterEngine | None = None
+        self._stale_panes: set[str] = set()
         self._mounted = False
         self._register_themes()
         if settings.keys:
@@ -131,7 +146,7 @@ class HyperdeskApp(App[None]):
         for message in self.startup_errors:
             self.notify(message, title="Configuration", severity="error", timeout=20)
         if self.health.state == "connecting":
-            self.probe_cluster()
+            self.connect_cluster()
         if not self.is_headless:
             self._watch_terminal()
 
@@ -151,6 +166,8 @@ class HyperdeskApp(App[None]):
             container.move_child(self.pane(self.split_pane), after=self.pane(self.active_pane))
         for pane_id in PANE_IDS:
             self.pane(pane_id).display = pane_id in visible
+            if pane_id in visible and pane_id in self._stale_panes:
+                self._show_pane_state(self.pane(pane_id))
         container.set_class(self.split_pane is not None, "split")
         tabs = self.query_one(Tabs)
         if tabs.active != self.active_pane:
@@ -297,6 +314,7 @@ class HyperdeskApp(App[None]):
             self.notify(f"{name!r} is not a valid namespace name", severity="error")
             return
         self._show_state()
+        self.rescope()
 
     def _set_context(self, name: str) -> None:
         if self.kubeconfig is None:
@@ -311,7 +329,7 @@ class HyperdeskApp(App[None]):
         self.namespace = context.namespace
         self.health = Health("connecting")
         self._show_state()
-        self.probe_cluster()
+        self.connect_cluster()
 
     def _set_theme(self, name: str) -> None:
         if name not in self.available_themes:
@@ -363,14 +381,20 @@ class HyperdeskApp(App[None]):
                 readonly=self.readonly,
             )
         )
-        notice = self._cluster_notice()
         for pane_id in PANE_IDS:
-            pane = self.pane(pane_id)
-            table = pane.table
-            if table.filter_text and table.total_rows:
-                pane.show_notice(f"filter {table.filter_text!r}: {table.row_count} of {table.total_rows} rows")
-            else:
-                pane.show_notice(notice)
+            self._show_pane_state(self.pane(pane_id))
+
+    def _show_pane_state(self, pane: Pane) -> None:
+        self._stale_panes.discard(pane.pane_id)
+        table = pane.table
+        if table.filter_text and table.total_rows:
+            pane.show_notice(f"filter {table.filter_text!r}: {table.row_count} of {table.total_rows} rows")
+            return
+        notice = self._cluster_notice()
+        if not notice and self.engine is not None and pane.kinds:
+            stores = [self.engine.stores[k] for k in pane.kinds if k in self.engine.stores]
+            notice = f"{pane.purpose}\nWatching: {describe_stores(stores)}"
+        pane.show_notice(notice)
 
     def _cluster_notice(self) -> str:
         state = self.health.state
@@ -385,22 +409,51 @@ class HyperdeskApp(App[None]):
             return f"Cluster error: {self.health.detail}"
         return ""
 
-    @work(exclusive=True, group="probe")
-    async def probe_cluster(self) -> None:
-        """Check the route to the cluster now and every PROBE_SECONDS, off the UI's path."""
+    @work(exclusive=True, group="cluster")
+    async def connect_cluster(self) -> None:
+        """Connect to the current context and keep its stores; check the route every PROBE_SECONDS.
+
+        Exclusive: a context switch cancels this worker, whose `finally` ends every watch of the old context.
+        """
         assert self.kubeconfig is not None
         # The client's import takes half a second: do it in a thread so the screen keeps drawing.
         await asyncio.to_thread(importlib.import_module, "kubernetes.aio.client")
-        if self._connection is not None:
-            await self._connection.close()
-        self._connection = ClusterConnection(list(self.kubeconfig.paths), self.context_name)
+        from app.cluster.engine import ClusterEngine
+
+        context = self.kubeconfig.context(self.context_name)
+        connection = ClusterConnection(list(self.kubeconfig.paths), self.context_name)
+        engine = ClusterEngine(connection, namespace=self.namespace,
+                               fallback_namespace=(context.namespace if context else None) or "default")
+        engine.subscribe(lambda name, changes, store: self.post_message(StoresChanged(name)))
         try:
             while True:
-                self.health = await self._connection.probe()
+                self.health = await connection.probe()
                 self._show_state()
+                if self.health.state == "connected" and self.engine is not engine:
+                    await engine.start(sorted({k for cls in PANE_CLASSES for k in cls.kinds}))
+                    self.engine = engine
+                    self._show_state()
                 await asyncio.sleep(PROBE_SECONDS)
         finally:
-            await self._connection.close()
+            if self.engine is engine:
+                self.engine = None
+            await engine.close()
+
+    @work(exclusive=True, group="scope")
+    async def rescope(self) -> None:
+        if self.engine is not None:
+            await self.engine.set_scope(self.namespace)
+
+    @on(StoresChanged)
+    def _stores_changed(self, message: StoresChanged) -> None:
+        """Visible panes catch up now; hidden ones only note that they must when shown."""
+        for pane_id in PANE_IDS:
+            pane = self.pane(pane_id)
+            if message.store in pane.kinds:
+                if pane.display:
+                    self._show_pane_state(pane)
+                else:
+                    self._stale_panes.add(pane_id)
 
     # ------------------------------------------------------------------------------------- terminal loss
 

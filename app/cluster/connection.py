@@ -1,18 +1,28 @@
-"""The connection to one kubeconfig context, through the asyncio edition of the official client.
+"""The connection to one cluster context, through the asyncio edition of the official client.
 
-The kubernetes client takes about half a second to import, so this module imports it only inside its
-coroutines; callers run those in workers, never before the first frame.
+`ClusterConnection` owns one `kubernetes.aio` ApiClient: the client's kubeconfig loader gives it TLS, bearer tokens,
+client certificates, proxies and exec credential plugins (`aws eks get-token`), and its transport carries every
+request. On top of that transport this module speaks raw JSON (`request`) and raw streams (`stream`): the panes
+never need the generated model classes, and building them is several times slower than `json.loads`.
+
+The kubernetes client takes about half a second to import, so it is imported only inside coroutines; callers run
+those in workers, never before the first frame.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, AsyncIterator, Literal
 
 HealthState = Literal["no-config", "connecting", "connected", "unreachable", "error"]
+
+IN_CLUSTER = "in-cluster"
+"""The context name shown when hyperdesk runs in a pod with a service account and no kubeconfig."""
 
 
 @dataclass(frozen=True)
@@ -22,63 +32,177 @@ class Health:
     server_version: str | None = None
 
 
-class ClusterConnection:
-    """An API client for one context. `open()` loads credentials (running exec plugins), `close()` frees it.
+class ApiError(Exception):
+    """A request the server answered with an error status, or could not be sent at all (status 0)."""
 
-    The kubeconfig files are read, never written (the client's default would persist refreshed tokens).
+    def __init__(self, status: int, message: str, reason: str = "", retry_after: float | None = None,
+                 body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+        self.body = body
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying: the route failed, the server is overloaded or erred, or it timed out."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+class ClusterConnection:
+    """An API client for one context. `open()` loads credentials, `close()` frees the connection pool.
+
+    The kubeconfig files are read, never written (the client's default would persist refreshed tokens). An exec
+    plugin's token is fetched again when it expires, checked before each request.
     """
 
-    def __init__(self, kubeconfig_paths: list[Path], context: str | None, timeout: float = 5.0) -> None:
+    def __init__(self, kubeconfig_paths: list[Path] | None, context: str | None, timeout: float = 10.0) -> None:
         self.kubeconfig_paths = kubeconfig_paths
         self.context = context
         self.timeout = timeout
         self.api_client: Any = None
+        self.server: str | None = None
 
     async def open(self) -> Any:
+        if self.api_client is not None:
+            return self.api_client
         from kubernetes.aio import client, config
 
         configuration = client.Configuration()
-        await config.load_kube_config(
-            config_file=os.pathsep.join(str(p) for p in self.kubeconfig_paths),
-            context=self.context,
-            client_configuration=configuration,
-            persist_config=False,
-        )
+        if self.kubeconfig_paths:
+            loader = await config.load_kube_config(
+                config_file=os.pathsep.join(str(p) for p in self.kubeconfig_paths),
+                context=self.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+            if "exec" in getattr(loader, "_user", {}):
+                configuration.refresh_api_key_hook = _exec_refresher(loader)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+        self.server = configuration.host
         self.api_client = client.ApiClient(configuration=configuration)
         return self.api_client
 
     async def close(self) -> None:
         if self.api_client is not None:
-            await self.api_client.close()
-            self.api_client = None
+            api_client, self.api_client = self.api_client, None
+            await api_client.close()
+
+    async def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
+                    headers: dict[str, str] | None, timeout: float | None) -> Any:
+        api_client = await self.open()
+        params = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
+        header_params = {"Accept": "application/json", **(headers or {})}
+        if body is not None and "Content-Type" not in header_params:
+            header_params["Content-Type"] = "application/json"
+        try:
+            _, url, header_params, body = await api_client.param_serialize(
+                method=method, resource_path=path, query_params=params, header_params=header_params,
+                body=body, auth_settings=["BearerToken"],
+            )
+            response = await api_client.call_api(method, url, header_params=header_params, body=body,
+                                                 _request_timeout=timeout)
+        except asyncio.TimeoutError:
+            raise ApiError(0, f"no answer from {self.server} within {timeout or self.timeout:g} s") from None
+        except Exception as exc:  # noqa: BLE001 - transport failures of every kind become ApiError(0)
+            if isinstance(exc, ApiError):
+                raise
+            raise ApiError(0, _transport_message(exc, self.server)) from None
+        return response.response
+
+    async def request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
+                      headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+        """One request; the decoded JSON answer, or ApiError with the server's own message."""
+        response = await self._send(method, path, query, body, headers, timeout or self.timeout)
+        try:
+            data = await response.read()
+        except Exception as exc:  # noqa: BLE001
+            raise ApiError(0, _transport_message(exc, self.server)) from None
+        finally:
+            response.release()
+        if response.status >= 400:
+            raise _api_error(response.status, response.reason or "", response.headers, data)
+        if not data:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise ApiError(response.status, f"the server answered {path} with something that is not JSON") from None
+
+    @asynccontextmanager
+    async def stream(self, path: str, query: dict[str, Any] | None = None,
+                     headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
+        """A long-lived GET (watch, log follow): yields the aiohttp response, whose `.content` is read by the caller.
+
+        No total timeout: the caller bounds the silence between chunks itself.
+        """
+        from aiohttp import ClientTimeout
+
+        response = await self._send("GET", path, query, None, headers, ClientTimeout(total=None, sock_connect=10))
+        try:
+            if response.status >= 400:
+                data = await response.read()
+                raise _api_error(response.status, response.reason or "", response.headers, data)
+            yield response
+        finally:
+            response.release()
 
     async def probe(self) -> Health:
         """Ask the server its version: the cheapest request that proves the route and the credentials work."""
         try:
-            if self.api_client is None:
-                await self.open()
-            from kubernetes.aio import client
+            info = await self.request("GET", "/version", timeout=5)
+            return Health("connected", server_version=(info or {}).get("gitVersion"))
+        except ApiError as exc:
+            if exc.status == 0:
+                return Health("unreachable", str(exc))
+            if exc.status in (401, 403):
+                return Health("error", f"the server refused the credentials ({exc.status})")
+            return Health("error", f"the server answered {exc.status}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a broken kubeconfig is a state, not a crash
+            return Health("error", f"kubeconfig: {_first_line(exc)}")
 
-            info = await asyncio.wait_for(client.VersionApi(self.api_client).get_code(), self.timeout)
-            return Health("connected", server_version=info.git_version)
-        except asyncio.TimeoutError:
-            return Health("unreachable", f"no answer within {self.timeout:g} s")
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a state the top bar shows
-            return Health(*_describe_failure(exc))
+
+def _exec_refresher(loader: Any):
+    async def refresh(configuration: Any) -> None:
+        # A no-op until the plugin's token is about to expire; then the plugin runs again.
+        await loader.load_from_exec_plugin()
+        if getattr(loader, "token", None):
+            configuration.api_key["BearerToken"] = loader.token
+
+    return refresh
 
 
-def _describe_failure(exc: Exception) -> tuple[HealthState, str]:
-    name = type(exc).__name__
-    if name == "ConfigException":
-        return "error", f"kubeconfig: {exc}"
-    if name == "ApiException":
-        status = getattr(exc, "status", None)
-        if status in (401, 403):
-            return "error", f"the server refused the credentials ({status})"
-        return "error", f"the server answered {status} {getattr(exc, 'reason', '')}".strip()
-    if isinstance(exc, OSError) or "ClientConnector" in name or "ServerDisconnected" in name:
-        return "unreachable", _first_line(exc)
-    return "error", f"{name}: {_first_line(exc)}"
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _api_error(status: int, reason: str, headers: Any, data: bytes) -> ApiError:
+    body: dict[str, Any] | None = None
+    message = f"{status} {reason}".strip()
+    try:
+        decoded = json.loads(data) if data else None
+        if isinstance(decoded, dict):
+            body = decoded
+            message = decoded.get("message") or message
+    except ValueError:
+        text = data.decode("utf-8", "replace").strip()
+        if text:
+            message = text.splitlines()[0][:300]
+    retry_after = None
+    if headers is not None and headers.get("Retry-After"):
+        try:
+            retry_after = float(headers["Retry-After"])
+        except ValueError:
+            retry_after = None
+    return ApiError(status, message, reason=(body or {}).get("reason", reason), retry_after=retry_after, body=body)
+
+
+def _transport_message(exc: Exception, server: str | None) -> str:
+    detail = _first_line(exc)
+    return f"cannot reach {server}: {detail}" if server else detail
 
 
 def _first_line(exc: Exception) -> str:

@@ -21,6 +21,8 @@ class Pane(Vertical):
     key: ClassVar[str]
     columns: ClassVar[tuple[str, ...]]
     purpose: ClassVar[str]
+    kinds: ClassVar[tuple[str, ...]]
+    """The stores (app/cluster/resources.py names) this pane reads."""
 
     DEFAULT_CLASSES = "pane"
 
@@ -51,6 +53,7 @@ class SpacesPane(Pane):
     key = "1"
     columns = ("NAME", "DISPLAY NAME", "OWNER", "APP", "STATUS", "GPUS", "IDLE", "AGE")
     purpose = "Your JupyterLab and Code Editor spaces on the cluster — coming soon."
+    kinds = ("workspaces", "workspacetemplates", "notebooks", "pods")
 
 
 class JobsPane(Pane):
@@ -59,6 +62,8 @@ class JobsPane(Pane):
     key = "2"
     columns = ("NAME", "TEAM", "KIND", "QUEUE", "PRIORITY", "STATE", "POS", "GPUS", "AGE")
     purpose = "The training queue with Kueue task governance — coming soon."
+    kinds = ("hyperpodpytorchjobs", "pytorchjobs", "jobs", "jobsets", "workloads", "localqueues", "clusterqueues",
+             "workloadpriorityclasses", "pods")
 
 
 class GpusPane(Pane):
@@ -67,6 +72,7 @@ class GpusPane(Pane):
     key = "3"
     columns = ("NODE", "GPU", "MODEL", "MIG", "UTIL", "MEMORY", "HOLDER")
     purpose = "Live GPU and MIG utilisation across the cluster, and who holds each GPU — coming soon."
+    kinds = ("nodes", "pods")
 
 
 class TrainingPane(Pane):
@@ -75,6 +81,7 @@ class TrainingPane(Pane):
     key = "4"
     columns = ("RUN", "EXPERIMENT", "STATUS", "STEP", "LOSS", "JOB")
     purpose = "Live loss curves from MLflow, next to the job that produces them — coming soon."
+    kinds = ()
 
 
 class EndpointsPane(Pane):
@@ -83,6 +90,7 @@ class EndpointsPane(Pane):
     key = "5"
     columns = ("NAME", "NAMESPACE", "KIND", "MODEL", "STATE", "READY", "URL")
     purpose = "Inference endpoints, with invoke, load test and scale — coming soon."
+    kinds = ("jumpstartmodels", "inferenceendpointconfigs", "inferenceservices", "pods")
 
 
 PANE_CLASSES: tuple[type[Pane], ...] = (SpacesPane, JobsPane, GpusPane, TrainingPane, EndpointsPane)
