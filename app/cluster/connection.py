@@ -97,7 +97,7 @@ class ClusterConnection:
         if body is not None and "Content-Type" not in header_params:
             header_params["Content-Type"] = "application/json"
         try:
-            _, url, header_params, body = await api_client.param_serialize(
+            _, url, header_params, body, _ = await api_client.param_serialize(
                 method=method, resource_path=path, query_params=params, header_params=header_params,
                 body=body, auth_settings=["BearerToken"],
             )

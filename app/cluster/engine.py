@@ -66,10 +66,10 @@ class ClusterEngine:
                 self.discovery = await discover(self.connection)
             if self._delivery is None:
                 self._delivery = asyncio.create_task(self._deliver(), name="hyperdesk-store-delivery")
-            for name in kinds:
-                if name not in self.stores:
-                    self.stores[name] = Store(name)
-                    await self._start_reflector(KINDS[name])
+            new = [name for name in dict.fromkeys(kinds) if name not in self.stores]
+            for name in new:
+                self.stores[name] = Store(name)
+            await asyncio.gather(*(self._start_reflector(KINDS[name]) for name in new))
 
     async def _start_reflector(self, kind: ResourceKind) -> None:
         store = self.stores[kind.name]
@@ -102,10 +102,11 @@ class ClusterEngine:
         contents (differences only)."""
         async with self._lock:
             self.namespace, self.label_selector = namespace, label_selector
-            for name in [n for n in self.stores if KINDS[n].namespaced]:
-                await self._stop_reflector(name)
+            names = [n for n in self.stores if KINDS[n].namespaced]
+            await asyncio.gather(*(self._stop_reflector(name) for name in names))
+            for name in names:
                 self.stores[name].set_state("syncing")
-                await self._start_reflector(KINDS[name])
+            await asyncio.gather(*(self._start_reflector(KINDS[name]) for name in names))
 
     async def _stop_reflector(self, name: str) -> None:
         task = self._tasks.pop(name, None)
