@@ -117,6 +117,7 @@ class HyperdeskApp(App[None]):
         else:
             self.health = Health("connecting")
         self.engine: ClusterEngine | None = None
+        self._engines: set[ClusterEngine] = set()
         self._stale_panes: set[str] = set()
         self._mounted = False
         self._register_themes()
@@ -425,6 +426,7 @@ class HyperdeskApp(App[None]):
         engine = ClusterEngine(connection, namespace=self.namespace,
                                fallback_namespace=(context.namespace if context else None) or "default")
         engine.subscribe(lambda name, changes, store: self.post_message(StoresChanged(name)))
+        self._engines.add(engine)
         try:
             while True:
                 self.health = await connection.probe()
@@ -437,6 +439,12 @@ class HyperdeskApp(App[None]):
         finally:
             if self.engine is engine:
                 self.engine = None
+            self._engines.discard(engine)
+            await engine.close()
+
+    async def on_unmount(self) -> None:
+        """Close what the cluster worker may not have closed yet: quitting leaves no connection open."""
+        for engine in list(self._engines):
             await engine.close()
 
     @work(exclusive=True, group="scope")
