@@ -1,0 +1,396 @@
+"""Kind-specific behaviour of the real server's registries, for the kinds where users would notice its absence.
+
+- Namespace: `spec.finalizers: [kubernetes]`, phase `Active`, the `kubernetes.io/metadata.name` label; deleting one
+  turns it `Terminating`, deletes its contents and removes it once empty (what the namespace controller does).
+- Pod: defaults and `status.phase: Pending` on create, required containers, and the famous spec immutability.
+- Service: type and port defaults, a cluster IP from 10.96.0.0/12 that never changes.
+- Secret: `stringData` folded into base64 `data`.
+- Job, Deployment: the defaults and generated selector the real registries set.
+- CustomResourceDefinition: validation, status, and (un)registration of the kind it defines.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .catalog import CRD_KIND, NAMESPACE_KIND
+from .crds import crd_status, kind_from_crd, validate_crd
+from .errors import FieldError, forbidden, invalid, required
+from .store import ADDED, DELETED, MODIFIED
+
+if TYPE_CHECKING:
+    from .kinds import Kind
+    from .resources import ResourceStorage
+    from .store import Event, Store
+
+__all__ = ["NAMESPACE_KIND", "Strategy", "namespace_content_removed", "strategy_for"]
+
+
+class Strategy:
+    """Hooks of one kind's registry. The defaults do nothing, which is right for most kinds."""
+
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        """Set defaults and server-owned fields on a new object (before validation)."""
+
+    def prepare_for_update(self, storage: ResourceStorage, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Carry over or default fields on an update (before validation)."""
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        """Rules that only apply to changes (immutability); skipped for controller writes."""
+        return []
+
+    def prepare_for_delete(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        """Adjust an object that just received its `deletionTimestamp`."""
+
+    def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
+        return []
+
+    def finalized(self, obj: dict[str, Any]) -> bool:
+        """Whether nothing but `metadata.finalizers` holds the object back from removal."""
+        return True
+
+    def after_commit(self, storage: ResourceStorage, event: Event) -> None:
+        """React to a committed change of this kind."""
+
+
+# --- Namespace -----------------------------------------------------------------------------------------------
+
+
+class NamespaceStrategy(Strategy):
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        obj["spec"] = {"finalizers": ["kubernetes"]}
+        obj["status"] = {"phase": "Active"}
+        self._label(obj)
+
+    def prepare_for_update(self, storage: ResourceStorage, new: dict[str, Any], old: dict[str, Any]) -> None:
+        new["spec"] = old.get("spec") or {}  # spec.finalizers only change through the namespace controller
+        self._label(new)
+
+    @staticmethod
+    def _label(obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        meta["labels"] = {**(meta.get("labels") or {}), "kubernetes.io/metadata.name": meta.get("name", "")}
+
+    def prepare_for_delete(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        obj["status"] = {**(obj.get("status") or {}), "phase": "Terminating"}
+
+    def finalized(self, obj: dict[str, Any]) -> bool:
+        return not (obj.get("spec") or {}).get("finalizers")
+
+    def after_commit(self, storage: ResourceStorage, event: Event) -> None:
+        if event.type != MODIFIED or event.old is None:
+            return
+        if event.object["metadata"].get("deletionTimestamp") and not event.old.obj["metadata"].get("deletionTimestamp"):
+            namespace = event.object["metadata"]["name"]
+            store = storage.store
+            for kind, stored in store.objects_in_namespace(namespace):
+                if store.lookup(kind, namespace, stored.key[1]) is not None:
+                    store.resource(kind).delete(namespace, stored.key[1])
+            namespace_content_removed(store, namespace)
+
+
+def namespace_content_removed(store: Store, namespace: str) -> None:
+    """Remove a terminating namespace once its last object is gone (the namespace controller's final step)."""
+    ns = store.lookup(NAMESPACE_KIND, "", namespace)
+    if ns is None or not ns.obj["metadata"].get("deletionTimestamp") or not store.namespace_is_empty(namespace):
+        return
+    if ns.obj["metadata"].get("finalizers"):
+        return
+    final = {**ns.obj, "metadata": dict(ns.obj["metadata"]), "spec": {}}
+    store.resource(NAMESPACE_KIND).remove(ns, final)
+
+
+# --- Pod --------------------------------------------------------------------------------------------------------
+
+# Fields of a pod spec that an update may change (everything else is immutable once created).
+_MUTABLE_POD_FIELDS = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds", "schedulingGates")
+
+
+def _qos_class(spec: dict[str, Any]) -> str:
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    requests_any = limits_all = False
+    guaranteed = bool(containers)
+    for container in containers:
+        resources = container.get("resources") or {}
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        requests_any = requests_any or bool(requests) or bool(limits)
+        for resource in ("cpu", "memory"):
+            if resource not in limits or requests.get(resource, limits[resource]) != limits[resource]:
+                guaranteed = False
+        limits_all = limits_all or bool(limits)
+    if guaranteed:
+        return "Guaranteed"
+    return "Burstable" if requests_any or limits_all else "BestEffort"
+
+
+class PodStrategy(Strategy):
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("schedulerName", "default-scheduler")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("serviceAccountName", "default")
+        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            if not isinstance(container, dict):
+                continue
+            image = str(container.get("image", ""))
+            tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
+            latest = not tagged or image.endswith(":latest")
+            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+        if "status" not in obj:
+            obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+
+    def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict) or not spec.get("containers"):
+            return [required("spec.containers")]
+        problems = []
+        names: set[str] = set()
+        for index, container in enumerate(spec["containers"]):
+            if not isinstance(container, dict):
+                problems.append(invalid(f"spec.containers[{index}]", container, "must be an object"))
+                continue
+            if not container.get("name"):
+                problems.append(required(f"spec.containers[{index}].name"))
+            elif container["name"] in names:
+                problems.append(FieldError("FieldValueDuplicate", f"spec.containers[{index}].name", "", container["name"], True))
+            names.add(container.get("name", ""))
+            if not container.get("image"):
+                problems.append(required(f"spec.containers[{index}].image"))
+        return problems
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        if new.get("spec") is old.get("spec"):
+            return []
+
+        def frozen(spec: dict[str, Any]) -> dict[str, Any]:
+            spec = {k: v for k, v in (spec or {}).items() if k not in _MUTABLE_POD_FIELDS}
+            for field in ("containers", "initContainers"):
+                if field in spec:
+                    spec[field] = [{k: v for k, v in c.items() if k != "image"} for c in spec[field]]
+            return spec
+
+        if frozen(new.get("spec") or {}) != frozen(old.get("spec") or {}):
+            return [
+                forbidden(
+                    "spec",
+                    "pod updates may not change fields other than `spec.containers[*].image`,"
+                    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions "
+                    "to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it "
+                    "was previously negative)",
+                )
+            ]
+        return []
+
+
+# --- Service ----------------------------------------------------------------------------------------------------
+
+_SERVICE_RANGE = ipaddress.ip_network("10.96.0.0/12")
+
+
+class ServiceStrategy(Strategy):
+    def __init__(self) -> None:
+        self._next = 1
+
+    def _allocate(self, storage: ResourceStorage) -> str:
+        used = {
+            s.obj.get("spec", {}).get("clusterIP") for s in storage.store.table(storage.kind).objects.values()
+        }
+        while True:
+            address = str(_SERVICE_RANGE[self._next])
+            self._next += 1
+            if address not in used:
+                return address
+
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        spec.setdefault("type", "ClusterIP")
+        if spec["type"] != "ExternalName":
+            if not spec.get("clusterIP"):
+                spec["clusterIP"] = self._allocate(storage)
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        spec.setdefault("sessionAffinity", "None")
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+        obj.setdefault("status", {"loadBalancer": {}})
+
+    def prepare_for_update(self, storage: ResourceStorage, new: dict[str, Any], old: dict[str, Any]) -> None:
+        spec, old_spec = new.get("spec"), old.get("spec") or {}
+        if isinstance(spec, dict):
+            spec = new["spec"] = dict(spec)
+            for field in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                if field in old_spec and not spec.get(field):
+                    spec[field] = old_spec[field]
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        before, after = (old.get("spec") or {}).get("clusterIP"), (new.get("spec") or {}).get("clusterIP")
+        if before and after != before:
+            return [invalid("spec.clusterIPs[0]", after, "may not change once set")]
+        return []
+
+    def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return [required("spec")]
+        if spec.get("type") != "ExternalName" and not spec.get("ports") and spec.get("clusterIP") != "None":
+            return [required("spec.ports")]
+        return []
+
+
+# --- Secret ------------------------------------------------------------------------------------------------------
+
+
+class SecretStrategy(Strategy):
+    @staticmethod
+    def _fold(obj: dict[str, Any]) -> None:
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None) or {}
+        if string_data:
+            data = obj["data"] = dict(obj.get("data") or {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        self._fold(obj)
+
+    def prepare_for_update(self, storage: ResourceStorage, new: dict[str, Any], old: dict[str, Any]) -> None:
+        self._fold(new)
+
+    def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
+        problems = []
+        for key, value in (obj.get("data") or {}).items():
+            try:
+                base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError):
+                problems.append(invalid(f"data[{key}]", "<secret contents redacted>", "illegal base64 data"))
+        return problems
+
+
+# --- Job, Deployment -----------------------------------------------------------------------------------------------
+
+
+class JobStrategy(Strategy):
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        if spec.get("completions") is None and spec.get("parallelism") is None:
+            spec["completions"] = 1
+            spec["parallelism"] = 1
+        spec.setdefault("parallelism", 1)
+        spec.setdefault("backoffLimit", 6)
+        spec.setdefault("completionMode", "NonIndexed")
+        spec.setdefault("suspend", False)
+        uid = obj["metadata"]["uid"]
+        name = obj["metadata"].get("name", "")
+        if not spec.get("manualSelector"):
+            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+            template = spec.setdefault("template", {})
+            if isinstance(template, dict):
+                meta = template.setdefault("metadata", {})
+                meta["labels"] = {
+                    **(meta.get("labels") or {}),
+                    "batch.kubernetes.io/controller-uid": uid,
+                    "batch.kubernetes.io/job-name": name,
+                    "controller-uid": uid,
+                    "job-name": name,
+                }
+
+    def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
+        template = (obj.get("spec") or {}).get("template") or {}
+        if not (template.get("spec") or {}).get("containers"):
+            return [required("spec.template.spec.containers")]
+        restart = (template.get("spec") or {}).get("restartPolicy")
+        if restart not in ("Never", "OnFailure"):
+            return [errors.not_supported("spec.template.spec.restartPolicy", restart or "Always", ["OnFailure", "Never"])]
+        return []
+
+
+class DeploymentStrategy(Strategy):
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        spec.setdefault(
+            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+        )
+
+    def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        selector = spec.get("selector")
+        if not selector:
+            return [required("spec.selector")]
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        wanted = selector.get("matchLabels") or {}
+        if any(labels.get(k) != v for k, v in wanted.items()):
+            rendered = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items())) + "}"
+            return [invalid("spec.template.metadata.labels", rendered, "`selector` does not match template `labels`")]
+        return []
+
+
+# --- CustomResourceDefinition ------------------------------------------------------------------------------------
+
+
+class CustomResourceDefinitionStrategy(Strategy):
+    def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
+        return validate_crd(obj)
+
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        if not validate_crd(copy.deepcopy(obj)):
+            obj["status"] = crd_status(obj, None)
+
+    def prepare_for_update(self, storage: ResourceStorage, new: dict[str, Any], old: dict[str, Any]) -> None:
+        if not validate_crd(copy.deepcopy(new)):
+            new["status"] = crd_status(new, old)
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        before, after = (old.get("spec") or {}).get("group"), (new.get("spec") or {}).get("group")
+        if before != after:
+            return [invalid("spec.group", after, "field is immutable")]
+        return []
+
+    def after_commit(self, storage: ResourceStorage, event: Event) -> None:
+        registry = storage.store.registry
+        if event.type in (ADDED, MODIFIED) and not event.object["metadata"].get("deletionTimestamp"):
+            registry.register(kind_from_crd(event.object))
+        elif event.type == DELETED:
+            spec = event.object["spec"]
+            gone = registry.lookup_any(spec["group"], spec["names"]["plural"])
+            if registry.unregister(spec["group"], spec["names"]["plural"]) is None and gone is not None:
+                storage.store.drop_kind(gone)
+
+
+def strategy_for(kind: Kind) -> Strategy:
+    """The strategy of a kind: specific ones for the built-in kinds listed above, the default otherwise."""
+    if not kind.builtin:
+        return Strategy()
+    specific: dict[tuple[str, str], type[Strategy]] = {
+        ("", "namespaces"): NamespaceStrategy,
+        ("", "pods"): PodStrategy,
+        ("", "services"): ServiceStrategy,
+        ("", "secrets"): SecretStrategy,
+        ("batch", "jobs"): JobStrategy,
+        ("apps", "deployments"): DeploymentStrategy,
+        (CRD_KIND.group, CRD_KIND.plural): CustomResourceDefinitionStrategy,
+    }
+    return specific.get((kind.group, kind.plural), Strategy)()
