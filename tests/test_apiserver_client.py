@@ -1,0 +1,420 @@
+"""The REST core driven by the official client (sync `kubernetes.client` and `kubernetes.aio`), over real sockets."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import aiohttp
+import pytest
+from kubernetes import client
+from kubernetes.aio import client as aio_client
+from kubernetes.aio import config as aio_config
+
+from app.demo.apiserver import LocalApiServer, ServerThread
+
+KUEUE = ("kueue.x-k8s.io", "v1beta2")
+WORKLOADS_CRD = "/work/shared/reference/crds/kueue.x-k8s.io_workloads.yaml"
+
+
+def pod(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]},
+    }
+
+
+def workload(name: str, namespace: str = "default", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def status_of(exc: client.ApiException) -> dict[str, Any]:
+    body = json.loads(exc.body)
+    assert body["kind"] == "Status" and body["apiVersion"] == "v1" and body["status"] == "Failure"
+    assert body["code"] == exc.status
+    return body
+
+
+# --- objects: identity, versions, errors ---------------------------------------------------------------------------
+
+
+def test_create_get_sets_server_fields_and_rejects_duplicates(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    created = core.create_namespaced_pod("default", pod("p1"))
+    assert created.metadata.uid and created.metadata.creation_timestamp
+    assert created.status.phase == "Pending"
+    fetched = core.read_namespaced_pod("p1", "default")
+    assert fetched.metadata.resource_version == created.metadata.resource_version
+    with pytest.raises(client.ApiException) as caught:
+        core.create_namespaced_pod("default", pod("p1"))
+    body = status_of(caught.value)
+    assert (caught.value.status, body["reason"], body["message"]) == (409, "AlreadyExists", 'pods "p1" already exists')
+    assert body["details"] == {"name": "p1", "kind": "pods"}
+
+
+def test_resource_version_is_cluster_wide_and_monotonic(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    versions = [
+        int(core.create_namespaced_config_map("default", {"metadata": {"name": f"c{i}"}}).metadata.resource_version)
+        for i in range(3)
+    ]
+    versions.append(int(core.create_namespace({"metadata": {"name": "team-a"}}).metadata.resource_version))
+    versions.append(int(core.list_namespaced_config_map("default").metadata.resource_version))
+    assert versions == sorted(versions) and len(set(versions[:4])) == 4
+    assert versions[4] == versions[3], "a LIST reports the latest committed revision"
+
+
+def test_missing_objects_namespaces_and_kinds_are_404(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    with pytest.raises(client.ApiException) as caught:
+        core.read_namespaced_pod("ghost", "default")
+    assert status_of(caught.value)["message"] == 'pods "ghost" not found'
+    with pytest.raises(client.ApiException) as caught:
+        core.create_namespaced_pod("nowhere", pod("p", "nowhere"))
+    assert status_of(caught.value)["message"] == 'namespaces "nowhere" not found'
+    custom = client.CustomObjectsApi(k8s_client)
+    with pytest.raises(client.ApiException) as caught:
+        custom.list_namespaced_custom_object("example.com", "v1", "default", "widgets")
+    assert caught.value.status == 404
+    assert status_of(caught.value)["message"] == "the server could not find the requested resource"
+
+
+def test_update_uses_optimistic_concurrency(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    core.create_namespaced_config_map("default", {"metadata": {"name": "cfg"}, "data": {"a": "1"}})
+    first = core.read_namespaced_config_map("cfg", "default")
+    second = core.read_namespaced_config_map("cfg", "default")
+    first.data = {"a": "2"}
+    updated = core.replace_namespaced_config_map("cfg", "default", first)
+    assert int(updated.metadata.resource_version) > int(second.metadata.resource_version)
+    second.data = {"a": "3"}
+    with pytest.raises(client.ApiException) as caught:
+        core.replace_namespaced_config_map("cfg", "default", second)
+    body = status_of(caught.value)
+    assert (caught.value.status, body["reason"]) == (409, "Conflict")
+    assert body["message"] == (
+        'Operation cannot be fulfilled on configmaps "cfg": the object has been modified; please apply your '
+        "changes to the latest version and try again"
+    )
+    assert core.read_namespaced_config_map("cfg", "default").data == {"a": "2"}
+
+
+def test_generation_follows_spec_changes_only(apiserver_thread: ServerThread, k8s_client: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(k8s_client)
+    created = custom.create_namespaced_custom_object(*KUEUE, "default", "workloads", workload("w", queueName="q"))
+    assert created["metadata"]["generation"] == 1
+    labelled = custom.patch_namespaced_custom_object(
+        *KUEUE, "default", "workloads", "w", {"metadata": {"labels": {"a": "b"}}}
+    )
+    assert labelled["metadata"]["generation"] == 1
+    status = custom.patch_namespaced_custom_object_status(
+        *KUEUE, "default", "workloads", "w", {"status": {"conditions": [{"type": "QuotaReserved", "status": "True"}]}}
+    )
+    assert status["metadata"]["generation"] == 1 and status["status"]["conditions"][0]["type"] == "QuotaReserved"
+    respec = custom.patch_namespaced_custom_object(*KUEUE, "default", "workloads", "w", {"spec": {"queueName": "r"}})
+    assert respec["metadata"]["generation"] == 2
+    assert respec["status"] == status["status"], "a main-resource write keeps the status"
+    ignored = custom.patch_namespaced_custom_object(*KUEUE, "default", "workloads", "w", {"status": {"x": 1}})
+    assert ignored["status"] == status["status"], "status changes through the main resource are ignored"
+
+
+def test_status_is_dropped_on_create_of_status_subresource_kinds(k8s_client: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(k8s_client)
+    body = workload("w2", queueName="q")
+    body["status"] = {"admission": {"clusterQueue": "cq"}}
+    assert "status" not in custom.create_namespaced_custom_object(*KUEUE, "default", "workloads", body)
+
+
+def test_both_kueue_versions_serve_the_same_objects(k8s_client: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(k8s_client)
+    custom.create_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", "default", "workloads",
+                                           {**workload("old"), "apiVersion": "kueue.x-k8s.io/v1beta1"})
+    listed = custom.list_namespaced_custom_object(*KUEUE, "default", "workloads")
+    assert [(i["apiVersion"], i["metadata"]["name"]) for i in listed["items"]] == [("kueue.x-k8s.io/v1beta2", "old")]
+    old = custom.get_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", "default", "workloads", "old")
+    assert old["apiVersion"] == "kueue.x-k8s.io/v1beta1"
+
+
+def test_generate_name_and_dry_run(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    body = pod("")
+    body["metadata"] = {"generateName": "train-"}
+    made = core.create_namespaced_pod("default", body)
+    assert made.metadata.name.startswith("train-") and len(made.metadata.name) == len("train-") + 5
+    dry = core.create_namespaced_pod("default", pod("dry"), dry_run="All")
+    assert dry.metadata.name == "dry"
+    with pytest.raises(client.ApiException):
+        core.read_namespaced_pod("dry", "default")
+    core.delete_namespaced_pod(made.metadata.name, "default", dry_run="All")
+    assert core.read_namespaced_pod(made.metadata.name, "default").metadata.name == made.metadata.name
+
+
+# --- patch ------------------------------------------------------------------------------------------------------------
+
+
+def test_patch_flavours(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    spec = pod("p", app="x")
+    spec["spec"]["containers"].append({"name": "side", "image": "envoy:1"})
+    core.create_namespaced_pod("default", spec)
+    # dict body: the client sends a strategic merge patch; containers merge by name.
+    patched = core.patch_namespaced_pod("p", "default", {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}})
+    assert [(c.name, c.image) for c in patched.spec.containers] == [("main", "busybox:1.37"), ("side", "envoy:1")]
+    # list body: a JSON patch.
+    patched = core.patch_namespaced_pod("p", "default", [{"op": "add", "path": "/metadata/labels/tier", "value": "gpu"}])
+    assert patched.metadata.labels == {"app": "x", "tier": "gpu"}
+    # merge patch, explicitly.
+    patched = core.patch_namespaced_pod(
+        "p", "default", {"metadata": {"labels": {"app": None}}}, _content_type="application/merge-patch+json"
+    )
+    assert patched.metadata.labels == {"tier": "gpu"}
+    with pytest.raises(client.ApiException) as caught:
+        core.patch_namespaced_pod("p", "default", [{"op": "remove", "path": "/spec/nothing"}])
+    assert caught.value.status == 422
+
+
+def test_strategic_merge_patch_on_a_custom_resource_is_415(k8s_client: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(k8s_client)
+    custom.create_namespaced_custom_object(*KUEUE, "default", "workloads", workload("w"))
+    with pytest.raises(client.ApiException) as caught:
+        custom.patch_namespaced_custom_object(
+            *KUEUE, "default", "workloads", "w", {"spec": {}}, _content_type="application/strategic-merge-patch+json"
+        )
+    assert caught.value.status == 415 and status_of(caught.value)["reason"] == "UnsupportedMediaType"
+
+
+def test_pod_spec_is_immutable_except_images(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    core.create_namespaced_pod("default", pod("p"))
+    with pytest.raises(client.ApiException) as caught:
+        core.patch_namespaced_pod("p", "default", {"spec": {"restartPolicy": "Never"}})
+    assert caught.value.status == 422
+    assert "pod updates may not change fields other than" in status_of(caught.value)["message"]
+    assert core.patch_namespaced_pod("p", "default", {"spec": {"containers": [{"name": "main", "image": "b:2"}]}})
+
+
+def test_scale_subresource(k8s_client: client.ApiClient) -> None:
+    apps = client.AppsV1Api(k8s_client)
+    apps.create_namespaced_deployment(
+        "default",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            },
+        },
+    )
+    scale = apps.read_namespaced_deployment_scale("web", "default")
+    assert (scale.kind, scale.spec.replicas) == ("Scale", 1)
+    apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
+    deployment = apps.read_namespaced_deployment("web", "default")
+    assert deployment.spec.replicas == 4 and deployment.metadata.generation == 2
+
+
+# --- delete -----------------------------------------------------------------------------------------------------------
+
+
+def test_finalizers_defer_deletion(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    body = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    core.create_namespaced_config_map("default", body)
+    core.delete_namespaced_config_map("held", "default")
+    pending = core.read_namespaced_config_map("held", "default")
+    assert pending.metadata.deletion_timestamp is not None
+    with pytest.raises(client.ApiException) as caught:
+        core.patch_namespaced_config_map("held", "default", {"metadata": {"finalizers": ["example.com/hold", "x/y"]}})
+    assert "no new finalizers can be added if the object is being deleted" in status_of(caught.value)["message"]
+    core.patch_namespaced_config_map("held", "default", {"metadata": {"finalizers": None}})
+    with pytest.raises(client.ApiException) as caught:
+        core.read_namespaced_config_map("held", "default")
+    assert caught.value.status == 404
+
+
+def test_namespace_deletion_terminates_then_removes_contents(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    core.create_namespace({"metadata": {"name": "doomed"}})
+    core.create_namespaced_pod("doomed", pod("a", "doomed"))
+    held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    core.create_namespaced_config_map("doomed", held)
+    core.delete_namespace("doomed")
+    namespace = core.read_namespace("doomed")
+    assert namespace.status.phase == "Terminating"
+    assert core.list_namespaced_pod("doomed").items == []
+    with pytest.raises(client.ApiException) as caught:
+        core.create_namespaced_pod("doomed", pod("b", "doomed"))
+    assert caught.value.status == 403
+    assert "because it is being terminated" in status_of(caught.value)["message"]
+    core.patch_namespaced_config_map("held", "doomed", {"metadata": {"finalizers": None}})
+    with pytest.raises(client.ApiException) as caught:
+        core.read_namespace("doomed")
+    assert caught.value.status == 404
+
+
+def test_delete_preconditions(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    core.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
+    with pytest.raises(client.ApiException) as caught:
+        core.delete_namespaced_config_map("c", "default", body=client.V1DeleteOptions(preconditions={"uid": "other"}))
+    assert caught.value.status == 409 and "Precondition failed: UID in precondition: other" in caught.value.body
+    assert core.delete_namespaced_config_map("c", "default")["status"] == "Success"
+
+
+# --- validation ----------------------------------------------------------------------------------------------------
+
+
+def test_names_and_labels_are_validated(k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    with pytest.raises(client.ApiException) as caught:
+        core.create_namespaced_pod("default", pod("Bad_Name"))
+    body = status_of(caught.value)
+    assert caught.value.status == 422 and body["reason"] == "Invalid"
+    assert body["message"].startswith('Pod "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain')
+    assert body["details"]["causes"][0]["field"] == "metadata.name"
+    with pytest.raises(client.ApiException) as caught:
+        core.create_namespaced_pod("default", pod("ok", **{"bad key": "v"}))
+    assert "metadata.labels: Invalid value: \"bad key\"" in status_of(caught.value)["message"]
+
+
+def test_crd_schema_rejects_invalid_objects_and_nothing_is_written(
+    apiserver_thread: ServerThread, k8s_client: client.ApiClient
+) -> None:
+    import yaml
+
+    with open(WORKLOADS_CRD) as handle:
+        client.ApiextensionsV1Api(k8s_client).create_custom_resource_definition(yaml.safe_load(handle))
+    custom = client.CustomObjectsApi(k8s_client)
+    before = apiserver_thread.store.resource_version
+    v1beta1 = {**workload("x"), "apiVersion": "kueue.x-k8s.io/v1beta1"}
+    with pytest.raises(client.ApiException) as caught:
+        custom.create_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", "default", "workloads", v1beta1)
+    body = status_of(caught.value)
+    assert caught.value.status == 422
+    assert body["message"] == 'Workload.kueue.x-k8s.io "x" is invalid: spec.podSets: Required value'
+    assert body["details"]["causes"] == [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.podSets"}]
+    assert apiserver_thread.store.resource_version == before
+    valid = workload("ok", podSets=[{"name": "main", "count": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}])
+    created = custom.create_namespaced_custom_object(*KUEUE, "default", "workloads", valid)
+    assert created["spec"]["active"] is True, "schema defaults are applied"
+    with pytest.raises(client.ApiException) as caught:
+        custom.patch_namespaced_custom_object(*KUEUE, "default", "workloads", "ok", {"spec": {"active": "yes"}})
+    assert 'spec.active: Invalid value: "string": spec.active in body must be of type boolean' in status_of(caught.value)["message"]
+    assert custom.get_namespaced_custom_object(*KUEUE, "default", "workloads", "ok")["spec"]["active"] is True
+    selected = custom.list_namespaced_custom_object(
+        *KUEUE, "default", "workloads", field_selector="status.admission.clusterQueue="
+    )
+    assert [w["metadata"]["name"] for w in selected["items"]] == ["ok"], "CRD selectableFields work as field selectors"
+
+
+def test_malformed_bodies_are_400(apiserver_thread: ServerThread) -> None:
+    for payload, content_type in ((b'{"metadata": ', "application/json"), (b"a: [b", "application/yaml")):
+        request = urllib.request.Request(
+            f"{apiserver_thread.url}/api/v1/namespaces/default/configmaps",
+            data=payload,
+            method="POST",
+            headers={"Content-Type": content_type},
+        )
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=5)
+        body = json.loads(caught.value.read())
+        assert (caught.value.code, body["kind"], body["reason"]) == (400, "Status", "BadRequest")
+    assert apiserver_thread.store.list("v1", "ConfigMap", "default") == []
+
+
+# --- LIST: selectors, pagination, resourceVersion ----------------------------------------------------------------------
+
+
+def test_label_and_field_selectors(apiserver_thread: ServerThread, k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    for name, labels in (("a", {"app": "x", "tier": "gpu"}), ("b", {"app": "y"}), ("c", {})):
+        core.create_namespaced_pod("default", pod(name, **labels))
+    apiserver_thread.store.patch("v1", "Pod", "b", {"status": {"phase": "Running"}}, "default", subresource="status")
+
+    def names(**query: str) -> list[str]:
+        return [p.metadata.name for p in core.list_namespaced_pod("default", **query).items]
+
+    assert names(label_selector="app=x") == ["a"]
+    assert names(label_selector="app in (x,y),tier notin (cpu)") == ["a", "b"]
+    assert names(label_selector="!app") == ["c"]
+    assert names(label_selector="app,app!=x") == ["b"]
+    assert names(field_selector="status.phase=Running") == ["b"]
+    assert names(field_selector="metadata.name!=a,status.phase=Pending") == ["c"]
+    with pytest.raises(client.ApiException) as caught:
+        core.list_namespaced_pod("default", field_selector="spec.bogus=1")
+    assert (caught.value.status, status_of(caught.value)["message"]) == (400, "field label not supported: spec.bogus")
+
+
+def test_pagination_returns_every_object_once_while_writes_happen(
+    apiserver_thread: ServerThread, k8s_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(k8s_client)
+    names = {f"cm-{i:03d}" for i in range(120)}
+    for name in names:
+        apiserver_thread.store.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}})
+    seen: list[str] = []
+    token = None
+    rvs = set()
+    for page_number in range(100):
+        page = core.list_namespaced_config_map("default", limit=25, _continue=token)
+        seen.extend(item.metadata.name for item in page.items)
+        rvs.add(page.metadata.resource_version)
+        # Writes between pages: new objects, changed objects, deleted objects.
+        apiserver_thread.store.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"aa-new-{page_number}", "namespace": "default"}})
+        apiserver_thread.store.patch("v1", "ConfigMap", "cm-119", {"data": {"n": str(page_number)}}, "default")
+        token = page.metadata._continue
+        if not token:
+            break
+    assert sorted(seen) == sorted(names), "a paginated LIST is one consistent snapshot"
+    assert len(rvs) == 1
+
+
+def test_list_resource_version_semantics(apiserver_thread: ServerThread, k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    core.create_namespaced_config_map("default", {"metadata": {"name": "one"}})
+    then = core.list_namespaced_config_map("default").metadata.resource_version
+    core.create_namespaced_config_map("default", {"metadata": {"name": "two"}})
+    exact = core.list_namespaced_config_map("default", resource_version=then, resource_version_match="Exact")
+    assert [i.metadata.name for i in exact.items] == ["one"] and exact.metadata.resource_version == then
+    assert len(core.list_namespaced_config_map("default", resource_version="0").items) == 2
+    with pytest.raises(client.ApiException) as caught:
+        core.list_namespaced_config_map("default", resource_version="99999")
+    assert caught.value.status == 504 and "Too large resource version" in caught.value.body
+    apiserver_thread.call(apiserver_thread.server.store.compact)
+    with pytest.raises(client.ApiException) as caught:
+        core.list_namespaced_config_map("default", resource_version=then, resource_version_match="Exact")
+    assert caught.value.status == 410
+
+
+# --- async client -----------------------------------------------------------------------------------------------------
+
+
+async def test_aio_client_round_trip(apiserver: LocalApiServer) -> None:
+    api_client = await aio_config.new_client_from_config(str(apiserver.kubeconfig_path))
+    async with api_client:
+        core = aio_client.CoreV1Api(api_client)
+        await core.create_namespaced_pod("default", pod("p", app="x"))
+        listed = await core.list_namespaced_pod("default", label_selector="app=x")
+        assert [p.metadata.name for p in listed.items] == ["p"]
+        patched = await core.patch_namespaced_pod("p", "default", {"metadata": {"labels": {"app": "y"}}})
+        assert patched.metadata.labels == {"app": "y"}
+        assert apiserver.store.get("v1", "Pod", "p", "default")["metadata"]["labels"] == {"app": "y"}
+        await core.delete_namespaced_pod("p", "default")
+        assert (await core.list_namespaced_pod("default")).items == []
+
+
+async def test_raw_list_carries_kind_and_api_version(apiserver: LocalApiServer) -> None:
+    apiserver.store.create(pod("p"))
+    async with aiohttp.ClientSession() as session, session.get(f"{apiserver.url}/api/v1/pods") as response:
+        body = await response.json()
+    assert (body["kind"], body["apiVersion"]) == ("PodList", "v1")
+    assert [item["metadata"]["name"] for item in body["items"]] == ["p"]
+    assert body["items"][0]["kind"] == "Pod"
