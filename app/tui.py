@@ -439,8 +439,8 @@ class HyperdeskApp(App[None]):
         finally:
             if self.engine is engine:
                 self.engine = None
-            self._engines.discard(engine)
             await engine.close()
+            self._engines.discard(engine)
 
     async def on_unmount(self) -> None:
         """Close what the cluster worker may not have closed yet: quitting leaves no connection open."""

@@ -122,14 +122,16 @@ class ClusterEngine:
         return await self.connection.request("GET", kind.path(version, namespace, object_name))
 
     async def close(self) -> None:
-        for name in list(self._tasks):
-            await self._stop_reflector(name)
-        if self._delivery is not None:
-            self._delivery.cancel()
-            await asyncio.gather(self._delivery, return_exceptions=True)
-            self._delivery = None
-        self.flush()
-        await self.connection.close()
+        """End every watch and the connection; safe to call twice, and the connection closes even if cancelled."""
+        try:
+            await asyncio.gather(*(self._stop_reflector(name) for name in list(self._tasks)))
+            if self._delivery is not None:
+                self._delivery.cancel()
+                await asyncio.gather(self._delivery, return_exceptions=True)
+                self._delivery = None
+            self.flush()
+        finally:
+            await self.connection.close()
 
     def flush(self) -> None:
         """Deliver what changed since the last tick: one call per store with changes."""
