@@ -60,12 +60,13 @@ def load_kubeconfig(explicit: str | None = None, environ: Mapping[str, str] | No
     Returns None when no file exists. Raises KubeconfigError for an explicit file that is missing or for a file
     that is not a kubeconfig.
     """
-    paths = kubeconfig_paths(explicit, environ)
+    env = os.environ if environ is None else environ
+    paths = kubeconfig_paths(explicit, env)
     existing = [p for p in paths if p.is_file()]
     if explicit and not existing:
         raise KubeconfigError(f"kubeconfig {paths[0]} does not exist")
     if not existing:
-        return None
+        return in_cluster(env)
     contexts: dict[str, dict] = {}
     clusters: dict[str, dict] = {}
     current: str | None = None
@@ -95,6 +96,22 @@ def load_kubeconfig(explicit: str | None = None, environ: Mapping[str, str] | No
         for name, ctx in contexts.items()
     )
     return Kubeconfig(paths=tuple(existing), contexts=parsed, current_context=current)
+
+
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def in_cluster(environ: Mapping[str, str]) -> Kubeconfig | None:
+    """Inside a pod with a service account and no kubeconfig: one context, `in-cluster`, with no file behind it
+    (the connection then loads the service account's credentials)."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not (host and port and SERVICE_ACCOUNT_TOKEN.is_file()):
+        return None
+    namespace_file = SERVICE_ACCOUNT_TOKEN.with_name("namespace")
+    namespace = namespace_file.read_text().strip() if namespace_file.is_file() else None
+    context = Context(name="in-cluster", cluster="in-cluster", user="service-account", namespace=namespace,
+                      server=f"https://{host}:{port}")
+    return Kubeconfig(paths=(), contexts=(context,), current_context="in-cluster")
 
 
 def _short(exc: Exception) -> str:

@@ -13,6 +13,7 @@ Responses are parsed as raw JSON and trimmed; no generated model object is ever 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import random
@@ -138,6 +139,10 @@ class Reflector:
             meta = page.get("metadata") or {}
             resource_version = meta.get("resourceVersion") or resource_version
             token = meta.get("continue")
+            # The objects just parsed live as long as the store: move them out of the cyclic collector's sight,
+            # or every later collection walks them all again (at 100,000 pods, half the sync's CPU went there).
+            # They hold no reference cycles, so reference counting still frees them when the store drops them.
+            gc.freeze()
             if not token:
                 break
             await asyncio.sleep(0)  # let the UI draw between pages
