@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.plugins.snapshots",
     "tests.plugins.tui",
     "tests.plugins.apiserver",
+    "tests.plugins.demo",
 ]

@@ -1,0 +1,1 @@
+"""Fixtures for the simulated cluster behind `hyperdesk demo` (app/demo/sim)."""
