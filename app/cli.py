@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if options["log_file"]:
         logging.basicConfig(filename=options["log_file"], level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("hyperdesk").info("hyperdesk %s: %s", __version__, args.command or "tui")
     if args.command == "demo":
         return _demo(args.demo_args, options)
 

@@ -75,3 +75,13 @@ def test_bad_config_file_fails_headless_commands_with_its_line(isolated_home: Pa
     assert result.returncode == 2
     assert f"{config}:2: readonly: expected true or false" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_log_file_gets_the_log_and_no_credentials(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"prod": "https://10.0.0.1"}, current="prod")
+    log = tmp_path / "hyperdesk.log"
+    result = hyperdesk("--log-file", str(log), "--kubeconfig", str(kubeconfig), "get", "contexts")
+    assert result.returncode == 0
+    text = log.read_text()
+    assert "hyperdesk 0." in text and ": get" in text
+    assert "not-a-real-token" not in text
