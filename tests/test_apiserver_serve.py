@@ -47,3 +47,36 @@ def test_serve_rejects_unknown_scenarios() -> None:
         [sys.executable, "-m", "app.demo.serve", "--scenario", "nope"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2 and "invalid choice: 'nope'" in result.stderr
+
+
+def test_serve_with_token_users_speaks_https(tmp_path: Path) -> None:
+    access = tmp_path / "users.yaml"
+    access.write_text(
+        "anonymous: false\n"
+        "users:\n"
+        "- {name: ops, token: ops-token, rules: [{verbs: [list], apiGroups: [''], resources: [namespaces]}]}\n"
+    )
+    kubeconfig = tmp_path / "demo.kubeconfig"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.demo.serve", "--kubeconfig", str(kubeconfig), "--access", str(access)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("API server: https://127.0.0.1:")
+        process.stdout.readline()
+        kubectl = Kubectl(kubeconfig, tmp_path / "cache")
+        assert "namespace/default" in kubectl("get", "namespaces", "-o", "name").split()
+        assert kubectl.run("get", "pods", check=False).stderr.startswith('Error from server (Forbidden): pods is forbidden: User "ops"')
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_serve_reports_a_bad_access_file(tmp_path: Path) -> None:
+    access = tmp_path / "users.yaml"
+    access.write_text("users: [{token: no-name}]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "app.demo.serve", "--access", str(access)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1 and "hyperdesk demo serve:" in result.stderr

@@ -3,7 +3,8 @@
     python -m app.demo.serve --scenario empty --port 8001 --kubeconfig /tmp/demo.kubeconfig
 
 prints the server URL and the kubeconfig path, then serves. Scenario `empty` registers every kind and creates no
-objects beyond the system namespaces a real cluster starts with.
+objects beyond the system namespaces a real cluster starts with. `--access users.yaml` adds token users with RBAC
+rules (see `app/demo/apiserver/access.py`); the server then speaks HTTPS, since kubectl sends tokens over TLS only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+
+import yaml
 
 from .apiserver import LocalApiServer
 
@@ -32,15 +35,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="where to write the kubeconfig (default: a temporary file removed on exit)",
     )
+    parser.add_argument(
+        "--access", type=Path, default=None, help="YAML file of token users and their rules (default: anonymous)"
+    )
     return parser
 
 
-async def _serve(port: int, kubeconfig: Path | None) -> None:
+async def _serve(port: int, kubeconfig: Path | None, access: Path | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with LocalApiServer(port=port, kubeconfig_path=kubeconfig) as server:
+    async with LocalApiServer(port=port, kubeconfig_path=kubeconfig, access=access) as server:
         print(f"API server: {server.url}", flush=True)
         print(f"Kubeconfig: {server.kubeconfig_path}", flush=True)
         await stop.wait()
@@ -50,9 +56,10 @@ def serve_main(argv: list[str]) -> int:
     """Entry point of `hyperdesk demo serve`; returns the process exit status."""
     args = _parser().parse_args(argv)
     try:
-        asyncio.run(_serve(args.port, args.kubeconfig))
-    except OSError as exc:  # the port is taken, the kubeconfig directory is not writable...
-        print(f"hyperdesk demo serve: {exc}", file=sys.stderr)
+        asyncio.run(_serve(args.port, args.kubeconfig, args.access))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+        # The port is taken, a file cannot be written, the access file is not a users/rules document...
+        print(f"hyperdesk demo serve: {exc!r}", file=sys.stderr)
         return 1
     return 0
 

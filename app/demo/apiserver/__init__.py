@@ -7,24 +7,31 @@
 - `selectors`, `patch`, `validation`, `jsonpath`: pure functions the verbs use
 - `tables`, `printers`, `discovery`, `openapi`: what kubectl reads besides objects
 - `requestinfo`, `server`: the aiohttp application
+- `access`, `logs`, `proxy`, `portforward`, `visibility`, `faults`: users and RBAC, pod logs, proxies,
+  port-forwarding, Kueue's visibility API, fault injection
+- `protobuf`: the request bodies kubectl's typed clients send
 - `local`: `LocalApiServer` and `ServerThread`, the ways to run it
 """
 
+from .access import AccessControl, Rule, User
 from .errors import ApiError
 from .kinds import Kind, KindRegistry
-from .local import LocalApiServer, ServerThread, ThreadedStore
+from .local import LocalApiServer, OnLoop, ServerThread
 from .server import ApiServer, ServerOptions
 from .store import Event, Store
 
 __all__ = [
+    "AccessControl",
     "ApiError",
     "ApiServer",
     "Event",
     "Kind",
     "KindRegistry",
     "LocalApiServer",
+    "OnLoop",
+    "Rule",
     "ServerOptions",
     "ServerThread",
     "Store",
-    "ThreadedStore",
+    "User",
 ]

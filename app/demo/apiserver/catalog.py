@@ -164,6 +164,14 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
         scale=ScaleSpec(".spec.replicas", ".status.replicas", ".spec.selector"),
     ),
     CRD_KIND,
+    _builtin(
+        "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", (),
+        namespaced=False, verbs=("create",), tracks_generation=False,
+    ),
+    _builtin(
+        "authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", (),
+        namespaced=False, verbs=("create",), tracks_generation=False,
+    ),
 )
 
 _KUEUE = "kueue.x-k8s.io"

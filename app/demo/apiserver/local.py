@@ -2,20 +2,28 @@
 
     async with LocalApiServer() as server:          # 127.0.0.1, a free port
         server.url, server.kubeconfig_path, server.store
+        server.logs.write("default", "pod", "main", ["hello"])
+        server.faults.fail(0.2)
 
     with LocalApiServer.start_in_thread() as handle:  # from synchronous code (kubectl tests, the sync client)
-        handle.store.put({...})                     # marshalled onto the server's loop
+        handle.store.put({...})                     # every call is marshalled onto the server's loop
+        handle.proxies.register_pod("default", "pod", 9400, "http://127.0.0.1:9100")
 
-The kubeconfig written next to the server has one context, `hyperdesk-demo`, with namespace `default`.
+The kubeconfig written next to the server has one context, `hyperdesk-demo`, with namespace `default` (and the
+token of `user`, when one is given); `kubeconfig_for(user)` writes one for any configured user. The simulator
+attaches to the same objects: it subscribes to the store, writes pod logs, and registers proxy and port-forward
+targets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import inspect
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -26,10 +34,17 @@ from typing import Any, Self, TypeVar
 import yaml
 from aiohttp import web
 
+from .access import AccessControl
 from .catalog import DEFAULT_KINDS, NAMESPACE_KIND
+from .faults import Faults
 from .kinds import Kind, KindRegistry
+from .logs import PodLogs
+from .portforward import PortForwards
+from .proxy import Proxies
 from .server import ApiServer, ServerOptions
 from .store import Store
+from .tls import Certificate, self_signed
+from .visibility import Visibility
 
 T = TypeVar("T")
 
@@ -37,13 +52,18 @@ CONTEXT_NAME = "hyperdesk-demo"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def kubeconfig_document(url: str, *, token: str | None = None, namespace: str = "default") -> dict[str, Any]:
+def kubeconfig_document(
+    url: str, *, token: str | None = None, ca_pem: bytes | None = None, namespace: str = "default"
+) -> dict[str, Any]:
     """A kubeconfig with a single `hyperdesk-demo` context pointing at `url`."""
     user: dict[str, Any] = {"token": token} if token else {}
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": url}}],
+        "clusters": [{"name": CONTEXT_NAME, "cluster": cluster}],
         "users": [{"name": CONTEXT_NAME, "user": user}],
         "contexts": [
             {"name": CONTEXT_NAME, "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": namespace}}
@@ -64,9 +84,31 @@ class LocalApiServer:
         kinds: Iterable[Kind] = DEFAULT_KINDS,
         history_size: int = 10_000,
         options: ServerOptions | None = None,
+        access: AccessControl | dict[str, Any] | str | Path | None = None,
+        user: str | None = None,
+        tls: bool | None = None,
+        fault_seed: int | None = None,
     ) -> None:
+        """`access`: users and rules (see `access.py`; default: anonymous may do anything). `user`: whose token
+        the written kubeconfig carries (default: the first configured user, if any). `tls`: serve HTTPS with a self-signed certificate; by default only when
+        `access` has token users, because kubectl sends tokens over TLS only. `fault_seed` makes injected random
+        failures reproducible."""
         self.store = Store(KindRegistry(kinds), history_size=history_size)
-        self.api = ApiServer(self.store, options or ServerOptions())
+        if access is not None and not isinstance(access, AccessControl):
+            access = AccessControl.from_config(access)
+        self.access = access or AccessControl()
+        self._user = user
+        self.api = ApiServer(self.store, options or ServerOptions(), self.access)
+        self.faults = Faults(self.store, self._restart, seed=fault_seed)
+        self.api.add_request_hook(self.faults.before_request)
+        self.logs = PodLogs(self.store)
+        self.proxies = Proxies(self.store)
+        self.port_forwards = PortForwards(self.store)
+        for feature in (self.logs, self.proxies, self.port_forwards, Visibility(self.store)):
+            feature.install(self.api)
+        self._tls = bool(self.access.users) if tls is None else tls
+        self._certificate: Certificate | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._requested_port = port
         self._kubeconfig_path = Path(kubeconfig_path) if kubeconfig_path else None
         self._tempdir: Path | None = None
@@ -78,7 +120,12 @@ class LocalApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The PEM certificate clients must trust, when serving HTTPS."""
+        return self._certificate.cert_pem if self._certificate else None
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -87,13 +134,17 @@ class LocalApiServer:
         return self._kubeconfig_path
 
     async def start(self) -> None:
+        self._tempdir = Path(tempfile.mkdtemp(prefix="hyperdesk-apiserver-"))
+        if self._tls:
+            self._certificate = self_signed()
+            self._ssl = self._certificate.server_context(self._tempdir)
         self._runner = web.AppRunner(self.api.app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         await self.start_listening()
         if self._kubeconfig_path is None:
-            self._tempdir = Path(tempfile.mkdtemp(prefix="hyperdesk-apiserver-"))
             self._kubeconfig_path = self._tempdir / "kubeconfig"
-        self.write_kubeconfig(self._kubeconfig_path)
+        user = self.access.user(self._user) if self._user else next(iter(self.access.users), None)
+        self.write_kubeconfig(self._kubeconfig_path, token=user.token if user else None)
 
     async def start_listening(self) -> None:
         """Bind 127.0.0.1 (again, on the same port after `stop_listening`)."""
@@ -103,7 +154,7 @@ class LocalApiServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port or self._requested_port))
         self.port = sock.getsockname()[1]
-        self._site = web.SockSite(self._runner, sock)
+        self._site = web.SockSite(self._runner, sock, ssl_context=self._ssl)
         await self._site.start()
 
     async def stop_listening(self) -> None:
@@ -117,10 +168,23 @@ class LocalApiServer:
 
     def write_kubeconfig(self, path: Path, *, token: str | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(kubeconfig_document(self.url, token=token), sort_keys=False))
+        document = kubeconfig_document(self.url, token=token, ca_pem=self.ca_pem)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def kubeconfig_for(self, user: str) -> Path:
+        """A kubeconfig (next to the default one) that authenticates as `user` with its token."""
+        path = self.kubeconfig_path.with_name(f"kubeconfig-{user}")
+        self.write_kubeconfig(path, token=self.access.user(user).token)
+        return path
+
+    async def _restart(self, downtime: float) -> None:
+        await self.stop_listening()
+        await asyncio.sleep(downtime)
+        await self.start_listening()
 
     async def stop(self) -> None:
         await self.api.shutdown_watches()
+        await self.proxies.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -188,8 +252,32 @@ class ServerThread:
         return self.server.kubeconfig_path
 
     @property
-    def store(self) -> ThreadedStore:
-        return ThreadedStore(self)
+    def store(self) -> Any:
+        """The server's `Store`, callable from this thread (see `OnLoop`)."""
+        return OnLoop(self, lambda: self.server.store)
+
+    @property
+    def logs(self) -> Any:
+        """The server's `PodLogs`, callable from this thread."""
+        return OnLoop(self, lambda: self.server.logs)
+
+    @property
+    def proxies(self) -> Any:
+        """The server's `Proxies`, callable from this thread (handler targets run on the server's loop)."""
+        return OnLoop(self, lambda: self.server.proxies)
+
+    @property
+    def port_forwards(self) -> Any:
+        """The server's `PortForwards`, callable from this thread."""
+        return OnLoop(self, lambda: self.server.port_forwards)
+
+    @property
+    def faults(self) -> Any:
+        """The server's `Faults`, callable from this thread (`restart` is awaited on the loop)."""
+        return OnLoop(self, lambda: self.server.faults)
+
+    def kubeconfig_for(self, user: str) -> Path:
+        return self.call(self.server.kubeconfig_for, user)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(*args, **kwargs)` on the server's loop and return its result (awaiting it if it is async)."""
@@ -216,34 +304,19 @@ class ServerThread:
         self.stop()
 
 
-class ThreadedStore:
-    """The `Store`'s in-process API, callable from any thread (each call runs on the server's loop)."""
+class OnLoop:
+    """A thread-safe view of a server-side object: every method call and attribute read runs on the server's loop.
 
-    def __init__(self, handle: ServerThread) -> None:
+    `handle.store`, `handle.logs`, `handle.proxies`, `handle.port_forwards` and `handle.faults` are such views, so
+    synchronous test code and other threads use the same API as code on the loop (coroutines are awaited there).
+    """
+
+    def __init__(self, handle: ServerThread, target: Callable[[], Any]) -> None:
         self._handle = handle
+        self._target = target
 
-    @property
-    def _store(self) -> Store:
-        return self._handle.server.store
-
-    @property
-    def resource_version(self) -> int:
-        return self._handle.call(lambda: self._store.resource_version)
-
-    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self._handle.call(self._store.create, obj)
-
-    def put(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return self._handle.call(self._store.put, obj)
-
-    def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any]:
-        return self._handle.call(self._store.get, api_version, kind, name, namespace)
-
-    def list(self, api_version: str, kind: str, namespace: str | None = None, **selectors: str) -> list[dict[str, Any]]:
-        return self._handle.call(self._store.list, api_version, kind, namespace, **selectors)
-
-    def patch(self, api_version: str, kind: str, name: str, patch: Any, namespace: str = "", **options: str) -> dict[str, Any]:
-        return self._handle.call(self._store.patch, api_version, kind, name, patch, namespace, **options)
-
-    def delete(self, api_version: str, kind: str, name: str, namespace: str = "") -> dict[str, Any]:
-        return self._handle.call(self._store.delete, api_version, kind, name, namespace)
+    def __getattr__(self, name: str) -> Any:
+        value = self._handle.call(lambda: getattr(self._target(), name))
+        if not callable(value):
+            return value
+        return lambda *args, **kwargs: self._handle.call(value, *args, **kwargs)

@@ -20,6 +20,7 @@ import yaml
 from aiohttp import web
 
 from . import discovery, errors, openapi, protobuf, tables
+from .access import AccessControl, User
 from .discovery import Subresource
 from .kinds import Kind
 from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
@@ -38,6 +39,7 @@ _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-ya
 
 SubresourceHandler = Callable[[web.Request, RequestInfo], Awaitable[web.StreamResponse]]
 RequestHook = Callable[[web.Request, RequestInfo], Awaitable[None]]
+USER = web.RequestKey("user", User)  # the authenticated user, stored on each request
 
 
 @dataclass
@@ -119,10 +121,15 @@ class ApiServer:
 
     store: Store
     options: ServerOptions = field(default_factory=ServerOptions)
+    access: AccessControl = field(default_factory=AccessControl)
 
     def __post_init__(self) -> None:
         self.registry = self.store.registry
         self._subresources: dict[tuple[str, str, str], SubresourceHandler] = {}
+        self._reviews = {
+            ("authorization.k8s.io", "selfsubjectaccessreviews"): self._access_review,
+            ("authorization.k8s.io", "selfsubjectrulesreviews"): self._rules_review,
+        }
         self._discovery_subresources: list[Subresource] = []
         self._hooks: list[RequestHook] = []
         self._cache: dict[str, bytes] = {}
@@ -140,7 +147,7 @@ class ApiServer:
         self._cache_revision = -1
 
     def add_request_hook(self, hook: RequestHook) -> None:
-        """Run `hook(request, info)` before every request is handled (authorization, fault injection)."""
+        """Run `hook(request, info)` before every request is authenticated and handled (fault injection)."""
         self._hooks.append(hook)
 
     # --- plumbing -----------------------------------------------------------------------------------------------
@@ -165,6 +172,9 @@ class ApiServer:
         info = request_info(request.method, request.path, request.query.get("watch"), self.registry)
         for hook in self._hooks:
             await hook(request, info)
+        user = self.access.authenticate(request.headers.get("Authorization"))
+        request[USER] = user
+        self.access.authorize(user, info)
         if not info.is_resource:
             return self._non_resource(request, info)
         if info.kind is None:
@@ -334,6 +344,11 @@ class ApiServer:
             raise errors.resource_not_served()
         if info.subresource == "scale" and kind.scale is None:
             raise errors.resource_not_served()
+        if not info.subresource and info.verb not in kind.verbs:
+            raise errors.method_not_allowed()
+        review = self._reviews.get((kind.group, kind.plural))
+        if review is not None:
+            return await self._review(request, info, kind, review)
         if not info.name:
             if method == "GET":
                 return await (self._watch if info.verb == "watch" else self._list)(request, info, kind)
@@ -501,6 +516,34 @@ class ApiServer:
             + b'","metadata":' + encode({"resourceVersion": str(self.store.resource_version)}) + b',"items":['
         )
         return _respond(head + b",".join(s.encoded(api_version) for s in deleted) + b"]}")
+
+    # --- access reviews ----------------------------------------------------------------------------------------
+
+    async def _review(
+        self,
+        request: web.Request,
+        info: RequestInfo,
+        kind: Kind,
+        answer: Callable[[User, dict[str, Any]], dict[str, Any]],
+    ) -> web.Response:
+        body = await self._body(request, kind=kind)
+        if not isinstance(body, dict):
+            raise errors.bad_request(f"{kind.kind} must be an object")
+        spec = body.get("spec") or {}
+        review = {
+            "kind": kind.kind,
+            "apiVersion": kind.api_version(info.version),
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": answer(request[USER], spec),
+        }
+        return _respond(encode(review), 201)
+
+    def _access_review(self, user: User, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.access.access_review(user, spec)
+
+    def _rules_review(self, user: User, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.access.rules_review(user, spec.get("namespace", ""))
 
     # --- watch -----------------------------------------------------------------------------------------------
 
