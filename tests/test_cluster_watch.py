@@ -249,3 +249,50 @@ def test_random_writes_and_faults_never_leave_the_store_wrong(operations: list[t
                 await engine.close()
 
     asyncio.run(scenario())
+
+
+# --------------------------------------------------------------------------------------------- credentials
+
+EXEC_PLUGIN = """\
+import datetime, json, sys
+with open(sys.argv[1], "a") as calls:
+    calls.write("call\\n")
+expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=float(sys.argv[2]))
+print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                  "status": {"token": "exec-token", "expirationTimestamp": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}}))
+"""
+
+
+def exec_kubeconfig(server: LocalApiServer, tmp_path, lifetime_seconds: int):
+    import sys
+
+    import yaml
+
+    plugin = tmp_path / "get-token.py"
+    plugin.write_text(EXEC_PLUGIN)
+    calls = tmp_path / "calls"
+    doc = yaml.safe_load(server.kubeconfig_path.read_text())
+    doc["users"] = [{"name": doc["contexts"][0]["context"]["user"], "user": {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
+        "args": [str(plugin), str(calls), str(lifetime_seconds)], "interactiveMode": "Never"}}}]
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(doc))
+    return path, calls
+
+
+@pytest.mark.parametrize(("lifetime", "expected_calls"), [(3600, 1), (60, 4)])
+async def test_exec_plugin_token_is_fetched_again_only_when_it_expires(tmp_path, lifetime: int,
+                                                                        expected_calls: int) -> None:
+    """`aws eks get-token` style: a token valid for an hour is reused; one inside the client's 5-minute expiry
+    margin is refreshed before each request. The server accepts only that token (anything else is a 401)."""
+    users = {"anonymous": False, "users": [{"name": "eks-user", "token": "exec-token", "rules": [
+        {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]}]}
+    async with LocalApiServer(access=users) as server:
+        path, calls = exec_kubeconfig(server, tmp_path, lifetime)
+        connection = ClusterConnection([path], None)
+        try:
+            for _ in range(3):
+                assert (await connection.request("GET", "/api/v1/namespaces"))["kind"] == "NamespaceList"
+            assert calls.read_text().count("call") == expected_calls
+        finally:
+            await connection.close()
