@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any, Callable
 
@@ -183,6 +184,98 @@ async def test_server_restart_on_the_same_port(apiserver: LocalApiServer, engine
     await wait_until(lambda: store.status.state == "live" and store_pods(store) == server_pods(apiserver))
 
 
+
+# --------------------------------------------------------------------------------------------- faults
+
+def reflectors_alive(engine: ClusterEngine) -> bool:
+    """No exception escaped a reflector: every task is still running."""
+    return all(not task.done() for task in engine._tasks.values())
+
+
+async def test_dropped_watches_lose_nothing(apiserver: LocalApiServer, engine: ClusterEngine) -> None:
+    await engine.start(["pods"])
+    store = engine.stores["pods"]
+    await wait_until(lambda: store.status.state == "live")
+    for round_ in range(5):
+        apiserver.store.create(pod(f"r{round_}"))
+        assert apiserver.faults.drop_watches() >= 1
+        apiserver.store.create(pod(f"after-drop-{round_}"))
+    await wait_until(lambda: store_pods(store) == server_pods(apiserver))
+    assert reflectors_alive(engine)
+
+
+@pytest.mark.parametrize("status", [500, 429])
+async def test_error_storms_go_stale_then_recover(apiserver: LocalApiServer, engine: ClusterEngine,
+                                                  status: int) -> None:
+    await engine.start(["pods"])
+    store = engine.stores["pods"]
+    await wait_until(lambda: store.status.state == "live")
+    apiserver.faults.fail(1.0, status=status, retry_after=1)
+    apiserver.faults.drop_watches()
+    apiserver.store.create(pod("during-storm"))
+    expected = ("Too many requests, please try again later." if status == 429
+                else "Internal error occurred: injected fault")
+    await wait_until(lambda: store.status.state == "stale" and store.status.detail == expected)
+    stale_since = store.status.since
+    await asyncio.sleep(0.5)
+    apiserver.faults.clear()
+    await wait_until(lambda: store.status.state == "live" and store_pods(store) == server_pods(apiserver))
+    if status == 429:
+        assert time.time() - stale_since >= 1.0, "Retry-After was honoured"
+    assert reflectors_alive(engine)
+
+
+async def test_stalled_watch_is_detected_and_replaced(apiserver: LocalApiServer) -> None:
+    apiserver.store.create(namespace("team-a"))
+    engine = ClusterEngine(ClusterConnection([apiserver.kubeconfig_path], None), backoff=FAST_BACKOFF,
+                           stall_timeout=1.0)
+    try:
+        await engine.start(["pods"])
+        store = engine.stores["pods"]
+        await wait_until(lambda: store.status.state == "live")
+        assert apiserver.faults.stall_watches() == 1  # the server keeps it open and silent for good
+        apiserver.store.create(pod("written-during-stall"))
+        await wait_until(lambda: "team-a/written-during-stall" in store, timeout=10)
+        assert store_pods(store) == server_pods(apiserver)
+    finally:
+        await engine.close()
+
+
+async def test_restart_on_the_same_port_through_the_fault_control(apiserver: LocalApiServer,
+                                                                 engine: ClusterEngine) -> None:
+    await engine.start(["pods", "nodes"])
+    await wait_until(lambda: engine.stores["pods"].status.state == "live")
+    restart = asyncio.create_task(apiserver.faults.restart(downtime=0.5))
+    await asyncio.sleep(0.1)
+    apiserver.store.create(pod("created-while-down"))
+    await restart
+    await wait_until(lambda: store_pods(engine.stores["pods"]) == server_pods(apiserver))
+    assert reflectors_alive(engine)
+
+
+async def test_forbidden_kinds_and_the_namespaced_fallback(tmp_path) -> None:
+    access = {"anonymous": False, "users": [{"name": "alice", "token": "alice-token", "rules": [
+        {"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods"], "namespaces": ["team-a"]},
+        {"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["nodes"]},
+    ]}]}
+    async with LocalApiServer(access=access, user="alice") as server:
+        for ns in ("team-a", "team-b"):
+            server.store.create(namespace(ns))
+        server.store.create(pod("mine", "team-a"))
+        server.store.create(pod("theirs", "team-b"))
+        engine = ClusterEngine(ClusterConnection([server.kubeconfig_path], None), fallback_namespace="team-a")
+        try:
+            await engine.start(["pods", "nodes", "workloads"])
+            pods = engine.stores["pods"]
+            await wait_until(lambda: pods.status.state == "live" and len(pods) == 1)
+            assert pods.status.scope == "namespace team-a"
+            assert pods.keys() == {"team-a/mine"}
+            assert engine.stores["nodes"].status.state == "live"
+            assert engine.stores["workloads"].status.state == "forbidden"
+            assert "workloads" in engine.stores["workloads"].status.detail
+        finally:
+            await engine.close()
+
 # --------------------------------------------------------------------------------------------- property-based
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -196,6 +289,9 @@ OPERATIONS = st.lists(
         st.tuples(st.just("delete"), st.sampled_from(NAMES)),
         st.tuples(st.just("drop-watches"), st.none()),
         st.tuples(st.just("compact"), st.none()),
+        st.tuples(st.just("error-storm"), st.sampled_from(["500", "429"])),
+        st.tuples(st.just("stall"), st.none()),
+        st.tuples(st.just("restart"), st.none()),
         st.tuples(st.just("pause"), st.none()),
     ),
     max_size=25,
@@ -205,14 +301,14 @@ OPERATIONS = st.lists(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=OPERATIONS)
 def test_random_writes_and_faults_never_leave_the_store_wrong(operations: list[tuple[str, str | None]]) -> None:
-    """Whatever happens, once the server is quiet the store equals a fresh LIST: nothing lost, duplicated or
-    phantom, and no exception reaches the subscriber."""
+    """Whatever writes and faults happen, once the server is healthy again the store equals a fresh LIST:
+    nothing lost, duplicated or phantom; no exception reaches the subscriber or ends a reflector."""
 
     async def scenario() -> None:
         async with LocalApiServer() as server:
             server.store.create(namespace("team-a"))
             engine = ClusterEngine(ClusterConnection([server.kubeconfig_path], None), backoff=FAST_BACKOFF,
-                                   flush_interval=0.02)
+                                   flush_interval=0.02, stall_timeout=0.5)
             errors: list[BaseException] = []
 
             def check(name: str, changes: Any, store: Store) -> None:
@@ -238,13 +334,22 @@ def test_random_writes_and_faults_never_leave_the_store_wrong(operations: list[t
                     elif operation == "drop-watches":
                         await server.api.shutdown_watches()
                     elif operation == "compact":
-                        server.store.compact()
+                        server.faults.compact()
+                    elif operation == "error-storm":
+                        server.faults.fail(0.7, status=int(name), retry_after=1, times=4)
+                        server.faults.drop_watches()
+                    elif operation == "stall":
+                        server.faults.stall_watches()
+                    elif operation == "restart":
+                        await server.faults.restart(downtime=0.1)
                     elif operation == "pause":
                         await asyncio.sleep(0.05)
+                server.faults.clear()
                 await wait_until(lambda: store_pods(store) == server_pods(server), timeout=15,
                                  message=f"store diverged after {operations}")
                 await asyncio.sleep(0.05)
                 assert not errors
+                assert reflectors_alive(engine)
             finally:
                 await engine.close()
 

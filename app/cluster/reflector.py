@@ -29,6 +29,9 @@ from app.cluster.store import Store
 log = logging.getLogger(__name__)
 
 
+MAX_RETRY_AFTER = 120.0
+
+
 class WatchExpired(Exception):
     """The server no longer has the history our resourceVersion needs (410 Gone)."""
 
@@ -46,10 +49,12 @@ class Backoff:
     failures: int = 0
 
     def next_delay(self, retry_after: float | None = None) -> float:
+        """The wait before the next attempt; a server's Retry-After is a floor (bounded, so a bogus one can't
+        park the reflector for hours)."""
         ceiling = min(self.cap, self.base * (2 ** self.failures))
         self.failures += 1
         delay = random.uniform(0, ceiling)
-        return max(delay, min(retry_after, self.cap)) if retry_after else delay
+        return max(delay, min(retry_after, MAX_RETRY_AFTER)) if retry_after else delay
 
     def reset(self) -> None:
         self.failures = 0
