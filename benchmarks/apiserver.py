@@ -52,8 +52,13 @@ def make_pod(index: int) -> dict[str, Any]:
             },
             "annotations": {"kubectl.kubernetes.io/default-container": "pytorch-job-container"},
             "ownerReferences": [
-                {"apiVersion": "sagemaker.amazonaws.com/v1", "kind": "HyperPodPyTorchJob", "name": job,
-                 "uid": f"00000000-0000-0000-0000-{index // 64:012d}", "controller": True}
+                {
+                    "apiVersion": "sagemaker.amazonaws.com/v1",
+                    "kind": "HyperPodPyTorchJob",
+                    "name": job,
+                    "uid": f"00000000-0000-0000-0000-{index // 64:012d}",
+                    "controller": True,
+                }
             ],
         },
         "spec": {
@@ -107,15 +112,39 @@ def make_workload(index: int) -> dict[str, Any]:
     return {
         "apiVersion": "kueue.x-k8s.io/v1beta2",
         "kind": "Workload",
-        "metadata": {"name": f"job-{index:05d}", "namespace": namespace, "labels": {"kueue.x-k8s.io/job-uid": str(index)}},
+        "metadata": {
+            "name": f"job-{index:05d}",
+            "namespace": namespace,
+            "labels": {"kueue.x-k8s.io/job-uid": str(index)},
+        },
         "spec": {
             "queueName": f"{namespace}-localqueue",
             "priority": index % 4 * 100,
-            "podSets": [{"name": "main", "count": 8, "template": {"spec": {"containers": [
-                {"name": "c", "image": "img", "resources": {"requests": {"nvidia.com/gpu": "8"}}}]}}}],
+            "podSets": [
+                {
+                    "name": "main",
+                    "count": 8,
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {"name": "c", "image": "img", "resources": {"requests": {"nvidia.com/gpu": "8"}}}
+                            ]
+                        }
+                    },
+                }
+            ],
         },
-        "status": {"conditions": [{"type": "QuotaReserved", "status": "False", "reason": "Pending",
-                                   "message": "couldn't assign flavors", "lastTransitionTime": "2025-01-01T00:00:00Z"}]},
+        "status": {
+            "conditions": [
+                {
+                    "type": "QuotaReserved",
+                    "status": "False",
+                    "reason": "Pending",
+                    "message": "couldn't assign flavors",
+                    "lastTransitionTime": "2025-01-01T00:00:00Z",
+                }
+            ]
+        },
     }
 
 
@@ -133,8 +162,13 @@ def churn(store: Store, events: int) -> None:
     """`events` label changes on existing pods, committed back to back."""
     for i in range(events):
         pod = make_pod(i)
-        store.patch("v1", "Pod", pod["metadata"]["name"], {"metadata": {"labels": {"step": str(i)}}},
-                    pod["metadata"]["namespace"])
+        store.patch(
+            "v1",
+            "Pod",
+            pod["metadata"]["name"],
+            {"metadata": {"labels": {"step": str(i)}}},
+            pod["metadata"]["namespace"],
+        )
 
 
 def serve(pods: int, workloads: int, channel: Connection) -> None:
@@ -194,12 +228,16 @@ def watch_throughput(url: str, server: Connection, events: int) -> None:
     reader.join(timeout=120)
     received, finished = result[0]
     print(f"  store commits: {events / committed:,.0f} writes/s ({events:,} label patches in {committed:.2f} s)")
-    print(f"  live: {received:,} events in {finished - started:.2f} s = {received / (finished - started):,.0f} events/s"
-          " to one watcher while they are committed")
+    print(
+        f"  live: {received:,} events in {finished - started:.2f} s = {received / (finished - started):,.0f} events/s"
+        " to one watcher while they are committed"
+    )
     started = time.perf_counter()
     received, finished = read_watch(watch_url, events)
-    print(f"  replay: {received:,} events in {finished - started:.2f} s = {received / (finished - started):,.0f} events/s"
-          " to one watcher resuming from the history")
+    print(
+        f"  replay: {received:,} events in {finished - started:.2f} s = {received / (finished - started):,.0f} events/s"
+        " to one watcher resuming from the history"
+    )
 
 
 def main() -> int:
@@ -239,7 +277,9 @@ def main() -> int:
                     return f"{count} pods in {pages} pages"
 
         def workloads() -> str:
-            response = custom.list_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "workloads", _preload_content=False)
+            response = custom.list_cluster_custom_object(
+                "kueue.x-k8s.io", "v1beta2", "workloads", _preload_content=False
+            )
             return f"{len(json.loads(response.data)['items'])} workloads"
 
         cache = Path(tempfile.mkdtemp(prefix="bench-kubectl-"))
@@ -247,7 +287,9 @@ def main() -> int:
         subprocess.run([*kubectl, "api-resources"], capture_output=True, check=True)  # warm the discovery cache
 
         def kubectl_names() -> str:
-            out = subprocess.run([*kubectl, "get", "pods", "-A", "-o", "name"], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [*kubectl, "get", "pods", "-A", "-o", "name"], capture_output=True, text=True, check=True
+            )
             return f"{len(out.stdout.splitlines())} names"
 
         print("LIST (best of 3):")

@@ -20,12 +20,25 @@ ACCESS = {
             "token": "alice-token",
             "groups": ["ml-team"],
             "rules": [
-                {"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods", "pods/log"],
-                 "namespaces": ["team-a"]},
-                {"verbs": ["create", "delete"], "apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads"],
-                 "namespaces": ["team-a"]},
-                {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["settings"],
-                 "namespaces": ["team-a"]},
+                {
+                    "verbs": ["get", "list", "watch"],
+                    "apiGroups": [""],
+                    "resources": ["pods", "pods/log"],
+                    "namespaces": ["team-a"],
+                },
+                {
+                    "verbs": ["create", "delete"],
+                    "apiGroups": ["kueue.x-k8s.io"],
+                    "resources": ["workloads"],
+                    "namespaces": ["team-a"],
+                },
+                {
+                    "verbs": ["get"],
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": ["settings"],
+                    "namespaces": ["team-a"],
+                },
                 {"verbs": ["list"], "apiGroups": [""], "resources": ["nodes"]},
             ],
         },
@@ -40,8 +53,14 @@ def secured() -> Iterator[ServerThread]:
     with LocalApiServer.start_in_thread(access=ACCESS, user="admin") as handle:
         for name in ("team-a", "team-b"):
             handle.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-            handle.store.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": name},
-                              "spec": {"containers": [{"name": "main", "image": "i"}]}})
+            handle.store.put(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "p", "namespace": name},
+                    "spec": {"containers": [{"name": "main", "image": "i"}]},
+                }
+            )
         yield handle
 
 
@@ -100,8 +119,12 @@ def test_rules_decide_and_denials_read_like_rbac(secured: ServerThread) -> None:
     with pytest.raises(client.ApiException) as caught:
         custom.list_namespaced_custom_object("kueue.x-k8s.io", "v1beta2", "team-a", "workloads")
     assert 'in API group "kueue.x-k8s.io"' in forbidden(caught.value)
-    secured.store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "team-a"}})
-    secured.store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": "team-a"}})
+    secured.store.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "team-a"}}
+    )
+    secured.store.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other", "namespace": "team-a"}}
+    )
     assert core.read_namespaced_config_map("settings", "team-a").metadata.name == "settings"
     with pytest.raises(client.ApiException):
         core.read_namespaced_config_map("other", "team-a")
@@ -117,9 +140,21 @@ def test_rules_decide_and_denials_read_like_rbac(secured: ServerThread) -> None:
 def test_access_reviews_answer_from_the_same_rules(secured: ServerThread) -> None:
     authz = client.AuthorizationV1Api(api_for(secured, "alice"))
 
-    def can(verb: str, resource: str, namespace: str = "", group: str = "", subresource: str = "", name: str = "") -> bool:
-        review = {"spec": {"resourceAttributes": {"verb": verb, "resource": resource, "namespace": namespace,
-                                                  "group": group, "subresource": subresource, "name": name}}}
+    def can(
+        verb: str, resource: str, namespace: str = "", group: str = "", subresource: str = "", name: str = ""
+    ) -> bool:
+        review = {
+            "spec": {
+                "resourceAttributes": {
+                    "verb": verb,
+                    "resource": resource,
+                    "namespace": namespace,
+                    "group": group,
+                    "subresource": subresource,
+                    "name": name,
+                }
+            }
+        }
         return authz.create_self_subject_access_review(review).status.allowed
 
     assert can("list", "pods", "team-a") and can("get", "pods", "team-a", subresource="log")

@@ -136,8 +136,9 @@ def test_status_is_dropped_on_create_of_status_subresource_kinds(k8s_client: cli
 
 def test_both_kueue_versions_serve_the_same_objects(k8s_client: client.ApiClient) -> None:
     custom = client.CustomObjectsApi(k8s_client)
-    custom.create_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", "default", "workloads",
-                                           {**workload("old"), "apiVersion": "kueue.x-k8s.io/v1beta1"})
+    custom.create_namespaced_custom_object(
+        "kueue.x-k8s.io", "v1beta1", "default", "workloads", {**workload("old"), "apiVersion": "kueue.x-k8s.io/v1beta1"}
+    )
     listed = custom.list_namespaced_custom_object(*KUEUE, "default", "workloads")
     assert [(i["apiVersion"], i["metadata"]["name"]) for i in listed["items"]] == [("kueue.x-k8s.io/v1beta2", "old")]
     old = custom.get_namespaced_custom_object("kueue.x-k8s.io", "v1beta1", "default", "workloads", "old")
@@ -167,10 +168,14 @@ def test_patch_flavours(k8s_client: client.ApiClient) -> None:
     spec["spec"]["containers"].append({"name": "side", "image": "envoy:1"})
     core.create_namespaced_pod("default", spec)
     # dict body: the client sends a strategic merge patch; containers merge by name.
-    patched = core.patch_namespaced_pod("p", "default", {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}})
+    patched = core.patch_namespaced_pod(
+        "p", "default", {"spec": {"containers": [{"name": "main", "image": "busybox:1.37"}]}}
+    )
     assert [(c.name, c.image) for c in patched.spec.containers] == [("main", "busybox:1.37"), ("side", "envoy:1")]
     # list body: a JSON patch.
-    patched = core.patch_namespaced_pod("p", "default", [{"op": "add", "path": "/metadata/labels/tier", "value": "gpu"}])
+    patched = core.patch_namespaced_pod(
+        "p", "default", [{"op": "add", "path": "/metadata/labels/tier", "value": "gpu"}]
+    )
     assert patched.metadata.labels == {"app": "x", "tier": "gpu"}
     # merge patch, explicitly.
     patched = core.patch_namespaced_pod(
@@ -210,7 +215,10 @@ def test_scale_subresource(k8s_client: client.ApiClient) -> None:
             "metadata": {"name": "web"},
             "spec": {
                 "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                },
             },
         },
     )
@@ -278,11 +286,13 @@ def test_names_and_labels_are_validated(k8s_client: client.ApiClient) -> None:
         core.create_namespaced_pod("default", pod("Bad_Name"))
     body = status_of(caught.value)
     assert caught.value.status == 422 and body["reason"] == "Invalid"
-    assert body["message"].startswith('Pod "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain')
+    assert body["message"].startswith(
+        'Pod "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain'
+    )
     assert body["details"]["causes"][0]["field"] == "metadata.name"
     with pytest.raises(client.ApiException) as caught:
         core.create_namespaced_pod("default", pod("ok", **{"bad key": "v"}))
-    assert "metadata.labels: Invalid value: \"bad key\"" in status_of(caught.value)["message"]
+    assert 'metadata.labels: Invalid value: "bad key"' in status_of(caught.value)["message"]
 
 
 def test_crd_schema_rejects_invalid_objects_and_nothing_is_written(
@@ -300,14 +310,22 @@ def test_crd_schema_rejects_invalid_objects_and_nothing_is_written(
     body = status_of(caught.value)
     assert caught.value.status == 422
     assert body["message"] == 'Workload.kueue.x-k8s.io "x" is invalid: spec.podSets: Required value'
-    assert body["details"]["causes"] == [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.podSets"}]
+    assert body["details"]["causes"] == [
+        {"reason": "FieldValueRequired", "message": "Required value", "field": "spec.podSets"}
+    ]
     assert apiserver_thread.store.resource_version == before
-    valid = workload("ok", podSets=[{"name": "main", "count": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}])
+    valid = workload(
+        "ok",
+        podSets=[{"name": "main", "count": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}],
+    )
     created = custom.create_namespaced_custom_object(*KUEUE, "default", "workloads", valid)
     assert created["spec"]["active"] is True, "schema defaults are applied"
     with pytest.raises(client.ApiException) as caught:
         custom.patch_namespaced_custom_object(*KUEUE, "default", "workloads", "ok", {"spec": {"active": "yes"}})
-    assert 'spec.active: Invalid value: "string": spec.active in body must be of type boolean' in status_of(caught.value)["message"]
+    assert (
+        'spec.active: Invalid value: "string": spec.active in body must be of type boolean'
+        in status_of(caught.value)["message"]
+    )
     assert custom.get_namespaced_custom_object(*KUEUE, "default", "workloads", "ok")["spec"]["active"] is True
     selected = custom.list_namespaced_custom_object(
         *KUEUE, "default", "workloads", field_selector="status.admission.clusterQueue="
@@ -359,7 +377,9 @@ def test_pagination_returns_every_object_once_while_writes_happen(
     core = client.CoreV1Api(k8s_client)
     names = {f"cm-{i:03d}" for i in range(120)}
     for name in names:
-        apiserver_thread.store.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}})
+        apiserver_thread.store.put(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}}
+        )
     seen: list[str] = []
     token = None
     rvs = set()
@@ -368,7 +388,13 @@ def test_pagination_returns_every_object_once_while_writes_happen(
         seen.extend(item.metadata.name for item in page.items)
         rvs.add(page.metadata.resource_version)
         # Writes between pages: new objects, changed objects, deleted objects.
-        apiserver_thread.store.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"aa-new-{page_number}", "namespace": "default"}})
+        apiserver_thread.store.put(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"aa-new-{page_number}", "namespace": "default"},
+            }
+        )
         apiserver_thread.store.patch("v1", "ConfigMap", "cm-119", {"data": {"n": str(page_number)}}, "default")
         token = page.metadata._continue
         if not token:

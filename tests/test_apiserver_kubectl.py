@@ -40,7 +40,19 @@ def test_object_lifecycle_and_output_formats(kubectl: Kubectl) -> None:
     assert table[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert table[1].split()[:4] == ["trainer", "0/1", "Pending", "0"]
     wide = kubectl("get", "pods", "-o", "wide").splitlines()[0]
-    assert wide.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE", "READINESS", "GATES"]
+    assert wide.split() == [
+        "NAME",
+        "READY",
+        "STATUS",
+        "RESTARTS",
+        "AGE",
+        "IP",
+        "NODE",
+        "NOMINATED",
+        "NODE",
+        "READINESS",
+        "GATES",
+    ]
     assert kubectl("get", "pods", "-o", "name").strip() == "pod/trainer"
     as_json = kubectl.json("get", "pod", "trainer")
     assert (as_json["kind"], as_json["metadata"]["labels"]) == ("Pod", {"app": "train"})
@@ -54,7 +66,9 @@ def test_object_lifecycle_and_output_formats(kubectl: Kubectl) -> None:
     kubectl("annotate", "pod", "trainer", "note=hello")
     kubectl("patch", "pod", "trainer", "--type", "merge", "-p", '{"metadata":{"labels":{"tier":"gpu"}}}')
     kubectl("patch", "pod", "trainer", "--type", "json", "-p", '[{"op":"remove","path":"/metadata/labels/app"}]')
-    kubectl("patch", "pod", "trainer", "-p", '{"spec":{"containers":[{"name":"main","image":"pytorch/pytorch:2.4.0"}]}}')
+    kubectl(
+        "patch", "pod", "trainer", "-p", '{"spec":{"containers":[{"name":"main","image":"pytorch/pytorch:2.4.0"}]}}'
+    )
     patched = kubectl.json("get", "pod", "trainer")
     assert patched["metadata"]["labels"] == {"team": "vision", "tier": "gpu"}
     assert patched["metadata"]["annotations"]["note"] == "hello"
@@ -131,7 +145,12 @@ def test_upstream_crds_and_samples_apply(kubectl: Kubectl, tmp_path: Path) -> No
     jobs = kubectl("get", "jobs,pytorchjobs", "-o", "name").split()
     assert any(j.startswith("job.batch/sample-job-") for j in jobs) and "pytorchjob.kubeflow.org/pytorch-simple" in jobs
     # Re-applying the samples is idempotent.
-    assert kubectl("apply", "-f", str(REFERENCE / "samples" / "queue" / "single-clusterqueue-setup.yaml")).split().count("unchanged") == 3
+    assert (
+        kubectl("apply", "-f", str(REFERENCE / "samples" / "queue" / "single-clusterqueue-setup.yaml"))
+        .split()
+        .count("unchanged")
+        == 3
+    )
 
     explained = kubectl("explain", "workloads.spec.podSets")
     assert "KIND:       Workload" in explained and "count\t<integer>" in explained
@@ -147,12 +166,21 @@ def test_server_errors_read_like_a_real_cluster(kubectl: Kubectl) -> None:
     assert duplicate.stderr.strip() == 'Error from server (AlreadyExists): namespaces "default" already exists'
     kubectl("apply", "-f", str(CRDS / "kueue.x-k8s.io_localqueues.yaml"))
     invalid = kubectl.run(
-        "apply", "-f", "-", check=False,
+        "apply",
+        "-f",
+        "-",
+        check=False,
         stdin="apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\nmetadata: {name: q}\nspec: {stopPolicy: Pause}\n",
     )
-    assert 'The LocalQueue "q" is invalid: spec.stopPolicy: Unsupported value: "Pause": supported values: "None", "Hold", "HoldAndDrain"' in invalid.stderr
+    assert (
+        'The LocalQueue "q" is invalid: spec.stopPolicy: Unsupported value: "Pause": supported values: "None", "Hold", "HoldAndDrain"'
+        in invalid.stderr
+    )
     strict = kubectl.run(
-        "apply", "-f", "-", check=False,
+        "apply",
+        "-f",
+        "-",
+        check=False,
         stdin="apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\nmetadata: {name: q}\nspec: {clusterQueue: cq, colour: red}\n",
     )
     assert 'strict decoding error: unknown field "spec.colour"' in strict.stderr
@@ -170,7 +198,14 @@ def test_get_watch_prints_rows_as_objects_change(apiserver_thread: ServerThread,
     try:
         assert lines.get(timeout=10).split() == ["NAME", "DATA", "AGE"]
         assert lines.get(timeout=10).split()[:2] == ["first", "0"]
-        store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "second", "namespace": "default"}, "data": {"a": "1"}})
+        store.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "second", "namespace": "default"},
+                "data": {"a": "1"},
+            }
+        )
         assert lines.get(timeout=10).split()[:2] == ["second", "1"]
         store.patch("v1", "ConfigMap", "first", {"data": {"x": "1", "y": "2"}}, "default")
         assert lines.get(timeout=10).split()[:2] == ["first", "2"]

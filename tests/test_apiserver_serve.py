@@ -21,7 +21,17 @@ def test_serve_runs_until_sigterm_and_kubectl_can_use_it(tmp_path: Path) -> None
     port = _free_port()
     kubeconfig = tmp_path / "demo.kubeconfig"
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.demo.serve", "--scenario", "empty", "--port", str(port), "--kubeconfig", str(kubeconfig)],
+        [
+            sys.executable,
+            "-m",
+            "app.demo.serve",
+            "--scenario",
+            "empty",
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -33,7 +43,10 @@ def test_serve_runs_until_sigterm_and_kubectl_can_use_it(tmp_path: Path) -> None
         kubectl = Kubectl(kubeconfig, tmp_path / "cache")
         assert kubectl("config", "current-context").strip() == "hyperdesk-demo"
         assert kubectl("get", "namespaces", "-o", "name").split() == [
-            "namespace/default", "namespace/kube-node-lease", "namespace/kube-public", "namespace/kube-system",
+            "namespace/default",
+            "namespace/kube-node-lease",
+            "namespace/kube-public",
+            "namespace/kube-system",
         ]
         assert kubectl.run("get", "pods", "-A").stderr.strip() == "No resources found"
         assert "workloads" in kubectl("api-resources", "-o", "name")
@@ -59,7 +72,9 @@ def test_serve_with_token_users_speaks_https(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "demo.kubeconfig"
     process = subprocess.Popen(
         [sys.executable, "-m", "app.demo.serve", "--kubeconfig", str(kubeconfig), "--access", str(access)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -67,7 +82,9 @@ def test_serve_with_token_users_speaks_https(tmp_path: Path) -> None:
         process.stdout.readline()
         kubectl = Kubectl(kubeconfig, tmp_path / "cache")
         assert "namespace/default" in kubectl("get", "namespaces", "-o", "name").split()
-        assert kubectl.run("get", "pods", check=False).stderr.startswith('Error from server (Forbidden): pods is forbidden: User "ops"')
+        assert kubectl.run("get", "pods", check=False).stderr.startswith(
+            'Error from server (Forbidden): pods is forbidden: User "ops"'
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

@@ -23,7 +23,9 @@ from app.demo.apiserver import LocalApiServer, ServerThread
 from tests.plugins.apiserver import Kubectl
 
 
-def running_pod(name: str, *containers: str, namespace: str = "default", ports: list[dict] | None = None) -> dict[str, Any]:
+def running_pod(
+    name: str, *containers: str, namespace: str = "default", ports: list[dict] | None = None
+) -> dict[str, Any]:
     names = containers or ("main",)
     return {
         "apiVersion": "v1",
@@ -136,7 +138,12 @@ def metrics_server() -> Iterator[int]:
                 content_type = "text/plain; version=0.0.4"
             else:
                 payload = json.dumps(
-                    {"method": self.command, "path": self.path, "body": body.decode(), "header": self.headers.get("X-Probe")}
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "body": body.decode(),
+                        "header": self.headers.get("X-Probe"),
+                    }
                 ).encode()
                 content_type = "application/json"
             self.send_response(200)
@@ -162,8 +169,14 @@ def test_pod_and_service_proxy(
 ) -> None:
     store = apiserver_thread.store
     store.put(running_pod("dcgm-exporter-abc", ports=[{"name": "metrics", "containerPort": 9400}]))
-    store.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dcgm", "namespace": "default"},
-                  "spec": {"ports": [{"name": "metrics", "port": 9400}]}})
+    store.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "dcgm", "namespace": "default"},
+            "spec": {"ports": [{"name": "metrics", "port": 9400}]},
+        }
+    )
     target = f"http://127.0.0.1:{metrics_server}"
     apiserver_thread.proxies.register_pod("default", "dcgm-exporter-abc", 9400, target)
     apiserver_thread.proxies.register_service("default", "dcgm", 9400, target)
@@ -181,8 +194,10 @@ def test_pod_and_service_proxy(
     )
     assert json.loads(echoed.data)["method"] == "POST"
     raw = k8s_client.call_api(
-        "PUT", f"{k8s_client.configuration.host}/api/v1/namespaces/default/services/dcgm:9400/proxy/v1/predict?x=1",
-        header_params={"X-Probe": "yes", "Content-Type": "application/json"}, body={"input": [1, 2]},
+        "PUT",
+        f"{k8s_client.configuration.host}/api/v1/namespaces/default/services/dcgm:9400/proxy/v1/predict?x=1",
+        header_params={"X-Probe": "yes", "Content-Type": "application/json"},
+        body={"input": [1, 2]},
     )
     raw.read()
     answer = json.loads(raw.data)
@@ -296,15 +311,27 @@ VISIBILITY = "/apis/visibility.kueue.x-k8s.io"
 
 def _kueue_setup(store: Any) -> None:
     store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}})
-    store.create({"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": "gpus"}, "spec": {}})
+    store.create(
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": "gpus"}, "spec": {}}
+    )
     for namespace in ("default", "team-b"):
-        store.create({"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue",
-                      "metadata": {"name": "lq", "namespace": namespace}, "spec": {"clusterQueue": "gpus"}})
+        store.create(
+            {
+                "apiVersion": "kueue.x-k8s.io/v1beta2",
+                "kind": "LocalQueue",
+                "metadata": {"name": "lq", "namespace": namespace},
+                "spec": {"clusterQueue": "gpus"},
+            }
+        )
 
 
 def _workload(name: str, namespace: str, priority: int) -> dict[str, Any]:
-    return {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "Workload", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"queueName": "lq", "priority": priority, "podSets": [{"name": "main", "count": 1}]}}
+    return {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "Workload",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"queueName": "lq", "priority": priority, "podSets": [{"name": "main", "count": 1}]},
+    }
 
 
 def _positions(body: dict[str, Any]) -> list[tuple[str, int, int]]:
@@ -321,7 +348,9 @@ def test_pending_workload_positions_follow_priority_creation_and_admission(
     store.create(_workload("a-newer", "default", 100))
     store.create(_workload("urgent", "team-b", 1000))
     store.create(_workload("low", "team-b", 10))
-    store.create({**_workload("parked", "default", 5000), "spec": {**_workload("p", "default", 0)["spec"], "active": False}})
+    store.create(
+        {**_workload("parked", "default", 5000), "spec": {**_workload("p", "default", 0)["spec"], "active": False}}
+    )
 
     cq = json.loads(kubectl("get", "--raw", f"{VISIBILITY}/v1beta1/clusterqueues/gpus/pendingworkloads"))
     assert cq["kind"] == "PendingWorkloadsSummary" and cq["apiVersion"] == "visibility.kueue.x-k8s.io/v1beta1"
@@ -331,13 +360,24 @@ def test_pending_workload_positions_follow_priority_creation_and_admission(
     assert _positions(lq) == [("urgent", 0, 0), ("low", 3, 1)]
 
     # Admitting the head of the queue moves everyone up.
-    store.patch("kueue.x-k8s.io/v1beta2", "Workload", "urgent",
-                {"status": {"admission": {"clusterQueue": "gpus"},
-                            "conditions": [{"type": "QuotaReserved", "status": "True"}]}},
-                "team-b", subresource="status")
+    store.patch(
+        "kueue.x-k8s.io/v1beta2",
+        "Workload",
+        "urgent",
+        {
+            "status": {
+                "admission": {"clusterQueue": "gpus"},
+                "conditions": [{"type": "QuotaReserved", "status": "True"}],
+            }
+        },
+        "team-b",
+        subresource="status",
+    )
     cq = json.loads(kubectl("get", "--raw", f"{VISIBILITY}/v1beta2/clusterqueues/gpus/pendingworkloads"))
     assert _positions(cq) == [("older", 0, 0), ("a-newer", 1, 1), ("low", 2, 0)]
-    paged = json.loads(kubectl("get", "--raw", f"{VISIBILITY}/v1beta2/clusterqueues/gpus/pendingworkloads?limit=1&offset=1"))
+    paged = json.loads(
+        kubectl("get", "--raw", f"{VISIBILITY}/v1beta2/clusterqueues/gpus/pendingworkloads?limit=1&offset=1")
+    )
     assert _positions(paged) == [("a-newer", 1, 1)]
 
 

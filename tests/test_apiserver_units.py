@@ -126,7 +126,10 @@ def test_json_patch_operations() -> None:
 @pytest.mark.parametrize(
     ("operations", "message"),
     [
-        ([{"op": "remove", "path": "/spec/nope"}], 'remove operation does not apply: doc is missing path: "/spec/nope"'),
+        (
+            [{"op": "remove", "path": "/spec/nope"}],
+            'remove operation does not apply: doc is missing path: "/spec/nope"',
+        ),
         ([{"op": "replace", "path": "/x/y", "value": 1}], "replace operation does not apply"),
         ([{"op": "test", "path": "/spec", "value": 1}], "testing value /spec failed"),
     ],
@@ -225,7 +228,11 @@ def test_schema_defaults_and_prunes_unknown_fields() -> None:
     result = apply_schema(obj, SCHEMA)
     assert result.errors == []
     assert result.unknown_fields == ["spec.extra"]
-    assert obj["spec"] == {"podSets": [{"name": "main", "count": 1}], "free": {"anything": {"goes": True}}, "labels": {"a": "b"}}
+    assert obj["spec"] == {
+        "podSets": [{"name": "main", "count": 1}],
+        "free": {"anything": {"goes": True}},
+        "labels": {"a": "b"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -233,14 +240,32 @@ def test_schema_defaults_and_prunes_unknown_fields() -> None:
     [
         ({}, "spec.podSets: Required value"),
         ({"podSets": [{}]}, "spec.podSets[0].name: Required value"),
-        ({"podSets": [{"name": "a", "count": "3"}]}, 'spec.podSets[0].count: Invalid value: "string": spec.podSets[0].count in body must be of type integer: "string"'),
-        ({"podSets": [{"name": "a", "count": -1}]}, "spec.podSets[0].count: Invalid value: -1: spec.podSets[0].count in body should be greater than or equal to 0"),
-        ({"podSets": [{"name": "A1"}]}, "spec.podSets[0].name: Invalid value: \"A1\": spec.podSets[0].name in body should match '^[a-z]+$'"),
+        (
+            {"podSets": [{"name": "a", "count": "3"}]},
+            'spec.podSets[0].count: Invalid value: "string": spec.podSets[0].count in body must be of type integer: "string"',
+        ),
+        (
+            {"podSets": [{"name": "a", "count": -1}]},
+            "spec.podSets[0].count: Invalid value: -1: spec.podSets[0].count in body should be greater than or equal to 0",
+        ),
+        (
+            {"podSets": [{"name": "A1"}]},
+            "spec.podSets[0].name: Invalid value: \"A1\": spec.podSets[0].name in body should match '^[a-z]+$'",
+        ),
         ({"podSets": [{"name": "abcdefghij"}]}, "spec.podSets[0].name: Too long: may not be more than 8 bytes"),
         ({"podSets": [{"name": "a"}] * 3}, "spec.podSets: Too many: 3: must have at most 2 items"),
-        ({"podSets": [], "mode": "Paused"}, 'spec.mode: Unsupported value: "Paused": supported values: "Running", "Stopped"'),
-        ({"podSets": [], "quota": 1.5}, "spec.quota: Invalid value: \"number\": spec.quota in body must be of type integer,string: \"number\""),
-        ({"podSets": [], "labels": {"a": 1}}, 'spec.labels[a]: Invalid value: "integer": spec.labels[a] in body must be of type string: "integer"'),
+        (
+            {"podSets": [], "mode": "Paused"},
+            'spec.mode: Unsupported value: "Paused": supported values: "Running", "Stopped"',
+        ),
+        (
+            {"podSets": [], "quota": 1.5},
+            'spec.quota: Invalid value: "number": spec.quota in body must be of type integer,string: "number"',
+        ),
+        (
+            {"podSets": [], "labels": {"a": 1}},
+            'spec.labels[a]: Invalid value: "integer": spec.labels[a] in body must be of type string: "integer"',
+        ),
     ],
 )
 def test_schema_violations_name_the_field(spec: dict, rendered: str) -> None:
@@ -282,14 +307,28 @@ def test_printer_column_jsonpath_subset() -> None:
 
 def test_version_priority_matches_kubernetes_ordering() -> None:
     assert sorted_versions(["v1alpha1", "v1beta1", "v1", "v1beta2", "v2", "foo"]) == [
-        "v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "foo",
+        "v2",
+        "v1",
+        "v1beta2",
+        "v1beta1",
+        "v1alpha1",
+        "foo",
     ]
 
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(5, "5s"), (119, "119s"), (150, "2m30s"), (600, "10m"), (3 * 3600 + 120, "3h2m"), (30 * 3600, "30h"),
-     (3 * 86400 + 3600, "3d1h"), (400 * 86400, "400d"), (3 * 365 * 86400, "3y")],
+    [
+        (5, "5s"),
+        (119, "119s"),
+        (150, "2m30s"),
+        (600, "10m"),
+        (3 * 3600 + 120, "3h2m"),
+        (30 * 3600, "30h"),
+        (3 * 86400 + 3600, "3d1h"),
+        (400 * 86400, "400d"),
+        (3 * 365 * 86400, "3y"),
+    ],
 )
 def test_human_duration_like_kubectl(seconds: int, text: str) -> None:
     assert human_duration(seconds) == text

@@ -18,7 +18,11 @@ from app.demo.apiserver import LocalApiServer, ServerOptions, ServerThread
 
 
 def configmap(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default", "labels": labels}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default", "labels": labels},
+    }
 
 
 async def read_events(
@@ -27,7 +31,10 @@ async def read_events(
     """Raw watch events of configmaps in `default` (stops after `until` events or at the end of the stream)."""
     events: list[dict[str, Any]] = []
     url = f"{server.url}/api/v1/namespaces/default/configmaps?watch=true&{query}"
-    async with aiohttp.ClientSession() as session, session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response,
+    ):
         assert response.status == 200
         async for line in response.content:
             events.append(json.loads(line))
@@ -93,7 +100,9 @@ async def test_compacted_history_gives_410_as_an_error_event(apiserver: LocalApi
     assert status["message"].startswith(f"too old resource version: {old - 1}")
     # The newest version is still watchable.
     store.create(configmap("c"))
-    assert summary(await read_events(apiserver, f"resourceVersion={store.resource_version - 1}", until=1)) == [("ADDED", "c")]
+    assert summary(await read_events(apiserver, f"resourceVersion={store.resource_version - 1}", until=1)) == [
+        ("ADDED", "c")
+    ]
 
 
 async def test_bounded_history_expires_old_versions() -> None:
@@ -162,11 +171,15 @@ def test_sync_client_watch_and_410(apiserver_thread: ServerThread, k8s_client: c
     apiserver_thread.store.create(configmap("b"))
     seen = [
         (e["type"], e["object"].metadata.name)
-        for e in watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=1)
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=1
+        )
     ]
     assert seen == [("ADDED", "b")]
     apiserver_thread.call(apiserver_thread.server.store.compact)
     with pytest.raises(client.ApiException) as caught:
-        for _ in watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=1):
+        for _ in watch.Watch().stream(
+            core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=1
+        ):
             pass
     assert caught.value.status == 410

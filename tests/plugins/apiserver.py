@@ -42,7 +42,9 @@ class Kubectl:
             raise RuntimeError("kubectl is not installed")
         self._base = [binary, "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache_dir)]
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [*self._base, *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )

@@ -34,7 +34,10 @@ ALLOW_ALL = ({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "nonResour
 
 # Paths every authenticated user may read (system:discovery, system:public-info-viewer).
 _PUBLIC_PREFIXES = ("/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz")
-_SELF_REVIEWS = {("authorization.k8s.io", "selfsubjectaccessreviews"), ("authorization.k8s.io", "selfsubjectrulesreviews")}
+_SELF_REVIEWS = {
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+}
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,15 @@ class Rule:
     def _verb(self, verb: str) -> bool:
         return "*" in self.verbs or verb in self.verbs
 
-    def allows_resource(self, verb: str, group: str, resource: str, subresource: str, namespace: str, name: str) -> bool:
+    def allows_resource(
+        self, verb: str, group: str, resource: str, subresource: str, namespace: str, name: str
+    ) -> bool:
         if not self._verb(verb):
             return False
         if "*" not in self.api_groups and group not in self.api_groups:
             return False
         wanted = f"{resource}/{subresource}" if subresource else resource
-        if not any(
-            r == "*" or r == wanted or (subresource and r == f"*/{subresource}") for r in self.resources
-        ):
+        if not any(r == "*" or r == wanted or (subresource and r == f"*/{subresource}") for r in self.resources):
             return False
         if self.resource_names and name not in self.resource_names:
             return False
@@ -144,11 +147,16 @@ class AccessControl:
         return self.can(user, info.verb, info.group, info.resource, info.subresource, info.namespace, info.name)
 
     def can(
-        self, user: User, verb: str, group: str, resource: str, subresource: str = "", namespace: str = "", name: str = ""
+        self,
+        user: User,
+        verb: str,
+        group: str,
+        resource: str,
+        subresource: str = "",
+        namespace: str = "",
+        name: str = "",
     ) -> bool:
-        return any(
-            rule.allows_resource(verb, group, resource, subresource, namespace, name) for rule in user.rules
-        )
+        return any(rule.allows_resource(verb, group, resource, subresource, namespace, name) for rule in user.rules)
 
     def authorize(self, user: User, info: RequestInfo) -> None:
         """Raise the real server's 403 when `user` may not do what `info` asks."""
@@ -156,9 +164,7 @@ class AccessControl:
             return
         who = f'User "{user.name}"'
         if not info.is_resource:
-            raise errors.forbidden_error(
-                f'forbidden: {who} cannot {info.verb} path "{info.path}"', {}
-            )
+            raise errors.forbidden_error(f'forbidden: {who} cannot {info.verb} path "{info.path}"', {})
         resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
         target = errors.qualified_resource(info.group, info.resource)
         subject = f'{target} "{info.name}"' if info.name else target
@@ -202,11 +208,17 @@ class AccessControl:
     def rules_review(self, user: User, namespace: str) -> dict[str, Any]:
         """The status of a SelfSubjectRulesReview: the rules that apply in `namespace`."""
         resource_rules = [
-            {"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": sorted(r for _, r in _SELF_REVIEWS)}
+            {
+                "verbs": ["create"],
+                "apiGroups": ["authorization.k8s.io"],
+                "resources": sorted(r for _, r in _SELF_REVIEWS),
+            }
         ]
         non_resource_rules: list[dict[str, Any]] = []
         if user.name != ANONYMOUS:
-            non_resource_rules.append({"verbs": ["get"], "nonResourceURLs": [p + "/*" for p in _PUBLIC_PREFIXES] + list(_PUBLIC_PREFIXES)})
+            non_resource_rules.append(
+                {"verbs": ["get"], "nonResourceURLs": [p + "/*" for p in _PUBLIC_PREFIXES] + list(_PUBLIC_PREFIXES)}
+            )
         for rule in user.rules:
             if rule.namespaces and namespace not in rule.namespaces:
                 continue

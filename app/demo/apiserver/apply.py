@@ -17,8 +17,18 @@ from typing import Any
 from .store import now_timestamp
 
 # Metadata the server owns or that identifies the object: never part of a manager's field set.
-_IDENTITY = {"name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-             "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"}
+_IDENTITY = {
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+}
 
 
 def field_set(config: dict[str, Any], *, top: bool = True) -> dict[str, Any]:

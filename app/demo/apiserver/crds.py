@@ -47,9 +47,7 @@ def validate_crd(crd: dict[str, Any]) -> list[FieldError]:
     else:
         storage = [v for v in versions if v.get("storage")]
         if len(storage) != 1:
-            errors.append(
-                invalid("spec.versions", "array", "must have exactly one version marked as storage version")
-            )
+            errors.append(invalid("spec.versions", "array", "must have exactly one version marked as storage version"))
         for index, version in enumerate(versions):
             if not version.get("name"):
                 errors.append(required(f"spec.versions[{index}].name"))

@@ -83,7 +83,10 @@ class Faults:
                     headers={"Retry-After": str(failure.retry_after)},
                 )
             raise errors.ApiError(
-                failure.status, "InternalError", "Internal error occurred: injected fault", {"causes": [{"message": "injected fault"}]}
+                failure.status,
+                "InternalError",
+                "Internal error occurred: injected fault",
+                {"causes": [{"message": "injected fault"}]},
             )
 
     def delay(self, seconds: float, *, match: Matcher | None = None) -> None:

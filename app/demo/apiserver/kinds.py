@@ -81,9 +81,7 @@ class Kind:
             object.__setattr__(self, "singular", self.kind.lower())
         if not any(v.storage for v in self.versions):
             storage = sorted_versions([v.name for v in self.versions])[0]
-            object.__setattr__(
-                self, "versions", tuple(replace(v, storage=v.name == storage) for v in self.versions)
-            )
+            object.__setattr__(self, "versions", tuple(replace(v, storage=v.name == storage) for v in self.versions))
 
     @property
     def resource_key(self) -> str:
@@ -234,4 +232,3 @@ class KindRegistry:
 
     def kinds_in(self, group: str, version: str) -> list[Kind]:
         return [k for k in self._by_resource.values() if k.group == group and k.version(version) is not None]
-

@@ -89,10 +89,13 @@ class LocalApiServer:
         tls: bool | None = None,
         fault_seed: int | None = None,
     ) -> None:
-        """`access`: users and rules (see `access.py`; default: anonymous may do anything). `user`: whose token
-        the written kubeconfig carries (default: the first configured user, if any). `tls`: serve HTTPS with a self-signed certificate; by default only when
-        `access` has token users, because kubectl sends tokens over TLS only. `fault_seed` makes injected random
-        failures reproducible."""
+        """Configure the server; nothing listens before `start`.
+
+        `access`: users and rules (see `access.py`; default: anonymous may do anything). `user`: whose token the
+        written kubeconfig carries (default: the first configured user, if any). `tls`: serve HTTPS with a
+        self-signed certificate; by default only when `access` has token users, because kubectl sends tokens over
+        TLS only. `fault_seed` makes injected random failures reproducible.
+        """
         self.store = Store(KindRegistry(kinds), history_size=history_size)
         if access is not None and not isinstance(access, AccessControl):
             access = AccessControl.from_config(access)

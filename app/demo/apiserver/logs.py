@@ -77,7 +77,9 @@ class PodLogs:
             log = self._logs[key] = _ContainerLog(deque(maxlen=self._max_lines))
         return log
 
-    def write(self, namespace: str, pod: str, container: str, lines: Iterable[str], *, at: datetime | None = None) -> None:
+    def write(
+        self, namespace: str, pod: str, container: str, lines: Iterable[str], *, at: datetime | None = None
+    ) -> None:
         """Append lines to a container's current log (each string is one line), stamped `at` or now."""
         log = self._log(namespace, pod, container)
         stamp = at or datetime.now(UTC)
@@ -129,7 +131,9 @@ class PodLogs:
         since = None
         if since_seconds is not None:
             if since_seconds <= 0:
-                raise errors.invalid_object("", "PodLogOptions", "", [errors.invalid("sinceSeconds", since_seconds, "must be greater than 0")])
+                raise errors.invalid_object(
+                    "", "PodLogOptions", "", [errors.invalid("sinceSeconds", since_seconds, "must be greater than 0")]
+                )
             since = datetime.now(UTC) - timedelta(seconds=since_seconds)
         elif query.get("sinceTime"):
             since = parse_time(query["sinceTime"])

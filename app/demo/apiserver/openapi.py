@@ -32,26 +32,52 @@ _OBJECT_META_SCHEMA: dict[str, Any] = {
             "type": "string",
             "description": "Optional prefix the server uses to generate a unique name when none is provided.",
         },
-        "namespace": {"type": "string", "description": "Namespace defines the space within which each name must "
-                      "be unique."},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"},
-                   "description": "Map of string keys and values used to organize and categorize objects."},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"},
-                        "description": "Unstructured key value map stored with a resource."},
+        "namespace": {
+            "type": "string",
+            "description": "Namespace defines the space within which each name must be unique.",
+        },
+        "labels": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Map of string keys and values used to organize and categorize objects.",
+        },
+        "annotations": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Unstructured key value map stored with a resource.",
+        },
         "uid": {"type": "string", "description": "UID is the unique in time and space value for this object."},
-        "resourceVersion": {"type": "string", "description": "An opaque value that represents the internal "
-                            "version of this object, used for optimistic concurrency and watches."},
-        "generation": {"type": "integer", "format": "int64",
-                       "description": "A sequence number representing a specific generation of the desired state."},
-        "creationTimestamp": {"type": "string", "format": "date-time",
-                              "description": "Server time when this object was created."},
-        "deletionTimestamp": {"type": "string", "format": "date-time",
-                              "description": "Time after which this resource will be deleted, set by the server "
-                              "when a graceful deletion is requested."},
-        "finalizers": {"type": "array", "items": {"type": "string"},
-                       "description": "Must be empty before the object is deleted from the registry."},
-        "ownerReferences": {"type": "array", "items": {"type": "object"},
-                            "description": "Objects depended on by this object."},
+        "resourceVersion": {
+            "type": "string",
+            "description": "An opaque value that represents the internal "
+            "version of this object, used for optimistic concurrency and watches.",
+        },
+        "generation": {
+            "type": "integer",
+            "format": "int64",
+            "description": "A sequence number representing a specific generation of the desired state.",
+        },
+        "creationTimestamp": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Server time when this object was created.",
+        },
+        "deletionTimestamp": {
+            "type": "string",
+            "format": "date-time",
+            "description": "Time after which this resource will be deleted, set by the server "
+            "when a graceful deletion is requested.",
+        },
+        "finalizers": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Must be empty before the object is deleted from the registry.",
+        },
+        "ownerReferences": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "Objects depended on by this object.",
+        },
     },
 }
 
@@ -85,8 +111,10 @@ def _envelope() -> dict[str, Any]:
             "type": "string",
             "description": "APIVersion defines the versioned schema of this representation of an object.",
         },
-        "kind": {"type": "string", "description": "Kind is a string value representing the REST resource this "
-                 "object represents."},
+        "kind": {
+            "type": "string",
+            "description": "Kind is a string value representing the REST resource this object represents.",
+        },
         "metadata": {"allOf": [{"$ref": f"#/components/schemas/{_OBJECT_META}"}], "default": {}},
     }
 

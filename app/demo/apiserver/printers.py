@@ -164,9 +164,7 @@ def pod_status(pod: dict[str, Any]) -> str:
             elif state.get("running") and container.get("ready"):
                 has_running = True
         if reason == "Completed" and has_running:
-            ready = any(
-                c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-            )
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
             reason = "Running" if ready else "NotReady"
     if _meta(pod).get("deletionTimestamp"):
         reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
@@ -190,22 +188,53 @@ def pod_readiness_gates(pod: dict[str, Any]) -> str:
     gates = _spec(pod).get("readinessGates") or []
     if not gates:
         return NONE
-    true_conditions = {
-        c.get("type") for c in _status(pod).get("conditions") or [] if c.get("status") == "True"
-    }
+    true_conditions = {c.get("type") for c in _status(pod).get("conditions") or [] if c.get("status") == "True"}
     ready = sum(1 for gate in gates if gate.get("conditionType") in true_conditions)
     return f"{ready}/{len(gates)}"
 
 
 POD_COLUMNS = (
-    PrinterColumn("Ready", cell=pod_ready, description="The aggregate readiness state of this pod for accepting traffic."),
+    PrinterColumn(
+        "Ready", cell=pod_ready, description="The aggregate readiness state of this pod for accepting traffic."
+    ),
     PrinterColumn("Status", cell=pod_status, description="The aggregate status of the containers in this pod."),
-    PrinterColumn("Restarts", cell=pod_restarts, description="The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
-    PrinterColumn("IP", cell=lambda p: _status(p).get("podIP") or NONE, priority=1, description="podIP address allocated to the pod."),
-    PrinterColumn("Node", cell=lambda p: _spec(p).get("nodeName") or NONE, priority=1, description="Name of the Node this Pod runs on."),
-    PrinterColumn("Nominated Node", cell=lambda p: _status(p).get("nominatedNodeName") or NONE, priority=1, description="nominatedNodeName is set when this pod preempts other pods on the node."),
-    PrinterColumn("Readiness Gates", cell=pod_readiness_gates, priority=1, description="If specified, all readiness gates will be evaluated for pod readiness."),
+    PrinterColumn(
+        "Restarts",
+        cell=pod_restarts,
+        description=(
+            "The number of times the containers in this pod have been restarted and when the last container in "
+            "this pod has restarted."
+        ),
+    ),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+    PrinterColumn(
+        "IP",
+        cell=lambda p: _status(p).get("podIP") or NONE,
+        priority=1,
+        description="podIP address allocated to the pod.",
+    ),
+    PrinterColumn(
+        "Node",
+        cell=lambda p: _spec(p).get("nodeName") or NONE,
+        priority=1,
+        description="Name of the Node this Pod runs on.",
+    ),
+    PrinterColumn(
+        "Nominated Node",
+        cell=lambda p: _status(p).get("nominatedNodeName") or NONE,
+        priority=1,
+        description="nominatedNodeName is set when this pod preempts other pods on the node.",
+    ),
+    PrinterColumn(
+        "Readiness Gates",
+        cell=pod_readiness_gates,
+        priority=1,
+        description="If specified, all readiness gates will be evaluated for pod readiness.",
+    ),
 )
 
 # --- Node ------------------------------------------------------------------------------------------------
@@ -245,36 +274,105 @@ def _node_info(field: str) -> Any:
 NODE_COLUMNS = (
     PrinterColumn("Status", cell=node_status, description="The status of the node"),
     PrinterColumn("Roles", cell=node_roles, description="The roles of the node"),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
-    PrinterColumn("Version", cell=lambda n: (_status(n).get("nodeInfo") or {}).get("kubeletVersion", ""), description="Kubelet Version reported by the node."),
-    PrinterColumn("Internal-IP", cell=lambda n: _node_address(n, "InternalIP"), priority=1, description="List of addresses reachable to the node."),
-    PrinterColumn("External-IP", cell=lambda n: _node_address(n, "ExternalIP"), priority=1, description="List of addresses reachable to the node."),
-    PrinterColumn("OS-Image", cell=_node_info("osImage"), priority=1, description="OS Image reported by the node from /etc/os-release."),
-    PrinterColumn("Kernel-Version", cell=_node_info("kernelVersion"), priority=1, description="Kernel Version reported by the node."),
-    PrinterColumn("Container-Runtime", cell=_node_info("containerRuntimeVersion"), priority=1, description="Container Runtime Version reported by the node."),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+    PrinterColumn(
+        "Version",
+        cell=lambda n: (_status(n).get("nodeInfo") or {}).get("kubeletVersion", ""),
+        description="Kubelet Version reported by the node.",
+    ),
+    PrinterColumn(
+        "Internal-IP",
+        cell=lambda n: _node_address(n, "InternalIP"),
+        priority=1,
+        description="List of addresses reachable to the node.",
+    ),
+    PrinterColumn(
+        "External-IP",
+        cell=lambda n: _node_address(n, "ExternalIP"),
+        priority=1,
+        description="List of addresses reachable to the node.",
+    ),
+    PrinterColumn(
+        "OS-Image",
+        cell=_node_info("osImage"),
+        priority=1,
+        description="OS Image reported by the node from /etc/os-release.",
+    ),
+    PrinterColumn(
+        "Kernel-Version",
+        cell=_node_info("kernelVersion"),
+        priority=1,
+        description="Kernel Version reported by the node.",
+    ),
+    PrinterColumn(
+        "Container-Runtime",
+        cell=_node_info("containerRuntimeVersion"),
+        priority=1,
+        description="Container Runtime Version reported by the node.",
+    ),
 )
 
 # --- Namespace, ConfigMap, Secret, ServiceAccount ----------------------------------------------------------
 
 NAMESPACE_COLUMNS = (
     PrinterColumn("Status", cell=lambda n: _status(n).get("phase", ""), description="The status of the namespace"),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
 )
 
 CONFIGMAP_COLUMNS = (
-    PrinterColumn("Data", type="integer", cell=lambda c: len(c.get("data") or {}) + len(c.get("binaryData") or {}), description="Data contains the configuration data."),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
+    PrinterColumn(
+        "Data",
+        type="integer",
+        cell=lambda c: len(c.get("data") or {}) + len(c.get("binaryData") or {}),
+        description="Data contains the configuration data.",
+    ),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
 )
 
 SECRET_COLUMNS = (
-    PrinterColumn("Type", cell=lambda s: s.get("type", ""), description="Used to facilitate programmatic handling of secret data."),
-    PrinterColumn("Data", type="integer", cell=lambda s: len(s.get("data") or {}) + len(s.get("stringData") or {}), description="Data contains the secret data."),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
+    PrinterColumn(
+        "Type", cell=lambda s: s.get("type", ""), description="Used to facilitate programmatic handling of secret data."
+    ),
+    PrinterColumn(
+        "Data",
+        type="integer",
+        cell=lambda s: len(s.get("data") or {}) + len(s.get("stringData") or {}),
+        description="Data contains the secret data.",
+    ),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
 )
 
 SERVICEACCOUNT_COLUMNS = (
-    PrinterColumn("Secrets", type="integer", cell=lambda s: len(s.get("secrets") or []), description="Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
+    PrinterColumn(
+        "Secrets",
+        type="integer",
+        cell=lambda s: len(s.get("secrets") or []),
+        description=(
+            "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount "
+            "are allowed to use."
+        ),
+    ),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
 )
 
 # --- Service -----------------------------------------------------------------------------------------------
@@ -305,12 +403,36 @@ def service_ports(service: dict[str, Any]) -> str:
 
 
 SERVICE_COLUMNS = (
-    PrinterColumn("Type", cell=lambda s: _spec(s).get("type", "ClusterIP"), description="type determines how the Service is exposed."),
-    PrinterColumn("Cluster-IP", cell=lambda s: _spec(s).get("clusterIP") or NONE, description="clusterIP is the IP address of the service."),
-    PrinterColumn("External-IP", cell=service_external_ip, description="externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
+    PrinterColumn(
+        "Type",
+        cell=lambda s: _spec(s).get("type", "ClusterIP"),
+        description="type determines how the Service is exposed.",
+    ),
+    PrinterColumn(
+        "Cluster-IP",
+        cell=lambda s: _spec(s).get("clusterIP") or NONE,
+        description="clusterIP is the IP address of the service.",
+    ),
+    PrinterColumn(
+        "External-IP",
+        cell=service_external_ip,
+        description=(
+            "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for "
+            "this service."
+        ),
+    ),
     PrinterColumn("Port(s)", cell=service_ports, description="The list of ports that are exposed by this service."),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
-    PrinterColumn("Selector", cell=lambda s: _selector_text({"matchLabels": _spec(s).get("selector") or {}}), priority=1, description="Route service traffic to pods with label keys and values matching this selector."),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+    PrinterColumn(
+        "Selector",
+        cell=lambda s: _selector_text({"matchLabels": _spec(s).get("selector") or {}}),
+        priority=1,
+        description="Route service traffic to pods with label keys and values matching this selector.",
+    ),
 )
 
 # --- Event -------------------------------------------------------------------------------------------------
@@ -339,10 +461,22 @@ EVENT_COLUMNS = (
     PrinterColumn("Reason", cell=lambda e: e.get("reason", ""), description="Event reason"),
     PrinterColumn("Object", cell=_event_object, description="Object event is about"),
     PrinterColumn("Message", cell=lambda e: (e.get("message") or "").strip(), description="Event message"),
-    PrinterColumn("Subobject", cell=lambda e: (e.get("involvedObject") or {}).get("fieldPath", ""), priority=1, description="Subobject event is about"),
+    PrinterColumn(
+        "Subobject",
+        cell=lambda e: (e.get("involvedObject") or {}).get("fieldPath", ""),
+        priority=1,
+        description="Subobject event is about",
+    ),
     PrinterColumn("Source", cell=_event_source, priority=1, description="Event source"),
-    PrinterColumn("First Seen", cell=lambda e: age(e.get("firstTimestamp") or e.get("eventTime")), priority=1, description="Time when first event occurred"),
-    PrinterColumn("Count", type="integer", cell=lambda e: int(e.get("count") or 1), priority=1, description="Event count"),
+    PrinterColumn(
+        "First Seen",
+        cell=lambda e: age(e.get("firstTimestamp") or e.get("eventTime")),
+        priority=1,
+        description="Time when first event occurred",
+    ),
+    PrinterColumn(
+        "Count", type="integer", cell=lambda e: int(e.get("count") or 1), priority=1, description="Event count"
+    ),
     PrinterColumn("Name", cell=lambda e: _meta(e).get("name", ""), priority=1, description="Event name"),
 )
 
@@ -364,12 +498,33 @@ def _pvc_access_modes(pvc: dict[str, Any]) -> str:
 PVC_COLUMNS = (
     PrinterColumn("Status", cell=lambda p: _status(p).get("phase", "Pending"), description="The status of the claim"),
     PrinterColumn("Volume", cell=lambda p: _spec(p).get("volumeName", ""), description="The volume bound to the claim"),
-    PrinterColumn("Capacity", cell=lambda p: (_status(p).get("capacity") or {}).get("storage", ""), description="The capacity of the bound volume"),
+    PrinterColumn(
+        "Capacity",
+        cell=lambda p: (_status(p).get("capacity") or {}).get("storage", ""),
+        description="The capacity of the bound volume",
+    ),
     PrinterColumn("Access Modes", cell=_pvc_access_modes, description="The access modes of the bound volume"),
-    PrinterColumn("StorageClass", cell=lambda p: _spec(p).get("storageClassName") or "", description="The storage class of the claim"),
-    PrinterColumn("VolumeAttributesClass", cell=lambda p: _spec(p).get("volumeAttributesClassName") or "<unset>", description="The volume attributes class of the claim"),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
-    PrinterColumn("VolumeMode", cell=lambda p: _spec(p).get("volumeMode", "Filesystem"), priority=1, description="The volume mode of the claim"),
+    PrinterColumn(
+        "StorageClass",
+        cell=lambda p: _spec(p).get("storageClassName") or "",
+        description="The storage class of the claim",
+    ),
+    PrinterColumn(
+        "VolumeAttributesClass",
+        cell=lambda p: _spec(p).get("volumeAttributesClassName") or "<unset>",
+        description="The volume attributes class of the claim",
+    ),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+    PrinterColumn(
+        "VolumeMode",
+        cell=lambda p: _spec(p).get("volumeMode", "Filesystem"),
+        priority=1,
+        description="The volume mode of the claim",
+    ),
 )
 
 # --- Job, Deployment ---------------------------------------------------------------------------------------
@@ -415,28 +570,97 @@ def _template_spec(obj: dict[str, Any]) -> dict[str, Any]:
 
 JOB_COLUMNS = (
     PrinterColumn("Status", cell=job_status, description="Status of the job."),
-    PrinterColumn("Completions", cell=job_completions, description="The desired number of successfully finished pods the job should be run with."),
+    PrinterColumn(
+        "Completions",
+        cell=job_completions,
+        description="The desired number of successfully finished pods the job should be run with.",
+    ),
     PrinterColumn("Duration", cell=job_duration, description="Time required to complete the job."),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
-    PrinterColumn("Containers", cell=lambda j: _containers_and_images(_template_spec(j))[0], priority=1, description="Names of each container in the template."),
-    PrinterColumn("Images", cell=lambda j: _containers_and_images(_template_spec(j))[1], priority=1, description="Images referenced by each container in the template."),
-    PrinterColumn("Selector", cell=lambda j: _selector_text(_spec(j).get("selector")), priority=1, description="A label query over pods that should match the pod count."),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+    PrinterColumn(
+        "Containers",
+        cell=lambda j: _containers_and_images(_template_spec(j))[0],
+        priority=1,
+        description="Names of each container in the template.",
+    ),
+    PrinterColumn(
+        "Images",
+        cell=lambda j: _containers_and_images(_template_spec(j))[1],
+        priority=1,
+        description="Images referenced by each container in the template.",
+    ),
+    PrinterColumn(
+        "Selector",
+        cell=lambda j: _selector_text(_spec(j).get("selector")),
+        priority=1,
+        description="A label query over pods that should match the pod count.",
+    ),
 )
 
 DEPLOYMENT_COLUMNS = (
-    PrinterColumn("Ready", cell=lambda d: f"{int(_status(d).get('readyReplicas') or 0)}/{int(_spec(d).get('replicas', 1))}", description="Number of the pod with ready state"),
-    PrinterColumn("Up-to-date", type="integer", cell=lambda d: int(_status(d).get("updatedReplicas") or 0), description="Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-    PrinterColumn("Available", type="integer", cell=lambda d: int(_status(d).get("availableReplicas") or 0), description="Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
-    PrinterColumn("Age", cell=object_age, description="CreationTimestamp is a timestamp representing the server time when this object was created."),
-    PrinterColumn("Containers", cell=lambda d: _containers_and_images(_template_spec(d))[0], priority=1, description="Names of each container in the template."),
-    PrinterColumn("Images", cell=lambda d: _containers_and_images(_template_spec(d))[1], priority=1, description="Images referenced by each container in the template."),
-    PrinterColumn("Selector", cell=lambda d: _selector_text(_spec(d).get("selector")), priority=1, description="Label selector for pods."),
+    PrinterColumn(
+        "Ready",
+        cell=lambda d: f"{int(_status(d).get('readyReplicas') or 0)}/{int(_spec(d).get('replicas', 1))}",
+        description="Number of the pod with ready state",
+    ),
+    PrinterColumn(
+        "Up-to-date",
+        type="integer",
+        cell=lambda d: int(_status(d).get("updatedReplicas") or 0),
+        description=(
+            "Total number of non-terminated pods targeted by this deployment that have the desired template spec."
+        ),
+    ),
+    PrinterColumn(
+        "Available",
+        type="integer",
+        cell=lambda d: int(_status(d).get("availableReplicas") or 0),
+        description="Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+    ),
+    PrinterColumn(
+        "Age",
+        cell=object_age,
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
+    PrinterColumn(
+        "Containers",
+        cell=lambda d: _containers_and_images(_template_spec(d))[0],
+        priority=1,
+        description="Names of each container in the template.",
+    ),
+    PrinterColumn(
+        "Images",
+        cell=lambda d: _containers_and_images(_template_spec(d))[1],
+        priority=1,
+        description="Images referenced by each container in the template.",
+    ),
+    PrinterColumn(
+        "Selector",
+        cell=lambda d: _selector_text(_spec(d).get("selector")),
+        priority=1,
+        description="Label selector for pods.",
+    ),
 )
 
 CRD_COLUMNS = (
-    PrinterColumn("Created At", type="date", cell=lambda c: _meta(c).get("creationTimestamp", ""), format="", description="Time when the CRD was created"),
+    PrinterColumn(
+        "Created At",
+        type="date",
+        cell=lambda c: _meta(c).get("creationTimestamp", ""),
+        format="",
+        description="Time when the CRD was created",
+    ),
 )
 
 DEFAULT_COLUMNS = (
-    PrinterColumn("Age", type="date", json_path=".metadata.creationTimestamp", description="CreationTimestamp is a timestamp representing the server time when this object was created."),
+    PrinterColumn(
+        "Age",
+        type="date",
+        json_path=".metadata.creationTimestamp",
+        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    ),
 )

@@ -23,7 +23,12 @@ _MAGIC = b"k8s\x00"
 Descriptor = dict[int, tuple[str, Any]]
 
 _TYPE_META: Descriptor = {1: ("apiVersion", "string"), 2: ("kind", "string")}
-_UNKNOWN: Descriptor = {1: ("typeMeta", _TYPE_META), 2: ("raw", "bytes"), 3: ("contentEncoding", "string"), 4: ("contentType", "string")}
+_UNKNOWN: Descriptor = {
+    1: ("typeMeta", _TYPE_META),
+    2: ("raw", "bytes"),
+    3: ("contentEncoding", "string"),
+    4: ("contentType", "string"),
+}
 _TIME: Descriptor = {1: ("seconds", "int"), 2: ("nanos", "int")}
 _OWNER_REFERENCE: Descriptor = {
     1: ("kind", "string"),

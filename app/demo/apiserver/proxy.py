@@ -31,8 +31,17 @@ _KINDS = {k.plural: k for k in BUILTIN_KINDS if k.plural in ("pods", "services")
 _VERBS = ("create", "delete", "get", "patch", "update")
 # Hop-by-hop headers (RFC 9110) and those the proxy itself owns are not forwarded in either direction.
 _HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding",
-    "upgrade", "host", "content-length", "authorization",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "authorization",
 }
 
 
@@ -100,7 +109,9 @@ class Proxies:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         body = await request.read() if request.can_read_body else None
         try:
-            upstream = await self._session.request(request.method, url, headers=headers, data=body, allow_redirects=False)
+            upstream = await self._session.request(
+                request.method, url, headers=headers, data=body, allow_redirects=False
+            )
         except aiohttp.ClientConnectionError as exc:
             raise errors.ApiError(503, "ServiceUnavailable", f"error trying to reach service: {exc}") from None
         async with upstream:

@@ -46,6 +46,7 @@ class RequestInfo:
     tail: str = ""  # path after the subresource (proxy target path)
     kind: Kind | None = None
 
+
 def request_info(method: str, path: str, query_watch: str | None, registry: KindRegistry) -> RequestInfo:
     """Classify a request. `kind` is None when the path names no served resource (the handler answers 404)."""
     segments = [s for s in path.split("/") if s != ""]
@@ -60,7 +61,11 @@ def request_info(method: str, path: str, query_watch: str | None, registry: Kind
         return non_resource
 
     namespace = ""
-    if rest[0] == "namespaces" and len(rest) >= 3 and not (group == "" and _is_namespace_subresource(rest, registry, version)):
+    if (
+        rest[0] == "namespaces"
+        and len(rest) >= 3
+        and not (group == "" and _is_namespace_subresource(rest, registry, version))
+    ):
         namespace, rest = rest[1], rest[2:]
     resource = rest[0]
     name = rest[1] if len(rest) > 1 else ""

@@ -88,13 +88,12 @@ class ResourceStorage:
         api_version = body.get("apiVersion") or expected_api
         if api_version != expected_api:
             raise errors.bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version "
-                f"({expected_api})"
+                f"the API version in the data ({api_version}) does not match the expected API version ({expected_api})"
             )
         if body.get("kind", kind.kind) != kind.kind:
             raise errors.bad_request(
                 f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}: the object provided is '
-                f'unrecognized ({body.get("kind")})'
+                f"unrecognized ({body.get('kind')})"
             )
         meta = body.get("metadata")
         if meta is None:
@@ -121,9 +120,7 @@ class ResourceStorage:
     def _validate(self, obj: dict[str, Any], version: str, field_validation: str) -> list[str]:
         """Metadata, schema and kind checks; raises 422 (or 400 for strict unknown fields), returns warnings."""
         kind = self.kind
-        problems: list[FieldError] = validate_metadata(
-            obj["metadata"], kind.name_rule, namespaced=kind.namespaced
-        )
+        problems: list[FieldError] = validate_metadata(obj["metadata"], kind.name_rule, namespaced=kind.namespaced)
         warnings: list[str] = []
         schema = kind.schema(version)
         if schema is not None:
@@ -247,7 +244,9 @@ class ResourceStorage:
             raise errors.stale_conflict(kind.group, kind.plural, name)
         if not requested_rv and not unconditional and not kind.builtin:
             raise errors.invalid_object(
-                kind.group, kind.kind, name,
+                kind.group,
+                kind.kind,
+                name,
                 [invalid("metadata.resourceVersion", 0, "must be specified for an update")],
             )
         if subresource == "status":
@@ -279,8 +278,16 @@ class ResourceStorage:
             if added:
                 rendered = "[]string{" + ", ".join(f'"{f}"' for f in added) + "}"
                 raise errors.invalid_object(
-                    kind.group, kind.kind, name,
-                    [forbidden("metadata.finalizers", f"no new finalizers can be added if the object is being deleted, found new finalizers {rendered}")],
+                    kind.group,
+                    kind.kind,
+                    name,
+                    [
+                        forbidden(
+                            "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {rendered}",
+                        )
+                    ],
                 )
         self.strategy.prepare_for_update(self, new, old.obj)
         if not controller and subresource != "status":
@@ -333,8 +340,14 @@ class ResourceStorage:
             raise errors.ApiError(422, "Invalid", "metadata must be an object")
         meta.setdefault("resourceVersion", old.obj["metadata"]["resourceVersion"])
         return self.update(
-            version, namespace, name, patched,
-            subresource=subresource, dry_run=dry_run, field_validation=field_validation, unconditional=True,
+            version,
+            namespace,
+            name,
+            patched,
+            subresource=subresource,
+            dry_run=dry_run,
+            field_validation=field_validation,
+            unconditional=True,
         )
 
     def apply(
@@ -402,7 +415,9 @@ class ResourceStorage:
         replicas = body["spec"].get("replicas", 0)
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise errors.invalid_object(
-                "autoscaling", "Scale", name,
+                "autoscaling",
+                "Scale",
+                name,
                 [invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
             )
         assert self.kind.scale is not None
@@ -433,12 +448,17 @@ class ResourceStorage:
         preconditions = preconditions or {}
         if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
             raise errors.conflict(
-                kind.group, kind.plural, name,
-                f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {meta.get('uid')}",
+                kind.group,
+                kind.plural,
+                name,
+                f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                f"UID in object meta: {meta.get('uid')}",
             )
         if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta.get("resourceVersion"):
             raise errors.conflict(
-                kind.group, kind.plural, name,
+                kind.group,
+                kind.plural,
+                name,
                 "Precondition failed: ResourceVersion in precondition: "
                 f"{preconditions['resourceVersion']}, ResourceVersion in object meta: {meta.get('resourceVersion')}",
             )
@@ -459,7 +479,9 @@ class ResourceStorage:
             return Written(event.new)
         return self.remove(old)
 
-    def remove(self, old: StoredObject, last_state: dict[str, Any] | None = None, warnings: list[str] | None = None) -> Written:
+    def remove(
+        self, old: StoredObject, last_state: dict[str, Any] | None = None, warnings: list[str] | None = None
+    ) -> Written:
         """Remove the object for good: one DELETED event carrying its last state.
 
         `last_state` is the content of the write that released the object (the update removing its last finalizer),
@@ -481,4 +503,3 @@ class ResourceStorage:
                 continue
             deleted.append(self.delete(meta.get("namespace", ""), meta["name"], dry_run=dry_run).stored)
         return deleted
-

@@ -54,7 +54,6 @@ class ServerOptions:
 @dataclass
 class _Negotiated:
     table: bool = False
-    table_version: str = "v1"
     aggregated: bool = False
 
 
@@ -78,8 +77,8 @@ def negotiate(accept: str) -> _Negotiated:
         if media not in (JSON, "application/*", "*/*"):
             continue
         shape = params.get("as")
-        if shape == "Table" and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
-            return _Negotiated(table=True, table_version=params["v"])
+        if shape == "Table" and params.get("g") == "meta.k8s.io" and params.get("v") == "v1":
+            return _Negotiated(table=True)
         if shape == "APIGroupDiscoveryList" and params.get("g") == "apidiscovery.k8s.io" and params.get("v") == "v2":
             return _Negotiated(aggregated=True)
         if shape is None:
@@ -87,7 +86,9 @@ def negotiate(accept: str) -> _Negotiated:
     raise errors.not_acceptable([JSON, "application/yaml", tables.TABLE_MEDIA])
 
 
-def _respond(body: bytes, status: int = 200, content_type: str = JSON, warnings: list[str] | None = None) -> web.Response:
+def _respond(
+    body: bytes, status: int = 200, content_type: str = JSON, warnings: list[str] | None = None
+) -> web.Response:
     response = web.Response(body=body, status=status, headers={"Content-Type": content_type})
     for warning in warnings or ():
         escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
@@ -211,7 +212,9 @@ class ApiServer:
             return _respond(encode(discovery.KUBERNETES_VERSION))
         if path in ("/api", "/apis"):
             if negotiate(request.headers.get("Accept", "")).aggregated:
-                body = self._cached(f"aggregated{path}", lambda: discovery.aggregated(registry, core=path == "/api", extra=extra))
+                body = self._cached(
+                    f"aggregated{path}", lambda: discovery.aggregated(registry, core=path == "/api", extra=extra)
+                )
                 return _respond(body, content_type=discovery.AGGREGATED_MEDIA)
             if path == "/api":
                 return _respond(encode(discovery.core_versions()))
@@ -285,7 +288,7 @@ class ApiServer:
         value = request.query.get("fieldValidation", "") or "Warn"
         if value not in FIELD_VALIDATION:
             raise errors.bad_request(
-                f"fieldValidation: Unsupported value: \"{value}\": supported values: \"Ignore\", \"Strict\", \"Warn\""
+                f'fieldValidation: Unsupported value: "{value}": supported values: "Ignore", "Strict", "Warn"'
             )
         return value
 
@@ -367,9 +370,7 @@ class ApiServer:
             return await self._delete(request, info, kind)
         raise errors.method_not_allowed()
 
-    def _object_response(
-        self, info: RequestInfo, kind: Kind, written: Written, status: int = 200
-    ) -> web.Response:
+    def _object_response(self, info: RequestInfo, kind: Kind, written: Written, status: int = 200) -> web.Response:
         if info.subresource == "scale":
             body = encode(self.store.resource(kind).scale(written.stored))
         else:
@@ -412,8 +413,13 @@ class ApiServer:
             return _respond(body, content_type=tables.TABLE_MEDIA)
         api_version = kind.api_version(info.version)
         head = (
-            b'{"kind":"' + kind.list_kind.encode() + b'","apiVersion":"' + api_version.encode()
-            + b'","metadata":' + encode(metadata) + b',"items":['
+            b'{"kind":"'
+            + kind.list_kind.encode()
+            + b'","apiVersion":"'
+            + api_version.encode()
+            + b'","metadata":'
+            + encode(metadata)
+            + b',"items":['
         )
         return _respond(head + b",".join(s.encoded(api_version) for s in page.items) + b"]}")
 
@@ -432,7 +438,9 @@ class ApiServer:
         body = await self._body(request, kind=kind)
         storage = self.store.resource(kind)
         if info.subresource == "scale":
-            written = storage.update_scale(info.version, info.namespace, info.name, body, dry_run=self._dry_run(request))
+            written = storage.update_scale(
+                info.version, info.namespace, info.name, body, dry_run=self._dry_run(request)
+            )
         else:
             written = storage.update(
                 info.version,
@@ -460,7 +468,9 @@ class ApiServer:
             )
             return self._object_response(info, kind, written, 201 if written.created else 200)
         if content_type not in _PATCH_TYPES:
-            raise errors.unsupported_media_type(content_type, [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH])
+            raise errors.unsupported_media_type(
+                content_type, [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH]
+            )
         patch = await self._body(request, kind=kind, patch=True)
         written = self.store.resource(kind).patch(
             info.version,
@@ -512,8 +522,13 @@ class ApiServer:
         deleted = self.store.resource(kind).delete_collection(query.selection, dry_run=self._dry_run(request, options))
         api_version = kind.api_version(info.version)
         head = (
-            b'{"kind":"' + kind.list_kind.encode() + b'","apiVersion":"' + api_version.encode()
-            + b'","metadata":' + encode({"resourceVersion": str(self.store.resource_version)}) + b',"items":['
+            b'{"kind":"'
+            + kind.list_kind.encode()
+            + b'","apiVersion":"'
+            + api_version.encode()
+            + b'","metadata":'
+            + encode({"resourceVersion": str(self.store.resource_version)})
+            + b',"items":['
         )
         return _respond(head + b",".join(s.encoded(api_version) for s in deleted) + b"]}")
 

@@ -421,9 +421,7 @@ class Store:
     def _kind_for(self, api_version: str, kind_name: str) -> Kind:
         kind = self.registry.by_kind(api_version, kind_name)
         if kind is None:
-            raise errors.ApiError(
-                404, "NotFound", f'no matches for kind "{kind_name}" in version "{api_version}"'
-            )
+            raise errors.ApiError(404, "NotFound", f'no matches for kind "{kind_name}" in version "{api_version}"')
         return kind
 
     def _version_of(self, api_version: str) -> str:
@@ -480,7 +478,13 @@ class Store:
     ) -> dict[str, Any]:
         kind = self._kind_for(api_version, kind_name)
         written = self.resource(kind).patch(
-            self._version_of(api_version), namespace, name, fresh_copy(patch), patch_type, subresource=subresource
+            # Patch functions copy what they take from the patch, so the caller's patch is never aliased.
+            self._version_of(api_version),
+            namespace,
+            name,
+            patch,
+            patch_type,
+            subresource=subresource,
         )
         return written.stored.thaw(api_version)
 

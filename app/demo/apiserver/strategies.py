@@ -163,7 +163,9 @@ class PodStrategy(Strategy):
             if not container.get("name"):
                 problems.append(required(f"spec.containers[{index}].name"))
             elif container["name"] in names:
-                problems.append(FieldError("FieldValueDuplicate", f"spec.containers[{index}].name", "", container["name"], True))
+                problems.append(
+                    FieldError("FieldValueDuplicate", f"spec.containers[{index}].name", "", container["name"], True)
+                )
             names.add(container.get("name", ""))
             if not container.get("image"):
                 problems.append(required(f"spec.containers[{index}].image"))
@@ -203,9 +205,7 @@ class ServiceStrategy(Strategy):
         self._next = 1
 
     def _allocate(self, storage: ResourceStorage) -> str:
-        used = {
-            s.obj.get("spec", {}).get("clusterIP") for s in storage.store.table(storage.kind).objects.values()
-        }
+        used = {s.obj.get("spec", {}).get("clusterIP") for s in storage.store.table(storage.kind).objects.values()}
         while True:
             address = str(_SERVICE_RANGE[self._next])
             self._next += 1
@@ -319,7 +319,9 @@ class JobStrategy(Strategy):
             return [required("spec.template.spec.containers")]
         restart = (template.get("spec") or {}).get("restartPolicy")
         if restart not in ("Never", "OnFailure"):
-            return [errors.not_supported("spec.template.spec.restartPolicy", restart or "Always", ["OnFailure", "Never"])]
+            return [
+                errors.not_supported("spec.template.spec.restartPolicy", restart or "Always", ["OnFailure", "Never"])
+            ]
         return []
 
 

@@ -74,8 +74,7 @@ def validate_metadata(meta: dict[str, Any], name_rule: str, *, namespaced: bool)
     if generate and not name:
         # Only the prefix is checked; the random suffix is always valid.
         errors.extend(
-            invalid("metadata.generateName", generate, e)
-            for e in name_errors(generate.rstrip("-") or "a", name_rule)
+            invalid("metadata.generateName", generate, e) for e in name_errors(generate.rstrip("-") or "a", name_rule)
         )
     if namespaced and not meta.get("namespace"):
         errors.append(required("metadata.namespace"))
@@ -101,9 +100,7 @@ def validate_metadata(meta: dict[str, Any], name_rule: str, *, namespaced: bool)
 
 # --- openAPIV3Schema ---------------------------------------------------------------------------------------------
 
-_DATE_TIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _ROOT_SKIP = frozenset({"apiVersion", "kind", "metadata"})
 
 
@@ -191,11 +188,17 @@ class _Walker:
     def validate(self, schema: dict[str, Any], value: Any, path: str, *, root: bool = False) -> None:
         if value is None:
             if not schema.get("nullable", False):
-                self.error(invalid(path, None, f"{path} in body must be of type {schema.get('type', 'object')}: \"null\""))
+                self.error(
+                    invalid(path, None, f'{path} in body must be of type {schema.get("type", "object")}: "null"')
+                )
             return
         if schema.get("x-kubernetes-int-or-string"):
             if _json_type(value) not in ("integer", "string"):
-                self.error(invalid(path, _json_type(value), f'{path} in body must be of type integer,string: "{_json_type(value)}"'))
+                self.error(
+                    invalid(
+                        path, _json_type(value), f'{path} in body must be of type integer,string: "{_json_type(value)}"'
+                    )
+                )
                 return
         elif "type" in schema and not _type_matches(schema["type"], value):
             actual = _json_type(value)
@@ -239,7 +242,9 @@ class _Walker:
 
     def _array(self, schema: dict[str, Any], value: list[Any], path: str) -> None:
         if "maxItems" in schema and len(value) > schema["maxItems"]:
-            self.error(FieldError("FieldValueTooMany", path, f"must have at most {schema['maxItems']} items", len(value), True))
+            self.error(
+                FieldError("FieldValueTooMany", path, f"must have at most {schema['maxItems']} items", len(value), True)
+            )
         if "minItems" in schema and len(value) < schema["minItems"]:
             self.error(invalid(path, len(value), f"{path} in body should have at least {schema['minItems']} items"))
         list_type = schema.get("x-kubernetes-list-type")
@@ -267,7 +272,11 @@ class _Walker:
 
     def _object(self, schema: dict[str, Any], value: dict[str, Any], path: str, *, root: bool) -> None:
         if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-            self.error(FieldError("FieldValueTooMany", path, f"must have at most {schema['maxProperties']} items", len(value), True))
+            self.error(
+                FieldError(
+                    "FieldValueTooMany", path, f"must have at most {schema['maxProperties']} items", len(value), True
+                )
+            )
         for name in schema.get("required") or []:
             if name not in value and not (root and name == "metadata"):
                 self.error(required(_child(path, name)))

@@ -27,10 +27,18 @@ KUEUE = "kueue.x-k8s.io"
 
 # The visibility group's resources only exist to carry the pendingworkloads subresource.
 VISIBILITY_KINDS = (
-    Kind(GROUP, "ClusterQueue", "clusterqueues", tuple(KindVersion(v) for v in VERSIONS), namespaced=False,
-         verbs=(), tracks_generation=False),
-    Kind(GROUP, "LocalQueue", "localqueues", tuple(KindVersion(v) for v in VERSIONS), verbs=(),
-         tracks_generation=False),
+    Kind(
+        GROUP,
+        "ClusterQueue",
+        "clusterqueues",
+        tuple(KindVersion(v) for v in VERSIONS),
+        namespaced=False,
+        verbs=(),
+        tracks_generation=False,
+    ),
+    Kind(
+        GROUP, "LocalQueue", "localqueues", tuple(KindVersion(v) for v in VERSIONS), verbs=(), tracks_generation=False
+    ),
 )
 
 
@@ -66,7 +74,9 @@ class Visibility:
     def install(self, api: ApiServer) -> None:
         for kind in VISIBILITY_KINDS:
             self._store.registry.register(kind)
-            api.register_subresource(Subresource(GROUP, kind.plural, "pendingworkloads", ("get",), "PendingWorkloadsSummary"), self._handle)
+            api.register_subresource(
+                Subresource(GROUP, kind.plural, "pendingworkloads", ("get",), "PendingWorkloadsSummary"), self._handle
+            )
 
     def _kueue(self, kind: str) -> Kind:
         found = self._store.registry.by_kind(f"{KUEUE}/v1beta2", kind)
@@ -119,7 +129,9 @@ class Visibility:
             per_queue[queue] = local_position + 1
             if local_only is not None and queue != local_only:
                 continue
-            summary_meta = {k: meta[k] for k in ("name", "namespace", "creationTimestamp", "ownerReferences") if k in meta}
+            summary_meta = {
+                k: meta[k] for k in ("name", "namespace", "creationTimestamp", "ownerReferences") if k in meta
+            }
             items.append(
                 {
                     "metadata": summary_meta,
