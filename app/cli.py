@@ -56,10 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         key: getattr(args, key, None)
         for key in ("context", "namespace", "all_namespaces", "kubeconfig", "readonly", "theme", "log_file")
     }
-    if options["log_file"]:
-        logging.basicConfig(filename=options["log_file"], level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("hyperdesk").info("hyperdesk %s: %s", __version__, args.command or "tui")
     if args.command == "demo":
         return _demo(args.demo_args, options)
 
@@ -73,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(exc), EXIT_USAGE)
         config_errors.append(f"{exc} — starting with defaults")
         settings = Settings(**{k: v for k, v in options.items() if v is not None})
+
+    if settings.log_file:
+        _start_log(settings.log_file, args.command)
 
     from app.cluster.kubeconfig import KubeconfigError, load_kubeconfig
 
@@ -116,6 +115,16 @@ def _demo(demo_args: list[str], options: dict[str, Any]) -> int:
         return serve_main(demo_args[1:])
     return _fail("`hyperdesk demo` needs the embedded cluster, which is not built yet; see `hyperdesk demo serve`",
                  EXIT_FAILURE)
+
+
+def _start_log(path: str, command: str | None) -> None:
+    """The log file (flag, HYPERDESK_LOG_FILE or config), readable by its owner only."""
+    import os
+
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    logging.basicConfig(filename=path, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hyperdesk").info("hyperdesk %s: %s", __version__, command or "tui")
 
 
 def _fail(message: str, code: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Tab, Tabs
 
 from app import commands
-from app.cluster.connection import ClusterConnection, Health
+from app.cluster.connection import ApiError, ClusterConnection, Health
 from app.model.status import describe_stores
 from app.cluster.kubeconfig import Kubeconfig
 from app.config import Settings, data_dir
@@ -39,6 +40,8 @@ from widgets.topbar import TopBar, TopBarState
 
 if TYPE_CHECKING:
     from app.cluster.engine import ClusterEngine
+
+log = logging.getLogger(__name__)
 
 # Which pane opens beside which when split mode is toggled with `v`.
 SPLIT_PARTNER = {"jobs": "training", "training": "jobs", "spaces": "gpus", "gpus": "spaces", "endpoints": "gpus"}
@@ -113,13 +116,19 @@ class HyperdeskApp(App[None]):
         if kubeconfig is None:
             self.health = Health("no-config", "no kubeconfig")
         elif context is None:
-            self.health = Health("error", f"no context {settings.context!r} in kubeconfig")
+            known = ", ".join(kubeconfig.context_names) or "none"
+            self.health = Health("error", (
+                f"no context {settings.context!r} in the kubeconfig (known: {known})" if settings.context else
+                f"the kubeconfig has no current-context: pick one with --context or :ctx (known: {known})"))
         else:
             self.health = Health("connecting")
         self.engine: ClusterEngine | None = None
+        self._filter_pane: Pane
+        self._command_pane: Pane
         self._engines: set[ClusterEngine] = set()
         self._stale_panes: set[str] = set()
         self._mounted = False
+        self.probe_seconds = PROBE_SECONDS
         self._register_themes()
         if settings.keys:
             self._apply_keymap(settings.keys)
@@ -141,6 +150,7 @@ class HyperdeskApp(App[None]):
 
     def on_mount(self) -> None:
         self._mounted = True
+        self._filter_pane = self._command_pane = self.pane(self.active_pane)
         self.query_one(Prompt).close()
         self._layout_panes()
         self._show_state()
@@ -148,6 +158,7 @@ class HyperdeskApp(App[None]):
             self.notify(message, title="Configuration", severity="error", timeout=20)
         if self.health.state == "connecting":
             self.connect_cluster()
+        self.set_interval(1.0, self._tick_stale_ages)
         if not self.is_headless:
             self._watch_terminal()
 
@@ -198,10 +209,16 @@ class HyperdeskApp(App[None]):
         self.split_pane = None if self.split_pane else SPLIT_PARTNER[self.active_pane]
 
     def action_command(self) -> None:
+        self._command_pane = self.focused_pane()
         self.query_one(Prompt).open("command")
 
+    def focused_pane_before_prompt(self) -> Pane:
+        pane = self._command_pane
+        return pane if pane.display else self.pane(self.active_pane)
+
     def action_filter(self) -> None:
-        self.query_one(Prompt).open("filter", self.focused_pane().table.filter_text)
+        self._filter_pane = self.focused_pane()
+        self.query_one(Prompt).open("filter", self._filter_pane.table.filter_text)
 
     def action_help(self) -> None:
         pane = self.focused_pane()
@@ -227,6 +244,10 @@ class HyperdeskApp(App[None]):
         elif self.split_pane:
             self.split_pane = None
 
+    async def action_quit(self) -> None:
+        """ctrl+q and the palette's Quit ask first too while tunnels are open."""
+        self.action_quit_app()
+
     def action_quit_app(self) -> None:
         if len(self.tunnels):
             count = len(self.tunnels)
@@ -248,28 +269,29 @@ class HyperdeskApp(App[None]):
         names = {
             "ctx": self.kubeconfig.context_names if self.kubeconfig else [],
             "theme": sorted(self.available_themes),
-            "ns": ["all"],
+            "ns": ["all", *sorted(self.engine.stores["namespaces"].keys())]
+            if self.engine is not None and "namespaces" in self.engine.stores else ["all"],
         }
         return commands.completions(text, names)
 
     @on(Prompt.FilterChanged)
     def _filter_changed(self, event: Prompt.FilterChanged) -> None:
-        self.pane(self.active_pane).table.set_filter(event.value)
-        self._show_state()
+        self._filter_pane.table.set_filter(event.value)
+        self._show_pane_state(self._filter_pane)
 
     @on(Prompt.Cancelled)
     def _prompt_cancelled(self, event: Prompt.Cancelled) -> None:
-        prompt = self.query_one(Prompt)
-        prompt.close()
+        self.query_one(Prompt).close()
+        pane = self._filter_pane if event.mode == "filter" else self.focused_pane_before_prompt()
         if event.mode == "filter":
-            self.pane(self.active_pane).table.set_filter("")
-            self._show_state()
-        self.pane(self.active_pane).focus()
+            pane.table.set_filter("")
+            self._show_pane_state(pane)
+        pane.focus()
 
     @on(Prompt.Entered)
     def _prompt_submitted(self, event: Prompt.Entered) -> None:
         self.query_one(Prompt).close()
-        self.pane(self.active_pane).focus()
+        (self._filter_pane if event.mode == "filter" else self.focused_pane_before_prompt()).focus()
         if event.mode == "command":
             self.run_command(event.value)
 
@@ -326,6 +348,7 @@ class HyperdeskApp(App[None]):
             known = ", ".join(self.kubeconfig.context_names) or "none"
             self.notify(f"no context {name!r} in the kubeconfig (known: {known})", severity="error")
             return
+        self.workers.cancel_group(self, "scope")
         self.context_name = context.name
         self.namespace = context.namespace
         self.health = Health("connecting")
@@ -378,12 +401,27 @@ class HyperdeskApp(App[None]):
                 context=self.context_name,
                 namespace=self.namespace,
                 health=self.health.state,
-                health_detail=self.health.detail,
+                health_detail=self.health.detail or (self.health.server_version or ""),
                 readonly=self.readonly,
             )
         )
         for pane_id in PANE_IDS:
-            self._show_pane_state(self.pane(pane_id))
+            pane = self.pane(pane_id)
+            if pane.display:
+                self._show_pane_state(pane)
+            else:
+                self._stale_panes.add(pane_id)
+
+    def _tick_stale_ages(self) -> None:
+        """A stale store's age counts up on screen, though nothing new arrives to say so."""
+        if self.engine is None:
+            return
+        for pane_id in PANE_IDS:
+            pane = self.pane(pane_id)
+            if pane.display and any(
+                self.engine.stores[k].status.state == "stale" for k in pane.kinds if k in self.engine.stores
+            ):
+                self._show_pane_state(pane)
 
     def _show_pane_state(self, pane: Pane) -> None:
         self._stale_panes.discard(pane.pane_id)
@@ -410,7 +448,7 @@ class HyperdeskApp(App[None]):
             return f"Cluster error: {self.health.detail}"
         return ""
 
-    @work(exclusive=True, group="cluster")
+    @work(exclusive=True, group="cluster", exit_on_error=False)
     async def connect_cluster(self) -> None:
         """Connect to the current context and keep its stores; check the route every PROBE_SECONDS.
 
@@ -430,12 +468,21 @@ class HyperdeskApp(App[None]):
         try:
             while True:
                 self.health = await connection.probe()
+                if self.health.state == "connected":
+                    try:
+                        if self.engine is not engine:
+                            engine.namespace = self.namespace  # `:ns` may have changed it while connecting
+                            await engine.start(sorted({k for cls in PANE_CLASSES for k in cls.kinds}))
+                            self.engine = engine
+                        else:
+                            await engine.retry_unavailable()
+                    except ApiError as exc:
+                        self.health = Health("error", f"cluster discovery failed: {exc}")
+                    except Exception as exc:  # noqa: BLE001 - a bug here must not take the app down
+                        log.exception("starting the cluster engine failed")
+                        self.health = Health("error", f"{type(exc).__name__}: {exc}")
                 self._show_state()
-                if self.health.state == "connected" and self.engine is not engine:
-                    await engine.start(sorted({k for cls in PANE_CLASSES for k in cls.kinds}))
-                    self.engine = engine
-                    self._show_state()
-                await asyncio.sleep(PROBE_SECONDS)
+                await asyncio.sleep(self.probe_seconds)
         finally:
             if self.engine is engine:
                 self.engine = None
@@ -443,11 +490,14 @@ class HyperdeskApp(App[None]):
             self._engines.discard(engine)
 
     async def on_unmount(self) -> None:
-        """Close what the cluster worker may not have closed yet: quitting leaves no connection open."""
+        """Close what may still be open however the app ends (quit, SIGHUP, lost terminal): tunnels and the
+        cluster connections the workers had no chance to close."""
+        self._mounted = False
+        await self.tunnels.close_all()
         for engine in list(self._engines):
             await engine.close()
 
-    @work(exclusive=True, group="scope")
+    @work(exclusive=True, group="scope", exit_on_error=False)
     async def rescope(self) -> None:
         if self.engine is not None:
             await self.engine.set_scope(self.namespace)
@@ -455,6 +505,8 @@ class HyperdeskApp(App[None]):
     @on(StoresChanged)
     def _stores_changed(self, message: StoresChanged) -> None:
         """Visible panes catch up now; hidden ones only note that they must when shown."""
+        if not self._mounted or not self.query("#panes"):
+            return  # a message that was in flight when the app began to close
         for pane_id in PANE_IDS:
             pane = self.pane(pane_id)
             if message.store in pane.kinds:

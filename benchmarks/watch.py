@@ -143,9 +143,10 @@ async def measure(kubeconfig: str, server: subprocess.Popen[str], pods: int) -> 
     print(f"  hyperdesk's CPU for those events    {cpu:7.2f} s   = {100_000 / cpu:,.0f} events per CPU-second "
           f"(target >= 20,000/s)")
     elapsed, _, burst = await churn(10_000)
-    span = max(elapsed, 1e-9)
-    print(f"  10,000-event burst: {len(burst)} deliveries to the UI in {span:.2f} s "
-          f"= {len(burst) / max(span, 1.0):.1f} per store per second (target <= 10)")
+    gaps = [b[0] - a[0] for a, b in zip(burst, burst[1:])]
+    print(f"  10,000-event burst over {elapsed:.2f} s: {len(burst)} deliveries to the UI, "
+          f"at least {min(gaps) * 1000:.0f} ms apart = at most {1 / min(gaps):.1f} per store per second "
+          f"(target <= 10)" if gaps else f"  10,000-event burst: {len(burst)} delivery")
     await engine.close()
 
 

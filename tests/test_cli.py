@@ -77,11 +77,12 @@ def test_bad_config_file_fails_headless_commands_with_its_line(isolated_home: Pa
     assert "Traceback" not in result.stderr
 
 
-def test_log_file_gets_the_log_and_no_credentials(tmp_path: Path) -> None:
+def test_log_file_from_flag_or_environment_is_private(tmp_path: Path) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"prod": "https://10.0.0.1"}, current="prod")
-    log = tmp_path / "hyperdesk.log"
-    result = hyperdesk("--log-file", str(log), "--kubeconfig", str(kubeconfig), "get", "contexts")
-    assert result.returncode == 0
-    text = log.read_text()
-    assert "hyperdesk 0." in text and ": get" in text
-    assert "not-a-real-token" not in text
+    flag_log, env_log = tmp_path / "flag.log", tmp_path / "env.log"
+    assert hyperdesk("--log-file", str(flag_log), "--kubeconfig", str(kubeconfig), "get", "contexts").returncode == 0
+    assert hyperdesk("--kubeconfig", str(kubeconfig), "get", "contexts",
+                     env={"HYPERDESK_LOG_FILE": str(env_log)}).returncode == 0
+    for log in (flag_log, env_log):
+        assert "hyperdesk 0." in log.read_text() and ": get" in log.read_text()
+        assert log.stat().st_mode & 0o077 == 0, "only its owner may read the log"

@@ -67,7 +67,7 @@ def test_starts_with_a_bad_config_file_and_says_so(isolated_home: Path) -> None:
     config.write_text("theme: hyperdesk-light\nkeys: [oops\n")
     app = PtyApp()
     try:
-        screen = app.read_until(b"starting with defaults")
+        screen = app.read_until(b"Configuration")  # the title of the toast that carries the file's error
         assert b"Traceback" not in screen
         assert app.proc.poll() is None, "the app keeps running"
     finally:

@@ -55,3 +55,18 @@ async def test_connects_watches_and_rescopes(apiserver: LocalApiServer, tmp_path
         assert "ctx other" in topbar_text(app)
         await wait_for(pilot, lambda: len(apiserver.store.watchers()) == watches_before,
                        timeout=5.0)  # the old context's watches are gone, the new one's replace them
+
+
+async def test_a_failing_discovery_is_a_state_and_is_retried(apiserver: LocalApiServer) -> None:
+    def discovery(info) -> bool:
+        return info.path == "/apis"
+
+    apiserver.faults.fail(1.0, status=503, match=discovery)
+    app = HyperdeskApp(Settings(), kubeconfig=load_kubeconfig(str(apiserver.kubeconfig_path)))
+    app.probe_seconds = 0.3
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.health.state == "error")
+        assert "cluster discovery failed" in topbar_text(app)
+        apiserver.faults.clear()
+        await wait_for(pilot, lambda: app.engine is not None and app.health.state == "connected")
+        assert app.is_running

@@ -275,3 +275,29 @@ async def test_no_kubeconfig_says_how_to_connect() -> None:
         notice = str(app.pane("jobs").query_one(".empty").render())
         assert "no kubeconfig found" in notice and "hyperdesk demo" in notice
         assert "no cluster" in topbar_text(app)
+
+
+async def test_filter_in_split_view_narrows_the_focused_pane_and_keeps_row_order() -> None:
+    app = HyperdeskApp(Settings())
+    async with app.run_test(size=(160, 40)) as pilot:
+        jobs = app.pane("jobs").table
+        runs = app.pane("training").table
+        jobs.set_rows(JOB_ROWS)
+        runs.set_rows([Row("r1", ("run-a",)), Row("r2", ("run-b",)), Row("r3", ("run-c",))])
+        await pilot.press("v", "tab")
+        assert app.focused is runs
+        await pilot.press("slash", *"run-b", "enter")
+        assert runs.row_count == 1 and jobs.row_count == 3
+        await pilot.press("escape")
+        assert [runs.get_row_at(i)[0] for i in range(runs.row_count)] == ["run-a", "run-b", "run-c"]
+
+
+async def test_ctrl_q_also_asks_while_tunnels_are_open_and_enter_means_no() -> None:
+    app = HyperdeskApp(Settings())
+    app.tunnels.add(_FakeTunnel("space/notebook-1:8888"))
+    async with app.run_test() as pilot:
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert app.is_running

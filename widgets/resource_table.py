@@ -55,3 +55,14 @@ class ResourceTable(DataTable):
                             self.update_cell(key, label, value)
                 else:
                     self.add_row(*row.cells, key=key)
+            if [row.key.value for row in self.ordered_rows] != list(wanted):
+                self._reorder(list(wanted.values()))
+
+    def _reorder(self, rows: list[Row]) -> None:
+        """Rows in the order given (new rows were appended at the end), the cursor staying on its row."""
+        current = self.ordered_rows[self.cursor_row].key.value if self.row_count else None
+        self.clear()
+        for row in rows:
+            self.add_row(*row.cells, key=row.key)
+        if current is not None and current in self.rows:
+            self.move_cursor(row=self.get_row_index(current), animate=False)

@@ -21,10 +21,6 @@ from typing import Any, AsyncIterator, Literal
 
 HealthState = Literal["no-config", "connecting", "connected", "unreachable", "error"]
 
-IN_CLUSTER = "in-cluster"
-"""The context name shown when hyperdesk runs in a pod with a service account and no kubeconfig."""
-
-
 @dataclass(frozen=True)
 class Health:
     state: HealthState
@@ -43,11 +39,6 @@ class ApiError(Exception):
         self.retry_after = retry_after
         self.body = body
 
-    @property
-    def transient(self) -> bool:
-        """Worth retrying: the route failed, the server is overloaded or erred, or it timed out."""
-        return self.status == 0 or self.status == 429 or self.status >= 500
-
 
 class ClusterConnection:
     """An API client for one context. `open()` loads credentials, `close()` frees the connection pool.
@@ -56,16 +47,33 @@ class ClusterConnection:
     plugin's token is fetched again when it expires, checked before each request.
     """
 
-    def __init__(self, kubeconfig_paths: list[Path] | None, context: str | None, timeout: float = 10.0) -> None:
+    def __init__(self, kubeconfig_paths: list[Path] | None, context: str | None, timeout: float = 10.0,
+                 open_timeout: float = 30.0) -> None:
         self.kubeconfig_paths = kubeconfig_paths
         self.context = context
         self.timeout = timeout
+        self.open_timeout = open_timeout
         self.api_client: Any = None
         self.server: str | None = None
+        self._credentials: ExecCredentials | None = None
+        self._closed = False
+        self._opening = asyncio.Lock()
 
     async def open(self) -> Any:
-        if self.api_client is not None:
+        """Load the context's credentials (running its exec plugin, bounded by `open_timeout`) and build the client."""
+        if self._closed:
+            raise ApiError(0, "the connection was closed")
+        async with self._opening:
+            if self.api_client is None:
+                try:
+                    await asyncio.wait_for(self._open(), self.open_timeout)
+                except asyncio.TimeoutError:
+                    raise ApiError(0, f"the kubeconfig's credential plugin did not answer within "
+                                      f"{self.open_timeout:g} s; if it needs an interactive login, run "
+                                      f"`kubectl get namespaces` once in a shell") from None
             return self.api_client
+
+    async def _open(self) -> None:
         from kubernetes.aio import client, config
 
         configuration = client.Configuration()
@@ -76,15 +84,17 @@ class ClusterConnection:
                 client_configuration=configuration,
                 persist_config=False,
             )
-            if "exec" in getattr(loader, "_user", {}):
-                configuration.refresh_api_key_hook = _exec_refresher(loader)
+            if "exec" in (getattr(loader, "_user", None) or {}):
+                self._credentials = ExecCredentials(loader)
+                configuration.refresh_api_key_hook = self._credentials.refresh
         else:
             config.load_incluster_config(client_configuration=configuration)
         self.server = configuration.host
         self.api_client = client.ApiClient(configuration=configuration)
-        return self.api_client
 
     async def close(self) -> None:
+        """Free the connection pool. A closed connection stays closed: later requests fail instead of reopening."""
+        self._closed = True
         if self.api_client is not None:
             api_client, self.api_client = self.api_client, None
             await api_client.close()
@@ -104,7 +114,7 @@ class ClusterConnection:
             response = await api_client.call_api(method, url, header_params=header_params, body=body,
                                                  _request_timeout=timeout)
         except asyncio.TimeoutError:
-            raise ApiError(0, f"no answer from {self.server} within {timeout or self.timeout:g} s") from None
+            raise ApiError(0, f"no answer from {self.server} in time") from None
         except Exception as exc:  # noqa: BLE001 - transport failures of every kind become ApiError(0)
             if isinstance(exc, ApiError):
                 raise
@@ -122,6 +132,8 @@ class ClusterConnection:
         finally:
             response.release()
         if response.status >= 400:
+            if response.status == 401 and self._credentials is not None:
+                self._credentials.invalidate()  # as client-go does: the plugin runs again on the next request
             raise _api_error(response.status, response.reason or "", response.headers, data)
         if not data:
             return None
@@ -160,17 +172,34 @@ class ClusterConnection:
                 return Health("error", f"the server refused the credentials ({exc.status})")
             return Health("error", f"the server answered {exc.status}: {exc}")
         except Exception as exc:  # noqa: BLE001 - a broken kubeconfig is a state, not a crash
-            return Health("error", f"kubeconfig: {_first_line(exc)}")
+            return Health("error", f"kubeconfig: {first_line(exc)}")
 
 
-def _exec_refresher(loader: Any):
-    async def refresh(configuration: Any) -> None:
-        # A no-op until the plugin's token is about to expire; then the plugin runs again.
-        await loader.load_from_exec_plugin()
-        if getattr(loader, "token", None):
-            configuration.api_key["BearerToken"] = loader.token
+class ExecCredentials:
+    """The token of an exec credential plugin (`aws eks get-token`...), fetched again only when needed: when it
+    is about to expire (the client's 5-minute margin), or after the server answered 401. A token without an
+    expiry is kept until a 401. One plugin run at a time, however many requests are waiting for it."""
 
-    return refresh
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+        self._lock = asyncio.Lock()
+        self._stale = False
+
+    def invalidate(self) -> None:
+        self._stale = True
+
+    async def refresh(self, configuration: Any) -> None:
+        loader = self._loader
+        if not self._stale and getattr(loader, "token", None) and not hasattr(loader, "exec_plugin_expiry"):
+            return
+        async with self._lock:
+            if self._stale and hasattr(loader, "exec_plugin_expiry"):
+                del loader.exec_plugin_expiry
+            if self._stale or hasattr(loader, "exec_plugin_expiry"):
+                await loader.load_from_exec_plugin()  # a no-op while the token is valid
+                self._stale = False
+            if getattr(loader, "token", None):
+                configuration.api_key["BearerToken"] = loader.token
 
 
 def _query_value(value: Any) -> str:
@@ -201,10 +230,10 @@ def _api_error(status: int, reason: str, headers: Any, data: bytes) -> ApiError:
 
 
 def _transport_message(exc: Exception, server: str | None) -> str:
-    detail = _first_line(exc)
+    detail = first_line(exc)
     return f"cannot reach {server}: {detail}" if server else detail
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

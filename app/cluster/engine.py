@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from app.cluster.access import can_list_watch
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.discovery import Discovery, discover
-from app.cluster.reflector import Backoff, Reflector
+from app.cluster.reflector import Backoff, Reflector, scope_label
 from app.cluster.resources import KINDS, ResourceKind
 from app.cluster.store import Changes, Store
 
@@ -55,6 +55,7 @@ class ClusterEngine:
         self._subscribers: list[Subscriber] = []
         self._delivery: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     def subscribe(self, callback: Subscriber) -> None:
         self._subscribers.append(callback)
@@ -62,6 +63,8 @@ class ClusterEngine:
     async def start(self, kinds: Iterable[str]) -> None:
         """Begin keeping these kinds' stores (idempotent per kind). Discovery runs once, on the first call."""
         async with self._lock:
+            if self._closed:
+                return
             if self.discovery is None:
                 self.discovery = await discover(self.connection)
             if self._delivery is None:
@@ -76,7 +79,12 @@ class ClusterEngine:
         assert self.discovery is not None
         version = self.discovery.version(kind.name)
         if version is None:
-            store.set_state("unsupported", f"the cluster does not serve {kind.kind} ({kind.group or 'core'})")
+            failed = [f"{where}: {why}" for where, why in self.discovery.failed_groups.items()
+                      if where.split("/")[0] == kind.group]
+            detail = (f"discovery of {failed[0]}" if failed else
+                      f"the cluster does not serve {kind.kind} ({kind.group or 'core'})")
+            store.replace({})
+            store.set_state("unsupported", detail)
             return
         namespace = self.namespace if kind.namespaced else None
         try:
@@ -88,8 +96,11 @@ class ClusterEngine:
             log.warning("access review for %s failed: %s; watching anyway", kind.name, exc)
             allowed = True
         if not allowed:
-            where = f"namespace {namespace}" if namespace else ("all namespaces" if kind.namespaced else "the cluster")
+            where = scope_label(kind, namespace)
+            store.replace({})
             store.set_state("forbidden", f"you may not list and watch {kind.plural} in {where}", scope=where)
+            return
+        if self._closed:
             return
         reflector = Reflector(self.connection, kind, version, store, namespace=namespace,
                               label_selector=self.label_selector if kind.namespaced else None,
@@ -101,6 +112,8 @@ class ClusterEngine:
         """Re-scope every namespaced store: its reflector restarts and the store is brought to the new scope's
         contents (differences only)."""
         async with self._lock:
+            if self._closed:
+                return
             self.namespace, self.label_selector = namespace, label_selector
             names = [n for n in self.stores if KINDS[n].namespaced]
             await asyncio.gather(*(self._stop_reflector(name) for name in names))
@@ -115,23 +128,40 @@ class ClusterEngine:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    async def retry_unavailable(self) -> None:
+        """Discover again and retry the stores that were unsupported or forbidden at start: a CRD installed or a
+        role granted since then shows up without a restart. Called on the app's periodic health check."""
+        async with self._lock:
+            if self._closed:
+                return
+            names = [n for n, s in self.stores.items()
+                     if n not in self.reflectors and s.status.state in ("unsupported", "forbidden")]
+            if not names:
+                return
+            self.discovery = await discover(self.connection)
+            await asyncio.gather(*(self._start_reflector(KINDS[name]) for name in names))
+
     async def get_object(self, name: str, namespace: str | None, object_name: str) -> dict:
         """The full object, for the YAML view (stores keep trimmed copies)."""
         kind = KINDS[name]
+        if kind.namespaced and not namespace:
+            raise ValueError(f"{kind.plural} are namespaced: say which namespace {object_name!r} is in")
         version = (self.discovery.version(name) if self.discovery else None) or kind.versions[0]
         return await self.connection.request("GET", kind.path(version, namespace, object_name))
 
     async def close(self) -> None:
-        """End every watch and the connection; safe to call twice, and the connection closes even if cancelled."""
-        try:
+        """End every watch and the connection, and deliver nothing more. Safe to call twice; the connection closes
+        even if this is cancelled, and a `start` or `set_scope` still running starts nothing new afterwards."""
+        self._closed = True
+        self._subscribers.clear()
+        # Closing the connection first aborts requests in flight, so a `start` holding the lock returns at once.
+        await self.connection.close()
+        async with self._lock:
             await asyncio.gather(*(self._stop_reflector(name) for name in list(self._tasks)))
             if self._delivery is not None:
                 self._delivery.cancel()
                 await asyncio.gather(self._delivery, return_exceptions=True)
                 self._delivery = None
-            self.flush()
-        finally:
-            await self.connection.close()
 
     def flush(self) -> None:
         """Deliver what changed since the last tick: one call per store with changes."""

@@ -14,6 +14,8 @@ from typing import Mapping
 
 import yaml
 
+from app.config import SAFE_LOADER
+
 
 class KubeconfigError(Exception):
     """A kubeconfig that cannot be used, phrased for the user."""
@@ -72,9 +74,9 @@ def load_kubeconfig(explicit: str | None = None, environ: Mapping[str, str] | No
     current: str | None = None
     for path in existing:
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise KubeconfigError(f"kubeconfig {path} cannot be read: {_short(exc)}") from None
+            raise KubeconfigError(f"kubeconfig {path} cannot be read: {str(exc).splitlines()[0]}") from None
         if not isinstance(doc, dict):
             raise KubeconfigError(f"kubeconfig {path} is not a mapping")
         for entry in doc.get("contexts") or []:
@@ -112,7 +114,3 @@ def in_cluster(environ: Mapping[str, str]) -> Kubeconfig | None:
     context = Context(name="in-cluster", cluster="in-cluster", user="service-account", namespace=namespace,
                       server=f"https://{host}:{port}")
     return Kubeconfig(paths=(), contexts=(context,), current_context="in-cluster")
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

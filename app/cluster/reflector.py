@@ -17,8 +17,9 @@ import gc
 import json
 import logging
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import aiohttp
 
@@ -60,6 +61,37 @@ class Backoff:
         self.failures = 0
 
 
+def scope_label(kind: ResourceKind, namespace: str | None, label_selector: str | None = None) -> str:
+    """What a store covers, as the panes say it: `cluster`, `all namespaces`, `namespace team-a, app=x`."""
+    where = "cluster" if not kind.namespaced else (f"namespace {namespace}" if namespace else "all namespaces")
+    return f"{where}, {label_selector}" if label_selector and kind.namespaced else where
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a LIST is parsed.
+
+    Parsing allocates hundreds of thousands of dicts that will live as long as the store; each allocation burst
+    triggers collections that walk every one of them again (at 100,000 pods, half the sync's CPU). Reference
+    counting still frees everything meanwhile; the collector resumes when the last concurrent LIST ends.
+    """
+    global _gc_pauses
+    if _gc_pauses == 0 and not gc.isenabled():
+        yield  # someone else turned it off: leave it as it is
+        return
+    _gc_pauses += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _gc_pauses -= 1
+        if _gc_pauses == 0:
+            gc.enable()
+
+
+_gc_pauses = 0
+
+
 class Reflector:
     page_size = 500
     forbidden_retry = 60.0
@@ -90,9 +122,7 @@ class Reflector:
 
     @property
     def scope(self) -> str:
-        where = "cluster" if not self.kind.namespaced else (
-            f"namespace {self.namespace}" if self.namespace else "all namespaces")
-        return f"{where}, {self.label_selector}" if self.label_selector else where
+        return scope_label(self.kind, self.namespace, self.label_selector)
 
     async def run(self) -> None:
         """Keep the store in sync until cancelled. Never raises except CancelledError."""
@@ -109,23 +139,25 @@ class Reflector:
             except WatchStalled:
                 log.info("%s: watch silent for %.0f s, reconnecting", self.path, self.stall_timeout)
             except ApiError as exc:
+                if exc.status == 410:  # a LIST continue token or a watch's resourceVersion is too old
+                    log.info("%s: %s; relisting", self.path, exc)
+                    self.resource_version = None
+                    await asyncio.sleep(self.backoff.next_delay())  # short at first; grows if it repeats
+                    continue
                 await self._on_error(exc)
             except Exception as exc:  # noqa: BLE001 - a malformed answer must not kill the store
                 log.exception("%s: unexpected failure", self.path)
                 await self._on_error(ApiError(0, f"{type(exc).__name__}: {exc}"))
 
     async def _on_error(self, exc: ApiError) -> None:
-        if exc.status == 403:
-            self.store.set_state("forbidden", str(exc), scope=self.scope)
-            await asyncio.sleep(self.forbidden_retry)
-        elif exc.status == 404:
-            self.store.set_state("unsupported", str(exc), scope=self.scope)
+        if exc.status in (403, 404):
+            self.store.set_state("forbidden" if exc.status == 403 else "unsupported", str(exc), scope=self.scope)
+            self.resource_version = None
+            self.store.replace({})  # never show what an earlier scope or permission let us see
             await asyncio.sleep(self.forbidden_retry)
         else:
             self.store.set_state("stale", str(exc), scope=self.scope)
             await asyncio.sleep(self.backoff.next_delay(exc.retry_after))
-        if exc.status in (403, 404, 410):
-            self.resource_version = None
 
     def _query(self) -> dict[str, Any]:
         return {"labelSelector": self.label_selector} if self.label_selector else {}
@@ -134,6 +166,13 @@ class Reflector:
         if self.store.status.state != "syncing" and len(self.store):
             self.relists += 1
         objects: dict[str, dict[str, Any]] = {}
+        with cyclic_gc_paused():
+            await self._list_pages(objects)
+        self.store.replace(objects)
+        self.backoff.reset()
+        self.store.set_state("live", scope=self.scope)
+
+    async def _list_pages(self, objects: dict[str, dict[str, Any]]) -> None:
         token: str | None = None
         resource_version: str | None = None
         while True:
@@ -144,17 +183,10 @@ class Reflector:
             meta = page.get("metadata") or {}
             resource_version = meta.get("resourceVersion") or resource_version
             token = meta.get("continue")
-            # The objects just parsed live as long as the store: move them out of the cyclic collector's sight,
-            # or every later collection walks them all again (at 100,000 pods, half the sync's CPU went there).
-            # They hold no reference cycles, so reference counting still frees them when the store drops them.
-            gc.freeze()
             if not token:
                 break
             await asyncio.sleep(0)  # let the UI draw between pages
-        self.store.replace(objects)
         self.resource_version = resource_version
-        self.backoff.reset()
-        self.store.set_state("live", scope=self.scope)
 
     async def _watch(self) -> None:
         query = {
@@ -164,6 +196,8 @@ class Reflector:
             "resourceVersion": self.resource_version,
             "timeoutSeconds": random.randint(300, 600),
         }
+        opened = asyncio.get_running_loop().time()
+        received = False
         async with self.connection.stream(self.path, query=query) as response:
             if self.store.status.state != "live":
                 self.store.set_state("live", scope=self.scope)
@@ -178,13 +212,19 @@ class Reflector:
                 except (aiohttp.ClientError, ConnectionError) as exc:
                     raise ApiError(0, f"watch connection lost: {type(exc).__name__}") from None
                 if not chunk:
-                    return  # the server ended the watch (timeoutSeconds): watch again from where we are
+                    # The server ended the watch (timeoutSeconds): watch again from where we are. A watch that
+                    # ends at once with nothing in it (a proxy closing streams) waits first, so it can't spin.
+                    if not received and asyncio.get_running_loop().time() - opened < 1.0:
+                        await asyncio.sleep(self.backoff.next_delay())
+                    return
                 lines = (buffer + chunk).split(b"\n")
                 buffer = lines.pop()
                 for line in lines:
                     if line.strip():
                         self._handle(json.loads(line))
-                self.backoff.reset()
+                        received = True
+                if received:
+                    self.backoff.reset()
                 await asyncio.sleep(0)
 
     def _handle(self, event: dict[str, Any]) -> None:
