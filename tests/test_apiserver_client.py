@@ -14,9 +14,10 @@ from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
 from app.demo.apiserver import LocalApiServer, ServerThread
+from tests.reference import REFERENCE
 
 KUEUE = ("kueue.x-k8s.io", "v1beta2")
-WORKLOADS_CRD = "/work/shared/reference/crds/kueue.x-k8s.io_workloads.yaml"
+WORKLOADS_CRD = str(REFERENCE / "crds" / "kueue.x-k8s.io_workloads.yaml")
 
 
 def pod(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:

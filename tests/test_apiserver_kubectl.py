@@ -12,10 +12,10 @@ import yaml
 
 from app.demo.apiserver import ServerThread
 from tests.plugins.apiserver import Kubectl
+from tests.reference import REFERENCE
 
 pytestmark = pytest.mark.kubectl
 
-REFERENCE = Path("/work/shared/reference")
 CRDS = REFERENCE / "crds"
 # Too big for client-side apply's last-applied annotation (the real server rejects it too): needs --server-side.
 SERVER_SIDE_ONLY = "kueue.x-k8s.io_workloads.yaml"
