@@ -1,10 +1,15 @@
-"""`hyperdesk demo serve`: run only the embedded API server, until SIGINT or SIGTERM.
+"""`hyperdesk demo serve`: run the simulated cluster headless, for kubectl and scripts, until SIGINT or SIGTERM.
 
-    python -m app.demo.serve --scenario empty --port 8001 --kubeconfig /tmp/demo.kubeconfig
+    hyperdesk demo serve --scenario hyperpod --port 8001 --kubeconfig /tmp/demo.kubeconfig --mlflow-dir /tmp/mlflow
+    python -m app.demo.serve --scenario bare
 
-prints the server URL and the kubeconfig path, then serves. Scenario `empty` registers every kind and creates no
-objects beyond the system namespaces a real cluster starts with. `--access users.yaml` adds token users with RBAC
-rules (see `app/demo/apiserver/access.py`); the server then speaks HTTPS, since kubectl sends tokens over TLS only.
+prints the server URL, the kubeconfig path and the MLflow tracking URI, then serves. Scenarios (see
+`app/demo/sim/scenario.py`): `hyperpod` (the default) is a HyperPod cluster with task governance and a half hour of
+history; `bare` has the same nodes, queues and controllers but no jobs, spaces or endpoints, for users and tests to
+submit their own; `empty` is the API server alone, with the system namespaces a real cluster starts with.
+`--speed X` runs simulated time X times faster than real time; `--seed N` picks the scenario's random choices.
+`--access users.yaml` adds token users with RBAC rules (see `app/demo/apiserver/access.py`); the server then speaks
+HTTPS, since kubectl sends tokens over TLS only. Only 127.0.0.1 is used.
 """
 
 from __future__ import annotations
@@ -17,17 +22,15 @@ from pathlib import Path
 
 import yaml
 
-from .apiserver import LocalApiServer
-
-SCENARIOS = ("empty",)
+from .sim.scenario import SCENARIOS
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hyperdesk demo serve",
-        description="Run hyperdesk's embedded Kubernetes API server on 127.0.0.1 until interrupted.",
+        description="Run hyperdesk's simulated cluster (an embedded Kubernetes API server) on 127.0.0.1 until interrupted.",
     )
-    parser.add_argument("--scenario", choices=SCENARIOS, default="empty", help="what the cluster contains")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="hyperpod", help="what the cluster contains")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free port)")
     parser.add_argument(
         "--kubeconfig",
@@ -36,27 +39,47 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the kubeconfig (default: a temporary file removed on exit)",
     )
     parser.add_argument(
+        "--mlflow-dir",
+        type=Path,
+        default=None,
+        help="directory of the MLflow store the simulated training logs to (default: a temporary one removed on exit)",
+    )
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the scenario's random choices (default: 0)")
+    parser.add_argument(
         "--access", type=Path, default=None, help="YAML file of token users and their rules (default: anonymous)"
     )
     return parser
 
 
-async def _serve(port: int, kubeconfig: Path | None, access: Path | None) -> None:
+async def _serve(args: argparse.Namespace) -> None:
+    from .sim.cluster import DemoCluster
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with LocalApiServer(port=port, kubeconfig_path=kubeconfig, access=access) as server:
-        print(f"API server: {server.url}", flush=True)
-        print(f"Kubeconfig: {server.kubeconfig_path}", flush=True)
+    cluster = DemoCluster(
+        args.scenario, seed=args.seed, speed=args.speed, port=args.port, kubeconfig=args.kubeconfig,
+        mlflow_dir=args.mlflow_dir, access=args.access,
+    )
+    async with cluster:
+        print(f"API server: {cluster.url}", flush=True)
+        print(f"Kubeconfig: {cluster.kubeconfig_path}", flush=True)
+        if cluster.mlflow_uri:
+            print(f"MLflow: {cluster.mlflow_uri}", flush=True)
+        print(f"Scenario: {args.scenario} (seed {args.seed}, speed {args.speed:g}x); stop with Ctrl-C", flush=True)
         await stop.wait()
 
 
 def serve_main(argv: list[str]) -> int:
     """Entry point of `hyperdesk demo serve`; returns the process exit status."""
     args = _parser().parse_args(argv)
+    if args.speed < 0:
+        print("hyperdesk demo serve: --speed must not be negative", file=sys.stderr)
+        return 2
     try:
-        asyncio.run(_serve(args.port, args.kubeconfig, args.access))
+        asyncio.run(_serve(args))
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         # The port is taken, a file cannot be written, the access file is not a users/rules document...
         print(f"hyperdesk demo serve: {exc!r}", file=sys.stderr)

@@ -1,0 +1,266 @@
+"""jupyter-k8s, as the simulator plays it: Workspaces get a Deployment, a pod, a Service and their conditions.
+
+A Workspace with `desiredStatus: Running` gets the Deployment `workspace-<name>` (one replica; its pod is labelled
+`workspace.jupyter.org/workspace-name=<name>`) and the Service `workspace-<name>-service` (port 8888). Its status
+says `Progressing` while the pod starts and `Available` (reason `ResourcesReady`) once it is ready, with
+`deploymentName`, `serviceName` and `accessURL`. `Stopped` scales the Deployment to zero: the pod goes away and
+the conditions say `Stopped` (reason `DesiredStateStopped`).
+
+Each running workspace pod answers HTTP on its port 8888 with a page that says it is the demo JupyterLab: a small
+aiohttp server on 127.0.0.1 that is registered for the pod's `pods/portforward` and for `pods/proxy` and
+`services/proxy`. A notebook holding a GPU computes nothing: the dcgm-exporter shows it idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import socket
+from typing import Any
+
+from aiohttp import web
+
+from .base import Controller, World
+from .objects import copy, owner_reference, set_condition
+
+GROUP = "workspace.jupyter.org"
+API_VERSION = f"{GROUP}/v1alpha1"
+NAME_LABEL = f"{GROUP}/workspace-name"
+PORT = 8888
+DEFAULT_IMAGE = "public.ecr.aws/sagemaker/sagemaker-distribution:2.4-gpu"
+ACCESS_DOMAIN = "spaces.demo.hyperpod.local"
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>JupyterLab (hyperdesk demo)</title></head>
+<body>
+<h1>Demo JupyterLab</h1>
+<p>This is the <strong>hyperdesk demo JupyterLab</strong> of workspace <code>{namespace}/{name}</code>
+(&ldquo;{display}&rdquo;), served by the simulated cluster of <code>hyperdesk demo</code>.</p>
+<p>No kernel runs here: on a real HyperPod cluster this port would be the workspace's JupyterLab server.</p>
+<p>Path requested: <code>{path}</code></p>
+</body>
+</html>
+"""
+
+
+class JupyterServer:
+    """The stand-in for one workspace's JupyterLab: HTTP on a free 127.0.0.1 port."""
+
+    def __init__(self, namespace: str, name: str, display: str) -> None:
+        self.namespace, self.name, self.display = namespace, name, display
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        if path.rstrip("/").endswith("/api/status") or path == "/api/status":
+            body = {"started": "demo", "last_activity": "demo", "connections": 0, "kernels": 0}
+            return web.Response(text=json.dumps(body), content_type="application/json")
+        if path.rstrip("/").endswith("/api") or path == "/api":
+            return web.Response(text=json.dumps({"version": "2.14.2"}), content_type="application/json")
+        page = PAGE.format(namespace=html.escape(self.namespace), name=html.escape(self.name),
+                           display=html.escape(self.display), path=html.escape(path))
+        return web.Response(text=page, content_type="text/html")
+
+
+class Workspaces(Controller):
+    name = "jupyter-k8s-controller-manager"
+    watches = frozenset({(GROUP, "Workspace"), ("", "Pod"), ("apps", "Deployment"), ("", "Service")})
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world)
+        self._servers: dict[tuple[str, str], JupyterServer] = {}
+        self._starting: set[tuple[str, str]] = set()
+        self._registered: dict[tuple[str, str], str] = {}  # workspace -> pod name registered
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def reconcile(self) -> None:
+        workspaces = self.cache.all(API_VERSION, "Workspace")
+        seen = set()
+        for workspace in workspaces:
+            meta = workspace["metadata"]
+            key = (meta["namespace"], meta["name"])
+            seen.add(key)
+            self._reconcile(workspace)
+        for key in [k for k in self._servers if k not in seen]:
+            self._drop_server(key)
+
+    def _reconcile(self, workspace: dict[str, Any]) -> None:
+        world = self.world
+        meta, spec = workspace["metadata"], workspace.get("spec") or {}
+        namespace, name = meta["namespace"], meta["name"]
+        running = spec.get("desiredStatus", "Running") == "Running"
+        deployment_name, service_name = f"workspace-{name}", f"workspace-{name}-service"
+        now = world.clock.timestamp()
+        if world.cache.get("v1", "Service", service_name, namespace) is None:
+            world.create(self._service(workspace, service_name))
+        deployment = world.cache.get("apps/v1", "Deployment", deployment_name, namespace)
+        replicas = 1 if running else 0
+        if deployment is None:
+            deployment = world.create(self._deployment(workspace, deployment_name, replicas))
+        elif int((deployment.get("spec") or {}).get("replicas", 1)) != replicas:
+            updated = copy(deployment)
+            updated["spec"]["replicas"] = replicas
+            world.put(updated)
+        pods = [p for p in self.cache.all("v1", "Pod", namespace)
+                if (p["metadata"].get("labels") or {}).get(NAME_LABEL) == name
+                and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        ready_pod = next((p for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                  for c in (p.get("status") or {}).get("conditions") or [])), None)
+        status = copy(workspace.get("status") or {})
+        conditions = status.setdefault("conditions", [])
+        status["deploymentName"] = deployment_name
+        status["serviceName"] = service_name
+        generation = meta.get("generation")
+        if not running:
+            set_condition(conditions, "Available", "False", "DesiredStateStopped", "Workspace is stopped", now, generation=generation)
+            set_condition(conditions, "Progressing", "False", "DesiredStateStopped", "Workspace is stopped", now, generation=generation)
+            set_condition(conditions, "Degraded", "False", "NoError", "No errors detected", now, generation=generation)
+            set_condition(conditions, "Stopped", "True" if not pods else "False", "DesiredStateStopped",
+                          "Workspace is stopped" if not pods else "Workspace is stopping", now, generation=generation)
+            status.pop("accessURL", None)
+            self._drop_server((namespace, name))
+        elif ready_pod is not None:
+            set_condition(conditions, "Available", "True", "ResourcesReady", "Workspace is ready", now, generation=generation)
+            set_condition(conditions, "Progressing", "False", "ResourcesReady", "Workspace is ready", now, generation=generation)
+            set_condition(conditions, "Degraded", "False", "NoError", "No errors detected", now, generation=generation)
+            set_condition(conditions, "Stopped", "False", "DesiredStateRunning", "Workspace is running", now, generation=generation)
+            status["accessURL"] = f"https://{ACCESS_DOMAIN}/workspaces/{namespace}/{name}/"
+            self._serve(workspace, ready_pod)
+            world.activity[(namespace, ready_pod["metadata"]["name"])] = "idle"
+        else:
+            unscheduled = next((c for p in pods for c in (p.get("status") or {}).get("conditions") or []
+                                if c.get("type") == "PodScheduled" and c.get("status") == "False"), None)
+            message = f"Waiting for pod: {unscheduled.get('message')}" if unscheduled else "Workspace pod is starting"
+            set_condition(conditions, "Available", "False", "ComputeNotReady", message, now, generation=generation)
+            set_condition(conditions, "Progressing", "True", "ComputeNotReady", message, now, generation=generation)
+            set_condition(conditions, "Degraded", "False", "NoError", "No errors detected", now, generation=generation)
+            set_condition(conditions, "Stopped", "False", "DesiredStateRunning", "Workspace is starting", now, generation=generation)
+            status.pop("accessURL", None)
+        if status != (workspace.get("status") or {}):
+            updated = copy(workspace)
+            updated["status"] = status
+            world.put(updated)
+
+    def _service(self, workspace: dict[str, Any], name: str) -> dict[str, Any]:
+        meta = workspace["metadata"]
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": meta["namespace"], "labels": {NAME_LABEL: meta["name"]},
+                         "ownerReferences": [owner_reference(workspace)]},
+            "spec": {"selector": {NAME_LABEL: meta["name"]},
+                     "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}]},
+        }
+
+    def _deployment(self, workspace: dict[str, Any], name: str, replicas: int) -> dict[str, Any]:
+        meta, spec = workspace["metadata"], workspace.get("spec") or {}
+        resources = spec.get("resources") or {"requests": {"cpu": "1", "memory": "4Gi"}}
+        labels = {NAME_LABEL: meta["name"], "app.kubernetes.io/name": "jupyter-k8s-workspace"}
+        template_labels = dict(labels)
+        for copied in ("kueue.x-k8s.io/queue-name", "kueue.x-k8s.io/priority-class"):
+            if copied in (meta.get("labels") or {}):
+                template_labels[copied] = meta["labels"][copied]
+        container = {
+            "name": "workspace",
+            "image": spec.get("image") or DEFAULT_IMAGE,
+            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+            "resources": resources,
+            "env": [{"name": "JUPYTER_PORT", "value": str(PORT)}] + list(spec.get("env") or []),
+            "readinessProbe": {"httpGet": {"path": "/api/status", "port": PORT}, "initialDelaySeconds": 5, "periodSeconds": 5},
+        }
+        pod_spec: dict[str, Any] = {"containers": [container]}
+        if spec.get("nodeSelector"):
+            pod_spec["nodeSelector"] = spec["nodeSelector"]
+        if spec.get("tolerations"):
+            pod_spec["tolerations"] = spec["tolerations"]
+        annotations = {}
+        if (meta.get("annotations") or {}).get(f"{GROUP}/created-by"):
+            annotations[f"{GROUP}/created-by"] = meta["annotations"][f"{GROUP}/created-by"]
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": meta["namespace"], "labels": labels,
+                         "ownerReferences": [owner_reference(workspace)]},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {NAME_LABEL: meta["name"]}},
+                "strategy": {"type": "Recreate"},
+                "template": {"metadata": {"labels": template_labels, **({"annotations": annotations} if annotations else {})},
+                             "spec": pod_spec},
+            },
+        }
+
+    # --- the JupyterLab stand-in ------------------------------------------------------------------------------------
+
+    def _serve(self, workspace: dict[str, Any], pod: dict[str, Any]) -> None:
+        meta = workspace["metadata"]
+        key = (meta["namespace"], meta["name"])
+        server = self._servers.get(key)
+        if server is None:
+            if key in self._starting:
+                return
+            self._starting.add(key)
+            server = JupyterServer(key[0], key[1], str((workspace.get("spec") or {}).get("displayName", key[1])))
+            task = asyncio.get_running_loop().create_task(self._start_server(key, server))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        pod_name = pod["metadata"]["name"]
+        if self._registered.get(key) != pod_name:
+            url = f"http://127.0.0.1:{server.port}"
+            self.world.port_forwards.register(key[0], pod_name, PORT, server.port)
+            self.world.proxies.register_pod(key[0], pod_name, PORT, url)
+            self.world.proxies.register_service(key[0], f"workspace-{key[1]}-service", PORT, url)
+            self._registered[key] = pod_name
+
+    async def _start_server(self, key: tuple[str, str], server: JupyterServer) -> None:
+        try:
+            await server.start()
+        finally:
+            self._starting.discard(key)
+        self._servers[key] = server
+        self.dirty = True
+        self.world.wake()
+
+    def _drop_server(self, key: tuple[str, str]) -> None:
+        server = self._servers.pop(key, None)
+        pod_name = self._registered.pop(key, None)
+        if pod_name is not None:
+            self.world.port_forwards.unregister(key[0], pod_name, PORT)
+            self.world.proxies.unregister("pods", key[0], pod_name, PORT)
+            self.world.proxies.unregister("services", key[0], f"workspace-{key[1]}-service", PORT)
+        if server is not None:
+            task = asyncio.get_running_loop().create_task(server.stop())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        """Wait for JupyterLab stand-ins being started or stopped."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self) -> None:
+        await self.flush()
+        for server in self._servers.values():
+            await server.stop()
+        self._servers.clear()
+
