@@ -126,3 +126,21 @@ def test_suspended_without_kueue() -> None:
                                                (3 * 86400, "3d")])
 def test_human_duration(seconds, text) -> None:
     assert human_duration(seconds) == text
+
+
+def test_a_jobset_is_one_row_running_when_its_pods_run() -> None:
+    jobset = {"metadata": {"name": "whisper", "namespace": NS, "uid": "js1"},
+              "spec": {"replicatedJobs": [{"name": "trainer", "replicas": 2, "template": {"spec": {
+                  "parallelism": 1, "template": {"spec": {"containers": [
+                      {"name": "c", "resources": {"limits": {"nvidia.com/mig-3g.40gb": "1"}}}]}}}}}]},
+              "status": {}}
+    child = {"metadata": {"name": "whisper-trainer-0", "namespace": NS, "uid": "j1",
+                          "ownerReferences": [{"kind": "JobSet", "uid": "js1"}]},
+             "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}, "status": {"active": 1}}
+    pod = {"metadata": {"name": "whisper-trainer-0-abc", "namespace": NS,
+                        "labels": {"jobset.sigs.k8s.io/jobset-name": "whisper"}},
+           "status": {"phase": "Running"}}
+    admitted = workload("js1", [("Admitted", "True", "Admitted", "")])
+    result = job_rows({"jobsets": {f"{NS}/whisper": jobset}, "jobs": {f"{NS}/whisper-trainer-0": child},
+                       "workloads": {f"{NS}/wl": admitted}, "pods": {f"{NS}/p": pod}})
+    assert [(r.kind, r.name, r.state, r.gpu_text) for r in result] == [("JobSet", "whisper", "Running", "2×3g.40gb")]

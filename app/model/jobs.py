@@ -178,8 +178,10 @@ def _suspended(kind: str, job: Obj) -> bool:
     return bool((spec.get("runPolicy") or {}).get("suspend"))
 
 
-def job_state(kind: str, job: Obj, workload: Obj | None) -> str:
+def job_state(kind: str, job: Obj, workload: Obj | None, pods: list[Obj] = ()) -> str:
     own = job_condition_state(kind, job)
+    if own is None and any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+        own = "Running"  # kinds whose conditions don't say so (JobSet): its pods do
     if own in ("Succeeded", "Failed"):
         return own
     if workload is not None:
@@ -285,13 +287,15 @@ def job_rows(stores: Mapping[str, Mapping[str, Obj]], positions: Mapping[str, in
     for store_name, kind in JOB_KINDS.items():
         for job in (stores.get(store_name) or {}).values():
             meta = job.get("metadata") or {}
+            if any(ref.get("kind") in JOB_KINDS.values() for ref in meta.get("ownerReferences") or ()):
+                continue  # a JobSet's child Jobs are part of its row
             namespace, name = meta.get("namespace", ""), meta.get("name", "")
             owned = workloads.get(meta.get("uid", ""), [])
             workload = owned[0] if owned else None
             workload_key = f"{namespace}/{workload['metadata']['name']}" if workload else None
-            state = job_state(kind, job, workload)
-            gpus, mig, pod_count = gpu_request(kind, job)
             its_pods = job_pods(kind, job, pods_by_owner, pods_by_label)
+            state = job_state(kind, job, workload, its_pods)
+            gpus, mig, pod_count = gpu_request(kind, job)
             procs = int((job.get("spec") or {}).get("nprocPerNode") or 0) or 1
             status = job.get("status") or {}
             labels = meta.get("labels") or {}
