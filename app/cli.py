@@ -51,13 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # `hyperdesk demo --speed 5`: argparse's REMAINDER does not take options that come first; `_demo` parses them.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "demo":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     options: dict[str, Any] = {
         key: getattr(args, key, None)
         for key in ("context", "namespace", "all_namespaces", "kubeconfig", "readonly", "theme", "log_file")
     }
     if args.command == "demo":
-        return _demo(args.demo_args, options)
+        return _demo(unknown + args.demo_args, options)
 
     from app.config import ConfigError, Settings, load_settings
 
@@ -109,12 +112,75 @@ def _get(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
 
 
 def _demo(demo_args: list[str], options: dict[str, Any]) -> int:
+    """`hyperdesk demo`: the TUI on a simulated cluster started in this process; `hyperdesk demo serve`: headless.
+
+    The cluster (API server, simulator, MLflow store) runs on a background thread and the TUI reaches it exactly as
+    it reaches a real one: through the written kubeconfig, the MLflow tracking URI and the API server's proxy.
+    Quitting, SIGINT and SIGTERM stop all of it; nothing is left listening.
+    """
     if demo_args[:1] == ["serve"]:
         from app.demo.serve import serve_main
 
         return serve_main(demo_args[1:])
-    return _fail("`hyperdesk demo` needs the embedded cluster, which is not built yet; see `hyperdesk demo serve`",
-                 EXIT_FAILURE)
+    from app.demo.sim.scenario import SCENARIOS
+
+    parser = argparse.ArgumentParser(prog="hyperdesk demo", description="Run hyperdesk against an embedded simulated cluster.")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="hyperpod", help="what the cluster contains")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the scenario's random choices (default: 0)")
+    args = parser.parse_args(demo_args)
+    if args.speed < 0:
+        return _fail("--speed must not be negative", EXIT_USAGE)
+
+    import os
+    import signal
+
+    from app.cluster.kubeconfig import KubeconfigError, load_kubeconfig
+    from app.config import ConfigError, Settings, load_settings
+    from app.demo.sim.cluster import DemoCluster
+
+    startup_errors: list[str] = []
+    try:
+        settings = load_settings(overrides=options)
+    except ConfigError as exc:
+        startup_errors.append(f"{exc} — starting with defaults")
+        settings = Settings(**{k: v for k, v in options.items() if v is not None})
+    if settings.log_file:
+        _start_log(settings.log_file, "demo")
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous_term = signal.signal(signal.SIGTERM, terminate)
+    previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    print(f"hyperdesk: starting the simulated cluster (scenario {args.scenario})...", file=sys.stderr, flush=True)
+    handle = None
+    try:
+        handle = DemoCluster.start_in_thread(scenario=args.scenario, seed=args.seed, speed=args.speed)
+        settings.kubeconfig = str(handle.kubeconfig_path)
+        settings.context = None
+        if not options.get("namespace"):
+            settings.all_namespaces = True
+        if handle.mlflow_uri:
+            settings.mlflow.tracking_uri = handle.mlflow_uri
+            os.environ["MLFLOW_TRACKING_URI"] = handle.mlflow_uri
+        try:
+            kubeconfig = load_kubeconfig(settings.kubeconfig)
+        except KubeconfigError as exc:
+            return _fail(str(exc), EXIT_FAILURE)
+        return run_tui(settings, kubeconfig, startup_errors)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except OSError as exc:
+        return _fail(f"the simulated cluster could not start: {exc}", EXIT_FAILURE)
+    finally:
+        if handle is not None:
+            handle.stop()
+        if previous_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_uri
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _start_log(path: str, command: str | None) -> None:
