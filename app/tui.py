@@ -424,15 +424,19 @@ class HyperdeskApp(App[None]):
                 self._show_pane_state(pane)
 
     def _show_pane_state(self, pane: Pane) -> None:
+        """The pane's rows from its stores, and the line under them: cluster trouble, the filter, or what the
+        pane's stores are doing."""
         self._stale_panes.discard(pane.pane_id)
         table = pane.table
-        if table.filter_text and table.total_rows:
-            pane.show_notice(f"filter {table.filter_text!r}: {table.row_count} of {table.total_rows} rows")
-            return
         notice = self._cluster_notice()
-        if not notice and self.engine is not None and pane.kinds:
+        if self.engine is not None and pane.kinds:
             stores = [self.engine.stores[k] for k in pane.kinds if k in self.engine.stores]
-            notice = f"{pane.purpose}\nWatching: {describe_stores(stores)}"
+            rows = pane.rows({store.name: store.snapshot() for store in stores})
+            if rows is not None:
+                table.set_rows(rows)
+            notice = notice or f"{pane.purpose}\nWatching: {describe_stores(stores)}"
+        if table.filter_text and table.total_rows:
+            notice = f"filter {table.filter_text!r}: {table.row_count} of {table.total_rows} rows"
         pane.show_notice(notice)
 
     def _cluster_notice(self) -> str:

@@ -16,10 +16,10 @@ pytestmark = pytest.mark.usefixtures("isolated_home")
 SIZE = (130, 30)
 
 JOBS = [
-    Row("a/llama3-70b-sft", ("llama3-70b-sft", "team-a", "HyperPodPyTorchJob", "team-a-lq", "training", "Running",
-                             "", "16", "2h")),
-    Row("b/mistral-eval", ("mistral-eval", "team-b", "Job", "team-b-lq", "experimentation", "Queued", "1", "1",
-                           "5m")),
+    Row("a/llama3-70b-sft", ("llama3-70b-sft", "team-a", "HyperPodPyTorchJob", "team-a-lq", "training-priority",
+                             "Running", "", "16", "2×8", "0", "2h", "1h", "")),
+    Row("b/mistral-eval", ("mistral-eval", "team-b", "Job", "team-b-lq", "experimentation-priority", "Queued", "1",
+                           "1", "1×1", "0", "5m", "", "insufficient quota for nvidia.com/gpu in flavor ml.p5.48xlarge")),
 ]
 
 

@@ -6,13 +6,16 @@ and split mode already work on every pane.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Mapping
+
+from rich.text import Text
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from widgets.resource_table import ResourceTable
+from app.model.jobs import human_duration, job_rows, utcnow
+from widgets.resource_table import ResourceTable, Row
 
 
 class Pane(Vertical):
@@ -38,6 +41,11 @@ class Pane(Vertical):
     def table(self) -> ResourceTable:
         return self.query_one(ResourceTable)
 
+    def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row] | None:
+        """The table's rows from this pane's stores (store name -> key -> object); None while the pane has no
+        view of its own yet."""
+        return None
+
     def show_notice(self, text: str) -> None:
         """The line under the table: why it is empty, or what the cluster state means for this pane."""
         self.query_one(".empty", Static).update(text or self.purpose)
@@ -60,10 +68,31 @@ class JobsPane(Pane):
     pane_id = "jobs"
     title = "Jobs"
     key = "2"
-    columns = ("NAME", "TEAM", "KIND", "QUEUE", "PRIORITY", "STATE", "POS", "GPUS", "AGE")
-    purpose = "The training queue with Kueue task governance — coming soon."
+    columns = ("NAME", "TEAM", "KIND", "QUEUE", "PRIORITY", "STATE", "POS", "GPUS", "NODES×PROCS", "RESTARTS",
+               "AGE", "RUN TIME", "WHY")
+    purpose = "The training queue with Kueue task governance."
     kinds = ("hyperpodpytorchjobs", "pytorchjobs", "jobs", "jobsets", "workloads", "localqueues", "clusterqueues",
              "workloadpriorityclasses", "pods")
+
+    def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
+        now = utcnow()
+        return [
+            Row(job.key, (
+                job.name, job.team, job.kind, job.queue or "", job.priority or "", _state(job.state),
+                "" if job.position is None else str(job.position), job.gpu_text, f"{job.nodes}×{job.procs}",
+                str(job.restarts), human_duration(job.age_seconds(now)), human_duration(job.run_seconds(now)),
+                job.hint,
+            ))
+            for job in job_rows(stores)
+        ]
+
+
+STATE_STYLES = {"Running": "green", "Succeeded": "dim", "Failed": "red", "Preempted": "yellow", "Queued": "cyan",
+                "Suspended": "dim", "Admitted": "blue"}
+
+
+def _state(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
 
 
 class GpusPane(Pane):
