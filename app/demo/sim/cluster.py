@@ -43,10 +43,13 @@ class DemoCluster:
         preroll: float | None = None,
         epoch: datetime | None = None,
         access: Any = None,
+        mlflow: bool = True,
     ) -> None:
+        """`mlflow=False` runs without an MLflow store (training still logs to pods); `mlflow_dir` defaults to a
+        temporary directory removed on stop."""
         self.scenario = scenario
         self.server = LocalApiServer(port=port, kubeconfig_path=kubeconfig, access=access)
-        self._own_mlflow_dir = mlflow_dir is None and scenario != "empty"
+        self._own_mlflow_dir = mlflow and mlflow_dir is None and scenario != "empty"
         self._mlflow_dir = Path(mlflow_dir) if mlflow_dir else None
         self._settings = {"seed": seed, "speed": speed, "preroll": preroll, "epoch": epoch}
         self.simulation: Simulation | None = None
@@ -72,8 +75,8 @@ class DemoCluster:
             self._mlflow_dir = Path(tempfile.mkdtemp(prefix="hyperdesk-demo-mlflow-"))
         await self.server.start()
         try:
-            self.simulation = Simulation(self.server, self.scenario, mlflow_dir=self._mlflow_dir if self.scenario != "empty" else None,
-                                         **self._settings)
+            mlflow_dir = self._mlflow_dir if self.scenario != "empty" else None
+            self.simulation = Simulation(self.server, self.scenario, mlflow_dir=mlflow_dir, **self._settings)
             await self.simulation.start()
         except BaseException:
             await self.stop()

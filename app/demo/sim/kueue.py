@@ -26,19 +26,8 @@ from typing import Any
 
 from .base import Controller, World
 from .jobs import ADAPTERS, PRIORITY_LABEL, QUEUE_LABEL, JobAdapter
-from .kueue_logic import (
-    Admit,
-    Evict,
-    Pending,
-    WorkloadInfo,
-    format_quantity,
-    milli,
-    pod_sets_of,
-    preemption_message,
-    queue_config,
-    schedule,
-)
-from .objects import controller_of, copy, is_true, owner_reference, set_condition
+from .kueue_logic import Admit, Evict, Pending, WorkloadInfo, pod_sets_of, preemption_message, queue_config, schedule
+from .objects import controller_of, copy, format_quantity, is_true, milli, owner_reference, set_condition
 
 KUEUE = "kueue.x-k8s.io"
 V1BETA1 = f"{KUEUE}/v1beta1"
@@ -300,7 +289,7 @@ class Kueue(Controller):
             elif isinstance(decision, Evict):
                 self._evict(workload, decision, queues[decision.victim_queue].cohort)
             elif isinstance(decision, Pending):
-                self._pending(workload, decision.message)
+                self._pending(workload, decision.message, reason=decision.reason)
 
     def _pending(self, workload: dict[str, Any], message: str, *, reason: str = "Pending") -> None:
         current = _cond(workload, "QuotaReserved")

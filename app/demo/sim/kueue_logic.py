@@ -152,6 +152,7 @@ class Evict:
 class Pending:
     key: tuple[str, str]
     message: str
+    reason: str = "Pending"  # the QuotaReserved=False reason: "Inadmissible" when the queue cannot admit at all
 
 
 Decision = Admit | Evict | Pending
@@ -436,7 +437,7 @@ def schedule(
         if queue is None:
             continue
         if queue.stopped:
-            decisions.append(Pending(workload.key, f"ClusterQueue {queue.name} is inactive"))
+            decisions.append(Pending(workload.key, f"ClusterQueue {queue.name} is inactive", "Inadmissible"))
             continue
         assignment = assign_flavors(snapshot, queue, workload, flavor_labels)
         scope = queue.cohort or queue.name
