@@ -183,3 +183,38 @@ def test_sync_client_watch_and_410(apiserver_thread: ServerThread, k8s_client: c
         ):
             pass
     assert caught.value.status == 410
+
+
+async def test_bookmarks_never_overtake_events_queued_for_a_slow_reader() -> None:
+    """A reader slower than the writes: every event after a BOOKMARK is newer than the bookmark."""
+    async with LocalApiServer(options=ServerOptions(bookmark_interval=0.001)) as server:
+        store = server.store
+        start = store.resource_version
+        payload = "x" * 200_000  # big events fill the socket buffers, so the server's writes wait on the reader
+
+        async def write() -> None:
+            for i in range(100):
+                store.create({**configmap(f"big-{i}"), "data": {"payload": payload}})
+                await asyncio.sleep(0)
+
+        url = f"{server.url}/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true"
+        seen: list[tuple[str, int]] = []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{url}&resourceVersion={start}", timeout=aiohttp.ClientTimeout(total=30)) as response,
+        ):
+            writer = asyncio.create_task(write())
+            async for line in response.content:
+                await asyncio.sleep(0.002)
+                event = json.loads(line)
+                seen.append((event["type"], int(event["object"]["metadata"]["resourceVersion"])))
+                if sum(1 for kind, _ in seen if kind != "BOOKMARK") == 100:
+                    break
+            await writer
+    assert any(kind == "BOOKMARK" for kind, _ in seen), "the test needs bookmarks while events flow"
+    bookmark = 0
+    for kind, rv in seen:
+        if kind == "BOOKMARK":
+            bookmark = max(bookmark, rv)
+        else:
+            assert rv > bookmark, f"event at {rv} after a bookmark at {bookmark}"

@@ -608,7 +608,9 @@ class ApiServer:
                 if items and not watcher.stalled:
                     await response.write(b"".join(encoder.line(item) for item in items))
                 now = time.monotonic()
-                if query.bookmarks and now >= next_bookmark:
+                # A bookmark waits until everything queued is sent: then the store's revision is one the client
+                # has seen every event of, and no event after the bookmark can carry an older one.
+                if query.bookmarks and now >= next_bookmark and not watcher.pending:
                     if not watcher.stalled:
                         await response.write(encoder.bookmark(store.resource_version))
                     next_bookmark = now + interval

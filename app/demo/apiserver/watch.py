@@ -78,6 +78,11 @@ class Watcher:
         except TimeoutError:
             return
 
+    @property
+    def pending(self) -> bool:
+        """Whether events are queued and not yet taken by the connection's writer."""
+        return bool(self._pending)
+
     def drain(self) -> list[WatchItem]:
         items, self._pending = self._pending, []
         return items
