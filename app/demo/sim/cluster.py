@@ -84,6 +84,7 @@ class DemoCluster:
 
     async def stop(self) -> None:
         if self.simulation is not None:
+            self.simulation.keep_mlflow = not self._own_mlflow_dir
             await self.simulation.stop()
         await self.server.stop()
         if self._own_mlflow_dir and self._mlflow_dir is not None:

@@ -52,11 +52,15 @@ class MlflowWriter:
         self.ready = threading.Event()
         self.error: str | None = None
         self.run_ids: dict[str, str] = {}
+        self._started = False
+        self._closing = False
+        self._lock = threading.Lock()
 
     # --- called from the simulation (any thread) ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
+        """Nothing happens until the first run starts: a cluster without training never pays for importing mlflow."""
+        self._started = True
 
     def start_run(self, key: str, *, experiment: str, name: str, tags: dict[str, str], params: dict[str, Any],
                   start_ms: int) -> None:
@@ -73,9 +77,14 @@ class MlflowWriter:
     def _post(self, verb: str, payload: Any) -> None:
         self._idle.clear()
         self._inbox.put((verb, payload))
+        with self._lock:
+            if self._started and not self._closing and self._thread.ident is None:
+                self._thread.start()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far is written (for tests and shutdown)."""
+        if not self._thread.is_alive() and self._inbox.empty():
+            return True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.error is not None:
@@ -84,11 +93,16 @@ class MlflowWriter:
                 return True
         return False
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._thread.is_alive():
-            self.flush(timeout)
+    def stop(self, timeout: float = 10.0, *, flush: bool = True) -> None:
+        """Stop the thread, after writing what is queued unless `flush` is False (a store about to be deleted)."""
+        with self._lock:
+            self._closing = True
+            alive = self._thread.is_alive()
+        if alive:
+            if flush:
+                self.flush(timeout)
             self._stop.set()
-            self._thread.join(timeout)
+            self._thread.join(timeout if flush else 1.0)
 
     # --- the writer thread --------------------------------------------------------------------------------------------
 
@@ -117,8 +131,6 @@ class MlflowWriter:
             if self._inbox.empty():
                 self._idle.set()
             self._stop.wait(self._interval)
-        self._drain()
-        self._write(client, experiments)
 
     def _drain(self) -> None:
         while True:

@@ -71,6 +71,7 @@ class Simulation:
         self._busy = False
         self._task: asyncio.Task[None] | None = None
         self._base = 0.0  # simulated seconds owed to fast-forwards, outside real-time pacing
+        self.keep_mlflow = True  # write everything queued on stop (False: the store is about to be deleted)
 
     @property
     def mlflow_uri(self) -> str | None:
@@ -123,7 +124,7 @@ class Simulation:
                 log.exception("stopping %s", controller.name)
         if self.world is not None:
             if self.world.mlflow is not None:
-                await asyncio.to_thread(self.world.mlflow.stop)
+                await asyncio.to_thread(self.world.mlflow.stop, flush=self.keep_mlflow)
             self.world.cache.close()
 
     # --- time ---------------------------------------------------------------------------------------------------------
