@@ -32,7 +32,10 @@ from app.model.status import describe_stores
 from app.cluster.kubeconfig import Kubeconfig
 from app.config import Settings, data_dir
 from app.screens.dialogs import ConfirmScreen, HelpScreen
-from app.screens.panes import PANE_CLASSES, PANE_IDS, Pane
+from app.model.jobs import JobDetail, JobRow, job_detail, job_rows
+from app.screens.job_detail import JobDetailScreen
+from app.screens.panes import PANE_CLASSES, PANE_IDS, JobsPane, Pane
+from app.screens.yaml_view import YamlScreen
 from app.tunnels.manager import TunnelManager
 from themes import BUILTIN, DEFAULT, STYLESHEET, load_user_themes
 from widgets.prompt import Prompt
@@ -260,6 +263,35 @@ class HyperdeskApp(App[None]):
         if confirmed:
             await self.tunnels.close_all()
             self.exit()
+
+    # ----------------------------------------------------------------------------------------- job views
+
+    def _job_stores(self) -> dict[str, dict]:
+        if self.engine is None:
+            return {}
+        return {k: self.engine.stores[k].snapshot() for k in JobsPane.kinds if k in self.engine.stores}
+
+    def job_row(self, key: str) -> JobRow | None:
+        return next((row for row in job_rows(self._job_stores()) if row.key == key), None)
+
+    def open_job_detail(self, key: str) -> None:
+        def load() -> JobDetail | None:
+            row = self.job_row(key)
+            return job_detail(row, self._job_stores()) if row is not None else None
+
+        if load() is not None:
+            self.push_screen(JobDetailScreen(load))
+
+    def open_job_yaml(self, key: str) -> None:
+        row = self.job_row(key)
+        if row is None or self.engine is None:
+            return
+        engine, store_name = self.engine, key.split("/", 1)[0]
+        self.push_screen(YamlScreen(f"{row.kind} {row.namespace}/{row.name}",
+                                    lambda: engine.get_object(store_name, row.namespace, row.name)))
+
+    def open_yaml(self, row: JobRow) -> None:
+        self.open_job_yaml(row.key)
 
     # ------------------------------------------------------------------------------------ prompt: : and /
 

@@ -18,7 +18,7 @@ async def test_jobs_pane_lists_every_kind_with_its_queue_state(hyperpod_cluster)
         table = app.pane("jobs").table
         await wait_for(pilot, lambda: table.row_count >= 5, timeout=20)
         await pilot.pause(0.3)
-        rows = {table.get_row_at(i)[0]: [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
+        rows = {str(table.get_row_at(i)[1]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
         columns = [str(c.label) for c in table.columns.values()]
         kinds = {row[columns.index("KIND")] for row in rows.values()}
         assert {"HyperPodPyTorchJob", "PyTorchJob", "Job", "JobSet"} <= kinds
@@ -29,3 +29,46 @@ async def test_jobs_pane_lists_every_kind_with_its_queue_state(hyperpod_cluster)
         assert all(row[columns.index("WHY")] for row in waiting), "a waiting job says why"
         assert all(row[columns.index("TEAM")] and not row[columns.index("TEAM")].startswith("hyperpod-ns-")
                    for row in rows.values())
+
+
+def cell_texts(table, column: str) -> list[str]:
+    labels = [str(c.label) for c in table.columns.values()]
+    index = labels.index(column)
+    return [str(table.get_row_at(i)[index]) for i in range(table.row_count)]
+
+
+async def test_sort_mark_detail_and_yaml(hyperpod_cluster) -> None:
+    from app.screens.job_detail import JobDetailScreen
+    from app.screens.yaml_view import YamlScreen
+
+    app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    async with app.run_test(size=(220, 50)) as pilot:
+        table = app.pane("jobs").table
+        await wait_for(pilot, lambda: table.row_count >= 5, timeout=20)
+        await pilot.press("N")
+        names = cell_texts(table, "NAME")
+        assert names == sorted(names)
+        await pilot.press("N")
+        assert cell_texts(table, "NAME") == sorted(names, reverse=True)
+
+        table.move_cursor(row=0)
+        await pilot.press("space", "space")  # marks a row and moves down, as in k9s
+        assert len(table.marked) == 2
+        assert cell_texts(table, " ")[:3] == ["●", "●", ""]
+
+        await pilot.press("S")  # by state: Queued jobs sort first
+        assert cell_texts(table, "STATE")[0] == "Queued"
+        table.move_cursor(row=0)
+        await pilot.press("d")
+        assert isinstance(app.screen, JobDetailScreen)
+        await pilot.pause(0.2)
+        summary = str(app.screen.query_one("#detail-summary").render())
+        assert "Why:" in summary and "State Queued" in summary
+        conditions = app.screen.query_one("#detail-conditions")
+        assert any("QuotaReserved" in str(conditions.get_row_at(i)) for i in range(conditions.row_count))
+        await pilot.press("y")
+        assert isinstance(app.screen, YamlScreen)
+        await wait_for(pilot, lambda: app.screen.yaml_text.startswith("apiVersion:"))
+        assert "managedFields" not in app.screen.yaml_text
+        await pilot.press("escape", "escape")
+        assert app.screen.query("#panes")

@@ -164,7 +164,7 @@ async def test_filter_narrows_the_focused_table_and_escape_clears_it() -> None:
         assert table.row_count == 2
         assert app.focused is table
         await pilot.press("slash", "ctrl+u", *"!llama", "enter")
-        assert [table.get_row_at(0)[0]] == ["bert-eval"] and table.row_count == 1
+        assert [table.get_row_at(0)[1]] == ["bert-eval"] and table.row_count == 1
         await pilot.press("escape")
         assert table.row_count == 3
 
@@ -289,7 +289,7 @@ async def test_filter_in_split_view_narrows_the_focused_pane_and_keeps_row_order
         await pilot.press("slash", *"run-b", "enter")
         assert runs.row_count == 1 and jobs.row_count == 3
         await pilot.press("escape")
-        assert [runs.get_row_at(i)[0] for i in range(runs.row_count)] == ["run-a", "run-b", "run-c"]
+        assert [runs.get_row_at(i)[1] for i in range(runs.row_count)] == ["run-a", "run-b", "run-c"]
 
 
 async def test_ctrl_q_also_asks_while_tunnels_are_open_and_enter_means_no() -> None:

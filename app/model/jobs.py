@@ -336,3 +336,109 @@ def human_duration(seconds: int | None) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------------- detail
+
+@dataclass(frozen=True)
+class ConditionEntry:
+    time: datetime | None
+    source: str
+    """`Job` or `Workload`."""
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PodEntry:
+    name: str
+    node: str
+    phase: str
+    restarts: int
+    gpus: str
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    time: datetime | None
+    type: str
+    reason: str
+    object: str
+    message: str
+    count: int
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    row: JobRow
+    conditions: tuple[ConditionEntry, ...]
+    pods: tuple[PodEntry, ...]
+    events: tuple[EventEntry, ...]
+    admission: str
+    """Where Kueue admitted it: `ClusterQueue: flavor (resource=amount, ...)`."""
+
+
+def _conditions(obj: Obj | None, source: str) -> list[ConditionEntry]:
+    return [
+        ConditionEntry(parse_time(c.get("lastTransitionTime")), source, c.get("type", ""), c.get("status", ""),
+                       c.get("reason", ""), c.get("message", ""))
+        for c in ((obj or {}).get("status") or {}).get("conditions") or ()
+    ]
+
+
+def _pod_gpus(pod: Obj) -> str:
+    wanted = _requests({"spec": pod.get("spec") or {}})
+    parts = [str(v) if k == GPU else f"{v}×{k.removeprefix(MIG_PREFIX)}" for k, v in sorted(wanted.items())]
+    return " + ".join(parts)
+
+
+def job_detail(row: JobRow, stores: Mapping[str, Mapping[str, Obj]], events_limit: int = 20) -> JobDetail:
+    """Everything the detail view shows for one job: conditions of the job and its Workload on one timeline, its
+    pods, and the latest events about any of them."""
+    store_name = row.key.split("/", 1)[0]
+    job = (stores.get(store_name) or {}).get(f"{row.namespace}/{row.name}") or {}
+    workload = (stores.get("workloads") or {}).get(row.workload or "") if row.workload else None
+    conditions = sorted(_conditions(job, "Job") + _conditions(workload, "Workload"),
+                        key=lambda c: (c.time is None, c.time or datetime.min.replace(tzinfo=timezone.utc)))
+    pod_objs = [(stores.get("pods") or {}).get(key) for key in row.pods]
+    pods = tuple(
+        PodEntry(
+            name=p["metadata"]["name"],
+            node=(p.get("spec") or {}).get("nodeName") or "",
+            phase=(p.get("status") or {}).get("phase") or "",
+            restarts=sum(int(cs.get("restartCount") or 0) for cs in (p.get("status") or {}).get("containerStatuses") or ()),
+            gpus=_pod_gpus(p),
+        )
+        for p in pod_objs if p
+    )
+    names = {("Job" if row.kind == "Job" else row.kind, row.name)}
+    if workload:
+        names.add(("Workload", workload["metadata"]["name"]))
+    names |= {("Pod", p.name) for p in pods}
+    events = []
+    for event in (stores.get("events") or {}).values():
+        involved = event.get("involvedObject") or {}
+        if involved.get("namespace") == row.namespace and (involved.get("kind"), involved.get("name")) in names:
+            events.append(EventEntry(
+                time=parse_time(event.get("lastTimestamp") or event.get("eventTime")
+                                or (event.get("metadata") or {}).get("creationTimestamp")),
+                type=event.get("type", ""), reason=event.get("reason", ""),
+                object=f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
+                message=event.get("message", ""), count=int(event.get("count") or 1),
+            ))
+    events.sort(key=lambda e: (e.time is None, e.time or datetime.min.replace(tzinfo=timezone.utc)))
+    return JobDetail(row, tuple(conditions), pods, tuple(events[-events_limit:]), _admission(workload))
+
+
+def _admission(workload: Obj | None) -> str:
+    admission = ((workload or {}).get("status") or {}).get("admission") or {}
+    if not admission:
+        return ""
+    parts = []
+    for podset in admission.get("podSetAssignments") or ():
+        flavors = ", ".join(sorted(set((podset.get("flavors") or {}).values())))
+        usage = ", ".join(f"{k}={v}" for k, v in sorted((podset.get("resourceUsage") or {}).items()))
+        parts.append(f"{podset.get('name', '')}: {flavors} ({usage})")
+    return f"{admission.get('clusterQueue', '')} — " + "; ".join(parts)

@@ -11,11 +11,21 @@ from typing import ClassVar, Mapping
 from rich.text import Text
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from app.model.jobs import human_duration, job_rows, utcnow
+from app.model.jobs import STATES, human_duration, job_rows, utcnow
 from widgets.resource_table import ResourceTable, Row
+
+
+def sort_bindings(keys: dict[str, str], pane_id: str) -> list[Binding]:
+    """k9s's shift+letter sorting: `N` sorts by NAME, again reverses."""
+    return [
+        Binding(key, f"sort({label!r})", f"Sort by {label.lower()}", show=False,
+                id=f"{pane_id}.sort.{label.lower().replace(' ', '_').replace('×', 'x')}")
+        for key, label in keys.items()
+    ]
 
 
 class Pane(Vertical):
@@ -28,6 +38,7 @@ class Pane(Vertical):
     """The stores (app/cluster/resources.py names) this pane reads."""
 
     DEFAULT_CLASSES = "pane"
+    BINDINGS = [Binding("space", "mark", "Mark", show=False, id="pane.mark")]
 
     def __init__(self) -> None:
         super().__init__(id=self.pane_id)
@@ -49,6 +60,12 @@ class Pane(Vertical):
     def show_notice(self, text: str) -> None:
         """The line under the table: why it is empty, or what the cluster state means for this pane."""
         self.query_one(".empty", Static).update(text or self.purpose)
+
+    def action_mark(self) -> None:
+        self.table.toggle_mark()
+
+    def action_sort(self, label: str) -> None:
+        self.table.sort_by(label)
 
     def focus(self, scroll_visible: bool = True) -> "Pane":
         self.table.focus(scroll_visible)
@@ -72,7 +89,13 @@ class JobsPane(Pane):
                "AGE", "RUN TIME", "WHY")
     purpose = "The training queue with Kueue task governance."
     kinds = ("hyperpodpytorchjobs", "pytorchjobs", "jobs", "jobsets", "workloads", "localqueues", "clusterqueues",
-             "workloadpriorityclasses", "pods")
+             "workloadpriorityclasses", "pods", "events")
+    BINDINGS = [
+        Binding("d", "detail", "Describe (or enter)", id="jobs.detail"),
+        Binding("y", "yaml", "YAML", id="jobs.yaml"),
+        *sort_bindings({"N": "NAME", "T": "TEAM", "K": "KIND", "Q": "QUEUE", "P": "PRIORITY", "S": "STATE",
+                        "O": "POS", "G": "GPUS", "R": "RESTARTS", "A": "AGE", "U": "RUN TIME"}, "jobs"),
+    ]
 
     def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
         now = utcnow()
@@ -82,9 +105,27 @@ class JobsPane(Pane):
                 "" if job.position is None else str(job.position), job.gpu_text, f"{job.nodes}×{job.procs}",
                 str(job.restarts), human_duration(job.age_seconds(now)), human_duration(job.run_seconds(now)),
                 job.hint,
+            ), sort=(
+                job.name, job.team, job.kind, job.queue, job.priority, STATES.index(job.state), job.position,
+                job.gpus + sum(job.mig.values()), job.nodes * job.procs, job.restarts,
+                -(job.age_seconds(now) or 0), job.run_seconds(now), job.hint,
             ))
             for job in job_rows(stores)
         ]
+
+    def on_data_table_row_selected(self, event: ResourceTable.RowSelected) -> None:
+        event.stop()
+        self.action_detail()
+
+    def action_detail(self) -> None:
+        key = self.table.cursor_key
+        if key is not None:
+            self.app.open_job_detail(key)  # type: ignore[attr-defined]
+
+    def action_yaml(self) -> None:
+        key = self.table.cursor_key
+        if key is not None:
+            self.app.open_job_yaml(key)  # type: ignore[attr-defined]
 
 
 STATE_STYLES = {"Running": "green", "Succeeded": "dim", "Failed": "red", "Preempted": "yellow", "Queued": "cyan",
