@@ -84,7 +84,7 @@ class HyperdeskApp(App[None]):
 
     BINDINGS = [
         *(
-            Binding(cls.key, f"show_pane('{cls.pane_id}')", cls.title, id=f"app.pane.{cls.pane_id}")
+            Binding(cls.key, f"show_pane('{cls.pane_id}')", cls.title, show=False, id=f"app.pane.{cls.pane_id}")
             for cls in PANE_CLASSES
         ),
         Binding("colon", "command", "Command", id="app.command"),

@@ -91,7 +91,7 @@ class JobsPane(Pane):
     kinds = ("hyperpodpytorchjobs", "pytorchjobs", "jobs", "jobsets", "workloads", "localqueues", "clusterqueues",
              "workloadpriorityclasses", "pods", "events")
     BINDINGS = [
-        Binding("d", "detail", "Describe (or enter)", id="jobs.detail"),
+        Binding("d", "detail", "Describe", id="jobs.detail"),
         Binding("y", "yaml", "YAML", id="jobs.yaml"),
         *sort_bindings({"N": "NAME", "T": "TEAM", "K": "KIND", "Q": "QUEUE", "P": "PRIORITY", "S": "STATE",
                         "O": "POS", "G": "GPUS", "R": "RESTARTS", "A": "AGE", "U": "RUN TIME"}, "jobs"),
