@@ -278,3 +278,14 @@ def test_time_runs_by_itself_at_the_requested_speed(demo_kubectl: Callable[[Demo
             time.sleep(0.1)
         assert "Complete" in kubectl("get", "job", "quick", "-n", NLP, "--no-headers")
         assert cluster.cluster.simulation.errors == []
+
+
+def test_a_job_for_a_queue_that_does_not_exist_is_inadmissible(bare_cluster: DemoThread, demo_kubectl: Callable[[DemoThread], Kubectl]) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    job = batch_job("lost", "training-priority", 1)
+    job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "no-such-queue"
+    create(kubectl, job)
+    bare_cluster.advance(5)
+    assert conditions(workload_of(kubectl, "lost"))["QuotaReserved"] == ("False", "Inadmissible", "LocalQueue no-such-queue doesn't exist")
+    assert kubectl.json("get", "job", "lost", "-n", NLP)["spec"]["suspend"] is True
+    assert pods_of(kubectl, "batch.kubernetes.io/job-name=lost") == []

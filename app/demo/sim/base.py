@@ -97,6 +97,13 @@ class World:
         """
         kind = self.store.registry.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
         if kind is not None:
+            meta = obj.get("metadata") or {}
+            uid = meta.get("uid")
+            if uid:
+                # An update computed from a cached object: never resurrect it, nor overwrite a namesake.
+                current = self.store.lookup(kind, meta.get("namespace", "") if kind.namespaced else "", meta.get("name", ""))
+                if current is None or current.obj["metadata"].get("uid") != uid:
+                    return None
             obj = {**obj, "apiVersion": kind.api_version(kind.storage_version)}
         try:
             return self.store.put(obj)

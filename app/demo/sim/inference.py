@@ -160,7 +160,8 @@ class Inference(Controller):
             if route.endswith(":predict"):
                 return web.json_response({"predictions": [text]}, headers=headers)
             if route.startswith("/openai/v1/"):
-                return web.json_response({"id": f"cmpl-demo-{abs(hash(text)) % 10**8}", "object": "text_completion",
+                digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+                return web.json_response({"id": f"cmpl-demo-{digest}", "object": "text_completion",
                                           "model": model, "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
                                           "usage": {"prompt_tokens": len(_prompt_of(body).split()),
                                                     "completion_tokens": len(text.split())}}, headers=headers)
@@ -212,6 +213,7 @@ class Inference(Controller):
             ready = int(dstatus.get("readyReplicas", 0) or 0)
             complete = ready >= replicas
             overall = "DeploymentComplete" if complete else "DeploymentInProgress"
+            previous_state = status.get("state")
             status["state"] = overall
             status["replicas"] = int(dstatus.get("replicas", 0) or 0)
             status["selector"] = f"app={name}"
@@ -222,8 +224,7 @@ class Inference(Controller):
                 "message": "Deployment is available" if complete else f"Waiting for model server pods: {ready}/{replicas} ready",
                 "status": {k: dstatus[k] for k in ("replicas", "readyReplicas", "availableReplicas", "updatedReplicas",
                                                     "unavailableReplicas", "conditions") if k in dstatus},
-                "lastUpdated": status.get("deploymentStatus", {}).get("lastUpdated", now) if complete == (
-                    status.get("deploymentStatus", {}).get("deploymentObjectOverallState") == "DeploymentComplete") else now,
+                "lastUpdated": now if previous_state != overall else (status.get("deploymentStatus") or {}).get("lastUpdated", now),
             }
             arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
             status["endpoints"] = {"sagemaker": {

@@ -112,6 +112,10 @@ class Kueue(Controller):
                                       "Job finished successfully" if succeeded else message, world.clock.timestamp())
                         self._write(updated)
                     continue
+                if (workload.get("spec") or {}).get("active") is False and (workload.get("status") or {}).get("admission") \
+                        and not is_true(workload, "Evicted"):
+                    self._deactivate(workload)
+                    continue
                 admitted = is_true(workload, "Admitted") and not is_true(workload, "Evicted")
                 if admitted:
                     if adapter.suspended(job):
@@ -214,19 +218,30 @@ class Kueue(Controller):
         if changed:
             self._write(updated)
 
+    def _deactivate(self, workload: dict[str, Any]) -> None:
+        """`spec.active: false` on an admitted workload evicts it (reason `Deactivated`); the job is then suspended
+        and, once its pods are gone, the quota released, as for a preemption. Reactivating requeues it."""
+        updated = copy(workload)
+        message = "The workload is deactivated"
+        set_condition(updated.setdefault("status", {}).setdefault("conditions", []), "Evicted", "True", "Deactivated",
+                      message, self.world.clock.timestamp())
+        self._write(updated)
+        self.world.event(workload, "EvictedDueToDeactivated", message, component="kueue-admission")
+
     def _release(self, workload: dict[str, Any]) -> None:
-        """The evicted job stopped: give the quota back and requeue the workload."""
+        """The evicted job stopped: give the quota back and requeue the workload (a deactivated one stays out)."""
         world = self.world
         now = world.clock.timestamp()
         updated = copy(workload)
         status = updated["status"]
-        message = (_cond(workload, "Evicted") or {}).get("message", "")
+        evicted = _cond(workload, "Evicted") or {}
+        message, reason = evicted.get("message", ""), evicted.get("reason") or "Preempted"
         status.pop("admission", None)
         conditions = status.setdefault("conditions", [])
         set_condition(conditions, "QuotaReserved", "False", "Pending", message, now)
         set_condition(conditions, "Admitted", "False", "NoReservation", "The workload has no reservation", now)
-        set_condition(conditions, "PodsReady", "False", "Preempted", message, now)
-        set_condition(conditions, "Requeued", "True", "Preempted", message, now)
+        set_condition(conditions, "PodsReady", "False", reason, message, now)
+        set_condition(conditions, "Requeued", "False" if reason == "Deactivated" else "True", reason, message, now)
         self._queued_at[workload["metadata"]["uid"]] = world.clock.elapsed
         self._write(updated)
 
