@@ -14,6 +14,7 @@ from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
 from app.demo.apiserver import LocalApiServer, ServerThread
+from tests.plugins.apiserver import Kubectl
 from tests.reference import REFERENCE
 
 KUEUE = ("kueue.x-k8s.io", "v1beta2")
@@ -445,3 +446,93 @@ async def test_raw_list_carries_kind_and_api_version(apiserver: LocalApiServer) 
     assert (body["kind"], body["apiVersion"]) == ("PodList", "v1")
     assert [item["metadata"]["name"] for item in body["items"]] == ["p"]
     assert body["items"][0]["kind"] == "Pod"
+
+
+# --- decoding: wrongly typed fields are 400s, never 500s, and nothing is stored ---------------------------------------
+
+_PODSPEC = {"containers": [{"name": "main", "image": "busybox:1.36"}]}
+CORE, APPS, BATCH = "/api/v1/namespaces/default", "/apis/apps/v1/namespaces/default", "/apis/batch/v1/namespaces/default"
+KUEUE_PATH = "/apis/kueue.x-k8s.io/v1beta2/namespaces/default/workloads"
+WRONGLY_TYPED = [
+    (f"{CORE}/pods", {"metadata": {"finalizers": "x"}, "spec": _PODSPEC}, "ObjectMeta.metadata.finalizers"),
+    (f"{CORE}/pods", {"metadata": {"ownerReferences": "abc"}, "spec": _PODSPEC}, "ObjectMeta.metadata.ownerReferences"),
+    (f"{CORE}/pods", {"metadata": {"labels": ["a"]}, "spec": _PODSPEC}, "ObjectMeta.metadata.labels"),
+    (f"{CORE}/pods", {"spec": {"containers": "x"}}, "PodSpec.spec.containers"),
+    (f"{CORE}/pods", {"spec": _PODSPEC, "status": {"containerStatuses": "oops"}}, "PodStatus.status.containerStatuses"),
+    (f"{CORE}/services", {"spec": {"ports": ["x"]}}, "ServiceSpec.spec.ports"),
+    (f"{CORE}/configmaps", {"data": {"a": 1}}, "ConfigMap.data"),
+    (f"{CORE}/secrets", {"data": ["a"]}, "Secret.data"),
+    (f"{APPS}/deployments", {"spec": {"selector": "x", "template": {"spec": _PODSPEC}}}, "DeploymentSpec.spec.selector"),
+    (f"{BATCH}/jobs", {"spec": {"template": "x"}}, "JobSpec.spec.template"),
+    (KUEUE_PATH, {"metadata": {"finalizers": [1]}}, "ObjectMeta.metadata.finalizers"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), WRONGLY_TYPED, ids=[f for _, _, f in WRONGLY_TYPED])
+async def test_wrongly_typed_bodies_are_400_and_nothing_is_stored(
+    apiserver: LocalApiServer, path: str, body: dict[str, Any], field: str
+) -> None:
+    body = {**body, "metadata": {"name": "bad", **body.get("metadata", {})}}
+    before = apiserver.store.resource_version
+    async with aiohttp.ClientSession() as session:
+        async with session.post(apiserver.url + path, json=body) as response:
+            status = await response.json()
+            assert response.status == 400, status
+        assert (status["kind"], status["reason"], status["code"]) == ("Status", "BadRequest", 400)
+        assert "cannot be handled as a" in status["message"]
+        assert "json: cannot unmarshal" in status["message"] and f"Go struct field {field} of type" in status["message"]
+        async with session.get(f"{apiserver.url}{path}/bad") as response:
+            assert response.status == 404
+    assert apiserver.store.resource_version == before
+
+
+async def test_wrongly_typed_patches_and_delete_options_change_nothing(apiserver: LocalApiServer) -> None:
+    apiserver.store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}})
+    url = f"{apiserver.url}/api/v1/namespaces/default/configmaps/c"
+    before = apiserver.store.resource_version
+    async with aiohttp.ClientSession() as session:
+        patch = {"data": {"a": 1}}
+        merge = {"Content-Type": "application/merge-patch+json"}
+        async with session.patch(url, data=json.dumps(patch), headers=merge) as response:
+            assert response.status == 400
+            assert "Go struct field ConfigMap.data of type string" in (await response.json())["message"]
+        async with session.put(url, json={"metadata": {"name": "c", "labels": "x"}}) as response:
+            assert response.status == 400
+        for options, field in (({"preconditions": "x"}, "preconditions"), ({"dryRun": "All"}, "dryRun")):
+            async with session.delete(url, json=options) as response:
+                assert response.status == 400, "a DeleteOptions that does not decode deletes nothing"
+                assert f"Go struct field DeleteOptions.{field}" in (await response.json())["message"]
+        async with session.get(url) as response:
+            assert response.status == 200 and "data" not in await response.json()
+    assert apiserver.store.resource_version == before
+
+
+def test_a_printer_column_the_server_cannot_evaluate_never_fails_a_listing(kubectl: Kubectl) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    "additionalPrinterColumns": [
+                        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                        {"name": "NotReady", "type": "string", "jsonPath": '.status.conditions[?(@.type!="Ready")].type'},
+                    ],
+                }
+            ],
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(crd))
+    gadget = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"size": 3}}
+    kubectl("apply", "-f", "-", stdin=json.dumps(gadget))
+    lines = kubectl("get", "gadgets").splitlines()
+    assert lines[0].split() == ["NAME", "SIZE", "NOTREADY"]
+    assert lines[1].split() == ["g", "3"], "the cell kubectl cannot fill is empty"

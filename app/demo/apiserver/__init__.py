@@ -4,7 +4,7 @@
 
 - `kinds`, `catalog`, `crds`: what is served (compact kind definitions; CRDs registered at runtime)
 - `store`, `resources`, `strategies`, `watch`: objects, revisions, history, verbs and their rules, watchers
-- `selectors`, `patch`, `validation`, `jsonpath`: pure functions the verbs use
+- `selectors`, `patch`, `validation`, `jsonpath`: pure functions the verbs use; `schemas`: the types of built-in kinds
 - `tables`, `printers`, `discovery`, `openapi`: what kubectl reads besides objects
 - `requestinfo`, `server`: the aiohttp application
 - `access`, `logs`, `proxy`, `portforward`, `visibility`, `faults`: users and RBAC, pod logs, proxies,

@@ -182,6 +182,11 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
+def cannot_decode(kind: str, version: str, problem: str) -> ApiError:
+    """The 400 of a body that does not decode into the kind's type (wrong JSON types, unknown fields)."""
+    return bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: {problem}')
+
+
 def forbidden_error(message: str, details: dict[str, Any] | None = None) -> ApiError:
     return ApiError(403, "Forbidden", message, details)
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import errors
-from .errors import FieldError, forbidden, invalid
+from .errors import FieldError, cannot_decode, forbidden, invalid
 from .apply import apply_configuration
 from .jsonpath import JsonPathError, field_path, find_first
 from .patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, apply_patch
+from .schemas import decode_problem, schema_of
 from .selectors import Selection, format_label_selector, selector_from_label_selector
 from .store import StoredObject, fresh_copy, new_uid, now_timestamp
 from .strategies import NAMESPACE_KIND, namespace_content_removed, strategy_for
@@ -45,9 +46,7 @@ class Written:
 
 def _strict_error(kind: Kind, version: str, unknown: list[str]) -> errors.ApiError:
     detail = ", ".join(f'unknown field "{path}"' for path in unknown)
-    return errors.bad_request(
-        f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}: strict decoding error: {detail}'
-    )
+    return cannot_decode(kind.kind, version, f"strict decoding error: {detail}")
 
 
 def _content(obj: dict[str, Any], *, without_status: bool) -> dict[str, Any]:
@@ -81,9 +80,10 @@ class ResourceStorage:
         """Check the envelope of a request body and normalise apiVersion, kind and namespace."""
         kind = self.kind
         if not isinstance(body, dict):
-            raise errors.bad_request(
-                f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}: the body must be an object'
-            )
+            raise cannot_decode(kind.kind, version, "the body must be an object")
+        problem = decode_problem(schema_of(kind.group, kind.kind), body, kind.kind)
+        if problem:
+            raise cannot_decode(kind.kind, version, problem)
         expected_api = kind.api_version(version)
         api_version = body.get("apiVersion") or expected_api
         if api_version != expected_api:
@@ -91,17 +91,10 @@ class ResourceStorage:
                 f"the API version in the data ({api_version}) does not match the expected API version ({expected_api})"
             )
         if body.get("kind", kind.kind) != kind.kind:
-            raise errors.bad_request(
-                f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}: the object provided is '
-                f"unrecognized ({body.get('kind')})"
-            )
+            raise cannot_decode(kind.kind, version, f"the object provided is unrecognized ({body.get('kind')})")
         meta = body.get("metadata")
         if meta is None:
             meta = {}
-        if not isinstance(meta, dict):
-            raise errors.bad_request(
-                f'{kind.kind} in version "{version}" cannot be handled as a {kind.kind}: metadata must be an object'
-            )
         if kind.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
             raise errors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"

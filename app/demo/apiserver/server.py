@@ -26,6 +26,7 @@ from .kinds import Kind
 from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from .requestinfo import RequestInfo, parse_bool, request_info
 from .resources import FIELD_VALIDATION, Written
+from .schemas import DELETE_OPTIONS, decode_problem, schema_of
 from .selectors import Selection, parse_field_selector, parse_label_selector
 from .store import ADDED, Store, encode
 from .watch import Watcher, WatchItem
@@ -274,10 +275,8 @@ class ApiServer:
             raise errors.bad_request(f"couldn't get version/kind; json parse error: {what}{exc}") from None
 
     @staticmethod
-    def _dry_run(request: web.Request, body: Any = None) -> bool:
-        values = request.query.getall("dryRun", [])
-        if isinstance(body, dict) and isinstance(body.get("dryRun"), list):
-            values = [*values, *body["dryRun"]]
+    def _dry_run(request: web.Request, options: dict[str, Any] | None = None) -> bool:
+        values = [*request.query.getall("dryRun", []), *((options or {}).get("dryRun") or ())]
         for value in values:
             if value != "All":
                 raise errors.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
@@ -494,8 +493,9 @@ class ApiServer:
             options = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
-        if not isinstance(options, dict):
-            raise errors.bad_request("DeleteOptions must be an object")
+        problem = decode_problem(DELETE_OPTIONS, options, "DeleteOptions")
+        if problem:
+            raise errors.bad_request(problem)
         return options
 
     async def _delete(self, request: web.Request, info: RequestInfo, kind: Kind) -> web.Response:
@@ -542,8 +542,9 @@ class ApiServer:
         answer: Callable[[User, dict[str, Any]], dict[str, Any]],
     ) -> web.Response:
         body = await self._body(request, kind=kind)
-        if not isinstance(body, dict):
-            raise errors.bad_request(f"{kind.kind} must be an object")
+        problem = decode_problem(schema_of(kind.group, kind.kind), body, kind.kind)
+        if problem:
+            raise errors.cannot_decode(kind.kind, info.version, problem)
         spec = body.get("spec") or {}
         review = {
             "kind": kind.kind,

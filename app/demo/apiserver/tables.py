@@ -70,11 +70,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _cell(column: PrinterColumn, obj: dict[str, Any]) -> Any:
+    try:
+        return column.cell(obj) if column.cell is not None else _jsonpath_cell(column, obj)
+    except Exception:  # an object a printer cannot read shows an empty cell; it never fails the whole LIST
+        return None
+
+
 def cells(kind: Kind, version: str, obj: dict[str, Any]) -> list[Any]:
-    row: list[Any] = [obj["metadata"].get("name", "")]
-    for column in kind.columns(version):
-        row.append(column.cell(obj) if column.cell is not None else _jsonpath_cell(column, obj))
-    return row
+    return [obj["metadata"].get("name", ""), *(_cell(column, obj) for column in kind.columns(version))]
 
 
 def _partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:

@@ -78,11 +78,8 @@ def validate_metadata(meta: dict[str, Any], name_rule: str, *, namespaced: bool)
         )
     if namespaced and not meta.get("namespace"):
         errors.append(required("metadata.namespace"))
-    for key, value in (meta.get("labels") or {}).items():
-        if not isinstance(value, str):
-            errors.append(invalid(f"metadata.labels[{key}]", value, "must be a string"))
-            continue
-        key_problems, value_problems = label_key_errors(key), label_value_errors(value)
+    for key, value in (meta.get("labels") or {}).items():  # strings or nulls, as decoding checked
+        key_problems, value_problems = label_key_errors(key), label_value_errors(value or "")
         if key_problems or value_problems:
             errors.extend(invalid("metadata.labels", key, e) for e in key_problems)
             errors.extend(invalid("metadata.labels", value, e) for e in value_problems)
@@ -92,7 +89,7 @@ def validate_metadata(meta: dict[str, Any], name_rule: str, *, namespaced: bool)
         key_problems = label_key_errors(key.lower())
         if key_problems:
             errors.extend(invalid("metadata.annotations", key, e) for e in key_problems)
-        size += len(key) + len(value if isinstance(value, str) else json.dumps(value))
+        size += len(key) + len(value or "")
     if size > TOTAL_ANNOTATION_SIZE_LIMIT:
         errors.append(too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE_LIMIT))
     return errors
@@ -135,6 +132,11 @@ def _type_matches(expected: str, value: Any) -> bool:
     return actual == expected
 
 
+def _type_error(path: str, actual: str, expected: str) -> FieldError:
+    detail = f'{path} in body must be of type {expected}: "{actual}"'
+    return FieldError("FieldValueTypeInvalid", path, detail, actual, True)
+
+
 def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -148,8 +150,9 @@ def _compiled_pattern(pattern: str) -> re.Pattern[str] | None:
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, *, allow_null: bool = False) -> None:
         self.result = SchemaResult()
+        self.allow_null = allow_null  # as Go's JSON decoding does: null is the zero value of any type
 
     def error(self, error: FieldError) -> None:
         self.result.errors.append(error)
@@ -187,22 +190,16 @@ class _Walker:
     # Pipeline step 4: validation.
     def validate(self, schema: dict[str, Any], value: Any, path: str, *, root: bool = False) -> None:
         if value is None:
-            if not schema.get("nullable", False):
-                self.error(
-                    invalid(path, None, f'{path} in body must be of type {schema.get("type", "object")}: "null"')
-                )
+            if not (schema.get("nullable", False) or self.allow_null):
+                self.error(_type_error(path, "null", schema.get("type", "object")))
             return
+        actual = _json_type(value)
         if schema.get("x-kubernetes-int-or-string"):
-            if _json_type(value) not in ("integer", "string"):
-                self.error(
-                    invalid(
-                        path, _json_type(value), f'{path} in body must be of type integer,string: "{_json_type(value)}"'
-                    )
-                )
+            if actual not in ("integer", "string"):
+                self.error(_type_error(path, actual, "integer,string"))
                 return
         elif "type" in schema and not _type_matches(schema["type"], value):
-            actual = _json_type(value)
-            self.error(invalid(path, actual, f'{path} in body must be of type {schema["type"]}: "{actual}"'))
+            self.error(_type_error(path, actual, schema["type"]))
             return
         if "enum" in schema and value not in schema["enum"]:
             self.error(not_supported(path, value, schema["enum"]))
@@ -297,3 +294,10 @@ def apply_schema(obj: dict[str, Any], schema: dict[str, Any]) -> SchemaResult:
     walker.normalise(schema, obj, "", root=True)
     walker.validate(schema, obj, "", root=True)
     return walker.result
+
+
+def type_errors(value: Any, schema: dict[str, Any]) -> list[FieldError]:
+    """Where `value` does not have the types `schema` gives, nulls allowed (what decoding into a Go struct rejects)."""
+    walker = _Walker(allow_null=True)
+    walker.validate(schema, value, "")
+    return [error for error in walker.result.errors if error.reason == "FieldValueTypeInvalid"]
