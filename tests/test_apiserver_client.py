@@ -536,3 +536,56 @@ def test_a_printer_column_the_server_cannot_evaluate_never_fails_a_listing(kubec
     lines = kubectl("get", "gadgets").splitlines()
     assert lines[0].split() == ["NAME", "SIZE", "NOTREADY"]
     assert lines[1].split() == ["g", "3"], "the cell kubectl cannot fill is empty"
+
+
+async def test_unquoted_dates_in_yaml_bodies_stay_strings(apiserver: LocalApiServer) -> None:
+    url = f"{apiserver.url}/api/v1/namespaces/default/configmaps"
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dated\ndata:\n  since: 2024-01-31\n"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=manifest, headers={"Content-Type": "application/yaml"}) as response:
+            assert response.status == 201 and (await response.json())["data"] == {"since": "2024-01-31"}
+        replaced = manifest.replace("2024-01-31", "2025-02-01 10:00:00")
+        async with session.put(f"{url}/dated", data=replaced, headers={"Content-Type": "application/yaml"}) as response:
+            assert response.status == 200 and (await response.json())["data"] == {"since": "2025-02-01 10:00:00"}
+        applied = manifest.replace("dated", "applied")
+        headers = {"Content-Type": "application/apply-patch+yaml"}
+        async with session.patch(f"{url}/applied?fieldManager=me", data=applied, headers=headers) as response:
+            assert response.status == 201 and (await response.json())["data"] == {"since": "2024-01-31"}
+
+
+def _protobuf_field(number: int, payload: bytes | int) -> bytes:
+    """One protobuf field: a varint (wire type 0) for an int, length-delimited (wire type 2) for bytes."""
+
+    def varint(value: int) -> bytes:
+        out = b""
+        while value > 0x7F:
+            out += bytes(((value & 0x7F) | 0x80,))
+            value >>= 7
+        return out + bytes((value,))
+
+    if isinstance(payload, int):
+        return varint(number << 3) + varint(payload)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+async def test_protobuf_bodies_with_wrong_wire_types_are_400(apiserver: LocalApiServer) -> None:
+    type_meta = _protobuf_field(1, b"v1") + _protobuf_field(2, b"ConfigMap")
+    good_meta = _protobuf_field(1, _protobuf_field(1, b"pb"))
+    bodies = {
+        "metadata as a varint": _protobuf_field(1, 7),
+        "name as a varint": _protobuf_field(1, _protobuf_field(1, 7)),
+        "immutable as bytes": good_meta + _protobuf_field(4, b"yes"),
+        "a map entry's key as a varint": good_meta + _protobuf_field(2, _protobuf_field(1, 3)),
+    }
+    url = f"{apiserver.url}/api/v1/namespaces/default/configmaps"
+    headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    async with aiohttp.ClientSession() as session:
+        for what, raw in bodies.items():
+            body = b"k8s\x00" + _protobuf_field(1, type_meta) + _protobuf_field(2, raw)
+            async with session.post(url, data=body, headers=headers) as response:
+                status = await response.json()
+                assert (response.status, status["reason"]) == (400, "BadRequest"), what
+                assert status["message"].startswith("unable to decode protobuf body"), what
+        body = b"k8s\x00" + _protobuf_field(1, type_meta) + _protobuf_field(2, good_meta)
+        async with session.post(url, data=body, headers=headers) as response:
+            assert response.status == 201 and (await response.json())["metadata"]["name"] == "pb"

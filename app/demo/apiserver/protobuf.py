@@ -171,17 +171,19 @@ def _scalar(kind: Any, value: Any) -> Any:
 
 def _message(descriptor: Descriptor, data: bytes) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for number, _wire, value in _fields(data):
+    for number, wire, value in _fields(data):
         field = descriptor.get(number)
         if field is None:
             continue  # fields this server does not read (managedFields, status...)
         name, kind = field
+        element = kind[1] if isinstance(kind, tuple) and kind[0] == "repeated" else kind
+        if wire != (0 if element in ("bool", "int") else 2):
+            raise _WireError(f"field {name} has the wrong wire type {wire}")
         if isinstance(kind, tuple) and kind[0] == "repeated":
             result.setdefault(name, []).append(_scalar(kind[1], value))
         elif isinstance(kind, tuple) and kind[0] == "map":
-            entry = {n: v for n, _w, v in _fields(value)}
-            key = entry.get(1, b"").decode()
-            result.setdefault(name, {})[key] = _scalar(kind[1], entry.get(2, b""))
+            entry = _message({1: ("key", "string"), 2: ("value", kind[1])}, value)
+            result.setdefault(name, {})[entry.get("key", "")] = entry.get("value", "")
         else:
             decoded = _scalar(kind, value)
             # Go encodes zero values that JSON would omit (`omitempty`): drop them to get the same object.

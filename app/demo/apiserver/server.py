@@ -38,6 +38,16 @@ JSON = "application/json"
 _PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML as the real server reads it (converted to JSON): an unquoted date stays a string."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
 SubresourceHandler = Callable[[web.Request, RequestInfo], Awaitable[web.StreamResponse]]
 RequestHook = Callable[[web.Request, RequestInfo], Awaitable[None]]
 USER = web.RequestKey("user", User)  # the authenticated user, stored on each request
@@ -264,7 +274,7 @@ class ApiServer:
             raise errors.unsupported_media_type(content_type, [JSON, "application/yaml", protobuf.MEDIA_TYPE])
         try:
             if content_type in _YAML_TYPES or content_type == APPLY_PATCH:
-                return yaml.safe_load(raw)
+                return yaml.load(raw, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader
             return json.loads(raw)
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error converting YAML to JSON: {exc}") from None
