@@ -143,7 +143,7 @@ def test_admission_follows_priority_then_submission_order(bare_cluster: DemoThre
 def test_a_higher_priority_job_preempts_a_lower_one_in_its_queue(bare_cluster: DemoThread, demo_kubectl: Callable[[DemoThread], Kubectl]) -> None:
     kubectl = demo_kubectl(bare_cluster)
     create(kubectl, batch_job("tune-1", "fine-tuning-priority", 8))
-    bare_cluster.advance(1)
+    bare_cluster.advance(5)  # admitted now, the other one five simulated seconds later
     create(kubectl, batch_job("tune-2", "fine-tuning-priority", 8))
     bare_cluster.advance(30)
     assert all(p["status"]["phase"] == "Running" for p in pods_of(kubectl, "batch.kubernetes.io/job-name in (tune-1,tune-2)"))

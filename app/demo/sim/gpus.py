@@ -286,10 +286,30 @@ class DcgmExporters(Controller):
                 pod = world.create(self._pod(node))
                 if pod is None:
                     continue
+                self._startup_log(pod, name)
             pod_name = pod["metadata"]["name"]
             if self._served.get(pod_name) != name:
                 world.proxies.register_pod(NAMESPACE, pod_name, PORT, self._handler(name))
                 self._served[pod_name] = name
+
+    def _startup_log(self, pod: dict[str, Any], node: str) -> None:
+        stamp = self.world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        inventory = self.world.devices.nodes[node] if self.world.devices else None
+        mig = inventory is not None and any(d.profile for d in inventory.devices)
+        lines = [
+            f'time="{stamp}" level=info msg="Starting dcgm-exporter" Version=3.3.9-3.6.1',
+            f'time="{stamp}" level=info msg="DCGM successfully initialized!"',
+            f'time="{stamp}" level=info msg="Collecting DCP Metrics"',
+            f'time="{stamp}" level=info msg="Initializing system entities of type: GPU"',
+        ]
+        if mig:
+            lines.append(f'time="{stamp}" level=info msg="Initializing system entities of type: MIG instance"')
+        lines += [
+            f'time="{stamp}" level=info msg="Kubernetes metrics collection enabled!"',
+            f'time="{stamp}" level=info msg="Starting webserver"',
+            f'time="{stamp}" level=info msg="Listening on" address="[::]:{PORT}"',
+        ]
+        self.world.logs.write(NAMESPACE, pod["metadata"]["name"], EXPORTER, lines, at=self.world.clock.now())
 
     def _pod(self, node: dict[str, Any]) -> dict[str, Any]:
         name = node["metadata"]["name"]

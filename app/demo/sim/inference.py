@@ -74,6 +74,7 @@ class Inference(Controller):
         super().__init__(world)
         self._seen: dict[str, float] = {}
         self._served: set[tuple[str, str, int]] = set()
+        self._logged: dict[str, str] = {}  # pod uid -> what its log says so far ("start", "ready")
 
     def reconcile(self) -> None:
         for kind in ("JumpStartModel", "InferenceEndpointConfig"):
@@ -142,6 +143,24 @@ class Inference(Controller):
                 continue
             ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])
             self.world.activity[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = "serve" if ready else "load"
+            self._log(pod, ready)
+
+    def _log(self, pod: dict[str, Any], ready: bool) -> None:
+        uid = pod["metadata"]["uid"]
+        said = self._logged.get(uid)
+        if said == "ready" or (said == "start" and not ready):
+            return
+        container = pod["spec"]["containers"][0]
+        model = next((e.get("value", "") for e in container.get("env") or [] if e.get("name") == "MODEL_ID"), "model")
+        port = ((container.get("ports") or [{}])[0]).get("containerPort", 8080)
+        lines = []
+        if said is None:
+            lines += [f"INFO Downloading {model} weights to /opt/ml/model", f"INFO Loading {model} onto the GPU"]
+        if ready:
+            lines += [f"INFO Model {model} loaded; warmup done", f"INFO Uvicorn running on http://0.0.0.0:{port} (Press CTRL+C to quit)"]
+        self.world.logs.write(pod["metadata"]["namespace"], pod["metadata"]["name"], container["name"], lines,
+                              at=self.world.clock.now())
+        self._logged[uid] = "ready" if ready else "start"
 
     def _handler(self, model: str) -> Any:
         async def handle(request: web.Request, path: str) -> web.StreamResponse:

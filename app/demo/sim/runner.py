@@ -185,6 +185,7 @@ class Simulation:
         """Run `seconds` of simulated time now, as fast as possible (yielding to the loop now and then)."""
         if self.world is None or self.scenario == "empty":
             return
+        self.settle()  # changes made through the API so far happen now, before time moves
         target = self.clock.elapsed + seconds
         count = 0
         started = time.monotonic()

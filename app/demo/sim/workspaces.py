@@ -231,6 +231,15 @@ class Workspaces(Controller):
             self.world.proxies.register_pod(key[0], pod_name, PORT, url)
             self.world.proxies.register_service(key[0], f"workspace-{key[1]}-service", PORT, url)
             self._registered[key] = pod_name
+            now = self.world.clock.now()
+            stamp = now.strftime("%Y-%m-%d %H:%M:%S.") + f"{now.microsecond // 1000:03d}"
+            self.world.logs.write(key[0], pod_name, pod["spec"]["containers"][0]["name"], [
+                f"[I {stamp} ServerApp] jupyterlab | extension was successfully loaded.",
+                f"[I {stamp} ServerApp] Serving notebooks from local directory: /home/sagemaker-user",
+                f"[I {stamp} ServerApp] Jupyter Server 2.14.2 is running at:",
+                f"[I {stamp} ServerApp] http://{pod_name}:{PORT}/lab",
+                f"[I {stamp} ServerApp] Use Control-C to stop this server and shut down all kernels (twice to skip confirmation).",
+            ], at=now)
 
     async def _start_server(self, key: tuple[str, str], server: JupyterServer) -> None:
         try:
