@@ -49,8 +49,6 @@ class ObjectCache:
         self._objects: dict[GroupKind, dict[tuple[str, str], dict[str, Any]]] = {}
         self._listeners: list[Callable[[GroupKind, Event], None]] = []
         self._kinds = tuple(kinds)
-        for _, kind in self._kinds:
-            pass
         self._unsubscribe = store.subscribe(self._on_event)
         for api_version, kind in self._kinds:
             table = self._objects.setdefault((group_of(api_version), kind), {})
