@@ -1,0 +1,91 @@
+"""Snapshots of the Jobs views from fixed plain data: the detail view and the log view.
+
+The pane itself on the simulated cluster is covered by tests/test_jobs_pane.py; these pin the layout.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from textual.app import App, ComposeResult
+
+from app.model.jobs import ConditionEntry, EventEntry, JobDetail, JobRow, PodEntry
+from app.screens.job_detail import JobDetailScreen
+from themes import BUILTIN, STYLESHEET
+from widgets.log_view import LogView
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+def ago(minutes: float) -> datetime:
+    return NOW - timedelta(minutes=minutes)
+
+
+ROW = JobRow(
+    key="pytorchjobs/hyperpod-ns-vision/sam2-hiera-pretrain", name="sam2-hiera-pretrain",
+    namespace="hyperpod-ns-vision", team="vision", kind="PyTorchJob", queue="hyperpod-ns-vision-localqueue",
+    priority="training-priority", state="Preempted", position=2, gpus=24, mig={}, nodes=3, procs=8, restarts=0,
+    created=ago(95), started=ago(80), finished=None,
+    hint="InClusterQueue: Preempted to accommodate a workload (UID: 5b1e…, JobUID: 9c2a…) due to prioritization "
+         "in the ClusterQueue",
+    workload="hyperpod-ns-vision/pytorchjob-sam2-hiera-pretrain-9d12d",
+    pods=(),
+)
+DETAIL = JobDetail(
+    row=ROW,
+    conditions=(
+        ConditionEntry(ago(95), "Job", "Created", "True", "PyTorchJobCreated", "PyTorchJob sam2-hiera-pretrain is created."),
+        ConditionEntry(ago(94), "Workload", "QuotaReserved", "True", "QuotaReserved",
+                       "Quota reserved in ClusterQueue hyperpod-ns-vision-clusterqueue"),
+        ConditionEntry(ago(94), "Workload", "Admitted", "True", "Admitted", "The workload is admitted"),
+        ConditionEntry(ago(12), "Workload", "Evicted", "True", "Preempted",
+                       "Preempted to accommodate a workload due to prioritization in the ClusterQueue"),
+        ConditionEntry(ago(12), "Workload", "Preempted", "True", "InClusterQueue",
+                       "Preempted to accommodate a workload due to prioritization in the ClusterQueue"),
+    ),
+    pods=(),
+    events=(
+        EventEntry(ago(12), "Normal", "Preempted", "workload/pytorchjob-sam2-hiera-pretrain-9d12d",
+                   "Preempted to accommodate a workload due to prioritization in the ClusterQueue", 1),
+        EventEntry(ago(11), "Normal", "Suspended", "pytorchjob/sam2-hiera-pretrain", "Job suspended by Kueue", 1),
+    ),
+    admission="",
+)
+
+LOG_LINES = [f"[sam2-hiera-pretrain-worker-{i % 3}] step {100 + i:>5} loss {2.5 - i * 0.01:.4f} lr 3.0e-04"
+             for i in range(60)]
+
+
+class ViewApp(App[None]):
+    CSS_PATH = STYLESHEET
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_theme(BUILTIN["hyperdesk-dark"])
+        self.theme = "hyperdesk-dark"
+
+
+class DetailApp(ViewApp):
+    def on_mount(self) -> None:
+        self.push_screen(JobDetailScreen(lambda: DETAIL, now=lambda: NOW))
+
+
+class LogApp(ViewApp):
+    def compose(self) -> ComposeResult:
+        yield LogView(LOG_LINES, id="logs-view")
+
+    def on_mount(self) -> None:
+        view = self.query_one(LogView)
+        view.set_search("loss 2.1")
+        view.follow = False
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_job_detail_view(snap_compare) -> None:
+    assert snap_compare(DetailApp(), terminal_size=(150, 40))
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_log_view_with_a_search(snap_compare) -> None:
+    assert snap_compare(LogApp(), terminal_size=(100, 24))
