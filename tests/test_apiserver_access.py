@@ -193,3 +193,44 @@ def test_kubectl_auth_can_i_and_forbidden(secured: ServerThread, tmp_path: Path)
     assert alice("get", "pods", "-n", "team-a", "-o", "name").strip() == "pod/p"
     admin = Kubectl(secured.kubeconfig_path, tmp_path / "cache-admin")
     assert admin("auth", "can-i", "delete", "namespaces").strip() == "yes"
+
+
+def _get(url: str, ca: Path, token: str | None = None) -> int:
+    """The HTTP status of a GET, over TLS trusting `ca`."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=str(ca)), timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("anonymous", [None, False, True])
+def test_anonymous_requests_with_token_users(anonymous: bool | None, tmp_path: Path) -> None:
+    """With users, anonymous is off unless asked for; health and version are public, discovery is for users."""
+    config: dict = {"users": [{"name": "nobody", "token": "nobody-token"}]}
+    if anonymous is not None:
+        config["anonymous"] = anonymous
+    with LocalApiServer.start_in_thread(access=config) as handle:
+        ca = tmp_path / "ca.crt"
+        ca.write_bytes(handle.server.ca_pem or b"")
+        for path in ("/healthz", "/livez", "/readyz", "/version"):
+            assert _get(handle.url + path, ca) == 200, path
+        denied = 403 if anonymous else 401
+        for path in ("/api", "/apis", "/openapi/v3", "/api/v1/namespaces/default/pods", "/api/v1/namespaces"):
+            assert _get(handle.url + path, ca) == denied, path
+        for path in ("/healthz", "/version", "/api", "/api/v1", "/apis", "/openapi/v3"):
+            assert _get(handle.url + path, ca, "nobody-token") == 200, path
+        for path in ("/api/v1/namespaces/default/pods", "/metrics", "/logs", "/versions"):
+            assert _get(handle.url + path, ca, "nobody-token") == 403, path
+
+
+def test_the_demo_without_users_serves_anonymous_requests(apiserver_thread: ServerThread) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{apiserver_thread.url}/api/v1/namespaces/default/pods", timeout=10) as answer:
+        assert answer.status == 200

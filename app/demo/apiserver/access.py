@@ -2,9 +2,10 @@
 
 Users come from a config (a dict or YAML file): each has a token, groups and rules; a rule grants verbs on
 resources (`pods`, `pods/log`, `*`) of API groups, by resource name, in some namespaces (or cluster-wide when it
-names none), or verbs on non-resource URLs. Requests without a token are `system:anonymous`, allowed everything by
-default (the demo) or nothing when the config says `anonymous: false`. Like the real default roles, every
-authenticated user may read discovery, OpenAPI and health paths and review its own access.
+names none), or verbs on non-resource URLs. Without users (the demo), requests without a token are `system:anonymous`
+and may do anything. With users, anonymous requests are refused (401) unless the config says `anonymous: true`; either
+way they may read health and version (`system:public-info-viewer`) and nothing else. Like the real default roles,
+every user may also read discovery and OpenAPI (`system:discovery`) and review its own access (`system:basic-user`).
 
     users:
     - name: alice
@@ -30,14 +31,6 @@ from . import errors
 from .requestinfo import RequestInfo
 
 ANONYMOUS = "system:anonymous"
-ALLOW_ALL = ({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "nonResourceURLs": ["*"]},)
-
-# Paths every authenticated user may read (system:discovery, system:public-info-viewer).
-_PUBLIC_PREFIXES = ("/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz")
-_SELF_REVIEWS = {
-    ("authorization.k8s.io", "selfsubjectaccessreviews"),
-    ("authorization.k8s.io", "selfsubjectrulesreviews"),
-}
 
 
 @dataclass(frozen=True)
@@ -86,6 +79,22 @@ class Rule:
         return False
 
 
+_HEALTH = ("/healthz", "/livez", "/readyz", "/version", "/version/")
+# The real server's default cluster roles, as rules: what every user (and anonymous, the first one only) may do.
+PUBLIC_INFO_VIEWER = Rule(verbs=("get",), api_groups=(), non_resource_urls=_HEALTH)
+DISCOVERY = Rule(
+    verbs=("get",),
+    api_groups=(),
+    non_resource_urls=(*_HEALTH, "/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*"),
+)
+BASIC_USER = Rule(
+    verbs=("create",),
+    api_groups=("authorization.k8s.io",),
+    resources=("selfsubjectaccessreviews", "selfsubjectrulesreviews"),
+)
+ALLOW_ALL = Rule(verbs=("*",), api_groups=("*",), resources=("*",), non_resource_urls=("*",))
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -108,14 +117,22 @@ class AccessControl:
     """Authentication by bearer token and authorization by the users' rules."""
 
     users: list[User] = field(default_factory=list)
-    anonymous: bool = True
+    anonymous: bool | None = None  # whether requests without a token are served; by default only without users
+
+    def __post_init__(self) -> None:
+        if self.anonymous is None:
+            self.anonymous = not self.users
+        rules = (ALLOW_ALL,) if not self.users else (PUBLIC_INFO_VIEWER,)
+        self._anonymous = User(ANONYMOUS, groups=("system:unauthenticated",), rules=rules)
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | str | Path) -> AccessControl:
         """From a dict, or the path of a YAML file, shaped as in this module's docstring."""
         if not isinstance(config, dict):
             config = yaml.safe_load(Path(config).read_text()) or {}
-        return cls([User.from_dict(u) for u in config.get("users") or ()], bool(config.get("anonymous", True)))
+        anonymous = config.get("anonymous")
+        users = [User.from_dict(u) for u in config.get("users") or ()]
+        return cls(users, None if anonymous is None else bool(anonymous))
 
     def user(self, name: str) -> User:
         for user in self.users:
@@ -123,13 +140,16 @@ class AccessControl:
                 return user
         raise KeyError(name)
 
-    def authenticate(self, authorization: str | None) -> User:
-        """The user a request's Authorization header names; 401 for an unknown token."""
+    def authenticate(self, authorization: str | None, info: RequestInfo) -> User:
+        """The user a request's Authorization header names; 401 for an unknown token.
+
+        Without a token: anonymous, where allowed; health and version paths are always served, as the real server
+        serves them to anonymous requests even when anonymous authentication is off.
+        """
         if not authorization:
-            if not self.anonymous:
+            if not self.anonymous and not (not info.is_resource and PUBLIC_INFO_VIEWER.allows_path("get", info.path)):
                 raise errors.ApiError(401, "Unauthorized", "Unauthorized")
-            rules = tuple(Rule.from_dict(r) for r in ALLOW_ALL)
-            return User(ANONYMOUS, groups=("system:unauthenticated",), rules=rules)
+            return self._anonymous
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer":
             for user in self.users:
@@ -137,14 +157,20 @@ class AccessControl:
                     return user
         raise errors.ApiError(401, "Unauthorized", "Unauthorized")
 
+    @staticmethod
+    def rules_of(user: User) -> tuple[Rule, ...]:
+        """A user's own rules and those of the default roles every authenticated user has."""
+        if user.name == ANONYMOUS:
+            return user.rules
+        return (BASIC_USER, DISCOVERY, *user.rules)
+
     def allowed(self, user: User, info: RequestInfo) -> bool:
         if not info.is_resource:
-            if user.name != ANONYMOUS and info.path.startswith(_PUBLIC_PREFIXES):
-                return True
-            return any(rule.allows_path(info.verb, info.path) for rule in user.rules)
-        if (info.group, info.resource) in _SELF_REVIEWS and info.verb == "create":
-            return True
+            return self.can_get_path(user, info.verb, info.path)
         return self.can(user, info.verb, info.group, info.resource, info.subresource, info.namespace, info.name)
+
+    def can_get_path(self, user: User, verb: str, path: str) -> bool:
+        return any(rule.allows_path(verb, path) for rule in self.rules_of(user))
 
     def can(
         self,
@@ -156,7 +182,9 @@ class AccessControl:
         namespace: str = "",
         name: str = "",
     ) -> bool:
-        return any(rule.allows_resource(verb, group, resource, subresource, namespace, name) for rule in user.rules)
+        return any(
+            rule.allows_resource(verb, group, resource, subresource, namespace, name) for rule in self.rules_of(user)
+        )
 
     def authorize(self, user: User, info: RequestInfo) -> None:
         """Raise the real server's 403 when `user` may not do what `info` asks."""
@@ -195,11 +223,8 @@ class AccessControl:
                 attributes.get("name", ""),
             )
         else:
-            path = (spec.get("nonResourceAttributes") or {}).get("path", "")
-            verb = (spec.get("nonResourceAttributes") or {}).get("verb", "")
-            allowed = (user.name != ANONYMOUS and path.startswith(_PUBLIC_PREFIXES)) or any(
-                rule.allows_path(verb, path) for rule in user.rules
-            )
+            attributes = spec.get("nonResourceAttributes") or {}
+            allowed = self.can_get_path(user, attributes.get("verb", ""), attributes.get("path", ""))
         status: dict[str, Any] = {"allowed": allowed}
         if allowed:
             status["reason"] = "allowed by the hyperdesk demo server's access rules"
@@ -207,19 +232,9 @@ class AccessControl:
 
     def rules_review(self, user: User, namespace: str) -> dict[str, Any]:
         """The status of a SelfSubjectRulesReview: the rules that apply in `namespace`."""
-        resource_rules = [
-            {
-                "verbs": ["create"],
-                "apiGroups": ["authorization.k8s.io"],
-                "resources": sorted(r for _, r in _SELF_REVIEWS),
-            }
-        ]
+        resource_rules: list[dict[str, Any]] = []
         non_resource_rules: list[dict[str, Any]] = []
-        if user.name != ANONYMOUS:
-            non_resource_rules.append(
-                {"verbs": ["get"], "nonResourceURLs": [p + "/*" for p in _PUBLIC_PREFIXES] + list(_PUBLIC_PREFIXES)}
-            )
-        for rule in user.rules:
+        for rule in self.rules_of(user):
             if rule.namespaces and namespace not in rule.namespaces:
                 continue
             if rule.resources:

@@ -184,7 +184,7 @@ class ApiServer:
         info = request_info(request.method, request.path, request.query.get("watch"), self.registry)
         for hook in self._hooks:
             await hook(request, info)
-        user = self.access.authenticate(request.headers.get("Authorization"))
+        user = self.access.authenticate(request.headers.get("Authorization"), info)
         request[USER] = user
         self.access.authorize(user, info)
         if not info.is_resource:
