@@ -234,3 +234,13 @@ def test_the_demo_without_users_serves_anonymous_requests(apiserver_thread: Serv
 
     with urllib.request.urlopen(f"{apiserver_thread.url}/api/v1/namespaces/default/pods", timeout=10) as answer:
         assert answer.status == 200
+
+
+def test_kubeconfigs_with_tokens_are_private(tmp_path: Path) -> None:
+    existing = tmp_path / "kubeconfig"
+    existing.write_text("")
+    existing.chmod(0o644)
+    with LocalApiServer.start_in_thread(access=ACCESS, kubeconfig_path=existing) as handle:
+        for path in (handle.kubeconfig_path, handle.kubeconfig_for("alice")):
+            assert "token:" in path.read_text()
+            assert path.stat().st_mode & 0o777 == 0o600, path

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import concurrent.futures
 import inspect
+import os
 import shutil
 import socket
 import ssl
@@ -170,9 +171,12 @@ class LocalApiServer:
             await self._runner.server.shutdown(timeout=1)
 
     def write_kubeconfig(self, path: Path, *, token: str | None = None) -> None:
+        """Write a kubeconfig readable by its owner only (it may hold a token), as kubectl writes them."""
         path.parent.mkdir(parents=True, exist_ok=True)
         document = kubeconfig_document(self.url, token=token, ca_pem=self.ca_pem)
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # also when the file existed with a wider mode
+            handle.write(yaml.safe_dump(document, sort_keys=False))
 
     def kubeconfig_for(self, user: str) -> Path:
         """A kubeconfig (next to the default one) that authenticates as `user` with its token."""
