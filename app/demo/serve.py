@@ -69,6 +69,7 @@ async def _serve(args: argparse.Namespace) -> None:
         if cluster.mlflow_uri:
             print(f"MLflow: {cluster.mlflow_uri}", flush=True)
         print(f"Scenario: {args.scenario} (seed {args.seed}, speed {args.speed:g}x); stop with Ctrl-C", flush=True)
+        print(f"Try: kubectl --kubeconfig {cluster.kubeconfig_path} get nodes,pods,workloads,clusterqueues -A", flush=True)
         await stop.wait()
 
 
