@@ -587,7 +587,7 @@ class TrainingOperator(Controller):
             for key in keys:
                 world.activity[key] = "train"
         run.progress += 1.0 / run.hints.step_seconds
-        while run.progress >= 1.0 and run.phase == "stepping":
+        while run.progress >= 1.0 - 1e-9 and run.phase == "stepping":
             run.progress -= 1.0
             self._step(run, running)
 
