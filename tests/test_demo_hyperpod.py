@@ -80,7 +80,9 @@ def test_the_cluster_kubectl_shows(kubectl: Kubectl) -> None:
     assert priorities == {"inference-priority": 90, "experimentation-priority": 80, "training-priority": 70, "fine-tuning-priority": 50}
     queues = kubectl.json("get", "clusterqueues")["items"]
     assert sorted(q["metadata"]["name"] for q in queues) == [f"hyperpod-ns-{t}-clusterqueue" for t in ("nlp", "research", "vision")]
-    assert {q["spec"]["cohort"] for q in queues} == {"hyperpod-cohort"}
+    v1beta1 = kubectl.json("get", "clusterqueues.v1beta1.kueue.x-k8s.io")["items"]  # HyperPod task governance's version
+    assert {q["spec"]["cohort"] for q in v1beta1} == {"hyperpod-cohort"}
+    assert "hyperpod-cohort" in kubectl("get", "clusterqueues")
     quota = next(q for q in queues if q["metadata"]["name"] == "hyperpod-ns-research-clusterqueue")["spec"]["resourceGroups"][0]["flavors"][0]
     gpu = next(r for r in quota["resources"] if r["name"] == "nvidia.com/gpu")
     assert (quota["name"], gpu["nominalQuota"], gpu["borrowingLimit"], gpu["lendingLimit"]) == ("ml.p5.48xlarge", 16, 8, 8)

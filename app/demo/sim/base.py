@@ -92,8 +92,8 @@ class World:
     def put(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create or replace `obj`, status included (a controller's write).
 
-        The write goes out at the kind's storage version: `Store.put` rejects other served versions (it checks the
-        body's apiVersion again after converting it), and every served version of a kind has one stored shape.
+        The write goes out at the kind's storage version. Where versions spell a field differently (Kueue), writers
+        put both spellings in; the server keeps the storage version's.
         """
         kind = self.store.registry.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
         if kind is not None:

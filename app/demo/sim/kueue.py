@@ -14,9 +14,9 @@
   `admittedWorkloads`; LocalQueue the same counts and its usage. Queue positions are served by the API server's
   visibility endpoint from the same Workloads.
 
-Workloads are written at `kueue.x-k8s.io/v1beta1` (what HyperPod task governance uses) and carry the
-`priorityClassRef` of v1beta2 beside `priorityClassName`, because the embedded API server serves one stored shape
-at both versions instead of converting between them.
+Objects are written in the shape of `kueue.x-k8s.io/v1beta1` (what HyperPod task governance uses) with the fields
+v1beta2 renamed beside them (`priorityClassRef` next to `priorityClassName`, `cohortName` next to `cohort`): the
+API server stores them at its storage version and serves each version its own spelling.
 """
 
 from __future__ import annotations
