@@ -5,6 +5,8 @@
   what it sees is deterministic. `hyperpod_cluster.url`, `.kubeconfig_path`, `.mlflow_uri`.
 - `bare_cluster`: the `bare` scenario (nodes, queues, controllers, no workloads), paused, without MLflow; tests
   submit their own objects and `advance` time to watch the controllers act.
+- `demo_cluster(**kwargs)`: a factory for other settings (`scenario`, `seed`, `speed`, `epoch`, `preroll`,
+  `mlflow`...; see `DemoCluster`), stopped at the end of the test.
 - `demo_kubectl(handle)`: a `Kubectl` (see tests/plugins/apiserver.py) pointed at a demo cluster.
 
     def test_something(bare_cluster, demo_kubectl):
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +49,23 @@ def hyperpod_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoT
 def bare_cluster() -> Iterator[DemoThread]:
     with DemoCluster.start_in_thread(scenario="bare", seed=3, speed=0, mlflow=False) as handle:
         yield handle
+        assert _errors(handle) == []
+
+
+@pytest.fixture
+def demo_cluster() -> Iterator[Callable[..., DemoThread]]:
+    started: list[DemoThread] = []
+
+    def start(**kwargs: Any) -> DemoThread:
+        kwargs.setdefault("speed", 0)
+        handle = DemoCluster.start_in_thread(**kwargs)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop()
+    for handle in started:
         assert _errors(handle) == []
 
 
