@@ -44,6 +44,8 @@ class Kind:
     """(header, field of the fetched dict)"""
     aliases: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
+    display: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """For the table only: the fetched dict -> the values its columns show (human ages, GPU text...)."""
 
 
 REGISTRY: dict[str, Kind] = {}
@@ -80,7 +82,8 @@ def run(name: str, output: str, ctx: GetContext, out: TextIO = sys.stdout) -> No
         scope = "" if ctx.namespace is None else f" in {ctx.namespace} namespace"
         print(f"No {kind.name} found{scope}.", file=sys.stderr)
     else:
-        out.write(format_table(kind.columns, items))
+        shown = [kind.display(item) for item in items] if kind.display else items
+        out.write(format_table(kind.columns, shown))
 
 
 def format_table(columns: tuple[tuple[str, str], ...], items: list[dict[str, Any]]) -> str:
@@ -118,4 +121,138 @@ register(Kind(
     columns=(("CURRENT", "current"), ("NAME", "name"), ("CLUSTER", "cluster"), ("AUTHINFO", "user"),
              ("NAMESPACE", "namespace")),
     description="the kubeconfig's contexts",
+))
+
+
+# --- jobs and queues: the Jobs pane's core, fetched once ------------------------------------------------------------
+
+async def _with_cluster(ctx: GetContext, work: Callable[[Any, Any], Awaitable[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Run `work(connection, discovery)` against the context's cluster; failures become one-line GetErrors."""
+    if ctx.kubeconfig is None:
+        raise GetError("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`")
+    from app.cluster.connection import ApiError, ClusterConnection, first_line
+    from app.cluster.discovery import discover
+
+    connection = ClusterConnection(list(ctx.kubeconfig.paths) or None, ctx.settings.context)
+    try:
+        return await work(connection, await discover(connection))
+    except ApiError as exc:
+        raise GetError(str(exc)) from None
+    except GetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a kubeconfig the client cannot use, say: one line, not a traceback
+        raise GetError(f"kubeconfig: {first_line(exc)}") from None
+    finally:
+        await connection.close()
+
+
+def job_dict(row: Any, now: Any) -> dict[str, Any]:
+    """One job as `get jobs -o json|yaml` prints it."""
+    return {
+        "name": row.name,
+        "namespace": row.namespace,
+        "kind": row.kind,
+        "queue": row.queue,
+        "priority": row.priority,
+        "state": row.state,
+        "position": row.position,
+        "gpus": row.gpus,
+        "mig": dict(sorted(row.mig.items())),
+        "pods": [p.rpartition("/")[2] for p in row.pods],
+        "restarts": row.restarts,
+        "age_seconds": row.age_seconds(now),
+        "run_seconds": row.run_seconds(now),
+        "nodes": row.nodes,
+        "team": row.team,
+        "reason": row.hint,
+        "workload": row.workload.rpartition("/")[2] if row.workload else None,
+    }
+
+
+async def _jobs(ctx: GetContext) -> list[dict[str, Any]]:
+    from app.cluster.queues import fetch_jobs
+    from app.model.jobs import utcnow
+
+    async def work(connection: Any, discovery: Any) -> list[dict[str, Any]]:
+        rows = await fetch_jobs(connection, discovery, ctx.namespace)
+        now = utcnow()
+        return [job_dict(row, now) for row in rows]
+
+    return await _with_cluster(ctx, work)
+
+
+def _job_cells(item: dict[str, Any]) -> dict[str, Any]:
+    from app.model.jobs import human_duration
+
+    gpus = [str(item["gpus"])] if item["gpus"] or not item["mig"] else []
+    gpus += [f"{count}x{profile}" for profile, count in item["mig"].items()]
+    reason = item.get("reason") or ""
+    return {**item, "gpus": "+".join(gpus), "pods": len(item["pods"]), "age": human_duration(item["age_seconds"]),
+            "reason": reason if len(reason) <= 70 else reason[:69] + "…"}
+
+
+register(Kind(
+    name="jobs",
+    aliases=("job",),
+    fetch=_jobs,
+    columns=(("NAMESPACE", "namespace"), ("NAME", "name"), ("KIND", "kind"), ("QUEUE", "queue"),
+             ("PRIORITY", "priority"), ("STATE", "state"), ("POS", "position"), ("GPUS", "gpus"), ("PODS", "pods"),
+             ("RESTARTS", "restarts"), ("AGE", "age"), ("REASON", "reason")),
+    description="training jobs of every kind the cluster serves, with Kueue's view of them",
+    display=_job_cells,
+))
+
+
+async def _queues(ctx: GetContext) -> list[dict[str, Any]]:
+    from app.cluster.queues import quota_rows
+    from app.cluster.resources import KINDS
+
+    async def work(connection: Any, discovery: Any) -> list[dict[str, Any]]:
+        version = discovery.version("clusterqueues")
+        if not version:
+            raise GetError("this cluster does not serve Kueue (no kueue.x-k8s.io ClusterQueues)")
+        cqs = await connection.request("GET", KINDS["clusterqueues"].path(version))
+        lqs = await connection.request("GET", KINDS["localqueues"].path(discovery.version("localqueues") or version,
+                                                                        ctx.namespace))
+        rows = quota_rows((cqs or {}).get("items") or [], (lqs or {}).get("items") or [])
+        if ctx.namespace is not None:
+            rows = [r for r in rows if r.local_queues]
+        return [queue_dict(row) for row in rows]
+
+    return await _with_cluster(ctx, work)
+
+
+def queue_dict(row: Any) -> dict[str, Any]:
+    from app.cluster.queues import number
+
+    used, nominal = row.total("nvidia.com/gpu")
+    return {
+        "name": row.name,
+        "cohort": row.cohort,
+        "pending": row.pending,
+        "admitted": row.admitted,
+        "reserving": row.reserving,
+        "stopped": row.stopped,
+        "gpus_used": number(used),
+        "gpus_nominal": number(nominal),
+        "local_queues": [{"namespace": lq.namespace, "name": lq.name, "pending": lq.pending, "admitted": lq.admitted}
+                         for lq in row.local_queues],
+        "quota": [q.as_dict() for q in row.quota],
+    }
+
+
+def _queue_cells(item: dict[str, Any]) -> dict[str, Any]:
+    local = ",".join(f"{lq['namespace']}/{lq['name']}" for lq in item["local_queues"])
+    return {**item, "local": local, "gpus": f"{item['gpus_used']}/{item['gpus_nominal']}",
+            "stopped": "Stopped" if item["stopped"] else "Active"}
+
+
+register(Kind(
+    name="queues",
+    aliases=("queue", "clusterqueues", "cq"),
+    fetch=_queues,
+    columns=(("NAME", "name"), ("COHORT", "cohort"), ("STATUS", "stopped"), ("PENDING", "pending"),
+             ("ADMITTED", "admitted"), ("GPUS", "gpus"), ("LOCALQUEUES", "local")),
+    description="Kueue ClusterQueues: their quota, usage and LocalQueues",
+    display=_queue_cells,
 ))
