@@ -272,12 +272,17 @@ def _job_command(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> in
         return _fail(str(exc), exc.exit_code)
     if kubeconfig is None:
         return _fail("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`", EXIT_FAILURE)
+    if kubeconfig.context(settings.context) is None:
+        from app.get import missing_context
+
+        return _fail(missing_context(kubeconfig, settings.context), EXIT_USAGE)
 
     async def main() -> int:
         from app.cluster.connection import ClusterConnection
 
         connection = ClusterConnection(list(kubeconfig.paths) or None, settings.context)
         try:
+            await connection.open()  # credentials once, before any concurrent request
             if args.command == "submit":
                 return await _submit(connection, args, settings, kubeconfig, documents)
             return await _on_job(connection, args, settings, kubeconfig)

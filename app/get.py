@@ -133,8 +133,11 @@ async def _with_cluster(ctx: GetContext, work: Callable[[Any, Any], Awaitable[li
     from app.cluster.connection import ApiError, ClusterConnection, first_line
     from app.cluster.discovery import discover
 
+    if ctx.kubeconfig.context(ctx.settings.context) is None:
+        raise GetError(missing_context(ctx.kubeconfig, ctx.settings.context), exit_code=2)
     connection = ClusterConnection(list(ctx.kubeconfig.paths) or None, ctx.settings.context)
     try:
+        await connection.open()  # credentials once, before the concurrent discovery requests
         return await work(connection, await discover(connection))
     except ApiError as exc:
         raise GetError(str(exc)) from None
@@ -144,6 +147,13 @@ async def _with_cluster(ctx: GetContext, work: Callable[[Any, Any], Awaitable[li
         raise GetError(f"kubeconfig: {first_line(exc)}") from None
     finally:
         await connection.close()
+
+
+def missing_context(kubeconfig: Kubeconfig, wanted: str | None) -> str:
+    contexts = ", ".join(kubeconfig.context_names) or "none"
+    if wanted is None and kubeconfig.current_context is None:
+        return f"the kubeconfig sets no current-context; pass --context (contexts: {contexts})"
+    return f"no context {wanted or kubeconfig.current_context!r} in the kubeconfig (contexts: {contexts})"
 
 
 def job_dict(row: Any, now: Any) -> dict[str, Any]:
