@@ -255,6 +255,9 @@ async def test_a_template_job_runs_then_suspends_and_resumes_through_its_workloa
     created = await actions.submit(conn, [manifest], readonly=False, queue=NLP_QUEUE, priority="training-priority",
                                    namespace=NLP)
     assert created == [f"HyperPodPyTorchJob/{NLP}/llama-ddp"]
+    bare_cluster.advance(0)
+    row = (await jobs_of(conn))["llama-ddp"]
+    assert (row.state, len(row.pods)) == ("Admitted", 2), "admitted, its pods still starting"
     bare_cluster.advance(30)
     row = (await jobs_of(conn))["llama-ddp"]
     assert (row.kind, row.state, row.queue, row.priority, row.gpus) == (
@@ -406,6 +409,21 @@ async def test_a_crashed_rank_restarts_and_its_previous_log_says_why(conn: Clust
     rejoined = texts.index("[flaky-worker-0] [rank1] torch.distributed initialized: backend=nccl world_size=2 rank=1 local_gpus=4")
     assert rejoined > watchdog
     assert texts.count("[flaky-master-0] [rank0] torch.distributed initialized: backend=nccl world_size=2 rank=0 local_gpus=4") == 2
+
+
+async def test_a_job_that_crashes_without_retries_left_fails(conn: ClusterConnection, bare_cluster: DemoThread) -> None:
+    world = bare_cluster.cluster.simulation.world
+    bare_cluster.call(world.hints.__setitem__, (NLP, "doomed"), JobHints(total_steps=400, step_seconds=1.0, fail_at_step=3))
+    manifest = render("ddp", {"name": "doomed", "image": IMAGE, "nodes": 1, "gpus": 8, "max_retries": 0},
+                      serves_hyperpod=True)
+    await actions.submit(conn, [manifest], readonly=False, queue=NLP_QUEUE, namespace=NLP)
+    bare_cluster.advance(45)
+    row = (await jobs_of(conn))["doomed"]
+    assert (row.state, row.restarts) == ("Failed", 0)
+    with pytest.raises(ActionError) as refused:
+        await actions.set_suspended(conn, "hyperpodpytorchjobs", NLP, "doomed", True, readonly=False)
+    assert (str(refused.value), refused.value.exit_code) == (
+        f"HyperPodPyTorchJob {NLP}/doomed has failed: there is nothing to suspend", 2)
 
 
 async def test_following_a_job_streams_new_lines_as_training_steps(conn: ClusterConnection, bare_cluster: DemoThread) -> None:
