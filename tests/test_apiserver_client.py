@@ -147,6 +147,70 @@ def test_both_kueue_versions_serve_the_same_objects(k8s_client: client.ApiClient
     assert old["apiVersion"] == "kueue.x-k8s.io/v1beta1"
 
 
+V1BETA1 = ("kueue.x-k8s.io", "v1beta1")
+
+
+@pytest.mark.parametrize("with_crds", [False, True], ids=["catalogue", "upstream CRDs"])
+def test_kueue_versions_convert_renamed_fields(
+    with_crds: bool, k8s_client: client.ApiClient, kubectl: Kubectl
+) -> None:
+    if with_crds:
+        for name in ("clusterqueues", "localqueues", "workloads"):
+            kubectl("apply", "--server-side", "-f", str(REFERENCE / "crds" / f"kueue.x-k8s.io_{name}.yaml"))
+    custom = client.CustomObjectsApi(k8s_client)
+    cq: dict[str, Any] = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ClusterQueue", "metadata": {"name": "gpus"}}
+    cq["spec"] = {"cohort": "all", "resourceGroups": []}
+    custom.create_cluster_custom_object(*V1BETA1, "clusterqueues", cq)
+    assert custom.get_cluster_custom_object(*KUEUE, "clusterqueues", "gpus")["spec"]["cohortName"] == "all"
+    assert "cohort" not in custom.get_cluster_custom_object(*KUEUE, "clusterqueues", "gpus")["spec"]
+    assert custom.get_cluster_custom_object(*V1BETA1, "clusterqueues", "gpus")["spec"]["cohort"] == "all"
+    custom.patch_cluster_custom_object(*KUEUE, "clusterqueues", "gpus", {"spec": {"cohortName": "other"}})
+    assert custom.get_cluster_custom_object(*V1BETA1, "clusterqueues", "gpus")["spec"]["cohort"] == "other"
+    for version in ("v1beta1", "v1beta2"):
+        printed = kubectl("get", f"clusterqueues.{version}.kueue.x-k8s.io", "gpus").splitlines()
+        assert printed[0].split()[:2] == ["NAME", "COHORT"] and printed[1].split()[:2] == ["gpus", "other"], version
+
+    podsets = [{"name": "main", "count": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}]
+    old = {
+        "apiVersion": "kueue.x-k8s.io/v1beta1",
+        "kind": "Workload",
+        "metadata": {"name": "w"},
+        "spec": {
+            "podSets": podsets,
+            "priority": 100,
+            "priorityClassName": "high",
+            "priorityClassSource": "kueue.x-k8s.io/workloadpriorityclass",
+        },
+    }
+    custom.create_namespaced_custom_object(*V1BETA1, "default", "workloads", old)
+    new = custom.get_namespaced_custom_object(*KUEUE, "default", "workloads", "w")["spec"]
+    assert new["priorityClassRef"] == {"group": "kueue.x-k8s.io", "kind": "WorkloadPriorityClass", "name": "high"}
+    assert "priorityClassName" not in new and "priorityClassSource" not in new
+    back = custom.get_namespaced_custom_object(*V1BETA1, "default", "workloads", "w")["spec"]
+    assert (back["priorityClassName"], back["priorityClassSource"]) == ("high", "kueue.x-k8s.io/workloadpriorityclass")
+    assert "priorityClassRef" not in back
+    # A writer that sends both shapes: the fields of the version it writes at win.
+    both = {
+        "priorityClassName": "low",
+        "priorityClassSource": "scheduling.k8s.io/priorityclass",
+        "priorityClassRef": {"group": "kueue.x-k8s.io", "kind": "WorkloadPriorityClass", "name": "mid"},
+    }
+    custom.patch_namespaced_custom_object(*KUEUE, "default", "workloads", "w", {"spec": both})
+    back = custom.get_namespaced_custom_object(*V1BETA1, "default", "workloads", "w")["spec"]
+    assert back["priorityClassName"] == "mid"
+    custom.patch_namespaced_custom_object(*V1BETA1, "default", "workloads", "w", {"spec": both})
+    ref = custom.get_namespaced_custom_object(*KUEUE, "default", "workloads", "w")["spec"]["priorityClassRef"]
+    assert ref == {"group": "scheduling.k8s.io", "kind": "PriorityClass", "name": "low"}
+
+    lq = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue", "metadata": {"name": "q"}}
+    custom.create_namespaced_custom_object(*V1BETA1, "default", "localqueues", {**lq, "spec": {"clusterQueue": "gpus"}})
+    usage = [{"name": "ml.p5.48xlarge", "resources": [{"name": "nvidia.com/gpu", "total": "8"}]}]
+    status = {"status": {"flavorUsage": usage}}
+    custom.patch_namespaced_custom_object_status(*V1BETA1, "default", "localqueues", "q", status)
+    assert custom.get_namespaced_custom_object(*KUEUE, "default", "localqueues", "q")["status"]["flavorsUsage"] == usage
+    assert custom.get_namespaced_custom_object(*V1BETA1, "default", "localqueues", "q")["status"] == status["status"]
+
+
 def test_generate_name_and_dry_run(k8s_client: client.ApiClient) -> None:
     core = client.CoreV1Api(k8s_client)
     body = pod("")

@@ -2,7 +2,8 @@
 
 `hyperdesk demo` runs on it and every integration test of the project uses it. Module map:
 
-- `kinds`, `catalog`, `crds`: what is served (compact kind definitions; CRDs registered at runtime)
+- `kinds`, `catalog`, `crds`, `conversion`: what is served (compact kind definitions; CRDs registered at runtime;
+  the renamed fields of Kueue's versions)
 - `store`, `resources`, `strategies`, `watch`: objects, revisions, history, verbs and their rules, watchers
 - `selectors`, `patch`, `validation`, `jsonpath`: pure functions the verbs use; `schemas`: the types of built-in kinds
 - `tables`, `printers`, `discovery`, `openapi`: what kubectl reads besides objects

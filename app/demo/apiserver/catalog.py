@@ -46,30 +46,41 @@ def _builtin(
     )
 
 
+Columns = tuple[tuple[str, str, str] | tuple[str, str, str, int], ...]
+
+
+def _printer(columns: Columns) -> tuple[PrinterColumn, ...]:
+    return tuple(
+        PrinterColumn(name=c[0], type=c[1], json_path=c[2], priority=c[3] if len(c) > 3 else 0)  # type: ignore[misc]
+        for c in columns
+    ) or (AGE,)
+
+
 def _custom(
     group: str,
     versions: tuple[str, ...],
     kind: str,
     plural: str,
-    columns: tuple[tuple[str, str, str] | tuple[str, str, str, int], ...] = (),
+    columns: Columns = (),
     *,
     namespaced: bool = True,
     short_names: tuple[str, ...] = (),
     status: bool = True,
     scale: ScaleSpec | None = None,
     storage: str = "",
+    version_columns: dict[str, Columns] | None = None,
 ) -> Kind:
-    """A custom resource kind from a compact description: columns are (name, type, jsonPath[, priority])."""
-    printer = tuple(
-        PrinterColumn(name=c[0], type=c[1], json_path=c[2], priority=c[3] if len(c) > 3 else 0)  # type: ignore[misc]
-        for c in columns
-    ) or (AGE,)
+    """A custom resource kind from a compact description: columns are (name, type, jsonPath[, priority]), the same
+    for every version unless `version_columns` gives a version its own."""
     storage = storage or versions[-1]
+    overrides = version_columns or {}
     return Kind(
         group=group,
         kind=kind,
         plural=plural,
-        versions=tuple(KindVersion(v, storage=v == storage, columns=printer) for v in versions),
+        versions=tuple(
+            KindVersion(v, storage=v == storage, columns=_printer(overrides.get(v, columns))) for v in versions
+        ),
         namespaced=namespaced,
         short_names=short_names,
         status_subresource=status,
@@ -256,6 +267,12 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
 _KUEUE = "kueue.x-k8s.io"
 _KUEUE_VERSIONS = ("v1beta1", "v1beta2")
 _REPLICAS = ScaleSpec(".spec.replicas", ".status.replicas", ".status.selector")
+_CLUSTER_QUEUE_COLUMNS: Columns = (
+    ("Cohort", "string", ".spec.cohortName"),  # v1beta1: .spec.cohort (see conversion.py)
+    ("Strategy", "string", ".spec.queueingStrategy", 1),
+    ("Pending Workloads", "integer", ".status.pendingWorkloads"),
+    ("Admitted Workloads", "integer", ".status.admittedWorkloads", 1),
+)
 
 CUSTOM_KINDS: tuple[Kind, ...] = (
     # jupyter-k8s (SageMaker HyperPod Spaces)
@@ -305,14 +322,10 @@ CUSTOM_KINDS: tuple[Kind, ...] = (
         _KUEUE_VERSIONS,
         "ClusterQueue",
         "clusterqueues",
-        (
-            ("Cohort", "string", ".spec.cohortName"),
-            ("Strategy", "string", ".spec.queueingStrategy", 1),
-            ("Pending Workloads", "integer", ".status.pendingWorkloads"),
-            ("Admitted Workloads", "integer", ".status.admittedWorkloads", 1),
-        ),
+        _CLUSTER_QUEUE_COLUMNS,
         namespaced=False,
         short_names=("cq",),
+        version_columns={"v1beta1": (("Cohort", "string", ".spec.cohort"), *_CLUSTER_QUEUE_COLUMNS[1:])},
     ),
     _custom(
         _KUEUE,

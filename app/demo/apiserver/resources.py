@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 from .errors import FieldError, cannot_decode, forbidden, invalid
 from .apply import apply_configuration
+from .conversion import convert
 from .jsonpath import JsonPathError, field_path, find_first
 from .patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, apply_patch
 from .schemas import decode_problem, schema_of
@@ -77,7 +78,7 @@ class ResourceStorage:
         return stored
 
     def _check_body(self, version: str, namespace: str, body: Any) -> dict[str, Any]:
-        """Check the envelope of a request body and normalise apiVersion, kind and namespace."""
+        """Check a request body's types and envelope; normalise apiVersion, kind and namespace (at `version`)."""
         kind = self.kind
         if not isinstance(body, dict):
             raise cannot_decode(kind.kind, version, "the body must be an object")
@@ -106,9 +107,13 @@ class ResourceStorage:
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
-        ordered = {"apiVersion": kind.api_version(kind.storage_version), "kind": kind.kind, "metadata": meta}
+        ordered = {"apiVersion": expected_api, "kind": kind.kind, "metadata": meta}
         ordered.update((k, v) for k, v in body.items() if k not in ordered)
         return ordered
+
+    def _decode(self, version: str, namespace: str, body: Any) -> dict[str, Any]:
+        """A checked request body (see `_check_body`) converted to the storage version."""
+        return convert(self._check_body(version, namespace, body), self.kind.api_version(self.kind.storage_version))
 
     def _validate(self, obj: dict[str, Any], version: str, field_validation: str) -> list[str]:
         """Metadata, schema and kind checks; raises 422 (or 400 for strict unknown fields), returns warnings."""
@@ -117,10 +122,16 @@ class ResourceStorage:
         warnings: list[str] = []
         schema = kind.schema(version)
         if schema is not None:
-            # Defaulting and pruning work in place: give them private copies of the sections they may touch.
-            for section in [k for k in obj if k not in ("apiVersion", "kind", "metadata")]:
-                obj[section] = fresh_copy(obj[section])
-            result = apply_schema(obj, schema)
+            # The schema describes the request's version; defaulting and pruning work in place, on private copies
+            # of the sections they may touch.
+            view = convert(obj, kind.api_version(version))
+            for section in [k for k in view if k not in ("apiVersion", "kind", "metadata")]:
+                view[section] = fresh_copy(view[section])
+            result = apply_schema(view, schema)
+            stored = convert(view, obj["apiVersion"])
+            if stored is not obj:
+                obj.clear()
+                obj.update(stored)
             if result.unknown_fields:
                 if field_validation == "Strict":
                     raise _strict_error(kind, version, result.unknown_fields)
@@ -163,7 +174,7 @@ class ResourceStorage:
         field_validation: str = "Warn",
         keep_status: bool = False,
     ) -> Written:
-        obj = self._check_body(version, namespace, body)
+        obj = self._decode(version, namespace, body)
         kind = self.kind
         meta = obj["metadata"]
         for owned in (*_SERVER_METADATA, "resourceVersion", "selfLink"):
@@ -199,12 +210,13 @@ class ResourceStorage:
 
     def put(self, version: str, namespace: str, body: Any) -> Written:
         """Create or overwrite, status included, without a resourceVersion precondition (controllers, tests)."""
-        obj = self._check_body(version, namespace, body)
-        current = self.store.lookup(self.kind, self._scope(namespace), obj["metadata"].get("name", ""))
-        if current is None:
-            return self.create(version, namespace, obj, keep_status=True)
-        obj["metadata"].pop("resourceVersion", None)
-        return self.update(version, namespace, current.key[1], obj, unconditional=True, controller=True)
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
+        current = self.store.lookup(self.kind, self._scope(namespace), name) if isinstance(name, str) else None
+        if current is None or not isinstance(meta, dict):
+            return self.create(version, namespace, body, keep_status=True)
+        body = {**body, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+        return self.update(version, namespace, current.key[1], body, unconditional=True, controller=True)
 
     # --- update ----------------------------------------------------------------------------------------------
 
@@ -223,7 +235,7 @@ class ResourceStorage:
     ) -> Written:
         """PUT semantics. `controller` writes (see `put`) also take the status and skip immutability rules."""
         kind = self.kind
-        obj = self._check_body(version, namespace, body)
+        obj = self._decode(version, namespace, body)
         meta = obj["metadata"]
         if meta.get("name", name) != name:
             raise errors.bad_request(
@@ -364,7 +376,8 @@ class ResourceStorage:
             )
         config["metadata"]["name"] = name
         live = self.store.lookup(self.kind, self._scope(namespace), name)
-        result = apply_configuration(live.obj if live else None, config, manager, self.kind.api_version(version))
+        api_version = self.kind.api_version(version)
+        result = apply_configuration(live.as_version(api_version) if live else None, config, manager, api_version)
         if live is None:
             return self.create(version, namespace, result, dry_run=dry_run, field_validation=field_validation)
         return self.update(

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .conversion import convert
 from .kinds import Kind, KindRegistry
 from .selectors import Selection
 
@@ -74,7 +75,7 @@ class StoredObject:
         return (meta.get("namespace", ""), meta["name"])
 
     def encoded(self, api_version: str) -> bytes:
-        """JSON bytes as served at `api_version` (served versions of one kind differ only in `apiVersion`)."""
+        """JSON bytes as served at `api_version` (converted once, then cached)."""
         if self.obj.get("apiVersion") == api_version:
             return self.raw
         if self._other_versions is None:
@@ -86,12 +87,10 @@ class StoredObject:
         return cached
 
     def as_version(self, api_version: str) -> dict[str, Any]:
-        """The object dict as served at `api_version` (shallow copy when it differs)."""
+        """The object dict as served at `api_version` (a copy sharing what conversion leaves, when it differs)."""
         if self.obj.get("apiVersion") == api_version:
             return self.obj
-        converted = dict(self.obj)
-        converted["apiVersion"] = api_version
-        return converted
+        return convert(self.obj, api_version)
 
     def thaw(self, api_version: str | None = None) -> dict[str, Any]:
         """A private, mutable deep copy of the object (decoding the cached JSON is much faster than deepcopy)."""
