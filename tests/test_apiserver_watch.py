@@ -218,3 +218,19 @@ async def test_bookmarks_never_overtake_events_queued_for_a_slow_reader() -> Non
             bookmark = max(bookmark, rv)
         else:
             assert rv > bookmark, f"event at {rv} after a bookmark at {bookmark}"
+
+
+async def test_a_busy_kind_does_not_expire_a_quiet_kinds_history() -> None:
+    async with LocalApiServer(history_size=5) as server:
+        store = server.store
+        store.create(configmap("quiet"))
+        start = store.resource_version
+        store.patch("v1", "ConfigMap", "quiet", {"data": {"k": "v"}}, "default")
+        for i in range(20):
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"busy-{i}", "namespace": "default"}}
+            store.create({**pod, "spec": {"containers": [{"name": "main", "image": "busybox"}]}})
+        events = await read_events(server, f"resourceVersion={start}", until=1)
+        assert summary(events) == [("MODIFIED", "quiet")]
+        store.compact()
+        events = await read_events(server, f"resourceVersion={start}")
+        assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410, "compaction forgets every history"

@@ -1,10 +1,11 @@
-"""The in-memory object store: one cluster-wide resourceVersion, a bounded event history, watcher fan-out.
+"""The in-memory object store: one cluster-wide resourceVersion, bounded event histories, watcher fan-out.
 
 Design
 - Objects are plain dicts wrapped in immutable `StoredObject` versions that carry their JSON bytes, encoded once at
   write time: a LIST answer is a join of cached bytes, so listing 20,000 pods costs a few milliseconds.
-- Every committed write takes the next value of a single counter, as etcd's revision does, and is appended to a
-  bounded history of `Event`s. Watches resume from any resourceVersion still in the history; older ones get 410.
+- Every committed write takes the next value of a single counter, as etcd's revision does, and is appended to the
+  bounded history of its resource (the watch cache the real server keeps per resource, so that busy pods never push
+  a quiet kind's events out). Watches resume from any resourceVersion still in that history; older ones get 410.
   The same history reconstructs the state of a resource at an older revision, which gives paginated LISTs a
   consistent snapshot (as etcd does) while writes continue.
 - Watchers and in-process subscribers (the simulator's controllers) are notified synchronously after each commit;
@@ -21,7 +22,7 @@ import bisect
 import json
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -175,9 +176,10 @@ class Store:
         self.registry = registry
         self._rv = 0
         self._tables: dict[str, _Table] = {}
-        self._history: deque[Event] = deque()
-        self._history_size = history_size
-        self._compacted_rv = 0  # every event with rv <= this is gone from the history
+        self._history: dict[str, deque[Event]] = {}  # per resource key, oldest first
+        self._history_size = history_size  # events kept per resource
+        self._compacted: dict[str, int] = {}  # per resource key: every event with rv <= this is gone
+        self._compacted_all = 0  # the same, for every resource (`compact`)
         self._watchers: dict[str, set[Watcher]] = {}
         self._subscribers: list[Callable[[Event], None]] = []
         self._snapshots: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
@@ -192,25 +194,32 @@ class Store:
         """The latest committed revision."""
         return self._rv
 
+    @property
+    def history_size(self) -> int:
+        """How many events the history of each resource keeps."""
+        return self._history_size
+
     def compact(self) -> None:
-        """Forget the whole event history, as an etcd compaction does: older watches and continues get 410."""
+        """Forget every event history, as an etcd compaction does: older watches and continues get 410."""
         self._history.clear()
-        self._compacted_rv = self._rv
+        self._compacted_all = self._rv
         self._snapshots.clear()
 
-    def events_since(self, kind: Kind, rv: int) -> Iterator[Event]:
-        """Events of `kind` after revision `rv`; raises 410 when the history no longer reaches back that far."""
-        if rv < self._compacted_rv:
-            raise errors.gone(f"too old resource version: {rv} ({self._compacted_rv + 1})")
-        history = self._history
-        start = len(history)
-        while start > 0 and history[start - 1].rv > rv:
-            start -= 1
-        key = kind.resource_key
-        for index in range(start, len(history)):
-            event = history[index]
-            if event.kind.resource_key == key:
-                yield event
+    def _compacted_rv(self, kind: Kind) -> int:
+        return max(self._compacted_all, self._compacted.get(kind.resource_key, 0))
+
+    def events_since(self, kind: Kind, rv: int) -> list[Event]:
+        """Events of `kind` after revision `rv`, oldest first; 410 when its history no longer reaches back that far."""
+        compacted = self._compacted_rv(kind)
+        if rv < compacted:
+            raise errors.gone(f"too old resource version: {rv} ({compacted + 1})")
+        newer = []
+        for event in reversed(self._history.get(kind.resource_key, ())):
+            if event.rv <= rv:
+                break
+            newer.append(event)
+        newer.reverse()
+        return newer
 
     # --- reading -------------------------------------------------------------------------------------------
 
@@ -250,10 +259,8 @@ class Store:
         if cached is not None:
             self._snapshots.move_to_end(cache_key)
             return cached
-        if rv < self._compacted_rv:
-            raise errors.gone(f"too old resource version: {rv} ({self._compacted_rv + 1})")
         state = dict(self.table(kind).objects)
-        for event in reversed(list(self.events_since(kind, rv))):
+        for event in reversed(self.events_since(kind, rv)):
             key = event.new.key
             if event.old is None:
                 state.pop(key, None)
@@ -282,7 +289,7 @@ class Store:
         start_after: Key | None = None
         if continue_token:
             rv, start_after = decode_continue(continue_token)
-            if rv < self._compacted_rv and (kind.resource_key, rv) not in self._snapshots:
+            if rv < self._compacted_rv(kind) and (kind.resource_key, rv) not in self._snapshots:
                 raise errors.gone(
                     "The provided continue parameter is too old to display a consistent list result. You can start "
                     "a new list without the continue parameter, or use the continue token in this response to "
@@ -366,9 +373,12 @@ class Store:
         return event
 
     def _record(self, event: Event) -> None:
-        history = self._history
+        key = event.kind.resource_key
+        history = self._history.get(key)
+        if history is None:
+            history = self._history[key] = deque()
         if len(history) >= self._history_size:
-            self._compacted_rv = history.popleft().rv
+            self._compacted[key] = history.popleft().rv
         history.append(event)
         for watcher in tuple(self._watchers.get(event.kind.resource_key, ())):
             watcher.offer(event)
