@@ -234,3 +234,15 @@ async def test_a_busy_kind_does_not_expire_a_quiet_kinds_history() -> None:
         store.compact()
         events = await read_events(server, f"resourceVersion={start}")
         assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410, "compaction forgets every history"
+
+
+async def test_a_zero_timeout_means_the_server_default(apiserver: LocalApiServer) -> None:
+    async def write_later() -> None:
+        await asyncio.sleep(0.3)
+        apiserver.store.create(configmap("later"))
+
+    writer = asyncio.create_task(write_later())
+    rv = apiserver.store.resource_version
+    events = await read_events(apiserver, f"resourceVersion={rv}&timeoutSeconds=0", until=1)
+    await writer
+    assert summary(events) == [("ADDED", "later")]

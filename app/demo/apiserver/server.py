@@ -316,6 +316,8 @@ class ApiServer:
             raise errors.bad_request(str(exc)) from None
         if limit < 0:
             raise errors.bad_request("limit: Invalid value: must be greater than or equal to 0")
+        if timeout is not None and timeout <= 0:
+            timeout = None  # as on the real server: no timeout asked for, the server's own applies
         include = query.get("includeObject", "Metadata") or "Metadata"
         if include not in ("None", "Metadata", "Object"):
             raise errors.bad_request(f'includeObject: Unsupported value: "{include}"')
