@@ -34,6 +34,7 @@ from app.config import Settings, data_dir
 from app.screens.dialogs import ConfirmScreen, HelpScreen
 from app.model.jobs import JobDetail, JobRow, job_detail, job_rows
 from app.screens.job_detail import JobDetailScreen
+from app.screens.logs import LogsScreen
 from app.screens.panes import PANE_CLASSES, PANE_IDS, JobsPane, Pane
 from app.screens.yaml_view import YamlScreen
 from app.tunnels.manager import TunnelManager
@@ -293,6 +294,18 @@ class HyperdeskApp(App[None]):
     def open_yaml(self, row: JobRow) -> None:
         self.open_job_yaml(row.key)
 
+    def open_logs(self, row: JobRow) -> None:
+        if not row.pods:
+            self.notify(f"{row.name} has no pods yet: nothing has logged", severity="warning")
+            return
+        self.push_screen(LogsScreen(f"{row.kind} {row.namespace}/{row.name}", list(row.pods),
+                                    lambda: self.engine.connection if self.engine else None))
+
+    def open_job_logs(self, key: str) -> None:
+        row = self.job_row(key)
+        if row is not None:
+            self.open_logs(row)
+
     # ------------------------------------------------------------------------------------ prompt: : and /
 
     def _complete(self, text: str) -> list[str]:
@@ -421,7 +434,7 @@ class HyperdeskApp(App[None]):
     @staticmethod
     def _all_bindings() -> list[Binding]:
         found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
-        for cls in (*PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen):
+        for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, JobDetailScreen, LogsScreen, YamlScreen):
             found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
         return found
 

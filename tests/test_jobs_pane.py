@@ -72,3 +72,31 @@ async def test_sort_mark_detail_and_yaml(hyperpod_cluster) -> None:
         assert "managedFields" not in app.screen.yaml_text
         await pilot.press("escape", "escape")
         assert app.screen.query("#panes")
+
+
+async def test_logs_of_a_job_follow_search_and_save(hyperpod_cluster, tmp_path) -> None:
+    from app.screens.logs import LogsScreen
+
+    app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    async with app.run_test(size=(200, 45)) as pilot:
+        table = app.pane("jobs").table
+        await wait_for(pilot, lambda: "llama3-70b-pretrain" in cell_texts(table, "NAME"), timeout=20)
+        table.move_cursor(row=cell_texts(table, "NAME").index("llama3-70b-pretrain"))
+        await pilot.press("l")
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        screen.save_dir = tmp_path
+        await wait_for(pilot, lambda: len(screen.buffer) > 0, timeout=10)
+        first = screen.buffer[0]
+        assert first.startswith("[llama3-70b-pretrain-pod-"), "two pods interleave, each line says which"
+        await pilot.press("slash", *"step", "enter")
+        assert screen.view.search is not None and screen.view.matches()
+        assert not screen.view.follow, "jumping to a match pauses following"
+        await pilot.press("c")  # one pod only: no prefix
+        await wait_for(pilot, lambda: len(screen.buffer) > 0)
+        assert not any(line.startswith("[llama3-70b-pretrain-pod-") for line in screen.buffer)
+        await pilot.press("ctrl+s")
+        saved = list(tmp_path.glob("*.log"))
+        assert len(saved) == 1 and saved[0].read_text().splitlines()[0] == screen.buffer[0]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LogsScreen)

@@ -93,6 +93,7 @@ class JobsPane(Pane):
     BINDINGS = [
         Binding("d", "detail", "Describe", id="jobs.detail"),
         Binding("y", "yaml", "YAML", id="jobs.yaml"),
+        Binding("l", "logs", "Logs", id="jobs.logs"),
         *sort_bindings({"N": "NAME", "T": "TEAM", "K": "KIND", "Q": "QUEUE", "P": "PRIORITY", "S": "STATE",
                         "O": "POS", "G": "GPUS", "R": "RESTARTS", "A": "AGE", "U": "RUN TIME"}, "jobs"),
     ]
@@ -126,6 +127,11 @@ class JobsPane(Pane):
         key = self.table.cursor_key
         if key is not None:
             self.app.open_job_yaml(key)  # type: ignore[attr-defined]
+
+    def action_logs(self) -> None:
+        key = self.table.cursor_key
+        if key is not None:
+            self.app.open_job_logs(key)  # type: ignore[attr-defined]
 
 
 STATE_STYLES = {"Running": "green", "Succeeded": "dim", "Failed": "red", "Preempted": "yellow", "Queued": "cyan",
