@@ -11,13 +11,17 @@ import importlib
 import logging
 import os
 import re
+import shlex
 import signal
+import subprocess
 import sys
+import tempfile
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal
@@ -31,11 +35,14 @@ from app.cluster.connection import ApiError, ClusterConnection, Health
 from app.model.status import describe_stores
 from app.cluster.kubeconfig import Kubeconfig
 from app.config import Settings, data_dir
-from app.screens.dialogs import ConfirmScreen, HelpScreen
+from app.screens.dialogs import ChoiceScreen, ConfirmScreen, HelpScreen
 from app.model.jobs import JobDetail, JobRow, job_detail, job_rows
+from app.cluster import actions
+from app.cluster.queues import ClusterQueueRow, queue_positions, quota_rows
 from app.screens.job_detail import JobDetailScreen
 from app.screens.logs import LogsScreen
 from app.screens.panes import PANE_CLASSES, PANE_IDS, JobsPane, Pane
+from app.screens.quotas import QuotaScreen
 from app.screens.yaml_view import YamlScreen
 from app.tunnels.manager import TunnelManager
 from themes import BUILTIN, DEFAULT, STYLESHEET, load_user_themes
@@ -51,6 +58,7 @@ log = logging.getLogger(__name__)
 SPLIT_PARTNER = {"jobs": "training", "training": "jobs", "spaces": "gpus", "gpus": "spaces", "endpoints": "gpus"}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 PROBE_SECONDS = 15.0
+POSITIONS_SECONDS = 5.0
 TERMINAL_CHECK_SECONDS = 1.0
 
 
@@ -306,6 +314,145 @@ class HyperdeskApp(App[None]):
         if row is not None:
             self.open_logs(row)
 
+    def open_quotas(self) -> None:
+        def load() -> list[ClusterQueueRow]:
+            if self.engine is None:
+                return []
+            stores = self.engine.stores
+            return quota_rows(stores["clusterqueues"].snapshot() if "clusterqueues" in stores else {},
+                              stores["localqueues"].snapshot() if "localqueues" in stores else {})
+
+        self.push_screen(QuotaScreen(load))
+
+    @work(exclusive=True, group="positions", exit_on_error=False)
+    async def poll_positions(self) -> None:
+        """Queue positions from Kueue's visibility API, every POSITIONS_SECONDS while the Jobs pane is shown.
+        Self-rescheduling: one request round at a time, never overlapping."""
+        while True:
+            pane = self.pane("jobs")
+            engine = self.engine
+            if engine is not None and pane.display and "clusterqueues" in engine.stores:
+                positions = await queue_positions(engine.connection, engine.discovery,
+                                                  engine.stores["clusterqueues"].keys())
+                if isinstance(pane, JobsPane) and positions != pane.positions:
+                    pane.positions = positions
+                    self._show_pane_state(pane)
+            await asyncio.sleep(POSITIONS_SECONDS)
+
+    def _jobs_for(self, keys: list[str]) -> list[JobRow]:
+        rows = {row.key: row for row in job_rows(self._job_stores())}
+        return [rows[key] for key in keys if key in rows]
+
+    def _refuse_if_readonly(self, doing: str) -> bool:
+        if self.readonly:
+            self.notify(f"hyperdesk is read-only (--readonly): not {doing}", severity="error")
+        return self.readonly
+
+    def cancel_jobs(self, keys: list[str]) -> None:
+        jobs = self._jobs_for(keys)
+        if not jobs or self._refuse_if_readonly(f"cancelling {len(jobs)} job(s)"):
+            return
+        names = ", ".join(f"{j.namespace}/{j.name}" for j in jobs[:5]) + (" …" if len(jobs) > 5 else "")
+        question = f"Cancel (delete) {len(jobs)} job{'s' if len(jobs) > 1 else ''}: {names}? Their pods go too."
+
+        def confirmed(answer: bool | None) -> None:
+            if answer:
+                self._run_job_action("cancel", jobs)
+
+        self.push_screen(ConfirmScreen(question), confirmed)
+
+    def toggle_suspend_jobs(self, keys: list[str]) -> None:
+        jobs = self._jobs_for(keys)
+        if jobs and not self._refuse_if_readonly(f"suspending or resuming {len(jobs)} job(s)"):
+            self._run_job_action("suspend", jobs)
+
+    def change_job_priority(self, keys: list[str]) -> None:
+        jobs = self._jobs_for(keys)
+        if not jobs or self.engine is None or self._refuse_if_readonly("changing priorities"):
+            return
+        classes = sorted(self.engine.stores["workloadpriorityclasses"].snapshot().values(),
+                         key=lambda c: -int(c.get("value") or 0)) if "workloadpriorityclasses" in self.engine.stores else []
+        if not classes:
+            self.notify("this cluster has no WorkloadPriorityClasses to choose from", severity="warning")
+            return
+        choices = [(c["metadata"]["name"], int(c.get("value") or 0)) for c in classes]
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self._run_job_action("priority", jobs, name)
+
+        self.push_screen(ChoiceScreen(f"Priority for {len(jobs)} job(s)",
+                                      [(name, f"{name} ({value})") for name, value in choices]), chosen)
+
+    @work(group="job-actions", exit_on_error=False)
+    async def _run_job_action(self, action: str, jobs: list[JobRow], argument: str | None = None) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        done = 0
+        for job in jobs:
+            store_name = job.key.split("/", 1)[0]
+            try:
+                if action == "cancel":
+                    await actions.cancel(engine.connection, store_name, job.namespace, job.name,
+                                         readonly=self.readonly, discovery=engine.discovery)
+                elif action == "suspend":
+                    await actions.set_suspended(engine.connection, store_name, job.namespace, job.name,
+                                                job.state != "Suspended", readonly=self.readonly,
+                                                discovery=engine.discovery)
+                elif action == "priority" and argument:
+                    await actions.set_priority(engine.connection, store_name, job.namespace, job.name, argument,
+                                               readonly=self.readonly, discovery=engine.discovery)
+                done += 1
+            except (actions.ActionError, ApiError) as exc:
+                self.notify(f"{job.name}: {exc}", severity="error", timeout=10)
+        verb = {"cancel": "cancelled", "suspend": "suspended/resumed", "priority": f"moved to {argument}"}[action]
+        if done:
+            self.notify(f"{done} job{'s' if done > 1 else ''} {verb}; the list follows the cluster")
+
+    def edit_job(self, key: str) -> None:
+        """$EDITOR on the job's full YAML; saving applies it (guarded by its resourceVersion)."""
+        row = self.job_row(key)
+        if row is None or self.engine is None or self._refuse_if_readonly(f"editing {row.name if row else key}"):
+            return
+        self._edit_job(row)
+
+    @work(exclusive=True, group="edit", exit_on_error=False)
+    async def _edit_job(self, row: JobRow) -> None:
+        engine = self.engine
+        assert engine is not None
+        store_name = row.key.split("/", 1)[0]
+        try:
+            original = await actions.job_yaml(engine.connection, store_name, row.namespace, row.name, engine.discovery)
+        except (actions.ActionError, ApiError) as exc:
+            self.notify(f"cannot open {row.name}: {exc}", severity="error")
+            return
+        edited = self._run_editor(original, f"{row.name}.yaml")
+        if edited is None or edited == original:
+            self.notify("not changed")
+            return
+        try:
+            result = await actions.apply_yaml(engine.connection, edited, readonly=self.readonly,
+                                              source=f"{row.name}.yaml")
+        except (actions.ActionError, ApiError) as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            return
+        self.notify(f"applied {result}")
+
+    def _run_editor(self, text: str, name: str) -> str | None:
+        """Suspend the app, run $EDITOR (or vi) on a private temporary file, read it back."""
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.TemporaryDirectory(prefix="hyperdesk-edit-") as directory:
+            path = Path(directory) / name
+            path.write_text(text, encoding="utf-8")
+            try:
+                with self.suspend():
+                    subprocess.run([*shlex.split(editor), str(path)], check=False)
+            except (OSError, SuspendNotSupported) as exc:
+                self.notify(f"cannot run the editor {editor!r}: {exc}", severity="error")
+                return None
+            return path.read_text(encoding="utf-8")
+
     # ------------------------------------------------------------------------------------ prompt: : and /
 
     def _complete(self, text: str) -> list[str]:
@@ -434,7 +581,8 @@ class HyperdeskApp(App[None]):
     @staticmethod
     def _all_bindings() -> list[Binding]:
         found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
-        for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, JobDetailScreen, LogsScreen, YamlScreen):
+        for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
+                    LogsScreen, YamlScreen, QuotaScreen):
             found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
         return found
 
@@ -523,6 +671,7 @@ class HyperdeskApp(App[None]):
                             engine.namespace = self.namespace  # `:ns` may have changed it while connecting
                             await engine.start(sorted({k for cls in PANE_CLASSES for k in cls.kinds}))
                             self.engine = engine
+                            self.poll_positions()
                         else:
                             await engine.retry_unavailable()
                     except ApiError as exc:

@@ -100,3 +100,85 @@ async def test_logs_of_a_job_follow_search_and_save(hyperpod_cluster, tmp_path) 
         assert len(saved) == 1 and saved[0].read_text().splitlines()[0] == screen.buffer[0]
         await pilot.press("escape")
         assert not isinstance(app.screen, LogsScreen)
+
+
+JOB_YAML = """\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+  namespace: hyperpod-ns-nlp
+  labels:
+    kueue.x-k8s.io/queue-name: hyperpod-ns-nlp-localqueue
+    kueue.x-k8s.io/priority-class: fine-tuning-priority
+spec:
+  parallelism: 1
+  completions: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: train
+        image: pytorch/pytorch:2.5.1
+        command: ["python", "train.py"]
+        resources:
+          limits:
+            nvidia.com/gpu: "1"
+"""
+
+
+async def test_suspend_priority_cancel_and_quotas(bare_cluster, demo_kubectl) -> None:
+    from app.screens.dialogs import ChoiceScreen, ConfirmScreen
+    from app.screens.quotas import QuotaScreen
+
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("create", "-f", "-", stdin=JOB_YAML.format(name="ft-a"))
+    bare_cluster.advance(5)
+    app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    async with app.run_test(size=(220, 45)) as pilot:
+        table = app.pane("jobs").table
+        await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["ft-a"], timeout=20)
+        assert cell_texts(table, "STATE")[0] in ("Admitted", "Running")
+
+        await pilot.press("z")
+        await wait_for(pilot, lambda: cell_texts(table, "STATE") == ["Suspended"])
+        await pilot.press("z")
+        await wait_for(pilot, lambda: cell_texts(table, "STATE")[0] != "Suspended")
+
+        await pilot.press("p")
+        assert isinstance(app.screen, ChoiceScreen)
+        await pilot.press("home", "enter")  # the highest class first
+        await wait_for(pilot, lambda: cell_texts(table, "PRIORITY") == ["inference-priority"])
+
+        await pilot.press("g")
+        assert isinstance(app.screen, QuotaScreen)
+        await pilot.pause(0.2)
+        nlp = next(q for q in app.screen.queues if q.name == "hyperpod-ns-nlp-clusterqueue")
+        assert nlp.cohort and any(row.resource == "nvidia.com/gpu" and row.used >= 1 for row in nlp.quota)
+        assert len(app.screen.query(".quota-block")) == len(app.screen.queues) == 3
+        await pilot.press("escape")
+
+        await pilot.press("ctrl+d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.row_count == 0)
+    assert "ft-a" not in kubectl("get", "jobs", "-n", "hyperpod-ns-nlp", "-o", "name")
+
+
+async def test_read_only_refuses_every_job_action(bare_cluster, demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("create", "-f", "-", stdin=JOB_YAML.format(name="ft-ro"))
+    app = HyperdeskApp(Settings(all_namespaces=True, readonly=True),
+                       kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    async with app.run_test(size=(220, 45)) as pilot:
+        table = app.pane("jobs").table
+        await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["ft-ro"], timeout=20)
+        before = kubectl.json("get", "job", "ft-ro", "-n", "hyperpod-ns-nlp")["metadata"]["resourceVersion"]
+        for key in ("z", "p", "ctrl+d", "e"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            assert app.screen.query("#panes"), f"{key}: no dialog opens under --readonly"
+        messages = [str(n.message) for n in app._notifications]
+        assert sum("read-only" in m for m in messages) == 4
+    after = kubectl.json("get", "job", "ft-ro", "-n", "hyperpod-ns-nlp")["metadata"]["resourceVersion"]
+    assert after == before, "nothing was sent"

@@ -89,3 +89,36 @@ def test_job_detail_view(snap_compare) -> None:
 @pytest.mark.usefixtures("isolated_home")
 def test_log_view_with_a_search(snap_compare) -> None:
     assert snap_compare(LogApp(), terminal_size=(100, 24))
+
+
+def quota_fixture():
+    from decimal import Decimal as D
+
+    from app.cluster.queues import ClusterQueueRow, LocalQueueRow, QuotaRow
+
+    def q(cq, flavor, resource, nominal, used, borrowed=0, limit=None, lend=None):
+        return QuotaRow(cq, "hyperpod-cohort", flavor, resource, D(nominal), D(used), D(used), D(borrowed),
+                        None if limit is None else D(limit), None if lend is None else D(lend))
+
+    return [
+        ClusterQueueRow("hyperpod-ns-nlp-clusterqueue", "hyperpod-cohort", 1, 2, 2, False, (
+            q("hyperpod-ns-nlp-clusterqueue", "ml.p5.48xlarge", "nvidia.com/gpu", 16, 20, borrowed=4, limit=8, lend=8),
+            q("hyperpod-ns-nlp-clusterqueue", "ml.p5.48xlarge-mig", "nvidia.com/mig-1g.10gb", 14, 4),
+        ), (LocalQueueRow("hyperpod-ns-nlp", "hyperpod-ns-nlp-localqueue", "hyperpod-ns-nlp-clusterqueue", 1, 2, 2),)),
+        ClusterQueueRow("hyperpod-ns-vision-clusterqueue", "hyperpod-cohort", 0, 1, 1, False, (
+            q("hyperpod-ns-vision-clusterqueue", "ml.g5.12xlarge", "nvidia.com/gpu", 8, 4, lend=4),
+        ), ()),
+    ]
+
+
+class QuotaApp(ViewApp):
+    def on_mount(self) -> None:
+        from app.screens.quotas import QuotaScreen
+
+        data = quota_fixture()
+        self.push_screen(QuotaScreen(lambda: data))
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_quota_view(snap_compare) -> None:
+    assert snap_compare(QuotaApp(), terminal_size=(130, 24))

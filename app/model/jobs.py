@@ -308,7 +308,7 @@ def job_rows(stores: Mapping[str, Mapping[str, Obj]], positions: Mapping[str, in
                 queue=labels.get(QUEUE_LABEL) or ((workload or {}).get("spec") or {}).get("queueName"),
                 priority=priority_of(job, workload),
                 state=state,
-                position=positions.get(workload_key) if workload_key and state == "Queued" else None,
+                position=positions.get(workload_key) if workload_key and state in ("Queued", "Preempted") else None,
                 gpus=gpus,
                 mig=mig,
                 nodes=pod_count,

@@ -94,9 +94,19 @@ class JobsPane(Pane):
         Binding("d", "detail", "Describe", id="jobs.detail"),
         Binding("y", "yaml", "YAML", id="jobs.yaml"),
         Binding("l", "logs", "Logs", id="jobs.logs"),
+        Binding("g", "quotas", "Quotas", id="jobs.quotas"),
+        Binding("ctrl+d", "cancel", "Cancel", id="jobs.cancel"),
+        Binding("z", "suspend", "Suspend/resume", id="jobs.suspend"),
+        Binding("p", "priority", "Priority", show=False, id="jobs.priority"),
+        Binding("e", "edit", "Edit", show=False, id="jobs.edit"),
         *sort_bindings({"N": "NAME", "T": "TEAM", "K": "KIND", "Q": "QUEUE", "P": "PRIORITY", "S": "STATE",
                         "O": "POS", "G": "GPUS", "R": "RESTARTS", "A": "AGE", "U": "RUN TIME"}, "jobs"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.positions: Mapping[str, int] = {}
+        """Workload -> position in its ClusterQueue, from the visibility API (the app polls it while shown)."""
 
     def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
         now = utcnow()
@@ -111,7 +121,7 @@ class JobsPane(Pane):
                 job.gpus + sum(job.mig.values()), job.nodes * job.procs, job.restarts,
                 -(job.age_seconds(now) or 0), job.run_seconds(now), job.hint,
             ))
-            for job in job_rows(stores)
+            for job in job_rows(stores, self.positions)
         ]
 
     def on_data_table_row_selected(self, event: ResourceTable.RowSelected) -> None:
@@ -132,6 +142,23 @@ class JobsPane(Pane):
         key = self.table.cursor_key
         if key is not None:
             self.app.open_job_logs(key)  # type: ignore[attr-defined]
+
+    def action_quotas(self) -> None:
+        self.app.open_quotas()  # type: ignore[attr-defined]
+
+    def action_cancel(self) -> None:
+        self.app.cancel_jobs(self.table.selection())  # type: ignore[attr-defined]
+
+    def action_suspend(self) -> None:
+        self.app.toggle_suspend_jobs(self.table.selection())  # type: ignore[attr-defined]
+
+    def action_priority(self) -> None:
+        self.app.change_job_priority(self.table.selection())  # type: ignore[attr-defined]
+
+    def action_edit(self) -> None:
+        key = self.table.cursor_key
+        if key is not None:
+            self.app.edit_job(key)  # type: ignore[attr-defined]
 
 
 STATE_STYLES = {"Running": "green", "Succeeded": "dim", "Failed": "red", "Preempted": "yellow", "Queued": "cyan",
