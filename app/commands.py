@@ -21,6 +21,8 @@ VERBS: dict[str, str] = {
     "ctx": "ctx NAME — switch to another kubeconfig context",
     "theme": "theme NAME — switch the colour theme",
     "split": "split [PANE [PANE]] — show two panes side by side; `:split` alone toggles",
+    "submit": "submit FILE — check a job manifest, dry-run it on the server, then create it",
+    "queues": "queues — team quotas per ClusterQueue and flavor",
     "help": "help — list every key of the focused pane",
     "q": "q — quit",
     "quit": "quit — quit",
@@ -50,7 +52,7 @@ def parse(text: str) -> Command:
         return Command("pane", (PANES[head],))
     if head not in VERBS:
         raise CommandError(f"unknown command :{head} — try :help")
-    if head in ("ns", "ctx", "theme") and len(rest) != 1:
+    if head in ("ns", "ctx", "theme", "submit") and len(rest) != 1:
         raise CommandError(f":{head} needs exactly one name, e.g. {VERBS[head].split(' — ')[0]}")
     if head == "split":
         unknown = [w for w in rest if w.lower() not in PANES]

@@ -410,6 +410,28 @@ class HyperdeskApp(App[None]):
         if done:
             self.notify(f"{done} job{'s' if done > 1 else ''} {verb}; the list follows the cluster")
 
+    def submit_file(self, path: str) -> None:
+        if not self._refuse_if_readonly(f"submitting {path}"):
+            self._submit_file(path)
+
+    @work(exclusive=True, group="submit", exit_on_error=False)
+    async def _submit_file(self, path: str) -> None:
+        """Checked locally, dry-run on the server, then created — all or nothing; the watch shows the result."""
+        if self.engine is None:
+            self.notify("not connected to a cluster", severity="error")
+            return
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+            documents = actions.parse_manifest(text, path)
+            created = await actions.submit(self.engine.connection, documents, readonly=self.readonly,
+                                           discovery=self.engine.discovery, namespace=self.namespace)
+        except OSError as exc:
+            self.notify(f"cannot read {path}: {exc.strerror}", severity="error", timeout=15)
+        except (actions.ActionError, ApiError) as exc:
+            self.notify(str(exc), title="Not submitted", severity="error", timeout=15)
+        else:
+            self.notify("submitted " + ", ".join(created), timeout=10)
+
     def edit_job(self, key: str) -> None:
         """$EDITOR on the job's full YAML; saving applies it (guarded by its resourceVersion)."""
         row = self.job_row(key)
@@ -505,6 +527,10 @@ class HyperdeskApp(App[None]):
             self._set_theme(command.args[0])
         elif command.verb == "help":
             self.action_help()
+        elif command.verb == "queues":
+            self.open_quotas()
+        elif command.verb == "submit":
+            self.submit_file(command.args[0])
         elif command.verb == "q":
             self.action_quit_app()
 

@@ -182,3 +182,26 @@ async def test_read_only_refuses_every_job_action(bare_cluster, demo_kubectl) ->
         assert sum("read-only" in m for m in messages) == 4
     after = kubectl.json("get", "job", "ft-ro", "-n", "hyperpod-ns-nlp")["metadata"]["resourceVersion"]
     assert after == before, "nothing was sent"
+
+
+async def test_submit_from_the_pane_and_its_bad_input(bare_cluster, demo_kubectl, tmp_path) -> None:
+    good = tmp_path / "job.yaml"
+    good.write_text(JOB_YAML.format(name="from-pane"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: [oops\n")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("apiVersion: example.com/v1\nkind: Frobnicator\nmetadata:\n  name: x\n  namespace: default\n")
+    app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    async with app.run_test(size=(220, 45)) as pilot:
+        table = app.pane("jobs").table
+        await wait_for(pilot, lambda: app.engine is not None)
+        for path, expected in ((broken, f"{broken}:5: invalid YAML"), (unknown, "Frobnicator")):
+            await pilot.press("colon", *f"submit {path}", "enter")
+            await wait_for(pilot, lambda: any(n.title == "Not submitted" for n in app._notifications))
+            assert any(expected in str(n.message) for n in app._notifications)
+            app.clear_notifications()
+        await pilot.press("colon", *f"submit {good}", "enter")
+        await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["from-pane"], timeout=20)
+        messages = [str(n.message) for n in app._notifications]
+        assert any("submitted Job/hyperpod-ns-nlp/from-pane" in m for m in messages)
+    assert demo_kubectl(bare_cluster)("get", "jobs", "-A", "-o", "name").split() == ["job.batch/from-pane"]
