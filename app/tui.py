@@ -39,7 +39,9 @@ from app.screens.dialogs import ChoiceScreen, ConfirmScreen, HelpScreen
 from app.model.jobs import JobDetail, JobRow, job_detail, job_rows
 from app.cluster import actions
 from app.cluster.queues import ClusterQueueRow, queue_positions, quota_rows
+from app.model.templates import TEMPLATES
 from app.screens.job_detail import JobDetailScreen
+from app.screens.job_form import JobFormScreen
 from app.screens.logs import LogsScreen
 from app.screens.panes import PANE_CLASSES, PANE_IDS, JobsPane, Pane
 from app.screens.quotas import QuotaScreen
@@ -414,23 +416,58 @@ class HyperdeskApp(App[None]):
         if not self._refuse_if_readonly(f"submitting {path}"):
             self._submit_file(path)
 
+    def _submit_file(self, path: str) -> None:
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+            documents = actions.parse_manifest(text, path)
+        except OSError as exc:
+            self.notify(f"cannot read {path}: {exc.strerror}", title="Not submitted", severity="error", timeout=15)
+        except actions.ActionError as exc:
+            self.notify(str(exc), title="Not submitted", severity="error", timeout=15)
+        else:
+            self._submit_documents(documents, path)
+
     @work(exclusive=True, group="submit", exit_on_error=False)
-    async def _submit_file(self, path: str) -> None:
-        """Checked locally, dry-run on the server, then created — all or nothing; the watch shows the result."""
+    async def _submit_documents(self, documents: list[dict], source: str) -> None:
+        """Checked, dry-run on the server, then created — all or nothing; the watch shows the result."""
         if self.engine is None:
             self.notify("not connected to a cluster", severity="error")
             return
         try:
-            text = Path(path).expanduser().read_text(encoding="utf-8")
-            documents = actions.parse_manifest(text, path)
             created = await actions.submit(self.engine.connection, documents, readonly=self.readonly,
                                            discovery=self.engine.discovery, namespace=self.namespace)
-        except OSError as exc:
-            self.notify(f"cannot read {path}: {exc.strerror}", severity="error", timeout=15)
         except (actions.ActionError, ApiError) as exc:
-            self.notify(str(exc), title="Not submitted", severity="error", timeout=15)
+            self.notify(f"{source}: {exc}", title="Not submitted", severity="error", timeout=15)
         else:
             self.notify("submitted " + ", ".join(created), timeout=10)
+
+    def new_job(self) -> None:
+        """n: a template, then its form; the rendered manifest goes through the same submit as a file."""
+        if self.engine is None or self._refuse_if_readonly("submitting a job"):
+            return
+        choices = [(name, f"{name} — {description}") for name, description in TEMPLATES.items()]
+        self.push_screen(ChoiceScreen("New job from a template", choices), self._open_job_form)
+
+    def _open_job_form(self, template: str | None) -> None:
+        engine = self.engine
+        if not template or engine is None:
+            return
+        stores = engine.stores
+        namespace = self.namespace
+        queues = sorted({lq["metadata"]["name"] for lq in stores["localqueues"].snapshot().values()
+                         if namespace is None or lq["metadata"].get("namespace") == namespace}
+                        ) if "localqueues" in stores else []
+        priorities = [c["metadata"]["name"] for c in sorted(
+            stores["workloadpriorityclasses"].snapshot().values(), key=lambda c: -int(c.get("value") or 0))
+        ] if "workloadpriorityclasses" in stores else []
+        serves_hyperpod = bool(engine.discovery and engine.discovery.serves("hyperpodpytorchjobs"))
+        form = JobFormScreen(template, namespace=namespace, queues=queues, priorities=priorities,
+                             serves_hyperpod=serves_hyperpod)
+        self.push_screen(form, self._submit_manifest)
+
+    def _submit_manifest(self, manifest: dict | None) -> None:
+        if manifest is not None:
+            self._submit_documents([manifest], "the form")
 
     def edit_job(self, key: str) -> None:
         """$EDITOR on the job's full YAML; saving applies it (guarded by its resourceVersion)."""
@@ -608,7 +645,7 @@ class HyperdeskApp(App[None]):
     def _all_bindings() -> list[Binding]:
         found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
         for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
-                    LogsScreen, YamlScreen, QuotaScreen):
+                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen):
             found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
         return found
 

@@ -205,3 +205,36 @@ async def test_submit_from_the_pane_and_its_bad_input(bare_cluster, demo_kubectl
         messages = [str(n.message) for n in app._notifications]
         assert any("submitted Job/hyperpod-ns-nlp/from-pane" in m for m in messages)
     assert demo_kubectl(bare_cluster)("get", "jobs", "-A", "-o", "name").split() == ["job.batch/from-pane"]
+
+
+async def test_new_job_from_a_template_form(bare_cluster, demo_kubectl) -> None:
+    from textual.widgets import Input
+
+    from app.screens.dialogs import ChoiceScreen
+    from app.screens.job_form import JobFormScreen
+
+    app = HyperdeskApp(Settings(namespace="hyperpod-ns-nlp"),
+                       kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and len(app.engine.stores["localqueues"]) > 0)
+        await pilot.press("n")
+        assert isinstance(app.screen, ChoiceScreen)
+        await pilot.press("home", "enter")  # fine-tune
+        form = app.screen
+        assert isinstance(form, JobFormScreen)
+        assert form.queues == ["hyperpod-ns-nlp-localqueue"]
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, JobFormScreen), "name and image are required: nothing submitted"
+        assert any(p.startswith("name") for p in form.problems)
+        form.query_one("#f-name", Input).value = "Bad_Name"
+        form.query_one("#f-image", Input).value = "pytorch/pytorch:2.5.1"
+        await pilot.pause()
+        assert any("name" in p for p in form.problems), "an invalid name is caught before anything is sent"
+        form.query_one("#f-name", Input).value = "lora-ft"
+        form.query_one("#f-queue").value = "hyperpod-ns-nlp-localqueue"
+        await pilot.pause()
+        assert form.problems == []
+        assert form.manifest["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "hyperpod-ns-nlp-localqueue"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "lora-ft" in cell_texts(app.pane("jobs").table, "NAME"), timeout=20)
+    assert demo_kubectl(bare_cluster)("get", "jobs", "-n", "hyperpod-ns-nlp", "-o", "name").split() == ["job.batch/lora-ft"]

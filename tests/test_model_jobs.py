@@ -144,3 +144,10 @@ def test_a_jobset_is_one_row_running_when_its_pods_run() -> None:
     result = job_rows({"jobsets": {f"{NS}/whisper": jobset}, "jobs": {f"{NS}/whisper-trainer-0": child},
                        "workloads": {f"{NS}/wl": admitted}, "pods": {f"{NS}/p": pod}})
     assert [(r.kind, r.name, r.state, r.gpu_text) for r in result] == [("JobSet", "whisper", "Running", "2×3g.40gb")]
+
+
+def test_nproc_per_node_auto_counts_as_one() -> None:
+    job = hp_job("auto-procs", [("Created", "True")])
+    job["spec"]["nprocPerNode"] = "auto"
+    (row,) = rows(job)
+    assert row.procs == 1

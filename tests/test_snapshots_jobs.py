@@ -122,3 +122,27 @@ class QuotaApp(ViewApp):
 @pytest.mark.usefixtures("isolated_home")
 def test_quota_view(snap_compare) -> None:
     assert snap_compare(QuotaApp(), terminal_size=(130, 24))
+
+
+class FormApp(ViewApp):
+    def on_mount(self) -> None:
+        from app.screens.job_form import JobFormScreen
+
+        self.push_screen(JobFormScreen("ddp", namespace="hyperpod-ns-research",
+                                       queues=["hyperpod-ns-research-localqueue"],
+                                       priorities=["inference-priority", "training-priority"], serves_hyperpod=True))
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_new_job_form(snap_compare) -> None:
+    async def fill(pilot) -> None:
+        from textual.widgets import Input
+
+        form = pilot.app.screen
+        form.query_one("#f-name", Input).value = "llama3-8b-ddp"
+        form.query_one("#f-image", Input).value = "pytorch/pytorch:2.5.1-cuda12.4"
+        for widget in form.query(Input):
+            widget.cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(FormApp(), run_before=fill, terminal_size=(160, 48))

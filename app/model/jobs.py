@@ -273,6 +273,13 @@ def restarts(kind: str, job: Obj, pods: list[Obj]) -> int:
                for pod in pods for cs in (pod.get("status") or {}).get("containerStatuses") or ())
 
 
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(str(value)) or default
+    except ValueError:
+        return default
+
+
 def job_rows(stores: Mapping[str, Mapping[str, Obj]], positions: Mapping[str, int] | None = None) -> list[JobRow]:
     """Every job in `stores` (store name -> key -> object), joined with `workloads` and `pods`.
 
@@ -296,7 +303,7 @@ def job_rows(stores: Mapping[str, Mapping[str, Obj]], positions: Mapping[str, in
             its_pods = job_pods(kind, job, pods_by_owner, pods_by_label)
             state = job_state(kind, job, workload, its_pods)
             gpus, mig, pod_count = gpu_request(kind, job)
-            procs = int((job.get("spec") or {}).get("nprocPerNode") or 0) or 1
+            procs = _int_or((job.get("spec") or {}).get("nprocPerNode"), 1)  # HyperPod also accepts "auto"
             status = job.get("status") or {}
             labels = meta.get("labels") or {}
             rows.append(JobRow(

@@ -95,6 +95,7 @@ class JobsPane(Pane):
         Binding("y", "yaml", "YAML", id="jobs.yaml"),
         Binding("l", "logs", "Logs", id="jobs.logs"),
         Binding("g", "quotas", "Quotas", id="jobs.quotas"),
+        Binding("n", "new", "New job", id="jobs.new"),
         Binding("ctrl+d", "cancel", "Cancel", id="jobs.cancel"),
         Binding("z", "suspend", "Suspend/resume", id="jobs.suspend"),
         Binding("p", "priority", "Priority", show=False, id="jobs.priority"),
@@ -142,6 +143,9 @@ class JobsPane(Pane):
         key = self.table.cursor_key
         if key is not None:
             self.app.open_job_logs(key)  # type: ignore[attr-defined]
+
+    def action_new(self) -> None:
+        self.app.new_job()  # type: ignore[attr-defined]
 
     def action_quotas(self) -> None:
         self.app.open_quotas()  # type: ignore[attr-defined]
