@@ -246,3 +246,31 @@ async def test_a_zero_timeout_means_the_server_default(apiserver: LocalApiServer
     events = await read_events(apiserver, f"resourceVersion={rv}&timeoutSeconds=0", until=1)
     await writer
     assert summary(events) == [("ADDED", "later")]
+
+
+async def test_a_watcher_that_falls_behind_is_cut_off_and_forgotten() -> None:
+    """A client that stops reading: once its backlog passes the history size, the connection is aborted."""
+    async with LocalApiServer(history_size=20) as server:
+        store = server.store
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            path = f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={store.resource_version}"
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")  # the watch is open, and nobody reads it
+            assert len(store.watchers()) == 1
+            payload = "x" * 100_000
+            for i in range(300):  # far more than the socket buffers hold, then more than the history size
+                store.create({**configmap(f"big-{i}"), "data": {"payload": payload}})
+                await asyncio.sleep(0)
+            for _ in range(100):
+                if not store.watchers():
+                    break
+                await asyncio.sleep(0.05)
+            assert store.watchers() == [], "the watcher is closed and unregistered"
+            with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+                while await reader.read(1 << 20):
+                    pass
+                raise ConnectionResetError("the stream ended")  # an orderly end would also do: the watch is over
+        finally:
+            writer.transport.abort()

@@ -25,7 +25,6 @@ from aiohttp import web
 from . import errors
 from .requestinfo import RequestInfo
 from .store import Store
-from .watch import Watcher
 
 Matcher = Callable[[RequestInfo], bool]
 _HEALTH = ("/healthz", "/livez", "/readyz")
@@ -114,7 +113,7 @@ class Faults:
         """Abort every open watch connection, as a network failure would; returns how many were open."""
         watchers = self._store.watchers()
         for watcher in watchers:
-            watcher.close(Watcher.DROPPED)
+            watcher.drop("dropped by fault injection")
         return len(watchers)
 
     def stall_watches(self) -> int:

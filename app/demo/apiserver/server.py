@@ -59,7 +59,7 @@ class ServerOptions:
 
     bookmark_interval: float = 60.0  # seconds between BOOKMARK events on watches that allow them
     max_watch_timeout: float = 1800.0  # a watch without timeoutSeconds ends after this long
-    watch_backlog: int = 200_000  # queued events after which a slow watcher is closed
+    watch_backlog: int | None = None  # queued events after which a slow watcher is dropped; None: the history size
 
 
 @dataclass
@@ -579,7 +579,13 @@ class ApiServer:
         negotiated = negotiate(request.headers.get("Accept", ""))
         query = self._list_query(request, info, kind)
         store = self.store
-        watcher = Watcher(kind, query.selection, max_backlog=self.options.watch_backlog)
+        transport = request.transport
+        watcher = Watcher(
+            kind,
+            query.selection,
+            max_backlog=self.options.watch_backlog or store.history_size,
+            abort=transport.abort if transport is not None else None,
+        )
         start_error: errors.ApiError | None = None
         if query.rv in ("", "0"):
             page = store.list_page(kind, query.selection)
@@ -629,15 +635,14 @@ class ApiServer:
                     next_bookmark = now + interval
                 if now >= deadline:
                     break
+            if not watcher.dropped:
+                await response.write_eof()
+        except ConnectionResetError:  # the client went away, or the watch was dropped: nothing more to send
+            pass
         finally:
             store.remove_watcher(watcher)
             if task is not None:
                 self._watch_tasks.discard(task)
-        if watcher.closed == Watcher.DROPPED:
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        await response.write_eof()
         return response
 
     @staticmethod

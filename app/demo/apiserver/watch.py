@@ -3,13 +3,15 @@
 The store calls `offer` synchronously for every commit of the watched resource; the watcher only filters and
 appends, so a write costs the same whether or not anyone watches. The connection's writer task takes everything
 queued at once (`drain`) and writes it in one chunk: batching is what lets one watcher receive tens of thousands of
-events per second. A watcher whose backlog exceeds its bound is closed, as the real server closes watchers that
-cannot keep up; the client then resumes from the last resourceVersion it saw.
+events per second. A watcher whose backlog exceeds its bound is dropped, as the real server drops watchers that
+cannot keep up: its connection is aborted at once (its writer may be stuck writing to a client that stopped
+reading), and the client resumes from the last resourceVersion it saw.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from .kinds import Kind
 from .selectors import Selection
@@ -19,15 +21,17 @@ WatchItem = tuple[str, StoredObject]
 
 
 class Watcher:
-    # `closed` reason of a watch cut off as a network failure would (its connection is aborted, not ended).
-    DROPPED = "dropped"
-
-    def __init__(self, kind: Kind, selection: Selection, *, max_backlog: int = 200_000) -> None:
+    def __init__(
+        self, kind: Kind, selection: Selection, *, max_backlog: int, abort: Callable[[], None] | None = None
+    ) -> None:
         self.kind = kind
         self.selection = selection
         self.closed: str | None = None  # why the watch ended, once it has
+        self.dropped = False  # ended as a network failure would: the connection is aborted, not ended
         self.stalled = False  # fault injection: keep the connection open but send nothing
         self._max_backlog = max_backlog
+        self._bound = max_backlog  # the backlog allowed now: more while the initial events are queued
+        self._abort = abort
         self._pending: list[WatchItem] = []
         self._wake = asyncio.Event()
         self._everything = selection.is_everything and selection.namespace is None
@@ -36,6 +40,7 @@ class Watcher:
         """Queue events directly (the initial ADDED events and the replay of history)."""
         if items:
             self._pending.extend(items)
+            self._bound = len(self._pending) + self._max_backlog
             self._wake.set()
 
     def offer(self, event: Event) -> None:
@@ -49,8 +54,8 @@ class Watcher:
         if item is None:
             return
         self._pending.append(item)
-        if len(self._pending) > self._max_backlog:
-            self.close("the watcher fell too far behind")
+        if len(self._pending) > self._bound:
+            self.drop("the watcher fell too far behind")
             return
         self._wake.set()
 
@@ -85,7 +90,16 @@ class Watcher:
 
     def drain(self) -> list[WatchItem]:
         items, self._pending = self._pending, []
+        self._bound = self._max_backlog
         return items
+
+    def drop(self, reason: str) -> None:
+        """End the watch as a network failure would: abort its connection now, even in the middle of a write."""
+        self.close(reason)
+        if not self.dropped:
+            self.dropped = True
+            if self._abort is not None:
+                self._abort()
 
     def close(self, reason: str) -> None:
         if self.closed is None:
