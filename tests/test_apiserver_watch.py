@@ -274,3 +274,23 @@ async def test_a_watcher_that_falls_behind_is_cut_off_and_forgotten() -> None:
                 raise ConnectionResetError("the stream ended")  # an orderly end would also do: the watch is over
         finally:
             writer.transport.abort()
+
+
+def test_subscribers_see_events_in_commit_order_when_one_writes(
+    apiserver_thread: ServerThread, k8s_client: client.ApiClient
+) -> None:
+    """A subscriber that writes while it is notified (a controller): every subscriber still sees commit order."""
+    store = apiserver_thread.server.store
+    seen: list[tuple[str, str]] = []
+
+    def controller(event: Any) -> None:
+        if event.type == "ADDED" and event.object["metadata"]["name"] == "job":
+            store.create(configmap("job-status"))
+
+    def observer(event: Any) -> None:
+        seen.append((event.type, event.object["metadata"]["name"]))
+
+    apiserver_thread.call(store.subscribe, controller)
+    apiserver_thread.call(store.subscribe, observer)
+    client.CoreV1Api(k8s_client).create_namespaced_config_map("default", configmap("job"))
+    assert seen == [("ADDED", "job"), ("ADDED", "job-status")]

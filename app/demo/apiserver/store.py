@@ -8,8 +8,9 @@ Design
   a quiet kind's events out). Watches resume from any resourceVersion still in that history; older ones get 410.
   The same history reconstructs the state of a resource at an older revision, which gives paginated LISTs a
   consistent snapshot (as etcd does) while writes continue.
-- Watchers and in-process subscribers (the simulator's controllers) are notified synchronously after each commit;
-  watchers only queue the event, their connection's writer task sends queued events in batches.
+- Watchers and in-process subscribers (the simulator's controllers) are notified synchronously after each commit,
+  in commit order: a write made by a subscriber while it is notified is delivered once everyone has the current
+  event. Watchers only queue the event; their connection's writer task sends queued events in batches.
 
 All methods must be called on the server's event loop thread (see `ServerThread` for other threads).
 """
@@ -20,6 +21,7 @@ import base64
 import binascii
 import bisect
 import json
+import logging
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -35,6 +37,8 @@ from .selectors import Selection
 if TYPE_CHECKING:
     from .resources import ResourceStorage
     from .watch import Watcher
+
+log = logging.getLogger("hyperdesk.demo.apiserver")
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
@@ -182,6 +186,8 @@ class Store:
         self._compacted_all = 0  # the same, for every resource (`compact`)
         self._watchers: dict[str, set[Watcher]] = {}
         self._subscribers: list[Callable[[Event], None]] = []
+        self._undelivered: deque[Event] = deque()  # committed, not yet given to watchers and subscribers
+        self._delivering = False
         self._snapshots: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
         self._snapshot_cache = snapshot_cache
         self._namespace_counts: dict[str, int] = {}
@@ -380,10 +386,22 @@ class Store:
         if len(history) >= self._history_size:
             self._compacted[key] = history.popleft().rv
         history.append(event)
-        for watcher in tuple(self._watchers.get(event.kind.resource_key, ())):
-            watcher.offer(event)
-        for subscriber in tuple(self._subscribers):
-            subscriber(event)
+        self._undelivered.append(event)
+        if self._delivering:
+            return  # a subscriber wrote while it was notified: its event goes out after the current one
+        self._delivering = True
+        try:
+            while self._undelivered:
+                current = self._undelivered.popleft()
+                for watcher in tuple(self._watchers.get(current.kind.resource_key, ())):
+                    watcher.offer(current)
+                for subscriber in tuple(self._subscribers):
+                    try:
+                        subscriber(current)
+                    except Exception:  # the change is committed: one broken subscriber must not stop the others
+                        log.exception("subscriber %r failed on %s %s", subscriber, current.type, current.new.key)
+        finally:
+            self._delivering = False
 
     def drop_kind(self, kind: Kind) -> None:
         """Delete every object of `kind` (its CRD went away) and end its watches."""
@@ -411,7 +429,8 @@ class Store:
         """Call `callback(event)` after every committed change; returns a function that unsubscribes.
 
         Callbacks run synchronously on the loop, after the change is fully committed, so they may write to the
-        store themselves (their writes are new events, delivered after this one).
+        store themselves (their writes are new events, delivered to every subscriber after this one). An exception
+        in a callback is logged; the write that caused it has succeeded.
         """
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
