@@ -5,7 +5,8 @@
 Measures, in one process with the real widgets headless:
 - `job_rows` (the join of jobs, Workloads and pods into rows) for N jobs with their Workloads and 2 pods each;
 - the first render of the pane's table with those rows;
-- a burst of 1,000 changed jobs: the join again plus the table's keyed diff (only changed cells are touched).
+- a burst of 1,000 changed jobs: the join again plus the table's keyed diff (only changed cells are touched);
+- the log view fed 5,000 lines a second: how late the event loop runs meanwhile (the UI's responsiveness).
 The peer in the same run is Textual's own DataTable filled from scratch with the same rows (`clear` + `add_rows`),
 which is what a pane without keyed updates would do on every change.
 """
@@ -24,6 +25,7 @@ from textual.app import App, ComposeResult  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
 from app.screens.panes import JobsPane  # noqa: E402
+from widgets.log_view import LogView  # noqa: E402
 from widgets.resource_table import ResourceTable  # noqa: E402
 
 
@@ -104,12 +106,52 @@ async def main(jobs: int) -> None:
         await pilot.pause()
         peer_time = time.perf_counter() - started
 
+    lag, shown = await log_view_under_load()
     print(f"{jobs:,} jobs (with {jobs:,} Workloads and {2 * jobs:,} pods)")
     print(f"  join into rows (job_rows)                 {join * 1000:8.0f} ms")
     print(f"  first render of the table                 {first_render * 1000:8.0f} ms")
     print(f"  1,000-job burst: join + keyed diff        {burst_time * 1000:8.0f} ms")
     print(f"  peer: DataTable cleared and refilled      {peer_time * 1000:8.0f} ms   "
           f"ours/peer = {burst_time / peer_time:.2f}")
+    print(f"log view at 5,000 lines/s for 3 s: {shown:,} lines, the event loop at most {lag * 1000:.0f} ms late")
+
+
+class LogBench(App[None]):
+    def compose(self) -> ComposeResult:
+        from app.cluster.logs import LogBuffer
+
+        self.buffer = LogBuffer(maxlen=50_000)
+        yield LogView(self.buffer)
+
+
+async def log_view_under_load(rate: int = 5000, seconds: float = 3.0) -> tuple[float, int]:
+    """Lines arrive at `rate` per second while a timer measures how late the event loop runs: the UI's
+    responsiveness. Returns (worst lag in seconds, lines in the view)."""
+    app = LogBench()
+    async with app.run_test(size=(160, 45)) as pilot:
+        view = app.query_one(LogView)
+        lags: list[float] = []
+        loop = asyncio.get_running_loop()
+        expected = loop.time() + 0.05
+
+        def tick() -> None:
+            nonlocal expected
+            lags.append(loop.time() - expected)
+            expected = loop.time() + 0.05
+
+        app.set_interval(0.05, tick)
+        started = loop.time()
+        sent = 0
+        while loop.time() - started < seconds:
+            due = int((loop.time() - started) * rate)
+            for i in range(sent, due):
+                app.buffer.append(f"[pod-{i % 4}] step {i} loss {1 / (i + 1):.6f} lr 3.0e-04 tokens/s 51234")
+            if due > sent:
+                view.lines_changed()
+            sent = due
+            await asyncio.sleep(0.01)
+        await pilot.pause(0.2)
+        return max(lags), len(app.buffer)
 
 
 if __name__ == "__main__":
