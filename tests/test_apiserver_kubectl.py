@@ -226,3 +226,49 @@ def test_explain_and_api_resources(kubectl: Kubectl) -> None:
     ]
     versions = json.loads(kubectl("version", "-o", "json"))
     assert versions["serverVersion"]["gitVersion"].startswith("v1.32")
+
+
+JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: once
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: main, image: busybox:1.36}
+"""
+SERVICE = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {port: 80}
+"""
+
+
+def test_replacing_with_the_creating_manifest_succeeds(kubectl: Kubectl) -> None:
+    """Defaults apply on every write: `kubectl replace -f` of an unchanged manifest changes nothing."""
+    for manifest in (POD, JOB, SERVICE):
+        kubectl("create", "-f", "-", stdin=manifest)
+    created = {name: kubectl.json("get", name) for name in ("pod/trainer", "job/once", "service/web")}
+    for manifest in (POD, JOB, SERVICE):
+        assert "replaced" in kubectl("replace", "-f", "-", stdin=manifest)
+    for name, before in created.items():
+        after = kubectl.json("get", name)
+        assert after["spec"] == before["spec"], name
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], f"{name} is unchanged"
+    labels = created["job/once"]["spec"]["template"]["metadata"]["labels"]
+    assert labels["batch.kubernetes.io/job-name"] == "once" and "batch.kubernetes.io/controller-uid" in labels
+    manual = yaml.safe_load(JOB)
+    manual["spec"]["manualSelector"] = True
+    manual["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    manual["spec"]["template"]["metadata"] = {"labels": {"app": "other"}}
+    changed = kubectl.run("replace", "-f", "-", stdin=json.dumps(manual), check=False)
+    assert changed.returncode != 0 and "spec.selector: Invalid value" in changed.stderr
+    assert "field is immutable" in changed.stderr

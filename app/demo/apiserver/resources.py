@@ -188,6 +188,7 @@ class ResourceStorage:
         meta["creationTimestamp"] = now_timestamp()
         if kind.tracks_generation:
             meta["generation"] = 1
+        self.strategy.default(obj)
         self.strategy.prepare_for_create(self, obj)
         warnings = self._validate(obj, version, field_validation)
         name = meta["name"]
@@ -273,10 +274,6 @@ class ResourceStorage:
                     new["status"] = old.obj["status"]
                 else:
                     new.pop("status", None)
-            if kind.tracks_generation and _content(new, without_status=kind.status_subresource) != _content(
-                old.obj, without_status=kind.status_subresource
-            ):
-                meta["generation"] = int(old_meta.get("generation", 0)) + 1
         deleting = bool(old_meta.get("deletionTimestamp"))
         if deleting:
             added = [f for f in new["metadata"].get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
@@ -294,12 +291,20 @@ class ResourceStorage:
                         )
                     ],
                 )
+        self.strategy.default(new)
         self.strategy.prepare_for_update(self, new, old.obj)
         if not controller and subresource != "status":
             rule_errors = self.strategy.validate_update(new, old.obj)
             if rule_errors:
                 raise errors.invalid_object(kind.group, kind.kind, name, rule_errors)
         warnings = self._validate(new, version, field_validation)
+        if (
+            subresource != "status"
+            and kind.tracks_generation
+            and _content(new, without_status=kind.status_subresource)
+            != _content(old.obj, without_status=kind.status_subresource)
+        ):  # compared once defaulted: a write that only spells out defaults changes nothing
+            new["metadata"]["generation"] = int(old_meta.get("generation", 0)) + 1
         if dry_run:
             return Written(StoredObject(new, old.rv), warnings)
         if deleting and not new["metadata"].get("finalizers") and self.strategy.finalized(new):

@@ -2,10 +2,13 @@
 
 - Namespace: `spec.finalizers: [kubernetes]`, phase `Active`, the `kubernetes.io/metadata.name` label; deleting one
   turns it `Terminating`, deletes its contents and removes it once empty (what the namespace controller does).
-- Pod: defaults and `status.phase: Pending` on create, required containers, and the famous spec immutability.
+- Pod: defaults, `status.phase: Pending` on create, required containers, and the famous spec immutability.
 - Service: type and port defaults, a cluster IP from 10.96.0.0/12 that never changes.
 - Secret: `stringData` folded into base64 `data`.
-- Job, Deployment: the defaults and generated selector the real registries set.
+- Job, Deployment: the defaults and generated selector the real registries set (a Job keeps its selector).
+
+Defaults apply to every write, as the real server's decoding applies them, so that replacing an object with the
+manifest it was created from changes nothing.
 - CustomResourceDefinition: validation, status, and (un)registration of the kind it defines.
 """
 
@@ -34,6 +37,9 @@ __all__ = ["NAMESPACE_KIND", "Strategy", "namespace_content_removed", "strategy_
 class Strategy:
     """Hooks of one kind's registry. The defaults do nothing, which is right for most kinds."""
 
+    def default(self, obj: dict[str, Any]) -> None:
+        """Fill the defaults of unset fields, on create and update (replacing sections, never changing them)."""
+
     def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
         """Set defaults and server-owned fields on a new object (before validation)."""
 
@@ -56,6 +62,12 @@ class Strategy:
 
     def after_commit(self, storage: ResourceStorage, event: Event) -> None:
         """React to a committed change of this kind."""
+
+
+def _with_defaults(section: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`section` with `defaults` for its unset (missing or null) fields: a copy when one is unset, else itself."""
+    unset = {key: value for key, value in defaults.items() if section.get(key) is None}
+    return {**section, **unset} if unset else section
 
 
 # --- Namespace -----------------------------------------------------------------------------------------------
@@ -128,27 +140,45 @@ def _qos_class(spec: dict[str, Any]) -> str:
     return "Burstable" if requests_any or limits_all else "BestEffort"
 
 
+def _container_defaults(container: dict[str, Any]) -> dict[str, Any]:
+    image = str(container.get("image") or "")
+    tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
+    latest = not tagged or image.endswith(":latest")
+    return _with_defaults(
+        container,
+        {
+            "imagePullPolicy": "Always" if latest else "IfNotPresent",
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+        },
+    )
+
+
+_POD_DEFAULTS = {
+    "restartPolicy": "Always",
+    "schedulerName": "default-scheduler",
+    "terminationGracePeriodSeconds": 30,
+    "dnsPolicy": "ClusterFirst",
+    "serviceAccountName": "default",
+}
+
+
 class PodStrategy(Strategy):
-    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
-        spec = obj.setdefault("spec", {})
+    def default(self, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("serviceAccountName", "default")
-        for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-            if not isinstance(container, dict):
-                continue
-            image = str(container.get("image", ""))
-            tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
-            latest = not tagged or image.endswith(":latest")
-            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-            container.setdefault("terminationMessagePath", "/dev/termination-log")
-            container.setdefault("terminationMessagePolicy", "File")
+        spec = _with_defaults(spec, _POD_DEFAULTS)
+        for field in ("containers", "initContainers"):
+            containers = spec.get(field) or []
+            defaulted = [_container_defaults(c) if isinstance(c, dict) else c for c in containers]
+            if any(new is not old for new, old in zip(defaulted, containers, strict=True)):
+                spec = {**spec, field: defaulted}
+        obj["spec"] = spec
+
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
         if "status" not in obj:
-            obj["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+            obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj.get("spec") or {})}
 
     def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
         spec = obj.get("spec")
@@ -212,23 +242,32 @@ class ServiceStrategy(Strategy):
             if address not in used:
                 return address
 
-    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
-        spec = obj.setdefault("spec", {})
+    def default(self, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
-        spec.setdefault("type", "ClusterIP")
+        spec = _with_defaults(spec, {"type": "ClusterIP", "sessionAffinity": "None"})
+        if spec["type"] != "ExternalName":
+            spec = _with_defaults(spec, {"internalTrafficPolicy": "Cluster"})
+        ports = spec.get("ports") or []
+        defaulted = [
+            _with_defaults(p, {"protocol": "TCP", "targetPort": p.get("port")}) if isinstance(p, dict) else p
+            for p in ports
+        ]
+        if any(new is not old for new, old in zip(defaulted, ports, strict=True)):
+            spec = {**spec, "ports": defaulted}
+        obj["spec"] = spec
+
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
         if spec["type"] != "ExternalName":
             if not spec.get("clusterIP"):
                 spec["clusterIP"] = self._allocate(storage)
             spec.setdefault("clusterIPs", [spec["clusterIP"]])
             spec.setdefault("ipFamilies", ["IPv4"])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
-            spec.setdefault("internalTrafficPolicy", "Cluster")
-        spec.setdefault("sessionAffinity", "None")
-        for port in spec.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
         obj.setdefault("status", {"loadBalancer": {}})
 
     def prepare_for_update(self, storage: ResourceStorage, new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -286,32 +325,59 @@ class SecretStrategy(Strategy):
 # --- Job, Deployment -----------------------------------------------------------------------------------------------
 
 
+_JOB_LABELS = ("batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name", "controller-uid", "job-name")
+
+
+def _template_labels(spec: dict[str, Any]) -> dict[str, Any]:
+    template = spec.get("template")
+    meta = (template.get("metadata") if isinstance(template, dict) else None) or {}
+    return meta.get("labels") or {}
+
+
+def _with_template_labels(spec: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        return spec
+    meta = template.get("metadata") or {}
+    merged = {**(meta.get("labels") or {}), **labels}
+    return {**spec, "template": {**template, "metadata": {**meta, "labels": merged}}}
+
+
 class JobStrategy(Strategy):
-    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
-        spec = obj.setdefault("spec", {})
+    def default(self, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
         if spec.get("completions") is None and spec.get("parallelism") is None:
-            spec["completions"] = 1
-            spec["parallelism"] = 1
-        spec.setdefault("parallelism", 1)
-        spec.setdefault("backoffLimit", 6)
-        spec.setdefault("completionMode", "NonIndexed")
-        spec.setdefault("suspend", False)
-        uid = obj["metadata"]["uid"]
-        name = obj["metadata"].get("name", "")
-        if not spec.get("manualSelector"):
-            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-            template = spec.setdefault("template", {})
-            if isinstance(template, dict):
-                meta = template.setdefault("metadata", {})
-                meta["labels"] = {
-                    **(meta.get("labels") or {}),
-                    "batch.kubernetes.io/controller-uid": uid,
-                    "batch.kubernetes.io/job-name": name,
-                    "controller-uid": uid,
-                    "job-name": name,
-                }
+            spec = {**spec, "completions": 1, "parallelism": 1}
+        obj["spec"] = _with_defaults(
+            spec, {"parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed", "suspend": False}
+        )
+
+    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict) or spec.get("manualSelector"):
+            return
+        uid, name = obj["metadata"]["uid"], obj["metadata"].get("name", "")
+        spec = {**spec, "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}}
+        obj["spec"] = _with_template_labels(spec, dict(zip(_JOB_LABELS, (uid, name, uid, name), strict=True)))
+
+    def prepare_for_update(self, storage: ResourceStorage, new: dict[str, Any], old: dict[str, Any]) -> None:
+        """Keep the generated selector and pod labels when an update (`kubectl replace -f job.yaml`) omits them."""
+        spec, old_spec = new.get("spec"), old.get("spec") or {}
+        if not isinstance(spec, dict) or spec.get("manualSelector") or old_spec.get("manualSelector"):
+            return
+        if spec.get("selector") is None and old_spec.get("selector") is not None:
+            spec = {**spec, "selector": old_spec["selector"]}
+        labels = _template_labels(spec)
+        kept = {k: v for k, v in _template_labels(old_spec).items() if k in _JOB_LABELS and k not in labels}
+        new["spec"] = _with_template_labels(spec, kept) if kept else spec
+
+    def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+        after = (new.get("spec") or {}).get("selector")
+        if after != (old.get("spec") or {}).get("selector"):
+            return [invalid("spec.selector", after, "field is immutable")]
+        return []
 
     def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
         template = (obj.get("spec") or {}).get("template") or {}
@@ -326,16 +392,13 @@ class JobStrategy(Strategy):
 
 
 class DeploymentStrategy(Strategy):
-    def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
-        spec = obj.setdefault("spec", {})
+    def default(self, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
-        spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("progressDeadlineSeconds", 600)
-        spec.setdefault(
-            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
-        )
+        rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+        defaults = {"replicas": 1, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600, "strategy": rolling}
+        obj["spec"] = _with_defaults(spec, defaults)
 
     def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
         spec = obj.get("spec") or {}
