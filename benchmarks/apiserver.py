@@ -1,8 +1,9 @@
 """How fast is the embedded API server? Run by hand: `.venv/bin/python benchmarks/apiserver.py`.
 
-Loads 20,000 realistic pods and 2,000 Kueue workloads, then prints:
+Loads 20,000 realistic pods, 200 more in a small namespace and 2,000 Kueue workloads, then prints:
 - a single LIST of all pods (raw HTTP, and the official client with raw JSON), and of all workloads;
 - a paginated LIST (limit=500) with the official client, next to `kubectl get pods -A -o name` as a peer;
+- a LIST of the small namespace's 200 pods (raw HTTP), which should not cost in proportion to the whole table;
 - watch throughput: events per second one watcher receives, live while the store commits changes, and when
   replaying the same changes from the history (the serving rate, independent of how fast anything writes).
 
@@ -33,11 +34,15 @@ from kubernetes import client, config
 from app.demo.apiserver import LocalApiServer, Store
 
 
-def make_pod(index: int) -> dict[str, Any]:
+SMALL_NAMESPACE = "hyperpod-ns-small"
+SMALL_PODS = 200
+
+
+def make_pod(index: int, namespace: str = "") -> dict[str, Any]:
     """A pod shaped like a HyperPod training worker: labels, owner, resources, env, mounts, full status."""
     job = f"llama-ft-{index // 64:04d}"
     node = f"hyperpod-i-{index % 500:05d}"
-    namespace = f"hyperpod-ns-team-{index % 8}"
+    namespace = namespace or f"hyperpod-ns-team-{index % 8}"
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -149,11 +154,13 @@ def make_workload(index: int) -> dict[str, Any]:
 
 
 def load(store: Store, pods: int, workloads: int) -> None:
-    namespaces = {make_pod(i)["metadata"]["namespace"] for i in range(8)}
+    namespaces = {make_pod(i)["metadata"]["namespace"] for i in range(8)} | {SMALL_NAMESPACE}
     for name in namespaces:
         store.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     for i in range(pods):
         store.put(make_pod(i))
+    for i in range(SMALL_PODS):
+        store.put(make_pod(i, SMALL_NAMESPACE))
     for i in range(workloads):
         store.put(make_workload(i))
 
@@ -196,7 +203,7 @@ def timed(label: str, fn: Any, repeat: int = 3) -> float:
         started = time.perf_counter()
         result = fn()
         best = min(best, time.perf_counter() - started)
-    print(f"  {label:<58} {best * 1000:8.0f} ms  ({result})")
+    print(f"  {label:<58} {best * 1000:8.1f} ms  ({result})")
     return best
 
 
@@ -276,6 +283,22 @@ def main() -> int:
                 if not token:
                     return f"{count} pods in {pages} pages"
 
+        def raw_paged() -> str:
+            count, token, pages = 0, "", 0
+            while True:
+                query = f"limit=500&continue={token}" if token else "limit=500"
+                with urllib.request.urlopen(f"{url}/api/v1/pods?{query}", timeout=60) as response:
+                    body = json.loads(response.read())
+                count += len(body["items"])
+                pages += 1
+                token = body["metadata"].get("continue")
+                if not token:
+                    return f"{count} pods in {pages} pages"
+
+        def small_namespace() -> str:
+            with urllib.request.urlopen(f"{url}/api/v1/namespaces/{SMALL_NAMESPACE}/pods", timeout=60) as response:
+                return f"{len(json.loads(response.read())['items'])} pods"
+
         def workloads() -> str:
             response = custom.list_cluster_custom_object(
                 "kueue.x-k8s.io", "v1beta2", "workloads", _preload_content=False
@@ -297,8 +320,10 @@ def main() -> int:
         timed("single LIST of all pods, official client, raw JSON", client_full)
         timed("single LIST of all workloads, official client, raw JSON", workloads)
         paged = timed("paginated LIST (limit=500), official client, raw JSON", client_paged)
+        timed("paginated LIST (limit=500), raw HTTP", raw_paged)
         peer = timed("peer: kubectl get pods -A -o name (paginated, 500/page)", kubectl_names)
         print(f"  ratio kubectl / official client paginated: {peer / paged:.1f}x")
+        timed(f"LIST of one namespace's {SMALL_PODS} pods, raw HTTP", small_namespace, repeat=20)
         shutil.rmtree(cache, ignore_errors=True)
         api_client.close()
         print("WATCH:")

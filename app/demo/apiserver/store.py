@@ -129,9 +129,9 @@ class _Table:
 
     __slots__ = ("objects", "keys")
 
-    def __init__(self) -> None:
-        self.objects: dict[Key, StoredObject] = {}
-        self.keys: list[Key] = []
+    def __init__(self, objects: dict[Key, StoredObject] | None = None) -> None:
+        self.objects: dict[Key, StoredObject] = objects if objects is not None else {}
+        self.keys: list[Key] = sorted(self.objects)
 
     def put(self, key: Key, stored: StoredObject) -> None:
         if key not in self.objects:
@@ -144,20 +144,24 @@ class _Table:
             del self.keys[index]
 
     def key_range(self, namespace: str | None) -> tuple[int, int]:
+        """The positions in `keys` of one namespace's objects (all objects for None)."""
         if namespace is None:
             return 0, len(self.keys)
         start = bisect.bisect_left(self.keys, (namespace, ""))
         stop = bisect.bisect_left(self.keys, (namespace + "\x00", ""))
         return start, stop
 
+    def values(self) -> list[StoredObject]:
+        """Every object, in LIST order."""
+        return [self.objects[key] for key in self.keys]
+
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The objects of one resource at one revision, in LIST order."""
+    """The objects of one resource at one revision (`table` is the live one when `rv` is the latest)."""
 
     rv: int
-    keys: list[Key]
-    objects: list[StoredObject]
+    table: _Table
 
 
 @dataclass(frozen=True)
@@ -255,16 +259,20 @@ class Store:
         return found
 
     def snapshot(self, kind: Kind, rv: int | None = None) -> Snapshot:
-        """The objects of `kind` at revision `rv` (now if None). Raises 410 when `rv` is older than the history."""
-        current = self._rv
-        if rv is None or rv >= current:
-            table = self.table(kind)
-            return Snapshot(current, list(table.keys), [table.objects[k] for k in table.keys])
+        """The objects of `kind` at revision `rv` (now if None). Raises 410 when `rv` is older than the history.
+
+        The current state is the live table, not a copy (valid until the next write); an older one is rebuilt from
+        the history once and cached, so that the pages of one LIST share it.
+        """
+        if rv is None:
+            return Snapshot(self._rv, self.table(kind))
         cache_key = (kind.resource_key, rv)
         cached = self._snapshots.get(cache_key)
         if cached is not None:
             self._snapshots.move_to_end(cache_key)
             return cached
+        if rv >= self._rv:
+            return Snapshot(self._rv, self.table(kind))
         state = dict(self.table(kind).objects)
         for event in reversed(self.events_since(kind, rv)):
             key = event.new.key
@@ -272,15 +280,10 @@ class Store:
                 state.pop(key, None)
             else:
                 state[key] = event.old
-        keys = sorted(state)
-        snap = Snapshot(rv, keys, [state[k] for k in keys])
-        self._remember_snapshot(cache_key, snap)
-        return snap
-
-    def _remember_snapshot(self, cache_key: tuple[str, int], snap: Snapshot) -> None:
-        self._snapshots[cache_key] = snap
+        snap = self._snapshots[cache_key] = Snapshot(rv, _Table(state))
         while len(self._snapshots) > self._snapshot_cache:
             self._snapshots.popitem(last=False)
+        return snap
 
     def list_page(
         self,
@@ -304,38 +307,29 @@ class Store:
                     "chunk was returned and now may show up in the list."
                 )
         snap = self.snapshot(kind, rv)
-        namespace = selection.namespace
-        if namespace is None:
-            start, stop = 0, len(snap.keys)
-        else:
-            start = bisect.bisect_left(snap.keys, (namespace, ""))
-            stop = bisect.bisect_left(snap.keys, (namespace + "\x00", ""))
+        keys, objects = snap.table.keys, snap.table.objects
+        start, stop = snap.table.key_range(selection.namespace)
         if start_after is not None:
-            start = max(start, bisect.bisect_right(snap.keys, start_after))
-        objects = snap.objects
+            start = max(start, bisect.bisect_right(keys, start_after))
         if selection.is_everything:
             end = stop if limit <= 0 else min(stop, start + limit)
-            items = objects[start:end]
+            page = keys[start:end]
+            items = [objects[key] for key in page]
             more = end < stop
             remaining = stop - end if more else None
-            last = snap.keys[end - 1] if items else None
+            last = page[-1] if page else None
         else:
             items, index = [], start
             while index < stop and (limit <= 0 or len(items) < limit):
-                stored = objects[index]
+                stored = objects[keys[index]]
                 if selection.matches(stored.obj):
                     items.append(stored)
                 index += 1
             # Like etcd, promise more whenever keys remain, whether or not they match.
             more = index < stop
             remaining = None
-            last = snap.keys[index - 1] if index > start else None
-        token = ""
-        if more and last is not None:
-            token = encode_continue(snap.rv, last)
-            cache_key = (kind.resource_key, snap.rv)
-            if cache_key not in self._snapshots:
-                self._remember_snapshot(cache_key, snap)
+            last = keys[index - 1] if index > start else None
+        token = encode_continue(snap.rv, last) if more and last is not None else ""
         return ListPage(items, snap.rv, token, remaining)
 
     # --- writing -------------------------------------------------------------------------------------------

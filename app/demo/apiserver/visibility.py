@@ -100,7 +100,7 @@ class Visibility:
                 raise errors.not_found(GROUP, "clusterqueue", info.name)
             queues = {
                 (s.obj["metadata"]["namespace"], s.obj["metadata"]["name"])
-                for s in store.snapshot(self._kueue("LocalQueue")).objects
+                for s in store.table(self._kueue("LocalQueue")).values()
                 if (s.obj.get("spec") or {}).get("clusterQueue") == info.name
             }
             local_only = None
@@ -111,13 +111,13 @@ class Visibility:
             cluster_queue = (local.obj.get("spec") or {}).get("clusterQueue", "")
             queues = {
                 (s.obj["metadata"]["namespace"], s.obj["metadata"]["name"])
-                for s in store.snapshot(self._kueue("LocalQueue")).objects
+                for s in store.table(self._kueue("LocalQueue")).values()
                 if (s.obj.get("spec") or {}).get("clusterQueue") == cluster_queue
             }
             local_only = (info.namespace, info.name)
         workloads = [
             s.obj
-            for s in store.snapshot(self._kueue("Workload")).objects
+            for s in store.table(self._kueue("Workload")).values()
             if (s.obj["metadata"].get("namespace"), (s.obj.get("spec") or {}).get("queueName")) in queues
         ]
         items = []
