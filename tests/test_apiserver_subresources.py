@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from kubernetes import client
 from kubernetes.stream import portforward
+from yarl import URL
 
 from app.demo.apiserver import LocalApiServer, ServerThread
 from tests.plugins.apiserver import Kubectl
@@ -394,3 +395,48 @@ def test_visibility_errors(apiserver_thread: ServerThread, kubectl: Kubectl) -> 
         assert result.returncode != 0 and "NotFound" in result.stderr, path
     listing = kubectl.run("get", "--raw", f"{VISIBILITY}/v1beta1/clusterqueues", check=False)
     assert "MethodNotAllowed" in listing.stderr
+
+
+async def test_proxy_keeps_repeated_headers_escaped_paths_and_streams_request_bodies(apiserver: LocalApiServer) -> None:
+    """Through a URL target: Set-Cookie twice, `%2F` kept, and the body reaches the target while still being sent."""
+    first_chunk = asyncio.Event()
+    seen: dict[str, Any] = {}
+
+    async def upstream(request: web.Request) -> web.StreamResponse:
+        seen["path"] = request.raw_path
+        seen["probes"] = request.headers.getall("X-Probe", [])
+        first = await request.content.readany()
+        first_chunk.set()  # the proxy forwarded the start of the body before the client sent the rest
+        seen["body"] = first + await request.read()
+        response = web.Response(text="ok")
+        response.headers.add("Set-Cookie", "a=1")
+        response.headers.add("Set-Cookie", "b=2")
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", upstream)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        apiserver.store.put(running_pod("web"))
+        apiserver.proxies.register_pod("default", "web", 8080, f"http://127.0.0.1:{port}")
+
+        async def body() -> Any:
+            yield b"first,"
+            await asyncio.wait_for(first_chunk.wait(), 5)
+            yield b"second"
+
+        url = f"{apiserver.url}/api/v1/namespaces/default/pods/web:8080/proxy/buckets/a%2Fb/objects?x=%2F"
+        headers = [("X-Probe", "1"), ("X-Probe", "2")]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(URL(url, encoded=True), data=body(), headers=headers) as response,
+        ):
+            assert response.status == 200 and await response.text() == "ok"
+            assert response.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+    finally:
+        await runner.cleanup()
+    assert seen == {"path": "/buckets/a%2Fb/objects?x=%2F", "probes": ["1", "2"], "body": b"first,second"}

@@ -1,8 +1,9 @@
 """`pods/proxy` and `services/proxy`: HTTP requests forwarded to what "listens" on a pod or service port.
 
 A port is backed either by a URL (`http://127.0.0.1:9400`, e.g. a fake dcgm-exporter started by the simulator or a
-test) or by an in-process aiohttp handler. Any method, body, headers and query go through, and responses stream
-back chunk by chunk. Addressing follows the real server: `pods/<name>[:<port>]/proxy/<path>` and
+test) or by an in-process aiohttp handler. Any method, body, headers and query go through, request bodies and
+responses stream chunk by chunk, repeated headers (`Set-Cookie`) and escapes in the path (`%2F`) are kept as they
+are. Addressing follows the real server: `pods/<name>[:<port>]/proxy/<path>` and
 `services/[<scheme>:]<name>[:<port name or number>]/proxy/<path>`. An unknown pod or service is a 404; a port nothing
 is registered on answers like a refused connection (503), as the real server's proxy does.
 
@@ -11,11 +12,13 @@ is registered on answers like a refused connection (503), as the real server's p
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
 
 from . import errors
 from .catalog import BUILTIN_KINDS
@@ -89,9 +92,12 @@ class Proxies:
         obj = self._store.resource(_KINDS[plural]).get(info.namespace, name).obj
         port = _resolve_port(obj, plural, port_text)
         target = self._targets.get((plural, info.namespace, name, port))
-        path = info.tail or "/"
-        if request.query_string:
-            path += "?" + request.query_string
+        # The path after `.../<name>/proxy`, as sent: decoding it would turn an escaped `%2F` into a separator.
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        parts = raw_path.split("/", 8)  # "", api, v1, namespaces, <ns>, <plural>, <name>, proxy, <rest>
+        path = "/" + parts[8] if len(parts) > 8 else "/"
+        if raw_query:
+            path += "?" + raw_query
         if target is None:
             address = (obj.get("status") or {}).get("podIP") or (obj.get("spec") or {}).get("clusterIP") or "127.0.0.1"
             raise errors.ApiError(
@@ -106,25 +112,29 @@ class Proxies:
     async def _forward(self, request: web.Request, url: str) -> web.StreamResponse:
         if self._session is None:
             self._session = aiohttp.ClientSession(auto_decompress=False)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        body = await request.read() if request.can_read_body else None
         try:
             upstream = await self._session.request(
-                request.method, url, headers=headers, data=body, allow_redirects=False
+                request.method,
+                URL(url, encoded=True),
+                headers=_forwarded(request.headers),
+                data=request.content if request.can_read_body else None,  # streamed, as it arrives
+                allow_redirects=False,
             )
         except aiohttp.ClientConnectionError as exc:
             raise errors.ApiError(503, "ServiceUnavailable", f"error trying to reach service: {exc}") from None
         async with upstream:
-            response = web.StreamResponse(
-                status=upstream.status,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP},
-            )
+            response = web.StreamResponse(status=upstream.status, headers=_forwarded(upstream.headers))
             response.enable_chunked_encoding()
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
             await response.write_eof()
         return response
+
+
+def _forwarded(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """The end-to-end headers of a request or response, each repeated header kept (`Set-Cookie`)."""
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _HOP_BY_HOP)
 
 
 def _split_name(raw: str, plural: str) -> tuple[str, str]:
