@@ -43,7 +43,6 @@ _HOP_BY_HOP = {
     "transfer-encoding",
     "upgrade",
     "host",
-    "content-length",
     "authorization",
 }
 
@@ -123,7 +122,9 @@ class Proxies:
         except aiohttp.ClientConnectionError as exc:
             raise errors.ApiError(503, "ServiceUnavailable", f"error trying to reach service: {exc}") from None
         async with upstream:
-            response = web.StreamResponse(status=upstream.status, headers=_forwarded(upstream.headers))
+            headers = _forwarded(upstream.headers)
+            headers.popall("Content-Length", None)  # the answer is re-chunked
+            response = web.StreamResponse(status=upstream.status, headers=headers)
             response.enable_chunked_encoding()
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
