@@ -294,3 +294,16 @@ def test_subscribers_see_events_in_commit_order_when_one_writes(
     apiserver_thread.call(store.subscribe, observer)
     client.CoreV1Api(k8s_client).create_namespaced_config_map("default", configmap("job"))
     assert seen == [("ADDED", "job"), ("ADDED", "job-status")]
+
+
+async def test_a_write_while_the_watch_response_starts_is_not_lost() -> None:
+    server = LocalApiServer()
+
+    async def write_during_prepare(request: Any, response: Any) -> None:
+        if request.query.get("watch") == "true":
+            server.store.create(configmap("racing"))  # committed while the watch handler awaits its response
+
+    server.api.app.on_response_prepare.append(write_during_prepare)
+    async with server:
+        events = await read_events(server, f"resourceVersion={server.store.resource_version}", until=1, timeout=2)
+    assert summary(events) == [("ADDED", "racing")]

@@ -602,21 +602,23 @@ class ApiServer:
         content_type = tables.TABLE_MEDIA if negotiated.table else JSON
         response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
         response.enable_chunked_encoding()
-        await response.prepare(request)
         if start_error is not None:
+            await response.prepare(request)
             await response.write(self._error_line(start_error))
             await response.write_eof()
             return response
+        # Registered before the first await: a commit made while the response starts is this watcher's to send.
         store.add_watcher(watcher)
+        task = asyncio.current_task()
+        if task is not None:
+            self._watch_tasks.add(task)
         encoder = _EventEncoder(kind, info.version, negotiated.table, query.include_object)
         timeout = query.timeout if query.timeout is not None else self.options.max_watch_timeout
         deadline = time.monotonic() + min(timeout, self.options.max_watch_timeout)
         interval = self.options.bookmark_interval
         next_bookmark = time.monotonic() + interval
-        task = asyncio.current_task()
-        if task is not None:
-            self._watch_tasks.add(task)
         try:
+            await response.prepare(request)
             while True:
                 now = time.monotonic()
                 wake_at = min(deadline, next_bookmark) if query.bookmarks else deadline
