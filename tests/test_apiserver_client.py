@@ -686,3 +686,32 @@ async def test_list_cost_follows_the_page_not_the_table(apiserver: LocalApiServe
         next_page = await best(f"{base}/default/configmaps?limit=1&continue={token}")
     assert namespace_list < get + 0.001, (namespace_list, get)
     assert next_page < get + 0.001, (next_page, get)
+
+
+def test_list_parameters_are_checked(apiserver_thread: ServerThread, k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    for namespace in ("team-a", "team-b"):
+        core.create_namespace({"metadata": {"name": namespace}})
+        for i in range(3):
+            core.create_namespaced_config_map(namespace, {"metadata": {"name": f"c{i}"}})
+    token = core.list_namespaced_config_map("team-a", limit=1).metadata._continue
+    assert [c.metadata.name for c in core.list_namespaced_config_map("team-a", limit=1, _continue=token).items] == [
+        "c1"
+    ]
+    for misuse in (
+        lambda: core.list_namespaced_config_map("team-b", limit=1, _continue=token),
+        lambda: core.list_config_map_for_all_namespaces(limit=1, _continue=token),
+        lambda: core.list_namespaced_secret("team-a", limit=1, _continue=token),
+    ):
+        with pytest.raises(client.ApiException) as caught:
+            misuse()
+        assert caught.value.status == 400
+        assert status_of(caught.value)["message"].startswith("continue key is not valid")
+    rv = core.list_namespaced_config_map("team-a").metadata.resource_version
+    assert len(core.list_namespaced_config_map("team-a", resource_version=rv, resource_version_match="Exact").items) == 3
+    with pytest.raises(client.ApiException) as caught:
+        core.list_namespaced_config_map("team-a", resource_version=rv, resource_version_match="Newest")
+    assert caught.value.status == 400
+    assert status_of(caught.value)["message"] == (
+        'resourceVersionMatch: Unsupported value: "Newest": supported values: "Exact", "NotOlderThan"'
+    )

@@ -332,6 +332,13 @@ class ApiServer:
             timeout=timeout,
             include_object=include,
         )
+        if parsed.rv_match and parsed.rv_match not in ("Exact", "NotOlderThan"):
+            raise errors.bad_request(
+                f'resourceVersionMatch: Unsupported value: "{parsed.rv_match}": supported values: "Exact", '
+                '"NotOlderThan"'
+            )
+        if parsed.rv_match and parsed.watch:
+            raise errors.bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch")
         if parsed.rv_match and not parsed.rv:
             raise errors.bad_request(
                 "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"

@@ -297,7 +297,7 @@ class Store:
         """One page of a LIST, in key order, from a consistent snapshot (see module docstring)."""
         start_after: Key | None = None
         if continue_token:
-            rv, start_after = decode_continue(continue_token)
+            rv, start_after = decode_continue(continue_token, _list_prefix(kind, selection.namespace))
             if rv < self._compacted_rv(kind) and (kind.resource_key, rv) not in self._snapshots:
                 raise errors.gone(
                     "The provided continue parameter is too old to display a consistent list result. You can start "
@@ -329,7 +329,9 @@ class Store:
             more = index < stop
             remaining = None
             last = keys[index - 1] if index > start else None
-        token = encode_continue(snap.rv, last) if more and last is not None else ""
+        token = ""
+        if more and last is not None:
+            token = encode_continue(snap.rv, last, _list_prefix(kind, selection.namespace))
         return ListPage(items, snap.rv, token, remaining)
 
     # --- writing -------------------------------------------------------------------------------------------
@@ -517,17 +519,26 @@ class Store:
         return written.stored.thaw(api_version)
 
 
-def encode_continue(rv: int, last: Key) -> str:
-    """An opaque continue token: the snapshot revision and the last key served."""
-    payload = {"v": "meta.k8s.io/v1", "rv": rv, "start": f"{last[0]}/{last[1]}\x00"}
+def _list_prefix(kind: Kind, namespace: str | None) -> str:
+    """What one LIST covers, as etcd's key prefix names it: `/pods/`, `/pods/team-a/`."""
+    return f"/{kind.resource_key}/" + (f"{namespace}/" if namespace else "")
+
+
+def encode_continue(rv: int, last: Key, prefix: str) -> str:
+    """An opaque continue token: the snapshot revision, the LIST it continues and the last key served."""
+    payload = {"v": "meta.k8s.io/v1", "rv": rv, "prefix": prefix, "start": f"{last[0]}/{last[1]}\x00"}
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
-def decode_continue(token: str) -> tuple[int, Key]:
+def decode_continue(token: str, prefix: str) -> tuple[int, Key]:
+    """The revision and last key of a token issued for the LIST of `prefix`; 400 for any other token."""
     try:
         padded = token + "=" * (-len(token) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         namespace, _, name = payload["start"].rstrip("\x00").partition("/")
-        return int(payload["rv"]), (namespace, name)
+        rv, issued_for = int(payload["rv"]), payload["prefix"]
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
         raise errors.bad_request(f"continue key is not valid: {token!r}") from None
+    if issued_for != prefix:
+        raise errors.bad_request(f"continue key is not valid: it continues the list of {issued_for}, not of {prefix}")
+    return rv, (namespace, name)
