@@ -272,3 +272,14 @@ def test_replacing_with_the_creating_manifest_succeeds(kubectl: Kubectl) -> None
     changed = kubectl.run("replace", "-f", "-", stdin=json.dumps(manual), check=False)
     assert changed.returncode != 0 and "spec.selector: Invalid value" in changed.stderr
     assert "field is immutable" in changed.stderr
+
+
+def test_system_namespaces_may_not_be_deleted(kubectl: Kubectl) -> None:
+    for name in ("default", "kube-system", "kube-public"):
+        refused = kubectl.run("delete", "namespace", name, check=False)
+        assert refused.returncode != 0
+        assert refused.stderr.strip() == (
+            f'Error from server (Forbidden): namespaces "{name}" is forbidden: this namespace may not be deleted'
+        )
+        assert kubectl.json("get", "namespace", name)["status"]["phase"] == "Active"
+    assert kubectl("delete", "namespace", "kube-node-lease").strip() == 'namespace "kube-node-lease" deleted'

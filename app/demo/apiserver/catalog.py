@@ -137,6 +137,7 @@ NAMESPACE_KIND = _builtin(
     tracks_generation=False,
     name_rule="label",
     field_labels=(("status.phase", ".status.phase"),),
+    verbs=("create", "delete", "get", "list", "patch", "update", "watch"),  # no deletecollection, as upstream
 )
 
 BUILTIN_KINDS: tuple[Kind, ...] = (

@@ -473,6 +473,7 @@ class ResourceStorage:
                 "Precondition failed: ResourceVersion in precondition: "
                 f"{preconditions['resourceVersion']}, ResourceVersion in object meta: {meta.get('resourceVersion')}",
             )
+        self.strategy.check_delete(old.obj)
         if dry_run:
             return Written(old)
         if meta.get("finalizers") or not self.strategy.finalized(old.obj):

@@ -1,7 +1,8 @@
 """Kind-specific behaviour of the real server's registries, for the kinds where users would notice its absence.
 
 - Namespace: `spec.finalizers: [kubernetes]`, phase `Active`, the `kubernetes.io/metadata.name` label; deleting one
-  turns it `Terminating`, deletes its contents and removes it once empty (what the namespace controller does).
+  turns it `Terminating`, deletes its contents and removes it once empty (what the namespace controller does);
+  `default`, `kube-system` and `kube-public` may not be deleted.
 - Pod: defaults, `status.phase: Pending` on create, required containers, and the famous spec immutability.
 - Service: type and port defaults, a cluster IP from 10.96.0.0/12 that never changes.
 - Secret: `stringData` folded into base64 `data`.
@@ -50,6 +51,9 @@ class Strategy:
         """Rules that only apply to changes (immutability); skipped for controller writes."""
         return []
 
+    def check_delete(self, obj: dict[str, Any]) -> None:
+        """Raise to refuse deleting `obj` (admission), dry runs included."""
+
     def prepare_for_delete(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
         """Adjust an object that just received its `deletionTimestamp`."""
 
@@ -73,7 +77,18 @@ def _with_defaults(section: dict[str, Any], defaults: dict[str, Any]) -> dict[st
 # --- Namespace -----------------------------------------------------------------------------------------------
 
 
+_IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
 class NamespaceStrategy(Strategy):
+    def check_delete(self, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if name in _IMMORTAL_NAMESPACES:  # the NamespaceLifecycle admission plugin's rule
+            raise errors.forbidden_error(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
+            )
+
     def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
         obj["spec"] = {"finalizers": ["kubernetes"]}
         obj["status"] = {"phase": "Active"}
