@@ -154,3 +154,13 @@ async def test_restart_on_the_same_port(apiserver: LocalApiServer) -> None:
     finally:
         response.close()
         await session.close()
+
+
+def test_injected_503_is_service_unavailable(apiserver_thread: ServerThread, k8s_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s_client)
+    apiserver_thread.faults.fail(1.0, status=503, times=1)
+    with pytest.raises(client.ApiException) as caught:
+        core.list_namespaced_pod("default")
+    body = json.loads(caught.value.body)
+    assert (caught.value.status, body["reason"], body["code"]) == (503, "ServiceUnavailable", 503)
+    assert core.list_namespaced_pod("default").items == [], "only the next request failed"

@@ -81,6 +81,10 @@ class Faults:
                     {"retryAfterSeconds": failure.retry_after},
                     headers={"Retry-After": str(failure.retry_after)},
                 )
+            if failure.status == 503:
+                raise errors.ApiError(
+                    503, "ServiceUnavailable", "the server is currently unable to handle the request (injected fault)"
+                )
             raise errors.ApiError(
                 failure.status,
                 "InternalError",
