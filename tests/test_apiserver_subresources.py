@@ -440,3 +440,35 @@ async def test_proxy_keeps_repeated_headers_escaped_paths_and_streams_request_bo
     finally:
         await runner.cleanup()
     assert seen == {"path": "/buckets/a%2Fb/objects?x=%2F", "probes": ["1", "2"], "body": b"first,second"}
+
+
+def test_log_options_are_checked(apiserver_thread: ServerThread) -> None:
+    import urllib.error
+    import urllib.request
+
+    apiserver_thread.store.put(running_pod("trainer"))
+    apiserver_thread.logs.write("default", "trainer", "main", ["one", "two"])
+    url = f"{apiserver_thread.url}/api/v1/namespaces/default/pods/trainer/log"
+    for query, status, message in (
+        ("sinceTime=yesterday", 400, 'sinceTime: Invalid value: "yesterday"'),
+        ("tailLines=-1", 422, "tailLines: Invalid value: -1: must be greater than or equal to 0"),
+        ("limitBytes=0", 422, "limitBytes: Invalid value: 0: must be greater than 0"),
+    ):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{url}?{query}", timeout=10)
+        assert caught.value.code == status, query
+        assert message in json.loads(caught.value.read())["message"], query
+    with urllib.request.urlopen(f"{url}?sinceTime=2000-01-01T00:00:00Z", timeout=10) as answer:
+        assert answer.read() == b"one\ntwo\n"
+
+
+def test_a_deleted_pods_log_is_gone_even_if_written_late(
+    apiserver_thread: ServerThread, k8s_client: client.ApiClient
+) -> None:
+    store, logs = apiserver_thread.store, apiserver_thread.logs
+    store.put(running_pod("worker"))
+    logs.write("default", "worker", "main", ["first life"])
+    store.delete("v1", "Pod", "worker", "default")
+    logs.write("default", "worker", "main", ["written after the pod was deleted"])
+    store.put(running_pod("worker"))
+    assert client.CoreV1Api(k8s_client).read_namespaced_pod_log("worker", "default") == ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterable
+from itertools import islice
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -80,7 +81,13 @@ class PodLogs:
     def write(
         self, namespace: str, pod: str, container: str, lines: Iterable[str], *, at: datetime | None = None
     ) -> None:
-        """Append lines to a container's current log (each string is one line), stamped `at` or now."""
+        """Append lines to a container's current log (each string is one line), stamped `at` or now.
+
+        Lines for a pod that does not exist (any more) are dropped: they would outlive it, and show in the log of
+        the next pod of that name.
+        """
+        if self._store.lookup(POD_KIND, namespace, pod) is None:
+            return
         log = self._log(namespace, pod, container)
         stamp = at or datetime.now(UTC)
         fresh = [LogLine(stamp, line.rstrip("\n")) for line in lines]
@@ -128,15 +135,25 @@ class PodLogs:
             limit = int(query["limitBytes"]) if query.get("limitBytes") else None
         except ValueError as exc:
             raise errors.bad_request(str(exc)) from None
-        since = None
+        since_time = query.get("sinceTime")
+        since = parse_time(since_time) if since_time else None
+        if since_time and since is None:
+            raise errors.bad_request(
+                f'sinceTime: Invalid value: "{since_time}": parsing time "{since_time}" as "2006-01-02T15:04:05Z07:00"'
+            )
+        problems = []
+        if since_seconds is not None and since_seconds <= 0:
+            problems.append(errors.invalid("sinceSeconds", since_seconds, "must be greater than 0"))
+        if since_seconds is not None and since_time:
+            problems.append(errors.forbidden("sinceTime", "at most one of sinceTime or sinceSeconds may be specified"))
+        if tail is not None and tail < 0:
+            problems.append(errors.invalid("tailLines", tail, "must be greater than or equal to 0"))
+        if limit is not None and limit < 1:
+            problems.append(errors.invalid("limitBytes", limit, "must be greater than 0"))
+        if problems:
+            raise errors.invalid_object("", "PodLogOptions", "", problems)
         if since_seconds is not None:
-            if since_seconds <= 0:
-                raise errors.invalid_object(
-                    "", "PodLogOptions", "", [errors.invalid("sinceSeconds", since_seconds, "must be greater than 0")]
-                )
             since = datetime.now(UTC) - timedelta(seconds=since_seconds)
-        elif query.get("sinceTime"):
-            since = parse_time(query["sinceTime"])
         timestamps = parse_bool(query.get("timestamps"), name="timestamps")
         follow = parse_bool(query.get("follow"), name="follow") and not previous
 
@@ -171,7 +188,8 @@ class PodLogs:
                 await waiter.wait()
                 continue
             seen = log.appended
-            chunk = b"".join(line.render(timestamps) for line in list(log.current)[-fresh:])
+            newest = list(islice(reversed(log.current), fresh))  # only the new lines, not a copy of the buffer
+            chunk = b"".join(line.render(timestamps) for line in reversed(newest))
             if limit is not None:
                 chunk = chunk[: limit - sent]
             await response.write(chunk)
