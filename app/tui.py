@@ -152,7 +152,7 @@ class HyperdeskApp(App[None]):
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
         yield Tabs(
-            *(Tab(f"{cls.key} {cls.title}", id=cls.pane_id) for cls in PANE_CLASSES),
+            *(Tab(f"{self._pane_key(cls)} {cls.title}", id=cls.pane_id) for cls in PANE_CLASSES),
             active=self.active_pane,
             id="pane-tabs",
         )
@@ -162,8 +162,14 @@ class HyperdeskApp(App[None]):
         yield Prompt(self._complete, id="prompt")
         yield Footer()
 
+    def _pane_key(self, cls: type[Pane]) -> str:
+        """The key that shows a pane, after the user's keymap."""
+        return self.settings.keys.get(f"app.pane.{cls.pane_id}", cls.key)
+
     def on_mount(self) -> None:
         self._mounted = True
+        for cls in PANE_CLASSES:
+            self.pane(cls.pane_id).border_title = f"{self._pane_key(cls)} {cls.title}"
         self._filter_pane = self._command_pane = self.pane(self.active_pane)
         self.query_one(Prompt).close()
         self._layout_panes()

@@ -239,8 +239,12 @@ async def test_readonly_shows_the_badge() -> None:
 
 
 async def test_keymap_overrides_from_settings() -> None:
-    app = HyperdeskApp(Settings(keys={"app.split": "ctrl+s", "app.nonsense": "x"}))
+    app = HyperdeskApp(Settings(keys={"app.split": "ctrl+s", "app.nonsense": "x", "app.pane.gpus": "ctrl+g"}))
     async with app.run_test() as pilot:
+        assert str(app.query_one("#pane-tabs Tab#gpus").label) == "ctrl+g GPUs"
+        await pilot.press("ctrl+g")
+        assert visible_panes(app) == ["gpus"]
+        await pilot.press("2")
         await pilot.press("v")
         assert visible_panes(app) == ["jobs"]
         await pilot.press("ctrl+s")
