@@ -472,3 +472,33 @@ def test_a_deleted_pods_log_is_gone_even_if_written_late(
     logs.write("default", "worker", "main", ["written after the pod was deleted"])
     store.put(running_pod("worker"))
     assert client.CoreV1Api(k8s_client).read_namespaced_pod_log("worker", "default") == ""
+
+
+def test_port_forward_one_target_closing_leaves_the_other_ports_open(
+    apiserver_thread: ServerThread, k8s_client: client.ApiClient, echo_port: int
+) -> None:
+    quitter = socket.create_server(("127.0.0.1", 0))
+
+    def say_bye() -> None:
+        connection, _ = quitter.accept()
+        with connection:
+            connection.sendall(b"bye")
+
+    threading.Thread(target=say_bye, daemon=True).start()
+    apiserver_thread.store.put(running_pod("notebook"))
+    apiserver_thread.port_forwards.register("default", "notebook", 8888, echo_port)
+    apiserver_thread.port_forwards.register("default", "notebook", 9000, quitter.getsockname()[1])
+    core = client.CoreV1Api(k8s_client)
+    forward = portforward(core.connect_get_namespaced_pod_portforward, "notebook", "default", ports="9000,8888")
+    try:
+        closing, echo = forward.socket(9000), forward.socket(8888)
+        closing.settimeout(10)
+        echo.settimeout(10)
+        assert closing.recv(10) == b"bye"
+        time.sleep(0.3)  # the target on 9000 has closed by now
+        for word in (b"still", b"open"):
+            echo.sendall(word)
+            assert echo.recv(10) == word
+    finally:
+        forward.close()
+        quitter.close()

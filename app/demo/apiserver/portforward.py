@@ -70,15 +70,14 @@ class PortForwards:
             await socket.send_bytes(bytes((2 * index,)) + header)
             await socket.send_bytes(bytes((2 * index + 1,)) + header)
         writers: dict[int, asyncio.StreamWriter] = {}
-        pumps = []
+        readers: dict[int, asyncio.StreamReader] = {}
         for index, port in enumerate(ports):
             connection = await self._connect(info.namespace, pod, port)
             if isinstance(connection, str):
                 await socket.send_bytes(bytes((2 * index + 1,)) + connection.encode())
                 continue
-            reader, writer = connection
-            writers[2 * index] = writer
-            pumps.append(asyncio.create_task(_pump(reader, socket, 2 * index)))
+            readers[2 * index], writers[2 * index] = connection
+        pumps = [asyncio.create_task(_pump(reader, socket, channel, writers)) for channel, reader in readers.items()]
         if not writers:
             await socket.close()
             return socket
@@ -124,13 +123,23 @@ def _ports(values: list[str]) -> list[int]:
     return ports
 
 
-async def _pump(reader: asyncio.StreamReader, socket: web.WebSocketResponse, channel: int) -> None:
-    """Target → client: data frames on `channel`; the WebSocket closes when the target closes."""
+async def _pump(
+    reader: asyncio.StreamReader,
+    socket: web.WebSocketResponse,
+    channel: int,
+    writers: dict[int, asyncio.StreamWriter],
+) -> None:
+    """Target → client: data frames on `channel`. A target that closes ends its own channel; the WebSocket closes
+    when the last one does."""
     prefix = bytes((channel,))
     with contextlib.suppress(ConnectionError):
         while data := await reader.read(_CHUNK):
             await socket.send_bytes(prefix + data)
-    await socket.close()
+    writer = writers.pop(channel, None)
+    if writer is not None:
+        writer.close()
+    if not writers:
+        await socket.close()
 
 
 async def _receive(socket: web.WebSocketResponse, writers: dict[int, asyncio.StreamWriter]) -> None:
