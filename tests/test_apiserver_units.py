@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -351,3 +352,25 @@ def test_pod_columns_fold_container_states() -> None:
     assert pod_restarts(pod) == "3"
     pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
     assert pod_status(pod) == "Terminating"
+
+
+def test_validate_crd_changes_nothing_and_the_served_crd_gets_its_list_kind(k8s_client: Any) -> None:
+    from kubernetes import client
+
+    from app.demo.apiserver.crds import validate_crd
+
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [{"name": "v1", "served": True, "storage": True}],
+        },
+    }
+    before = copy.deepcopy(crd)
+    assert validate_crd(crd) == [] and crd == before
+    created = client.ApiextensionsV1Api(k8s_client).create_custom_resource_definition(crd)
+    assert created.spec.names.list_kind == "GadgetList" and created.status.accepted_names.list_kind == "GadgetList"

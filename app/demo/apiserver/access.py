@@ -230,8 +230,9 @@ class AccessControl:
             status["reason"] = "allowed by the hyperdesk demo server's access rules"
         return status
 
-    def rules_review(self, user: User, namespace: str) -> dict[str, Any]:
-        """The status of a SelfSubjectRulesReview: the rules that apply in `namespace`."""
+    def rules_review(self, user: User, spec: dict[str, Any]) -> dict[str, Any]:
+        """The status of a SelfSubjectRulesReview: the rules that apply in `spec.namespace`."""
+        namespace = spec.get("namespace") or ""
         resource_rules: list[dict[str, Any]] = []
         non_resource_rules: list[dict[str, Any]] = []
         for rule in self.rules_of(user):

@@ -19,7 +19,7 @@ _SCOPES = ["Cluster", "Namespaced"]
 
 
 def validate_crd(crd: dict[str, Any]) -> list[FieldError]:
-    """Field errors of a CRD's spec, with the messages the apiextensions server uses for them."""
+    """Field errors of a CRD's spec, with the messages the apiextensions server uses for them (changes nothing)."""
     errors: list[FieldError] = []
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
@@ -32,8 +32,6 @@ def validate_crd(crd: dict[str, Any]) -> list[FieldError]:
         errors.append(required("spec.names.plural"))
     if not names.get("kind"):
         errors.append(required("spec.names.kind"))
-    if not names.get("listKind") and names.get("kind"):
-        names["listKind"] = names["kind"] + "List"
     expected = f"{names.get('plural', '')}.{group}"
     name = (crd.get("metadata") or {}).get("name", "")
     if names.get("plural") and group and name != expected:
@@ -58,16 +56,17 @@ def validate_crd(crd: dict[str, Any]) -> list[FieldError]:
 
 
 def crd_status(crd: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
-    """The status the apiextensions controllers would write: names accepted, Established, stored versions."""
-    spec = crd["spec"]
-    names = dict(spec["names"])
-    names.setdefault("singular", names["kind"].lower())
-    names.setdefault("listKind", names["kind"] + "List")
+    """The status the apiextensions controllers would write: names accepted, Established, stored versions.
+
+    Safe to compute for an invalid CRD too (validation then rejects it)."""
+    spec = crd.get("spec") or {}
+    names = dict(spec.get("names") or {})
+    names.setdefault("singular", str(names.get("kind") or "").lower())
     stamp = now_timestamp()
     old_status = (previous or {}).get("status") or {}
     stored = list(old_status.get("storedVersions") or [])
-    storage = next(v["name"] for v in spec["versions"] if v.get("storage"))
-    if storage not in stored:
+    storage = next((v.get("name") for v in spec.get("versions") or [] if v and v.get("storage")), None)
+    if storage and storage not in stored:
         stored.append(storage)
     old_conditions = {c.get("type"): c for c in old_status.get("conditions") or []}
     conditions = [
@@ -136,8 +135,6 @@ def kind_from_crd(crd: dict[str, Any]) -> Kind:
                 storage=bool(v.get("storage")),
                 schema=(v.get("schema") or {}).get("openAPIV3Schema"),
                 columns=_columns(v),
-                deprecated=bool(v.get("deprecated")),
-                deprecation_warning=v.get("deprecationWarning", ""),
             )
             for v in versions
         ),

@@ -47,8 +47,6 @@ class KindVersion:
     storage: bool = False
     schema: dict[str, Any] | None = None  # openAPIV3Schema, when one is loaded
     columns: tuple[PrinterColumn, ...] = ()
-    deprecated: bool = False
-    deprecation_warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,10 +97,6 @@ class Kind:
     @property
     def served_versions(self) -> list[str]:
         return sorted_versions([v.name for v in self.versions if v.served])
-
-    @property
-    def preferred_version(self) -> str:
-        return self.served_versions[0]
 
     def version(self, name: str) -> KindVersion | None:
         for version in self.versions:
@@ -204,17 +198,6 @@ class KindRegistry:
         group, _, version = api_version.rpartition("/")
         for kind in self._by_resource.values():
             if kind.group == group and kind.kind == kind_name and kind.version(version) is not None:
-                return kind
-        return None
-
-    def resolve(self, name: str, group: str | None = None) -> Kind | None:
-        """Find a kind by plural, singular, short name or kind name (case-insensitive), as kubectl does."""
-        wanted = name.lower()
-        for kind in self._by_resource.values():
-            if group is not None and kind.group != group:
-                continue
-            names = {kind.plural, kind.singular, kind.kind.lower(), *kind.short_names}
-            if wanted in names:
                 return kind
         return None
 

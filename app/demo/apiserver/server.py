@@ -28,7 +28,7 @@ from .requestinfo import RequestInfo, parse_bool, request_info
 from .resources import FIELD_VALIDATION, Written
 from .schemas import DELETE_OPTIONS, decode_problem, schema_of
 from .selectors import Selection, parse_field_selector, parse_label_selector
-from .store import ADDED, Store, encode
+from .store import ADDED, Store, StoredObject, encode
 from .watch import Watcher, WatchItem
 
 log = logging.getLogger("hyperdesk.demo.apiserver")
@@ -139,8 +139,8 @@ class ApiServer:
         self.registry = self.store.registry
         self._subresources: dict[tuple[str, str, str], SubresourceHandler] = {}
         self._reviews = {
-            ("authorization.k8s.io", "selfsubjectaccessreviews"): self._access_review,
-            ("authorization.k8s.io", "selfsubjectrulesreviews"): self._rules_review,
+            ("authorization.k8s.io", "selfsubjectaccessreviews"): self.access.access_review,
+            ("authorization.k8s.io", "selfsubjectrulesreviews"): self.access.rules_review,
         }
         self._discovery_subresources: list[Subresource] = []
         self._hooks: list[RequestHook] = []
@@ -429,17 +429,7 @@ class ApiServer:
         if negotiated.table:
             body = tables.table(kind, info.version, page.items, include_object=query.include_object, metadata=metadata)
             return _respond(body, content_type=tables.TABLE_MEDIA)
-        api_version = kind.api_version(info.version)
-        head = (
-            b'{"kind":"'
-            + kind.list_kind.encode()
-            + b'","apiVersion":"'
-            + api_version.encode()
-            + b'","metadata":'
-            + encode(metadata)
-            + b',"items":['
-        )
-        return _respond(head + b",".join(s.encoded(api_version) for s in page.items) + b"]}")
+        return _respond(_list_body(kind, info.version, metadata, page.items))
 
     async def _create(self, request: web.Request, info: RequestInfo, kind: Kind) -> web.Response:
         body = await self._body(request, kind=kind)
@@ -539,17 +529,8 @@ class ApiServer:
         options = await self._delete_options(request)
         query = self._list_query(request, info, kind)
         deleted = self.store.resource(kind).delete_collection(query.selection, dry_run=self._dry_run(request, options))
-        api_version = kind.api_version(info.version)
-        head = (
-            b'{"kind":"'
-            + kind.list_kind.encode()
-            + b'","apiVersion":"'
-            + api_version.encode()
-            + b'","metadata":'
-            + encode({"resourceVersion": str(self.store.resource_version)})
-            + b',"items":['
-        )
-        return _respond(head + b",".join(s.encoded(api_version) for s in deleted) + b"]}")
+        metadata = {"resourceVersion": str(self.store.resource_version)}
+        return _respond(_list_body(kind, info.version, metadata, deleted))
 
     # --- access reviews ----------------------------------------------------------------------------------------
 
@@ -573,12 +554,6 @@ class ApiServer:
             "status": answer(request[USER], spec),
         }
         return _respond(encode(review), 201)
-
-    def _access_review(self, user: User, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.access.access_review(user, spec)
-
-    def _rules_review(self, user: User, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.access.rules_review(user, spec.get("namespace", ""))
 
     # --- watch -----------------------------------------------------------------------------------------------
 
@@ -665,6 +640,13 @@ class ApiServer:
         tasks = list(self._watch_tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+
+
+def _list_body(kind: Kind, version: str, metadata: dict[str, Any], items: list[StoredObject]) -> bytes:
+    """A `<Kind>List` of `items` as served at `version`: a join of each object's cached JSON bytes."""
+    api_version = kind.api_version(version)
+    head = f'{{"kind":"{kind.list_kind}","apiVersion":"{api_version}","metadata":'.encode() + encode(metadata)
+    return head + b',"items":[' + b",".join(s.encoded(api_version) for s in items) + b"]}"
 
 
 class _EventEncoder:

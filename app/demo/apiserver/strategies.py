@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
@@ -432,16 +431,20 @@ class DeploymentStrategy(Strategy):
 
 
 class CustomResourceDefinitionStrategy(Strategy):
+    def default(self, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec")
+        names = spec.get("names") if isinstance(spec, dict) else None
+        if isinstance(names, dict) and names.get("kind") and not names.get("listKind"):
+            obj["spec"] = {**spec, "names": {**names, "listKind": names["kind"] + "List"}}
+
     def validate(self, storage: ResourceStorage, obj: dict[str, Any]) -> list[FieldError]:
         return validate_crd(obj)
 
     def prepare_for_create(self, storage: ResourceStorage, obj: dict[str, Any]) -> None:
-        if not validate_crd(copy.deepcopy(obj)):
-            obj["status"] = crd_status(obj, None)
+        obj["status"] = crd_status(obj, None)
 
     def prepare_for_update(self, storage: ResourceStorage, new: dict[str, Any], old: dict[str, Any]) -> None:
-        if not validate_crd(copy.deepcopy(new)):
-            new["status"] = crd_status(new, old)
+        new["status"] = crd_status(new, old)
 
     def validate_update(self, new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
         before, after = (old.get("spec") or {}).get("group"), (new.get("spec") or {}).get("group")
