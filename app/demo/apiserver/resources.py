@@ -77,12 +77,22 @@ class ResourceStorage:
             raise errors.not_found(self.kind.group, self.kind.plural, name)
         return stored
 
-    def _check_body(self, version: str, namespace: str, body: Any) -> dict[str, Any]:
-        """Check a request body's types and envelope; normalise apiVersion, kind and namespace (at `version`)."""
+    def _check_body(
+        self, version: str, namespace: str, body: Any, current: StoredObject | None = None
+    ) -> dict[str, Any]:
+        """Check a request body's types and envelope; normalise apiVersion, kind and namespace (at `version`).
+
+        Sections shared with the `current` version (what a patch leaves alone) were checked when it was stored.
+        """
         kind = self.kind
         if not isinstance(body, dict):
             raise cannot_decode(kind.kind, version, "the body must be an object")
-        problem = decode_problem(schema_of(kind.group, kind.kind), body, kind.kind)
+        if current is not None:
+            stored = current.as_version(kind.api_version(version))
+            body_to_check = {k: v for k, v in body.items() if v is not stored.get(k)}
+        else:
+            body_to_check = body
+        problem = decode_problem(schema_of(kind.group, kind.kind), body_to_check, kind.kind)
         if problem:
             raise cannot_decode(kind.kind, version, problem)
         expected_api = kind.api_version(version)
@@ -111,9 +121,12 @@ class ResourceStorage:
         ordered.update((k, v) for k, v in body.items() if k not in ordered)
         return ordered
 
-    def _decode(self, version: str, namespace: str, body: Any) -> dict[str, Any]:
+    def _decode(
+        self, version: str, namespace: str, body: Any, current: StoredObject | None = None
+    ) -> dict[str, Any]:
         """A checked request body (see `_check_body`) converted to the storage version."""
-        return convert(self._check_body(version, namespace, body), self.kind.api_version(self.kind.storage_version))
+        checked = self._check_body(version, namespace, body, current)
+        return convert(checked, self.kind.api_version(self.kind.storage_version))
 
     def _validate(self, obj: dict[str, Any], version: str, field_validation: str) -> list[str]:
         """Metadata, schema and kind checks; raises 422 (or 400 for strict unknown fields), returns warnings."""
@@ -236,7 +249,7 @@ class ResourceStorage:
     ) -> Written:
         """PUT semantics. `controller` writes (see `put`) also take the status and skip immutability rules."""
         kind = self.kind
-        obj = self._decode(version, namespace, body)
+        obj = self._decode(version, namespace, body, self.store.lookup(kind, self._scope(namespace), name))
         meta = obj["metadata"]
         if meta.get("name", name) != name:
             raise errors.bad_request(

@@ -109,27 +109,23 @@ class SchemaResult:
     unknown_fields: list[str] = field(default_factory=list)
 
 
+_JSON_TYPES = {
+    type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"
+}
+
+
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
+    found = _JSON_TYPES.get(type(value))
+    if found is not None:
+        return found
+    for python_type, name in _JSON_TYPES.items():  # subclasses
+        if isinstance(value, python_type):
+            return name
     return "object"
 
 
-def _type_matches(expected: str, value: Any) -> bool:
-    actual = _json_type(value)
-    if expected == "number":
-        return actual in ("integer", "number")
-    return actual == expected
+def _type_matches(expected: str, actual: str) -> bool:
+    return actual == expected or (expected == "number" and actual == "integer")
 
 
 def _type_error(path: str, actual: str, expected: str) -> FieldError:
@@ -189,28 +185,29 @@ class _Walker:
 
     # Pipeline step 4: validation.
     def validate(self, schema: dict[str, Any], value: Any, path: str, *, root: bool = False) -> None:
-        if value is None:
+        actual = _json_type(value)
+        if actual == "null":
             if not (schema.get("nullable", False) or self.allow_null):
                 self.error(_type_error(path, "null", schema.get("type", "object")))
             return
-        actual = _json_type(value)
         if schema.get("x-kubernetes-int-or-string"):
             if actual not in ("integer", "string"):
                 self.error(_type_error(path, actual, "integer,string"))
                 return
-        elif "type" in schema and not _type_matches(schema["type"], value):
+        elif "type" in schema and not _type_matches(schema["type"], actual):
             self.error(_type_error(path, actual, schema["type"]))
             return
         if "enum" in schema and value not in schema["enum"]:
             self.error(not_supported(path, value, schema["enum"]))
-        if isinstance(value, str):
-            self._string(schema, value, path)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            self._number(schema, value, path)
-        elif isinstance(value, list):
-            self._array(schema, value, path)
-        elif isinstance(value, dict):
+        if actual == "object":
             self._object(schema, value, path, root=root)
+        elif actual == "array":
+            self._array(schema, value, path)
+        elif actual == "string":
+            if len(schema) > 1:  # more than a type to check
+                self._string(schema, value, path)
+        elif actual != "boolean":
+            self._number(schema, value, path)
 
     def _string(self, schema: dict[str, Any], value: str, path: str) -> None:
         if "maxLength" in schema and len(value) > schema["maxLength"]:
