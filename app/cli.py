@@ -7,6 +7,7 @@ Heavy imports (Textual, the kubernetes client) happen only on the paths that nee
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from typing import Any
@@ -14,6 +15,11 @@ from typing import Any
 from app import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+AREAS = ("spaces", "connect", "gpus", "training", "endpoints")
+"""Each area's headless verbs live in `app/cli_<area>.py`: `add_parsers(sub, common)` adds them, each parser sets
+`handler=fn(args, settings, kubeconfig) -> exit code`, and importing the module registers its `hyperdesk get` kinds.
+Those modules import only argparse at the top, so `--version` stays fast."""
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -43,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("kind", help="what to list: contexts, jobs, queues")
     get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     _job_parsers(sub, common)
+    for area in AREAS:
+        importlib.import_module(f"app.cli_{area}").add_parsers(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="run hyperdesk against an embedded simulated cluster")
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="`serve ...` runs the cluster headless")
@@ -91,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         return _get(args, settings, kubeconfig)
     if args.command in JOB_COMMANDS:
         return _job_command(args, settings, kubeconfig)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args, settings, kubeconfig)
     return run_tui(settings, kubeconfig, config_errors)
 
 

@@ -6,6 +6,7 @@ A kind is a name, its aliases, table columns and a fetch function returning plai
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ def register(kind: Kind) -> Kind:
 
 
 def lookup(name: str) -> Kind:
+    from app.cli import AREAS
+
+    for area in AREAS:  # each area's module registers its kinds when imported
+        importlib.import_module(f"app.cli_{area}")
     try:
         return REGISTRY[name.lower()]
     except KeyError:

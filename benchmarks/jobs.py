@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from textual.app import App, ComposeResult  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
-from app.screens.panes import JobsPane  # noqa: E402
+from app.screens.jobs import JobsPane  # noqa: E402
 from widgets.log_view import LogView  # noqa: E402
 from widgets.resource_table import ResourceTable  # noqa: E402
 

@@ -1,0 +1,13 @@
+"""Spaces: `hyperdesk space create|start|stop|delete` and the `get spaces|templates` kinds (issue #8).
+
+Imports only argparse at module level: `hyperdesk --version` imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """This area's subcommands; each sets `handler=fn(args, settings, kubeconfig) -> exit code`."""
