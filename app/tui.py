@@ -322,6 +322,20 @@ class HyperdeskApp(App[None]):
         if row is not None:
             self.open_logs(row)
 
+    def open_job_training(self, key: str) -> None:
+        """The Jobs pane's `t`: the Training pane, charting the job's MLflow run."""
+        row = self.job_row(key)
+        if row is not None:
+            self.action_show_pane("training")
+            self.pane("training").show_job_runs(row.namespace, row.name)  # type: ignore[attr-defined]
+
+    def show_job(self, key: str) -> None:
+        """The Training pane's `j`: the Jobs pane with the cursor on the run's job."""
+        self.action_show_pane("jobs")
+        table = self.pane("jobs").table
+        if key in table.rows:
+            table.move_cursor(row=table.get_row_index(key), animate=False)
+
     def open_quotas(self) -> None:
         def load() -> list[ClusterQueueRow]:
             if self.engine is None:
