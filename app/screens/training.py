@@ -175,6 +175,8 @@ class TrainingPane(Pane):
             if self.failing_since is None:
                 self.failing_since = self.now()
             self._set_state(exc.kind if exc.kind in ("unreachable", "slow") else "error", str(exc))
+            if self.charted:
+                self.draw_charts()  # what a poll that failed half-way did bring
             return
         except Exception as exc:  # noqa: BLE001 - a client bug must not end the worker: show it, retry
             self._set_state("error", f"{type(exc).__name__}: {exc}")
@@ -291,7 +293,7 @@ class TrainingPane(Pane):
     def _lines(self, runs: list[RunInfo], metrics: list[str]) -> list[ChartLine]:
         weight = SMOOTHING[self.smoothing]
         lines: list[ChartLine] = []
-        single = len(runs) * len(metrics) == 1
+        single = len(runs) == 1  # one run: its raw curves stay visible, grey, under the smoothed ones
         color = 0
         for run in runs:
             for key in metrics:
@@ -384,7 +386,7 @@ class TrainingPane(Pane):
         self.cursor = None
         self.draw_charts()
         if self.tracker is not None and self.app.is_running:
-            self.run_worker(self.poll_once(), group="training-poll-now", exclusive=True, exit_on_error=False)
+            self.run_worker(self.poll_once, group="training-poll-now", exclusive=True, exit_on_error=False)
 
     def action_pick_metric(self, add: bool = False) -> None:
         from app.screens.dialogs import ChoiceScreen
@@ -458,7 +460,7 @@ class TrainingPane(Pane):
 
     def action_refresh(self) -> None:
         if self.tracker is not None:
-            self.run_worker(self.poll_once(), group="training-poll-now", exclusive=True, exit_on_error=False)
+            self.run_worker(self.poll_once, group="training-poll-now", exclusive=True, exit_on_error=False)
 
     def action_export(self) -> None:
         runs = self._charted_runs()

@@ -242,12 +242,18 @@ class Tracker:
         self.tracking = tracking
         self.histories: dict[tuple[str, str], History] = {}
         self.runs: dict[str, RunInfo] = {}
+        self._lock = threading.Lock()
 
     def history(self, run_id: str, key: str) -> History | None:
         return self.histories.get((run_id, key))
 
     def poll(self, wanted: Iterable[tuple[str, str]], experiment: str | None = None) -> Poll:
-        """List the runs, then bring each wanted (run id, metric) history up to the run's latest step."""
+        """List the runs, then bring each wanted (run id, metric) history up to the run's latest step.
+        Polls from two threads (the timer's and a key's) take turns."""
+        with self._lock:
+            return self._poll(list(wanted), experiment)
+
+    def _poll(self, wanted: list[tuple[str, str]], experiment: str | None) -> Poll:
         started = time.monotonic()
         runs = self.tracking.runs(experiment)
         self.runs = {run.run_id: run for run in runs}
