@@ -82,7 +82,7 @@ async def test_runs_follow_overlay_smoothing_and_job_links(mlflow_server, train,
         await pilot.press("4")
         pane = app.pane("training")
         await wait_for(pilot, lambda: {"sft-live", "baseline"} <= set(names(pane)), timeout=30)
-        await wait_for(pilot, lambda: cell(pane, "sft-live", "JOB").startswith(f"{NS}/sft-live"), timeout=20)
+        await wait_for(pilot, lambda: cell(pane, "sft-live", "JOB").startswith("sft-live ("), timeout=20)
         assert cell(pane, "sft-live", "STATUS") == "RUNNING" and cell(pane, "baseline", "STATUS") == "FINISHED"
         assert cell(pane, "baseline", "JOB") == ""
         assert cell(pane, "sft-live", "STEP") == "59"

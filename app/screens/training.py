@@ -41,7 +41,7 @@ class TrainingPane(Pane):
     pane_id = "training"
     title = "Training"
     key = "4"
-    columns = ("RUN", "EXPERIMENT", "STATUS", "STARTED", "DURATION", "STEP", "METRICS", "PARAMS", "JOB")
+    columns = ("RUN", "EXPERIMENT", "STATUS", "JOB", "STARTED", "DURATION", "STEP", "METRICS", "PARAMS")
     purpose = "Live loss curves from MLflow, next to the job that produces them."
     kinds = JOB_STORES
     BINDINGS = [
@@ -59,7 +59,8 @@ class TrainingPane(Pane):
         Binding("j", "job", "Job", id="training.job"),
         Binding("ctrl+s", "export", "Export CSV", id="training.export"),
         Binding("r", "refresh", "Refresh", show=False, id="training.refresh"),
-        *sort_bindings({"N": "RUN", "E": "EXPERIMENT", "S": "STATUS", "A": "STARTED", "U": "DURATION"}, "training"),
+        *sort_bindings({"N": "RUN", "E": "EXPERIMENT", "S": "STATUS", "J": "JOB", "A": "STARTED", "U": "DURATION"},
+                      "training"),
     ]
 
     DEFAULT_CSS = """
@@ -97,6 +98,8 @@ class TrainingPane(Pane):
         self._smoothed: dict[tuple[str, str, str, float], Ema] = {}
         self._pending_job: tuple[str, str] | None = None
         self.poll_seconds = 5.0
+        self._following = False
+        """True once the follow worker runs (a pane given its data directly, as in snapshots, never polls)."""
 
     def compose(self) -> ComposeResult:
         yield ResourceTable(self.columns, id="training-table")
@@ -131,6 +134,7 @@ class TrainingPane(Pane):
         """Self-rescheduling: resolve the tracking URI, then poll while the pane is visible; one poll at a time."""
         app: Any = self.app
         settings = app.settings.mlflow
+        self._following = True
         while self.tracker is None:
             if await self._resolve(settings):
                 break
@@ -227,9 +231,10 @@ class TrainingPane(Pane):
             values = " ".join(f"{k}={_number(run.metrics[k])}" for k in keys if k in run.metrics)
             rows.append(Row(run.run_id, (
                 run.name, run.experiment, Text(run.status, style=STATUS_STYLES.get(run.status, "")),
-                _clock(run.start_time), _duration(duration), "" if step is None else str(step), values,
-                params_summary(run.params, 36), f"{job.text} ({job.state})" if job else "",
-            ), sort=(run.name, run.experiment, run.status, -(run.start_time or 0), duration, step, values, "", "")))
+                f"{job.name} ({job.state})" if job else "", _clock(run.start_time), _duration(duration),
+                "" if step is None else str(step), values, params_summary(run.params, 28),
+            ), sort=(run.name, run.experiment, run.status, job.text if job else "", -(run.start_time or 0), duration,
+                     step, values, "")))
         return rows
 
     def refresh_view(self, charts: bool = True) -> None:
@@ -385,7 +390,7 @@ class TrainingPane(Pane):
         self.charted = list(run_ids)
         self.cursor = None
         self.draw_charts()
-        if self.tracker is not None and self.app.is_running:
+        if self.tracker is not None and self._following:
             self.run_worker(self.poll_once, group="training-poll-now", exclusive=True, exit_on_error=False)
 
     def action_pick_metric(self, add: bool = False) -> None:
@@ -459,7 +464,7 @@ class TrainingPane(Pane):
         self.app.show_job(job.key)  # type: ignore[attr-defined]
 
     def action_refresh(self) -> None:
-        if self.tracker is not None:
+        if self.tracker is not None and self._following:
             self.run_worker(self.poll_once, group="training-poll-now", exclusive=True, exit_on_error=False)
 
     def action_export(self) -> None:

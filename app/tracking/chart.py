@@ -44,6 +44,7 @@ def render_chart(spec: ChartSpec, width: int, height: int) -> str:
     import plotext as plt
 
     plt.clf()
+    plt.limitsize(False, False)  # the size asked for, not clamped to the terminal plotext runs in
     plt.plotsize(max(20, width), max(5, height))
     plt.theme("clear")
     plt.title(spec.title)
