@@ -182,15 +182,13 @@ if "app.get" in sys.modules:  # imported by app.get.lookup (or after it): regist
 # --- curve -------------------------------------------------------------------------------------------------------
 
 def _curve(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
-    import shutil
-    import sys
-    import time
-
     from app.get import GetError
     from app.tracking.client import Tracker, TrackingError
 
     if not 0 <= args.smoothing < 1:
         return _fail(f"--smoothing must be at least 0 and below 1, not {args.smoothing}", 2)
+    if args.interval <= 0:
+        return _fail(f"--interval must be above 0 seconds, not {args.interval}", 2)
     if args.height < 5 or (args.width is not None and args.width < 20):
         return _fail("the chart needs at least 20 columns and 5 rows", 2)
     try:
@@ -205,7 +203,19 @@ def _curve(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     if missing and run.status != "RUNNING":
         known = ", ".join(run.metric_keys) or "none"
         return _fail(f"run {run.name} has no metric {', '.join(map(repr, missing))} (it has: {known})", 1)
-    tracker = Tracker(tracking)
+    try:
+        return _draw_loop(args, run, metrics, Tracker(tracking))
+    except KeyboardInterrupt:  # ctrl+c ends `--follow`
+        return 0
+
+
+def _draw_loop(args: argparse.Namespace, run: Any, metrics: list[str], tracker: Any) -> int:
+    import shutil
+    import sys
+    import time
+
+    from app.tracking.client import TrackingError
+
     tty = sys.stdout.isatty()
     width = args.width or shutil.get_terminal_size((100, 24)).columns
     while True:
@@ -225,10 +235,7 @@ def _curve(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         sys.stdout.flush()
         if not args.follow or run.status not in ("RUNNING", "SCHEDULED"):
             return 0
-        try:
-            time.sleep(args.interval)
-        except KeyboardInterrupt:
-            return 0
+        time.sleep(args.interval)
 
 
 def _draw(run: Any, metrics: list[str], tracker: Any, args: argparse.Namespace, width: int) -> str:

@@ -121,3 +121,14 @@ def test_render_chart_draws_braille_with_a_legend() -> None:
     assert "run-a" in plain and "loss" in plain
     assert any("\u2800" <= ch <= "\u28ff" for ch in text)  # braille cells
     assert render_chart(ChartSpec(lines=[]), 80, 20) == ""
+
+
+def test_a_password_in_the_tracking_uri_is_never_shown() -> None:
+    from app.tracking.client import describe_error
+    from app.tracking.uri import redact
+
+    assert redact("https://alice:s3cret@mlflow.example.com:8443/x") == "https://alice:***@mlflow.example.com:8443/x"
+    assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    error = describe_error(ConnectionError("Max retries exceeded with url https://alice:s3cret@mlflow.example.com "
+                                           "(Connection refused)"), "https://alice:s3cret@mlflow.example.com")
+    assert "s3cret" not in str(error) and error.kind == "unreachable"

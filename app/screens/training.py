@@ -255,7 +255,9 @@ class TrainingPane(Pane):
         self._show_state()
 
     def _show_state(self) -> None:
-        uri = self.tracker.tracking.uri if self.tracker else ""
+        from app.tracking.uri import redact
+
+        uri = redact(self.tracker.tracking.uri) if self.tracker else ""
         source = f" (from {self.uri_source})" if self.uri_source else ""
         if self.state in ("unreachable", "slow", "error"):
             since = time.strftime("%H:%M:%S", time.localtime(self.failing_since)) if self.failing_since else ""

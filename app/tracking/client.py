@@ -103,8 +103,13 @@ def describe_error(exc: BaseException, uri: str) -> TrackingError:
     """One line for any failure of the mlflow client."""
     if isinstance(exc, TrackingError):
         return exc
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    lowered = str(exc).lower()
+    from app.tracking.uri import redact
+
+    shown = redact(uri)
+    text = str(exc).replace(uri, shown)
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    lowered = text.lower() + " " + str(exc).lower().replace(uri.lower(), "")
+    uri = shown
     if "timed out" in lowered or "timeout" in lowered:
         return TrackingError(f"MLflow at {uri} is slow: no answer within the timeout ({text[:160]})", "slow")
     if any(s in lowered for s in ("connection refused", "max retries", "connectionerror", "remotedisconnected",
@@ -148,7 +153,9 @@ class Tracking:
 
                     self._client = MlflowClient(tracking_uri=self.uri)
                 except Exception as exc:  # noqa: BLE001 - an unusable URI scheme, a missing plugin
-                    raise TrackingError(f"MLflow tracking URI {self.uri!r} cannot be used: "
+                    from app.tracking.uri import redact
+
+                    raise TrackingError(f"MLflow tracking URI {redact(self.uri)!r} cannot be used: "
                                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                                         "bad-input") from None
             return self._client
@@ -201,7 +208,9 @@ class Tracking:
             except TrackingError as exc:
                 if exc.kind not in ("not-found", "error"):
                     raise
-        raise TrackingError(f"no run {ref!r} (neither a run name nor a run id) at {self.uri}", "not-found")
+        from app.tracking.uri import redact
+
+        raise TrackingError(f"no run {ref!r} (neither a run name nor a run id) at {redact(self.uri)}", "not-found")
 
     def history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         found = self._call(lambda c: c.get_metric_history(run_id, key))

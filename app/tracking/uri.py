@@ -63,6 +63,20 @@ async def cluster_uri(connection: Any, namespace: str | None, configmap: str | N
     return Resolved(None, "; ".join(tried))
 
 
+def redact(uri: str) -> str:
+    """The URI to show: a password in it (`https://user:secret@host`) replaced by `***`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def missing_uri_message(tried: str = "") -> str:
     where = f" (the cluster publishes none: looked for {tried})" if tried else ""
     return ("No MLflow tracking server configured: set mlflow.tracking_uri in the config, or MLFLOW_TRACKING_URI"
