@@ -140,9 +140,20 @@ class TrainingPane(Pane):
                 break
             await asyncio.sleep(self.poll_seconds)
         while True:
-            if self.display or self.tracker is None:
-                await self.poll_once()
-            await asyncio.sleep(self.poll_seconds)
+            await self.poll_once()
+            await self._until_next_poll()
+
+    async def _until_next_poll(self) -> None:
+        """Wait `poll_seconds` of the pane being visible; a pane that is shown again polls at once."""
+        waited = 0.0
+        was_shown = self.display
+        while waited < self.poll_seconds or not self.display:
+            await asyncio.sleep(0.25)
+            if self.display:
+                if not was_shown:
+                    return
+                waited += 0.25
+            was_shown = self.display
 
     async def _resolve(self, settings: Any) -> bool:
         from app.tracking.uri import cluster_uri, local_uri, missing_uri_message
@@ -151,7 +162,8 @@ class TrainingPane(Pane):
         if resolved.uri is None:
             engine = getattr(self.app, "engine", None)
             if engine is None:
-                self._set_state("no-uri", missing_uri_message() + " Waiting for the cluster to ask it.")
+                waiting = " Waiting for the cluster to ask it." if getattr(self.app, "kubeconfig", None) else ""
+                self._set_state("no-uri", missing_uri_message() + waiting)
                 return False
             resolved = await cluster_uri(engine.connection, getattr(self.app, "namespace", None),
                                          settings.configmap, settings.annotation)
