@@ -487,3 +487,24 @@ def summarize(results: Iterable[tuple[int, float]], seconds: float, concurrency:
     return LoadSummary(total, ok, errors, percentile(latencies, 50), percentile(latencies, 95),
                        percentile(latencies, 99), sum(latencies) / len(latencies) if latencies else None,
                        latencies[-1] if latencies else None, seconds, concurrency)
+
+
+class StreamText:
+    """The text of a server-sent event stream as it arrives: `feed` chunks cut anywhere, get the new text."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self.done = False
+
+    def feed(self, chunk: str) -> str:
+        self._pending += chunk
+        *lines, self._pending = self._pending.split("\n")
+        if self.done:
+            return ""
+        out = []
+        for line in lines:
+            if line.strip() == "data: [DONE]":
+                self.done = True
+                break
+            out.append(stream_text([line]))
+        return "".join(out)
