@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Mapping
 
 from rich.text import Text
@@ -17,7 +18,7 @@ class EndpointsPane(Pane):
     pane_id = "endpoints"
     title = "Endpoints"
     key = "5"
-    columns = ("NAME", "NAMESPACE", "KIND", "MODEL", "INSTANCE", "STATE", "READY", "AUTOSCALE", "URL", "AGE")
+    columns = ("NAME", "NAMESPACE", "KIND", "MODEL", "INSTANCE", "STATE", "READY", "AUTOSCALE", "AGE", "URL")
     purpose = "Inference endpoints (HyperPod inference operator, KServe): invoke, load-test, scale, logs."
     kinds = ("jumpstartmodels", "inferenceendpointconfigs", "inferenceservices", "pods", "services", "events")
     BINDINGS = [
@@ -32,16 +33,16 @@ class EndpointsPane(Pane):
                         "A": "AGE"}, "endpoints"),
     ]
 
-    def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
-        now = utcnow()
+    def rows(self, stores: Mapping[str, Mapping[str, dict]], now: datetime | None = None) -> list[Row]:
+        now = now or utcnow()
         return [
             Row(row.key, (
-                row.name, row.namespace, row.kind, row.model, row.instance_type, state_text(row.state),
-                row.ready_text, row.autoscaling_text, row.url, human_duration(row.age_seconds(now)),
+                row.name, row.namespace, row.kind, clip(row.model, 40), row.instance_type, state_text(row.state),
+                row.ready_text, row.autoscaling_text, human_duration(row.age_seconds(now)), clip(row.url, 48),
             ), sort=(
                 row.name, row.namespace, row.kind, row.model, row.instance_type,
                 STATES.index(row.state) if row.state in STATES else len(STATES), row.replicas_ready,
-                row.autoscaling, row.url, -(row.age_seconds(now) or 0),
+                row.autoscaling, -(row.age_seconds(now) or 0), row.url,
             ))
             for row in endpoint_rows(stores)
         ]
@@ -87,6 +88,11 @@ STATE_STYLES = {"DeploymentComplete": "green", "Ready": "green", "DeploymentInPr
                 "DeploymentPending": "yellow", "Pending": "yellow", "DeploymentFailed": "bold red",
                 "FailedToLoad": "bold red", "DeletionFailed": "bold red", "DeletionPending": "dim",
                 "DeletionInProgress": "dim"}
+
+
+def clip(text: str, width: int) -> str:
+    """Long model sources and URLs end in `…` in the table; the detail view shows them whole."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def state_text(state: str) -> Text:
