@@ -105,4 +105,6 @@ def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
 
     gone = hyperdesk(bare_cluster, "undeploy", "cli-config", "-n", NAMESPACE)
     assert gone.returncode == 0, gone.stderr
+    assert kubectl.json("get", "inferenceendpointconfig", "cli-config", "-n", NAMESPACE)["status"]["state"] == "DeletionPending"
+    bare_cluster.advance(40)  # the operator's finalizer lets go once the model servers stopped
     assert kubectl.run("get", "inferenceendpointconfig", "cli-config", "-n", NAMESPACE, check=False).returncode == 1

@@ -241,11 +241,24 @@ async def test_deploy_from_a_manifest_and_delete(bare_cluster) -> None:
             await submit(conn, documents, readonly=True, discovery=discovery)
         assert await submit(conn, documents, readonly=False, discovery=discovery) == [
             f"InferenceEndpointConfig/{NAMESPACE}/from-file"]
-        row = {r.name: r for r in await ep.fetch_endpoints(conn, discovery, NAMESPACE)}["from-file"]
+        await asyncio.to_thread(bare_cluster.advance, 90)
+
+        async def rows():
+            return {r.name: r for r in await ep.fetch_endpoints(conn, discovery, NAMESPACE)}
+
+        row = (await rows())["from-file"]
+        assert (row.state, row.ready_text, len(row.pods)) == ("DeploymentComplete", "1/1", 1)
         with pytest.raises(ReadOnlyError):
             await ep.delete(conn, row, readonly=True)
         await ep.delete(conn, row, readonly=False, discovery=discovery)
-        assert "from-file" not in {r.name for r in await ep.fetch_endpoints(conn, discovery, NAMESPACE)}
+        # The operator's finalizer holds the object while its model servers stop: the deletion states.
+        assert (await rows())["from-file"].state == "DeletionPending"
+        await asyncio.to_thread(bare_cluster.advance, 4)
+        assert (await rows())["from-file"].state == "DeletionInProgress"
+        await asyncio.to_thread(bare_cluster.advance, 30)
+        assert "from-file" not in await rows()
+        pods = await conn.request("GET", f"/api/v1/namespaces/{NAMESPACE}/pods")
+        assert not [p for p in pods["items"] if p["metadata"]["name"].startswith("from-file")]
         with pytest.raises(ep.EndpointError, match="not found"):
             await ep.delete(conn, row, readonly=False, discovery=discovery)
     finally:

@@ -142,6 +142,10 @@ async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) ->
         await pilot.press("ctrl+d")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
+        await wait_for(pilot, lambda: cell_texts(table, "STATE") == ["DeletionPending"], timeout=10)
+        bare_cluster.advance(4)
+        await wait_for(pilot, lambda: cell_texts(table, "STATE") == ["DeletionInProgress"], timeout=10)
+        bare_cluster.advance(30)
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == [], timeout=10)
         assert kubectl.run("get", "jumpstartmodel", "pane-model", "-n", NAMESPACE, check=False).returncode == 1
 

@@ -374,7 +374,7 @@ CHAT_PROMPT = "In one sentence: why do GPU jobs wait in a queue?"
 
 def protocols(kind: str, name: str, model: str) -> list[Protocol]:
     """The request shapes an endpoint's model server answers, the kind's usual one first."""
-    chat = {"model": model.split(" ")[0] or name, "messages": [{"role": "user", "content": CHAT_PROMPT}],
+    chat = {"model": model.split(" ")[0].split("@")[0] or name, "messages": [{"role": "user", "content": CHAT_PROMPT}],
             "max_tokens": 128}
     if kind == "InferenceService":
         return [

@@ -22,6 +22,8 @@ An endpoint that cannot deploy fails with its reason: a HyperPod endpoint whose 
 to `DeploymentFailed` (`deploymentStatus.reason` `InstanceTypeNotAvailable`, a Warning event); an InferenceService
 whose `storageUri` scheme no storage initializer knows gets `modelStatus.states.activeModelState: FailedToLoad` with
 `lastFailureInfo`, and `Ready` False. Changing replicas (spec, or the `scale` subresource) resizes the Deployment.
+The HyperPod kinds carry the operator's finalizer: a deleted endpoint shows `DeletionPending`, then
+`DeletionInProgress` while its model servers stop, and is gone once they are.
 
 Answers are deterministic: the same prompt gives the same completion, after a latency that grows with its length
 (reported in the `X-Demo-Latency-Ms` header).
@@ -44,6 +46,8 @@ SAGEMAKER_API = f"{SAGEMAKER}/v1"
 KSERVE_API = "serving.kserve.io/v1beta1"
 PENDING_SECONDS = 5.0
 METRICS_PORT = 9091
+FINALIZER = "inference.sagemaker.aws.amazon.com/endpoint-cleanup"
+DELETION_SECONDS = 3.0
 MAX_BATCH = 32
 MAX_TOKENS = 4096
 LATENCY_BUCKETS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -229,6 +233,7 @@ class Inference(Controller):
         self._metrics: dict[tuple[str, str], PodMetrics] = {}
         self._turn = 0
         self._failed: set[str] = set()  # uids of endpoints whose failure was announced with an event
+        self._deleting: dict[str, float] = {}  # uid -> simulated second its deletion began
 
     def reconcile(self) -> None:
         for kind in ("JumpStartModel", "InferenceEndpointConfig"):
@@ -384,6 +389,9 @@ class Inference(Controller):
         now = world.clock.timestamp()
         status = copy(endpoint.get("status") or {})
         conditions = status.setdefault("conditions", [])
+        if meta.get("deletionTimestamp"):
+            self._delete_hyperpod(endpoint, status, conditions, now)
+            return
         jumpstart = endpoint["kind"] == "JumpStartModel"
         if jumpstart:
             model = (spec.get("model") or {}).get("modelId", name)
@@ -453,6 +461,48 @@ class Inference(Controller):
             }}
             set_condition(conditions, "Ready", "True" if complete else "False", overall,
                           f"Endpoint {endpoint_name} is in service" if complete else "Model server pods are starting", now)
+        finalizers = meta.get("finalizers") or []
+        if status != (endpoint.get("status") or {}) or FINALIZER not in finalizers:
+            updated = copy(endpoint)
+            updated["status"] = status
+            updated["metadata"]["finalizers"] = [*finalizers, FINALIZER] if FINALIZER not in finalizers else finalizers
+            world.put(updated)
+
+    def _delete_hyperpod(self, endpoint: dict[str, Any], status: dict[str, Any], conditions: list[dict[str, Any]],
+                         now: str) -> None:
+        """The operator's finalizer: DeletionPending, then DeletionInProgress while the model servers stop; once
+        they are gone the finalizer goes and the API server removes the object (DeletionComplete is never seen)."""
+        world = self.world
+        meta = endpoint["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        elapsed = world.clock.elapsed
+        started = self._deleting.setdefault(meta["uid"], elapsed)
+        if started == elapsed:
+            world.after(DELETION_SECONDS, self._poke)
+            world.after(2 * DELETION_SECONDS, self._poke)
+        finalizers = meta.get("finalizers") or []
+        if elapsed - started < DELETION_SECONDS:
+            state, message = "DeletionPending", "Waiting to delete the model deployment"
+        else:
+            state, message = "DeletionInProgress", "Deleting the model deployment and its service"
+            deployment = world.cache.get("apps/v1", "Deployment", name, namespace)
+            if deployment is not None:
+                world.delete(deployment)
+            service = world.cache.get("v1", "Service", f"{name}-service", namespace)
+            if service is not None:
+                world.delete(service)
+                self._served = {k for k in self._served if k[:2] != (namespace, f"{name}-service")}
+            pods = [p for p in self.cache.all("v1", "Pod", namespace)
+                    if (p["metadata"].get("labels") or {}).get("hyperdesk.demo/endpoint") == name]
+            if elapsed - started >= 2 * DELETION_SECONDS and not pods:
+                updated = copy(endpoint)
+                updated["metadata"]["finalizers"] = [f for f in finalizers if f != FINALIZER]
+                updated["status"] = {**status, "state": "DeletionComplete"}
+                world.put(updated)
+                self._deleting.pop(meta["uid"], None)
+                return
+        status["state"] = state
+        set_condition(conditions, "Ready", "False", state, message, now)
         if status != (endpoint.get("status") or {}):
             updated = copy(endpoint)
             updated["status"] = status
