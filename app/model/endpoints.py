@@ -184,45 +184,55 @@ def _autoscaling(store: str, spec: Obj) -> tuple[int, int] | None:
     return (low if low is not None else 1, high if high is not None else (low or 1))
 
 
-def _owned(objects: Iterable[Obj], uid: str) -> list[Obj]:
-    return [o for o in objects if any(r.get("uid") == uid for r in (o.get("metadata") or {}).get("ownerReferences") or ())]
+class _Index:
+    """Pods by (namespace, label, value) and Services by (namespace, name) and owner uid: the join stays linear at
+    thousands of endpoints instead of scanning every pod for each one."""
+
+    def __init__(self, pods: Iterable[Obj], services: Iterable[Obj]) -> None:
+        self.pods: dict[tuple[str, str, str], list[Obj]] = {}
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            for key, value in (meta.get("labels") or {}).items():
+                self.pods.setdefault((meta.get("namespace", ""), key, value), []).append(pod)
+        self.services: dict[tuple[str, str], Obj] = {}
+        self.owned: dict[str, list[Obj]] = {}
+        for service in services:
+            meta = service.get("metadata") or {}
+            self.services[(meta.get("namespace", ""), meta.get("name", ""))] = service
+            for ref in meta.get("ownerReferences") or ():
+                self.owned.setdefault(ref.get("uid", ""), []).append(service)
 
 
-def _service(store: str, obj: Obj, services: Mapping[str, Obj]) -> tuple[str, int]:
+def _service(store: str, obj: Obj, index: _Index) -> tuple[str, int]:
     meta = obj["metadata"]
     namespace, name = meta.get("namespace", ""), meta["name"]
     conventional = f"{name}-service" if store in HYPERPOD_KINDS else f"{name}-predictor"
-    candidates = [s for s in services.values() if (s.get("metadata") or {}).get("namespace") == namespace]
-    owned = _owned(candidates, meta.get("uid", ""))
-    chosen = next((s for s in candidates if s["metadata"]["name"] == conventional), None) or (owned[0] if owned else None)
+    owned = [s for s in index.owned.get(meta.get("uid", ""), []) if s["metadata"].get("namespace") == namespace]
+    chosen = index.services.get((namespace, conventional)) or (owned[0] if owned else None)
     if chosen is None:
         return conventional, 8080 if store in HYPERPOD_KINDS else 80
     ports = (chosen.get("spec") or {}).get("ports") or [{}]
     return chosen["metadata"]["name"], _int(ports[0].get("port"), 80) or 80
 
 
-def _selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
+def _selector(selector: str) -> list[tuple[str, str]]:
     """`a=b,c=d` equality selectors (what the operators put in `status.selector`)."""
     pairs = [p.split("=", 1) for p in selector.split(",") if "=" in p]
-    return bool(pairs) and all(labels.get(k.strip()) == v.strip().lstrip("=") for k, v in pairs)
+    return [(k.strip(), v.strip().lstrip("=")) for k, v in pairs]
 
 
-def endpoint_pods(store: str, obj: Obj, pods: Iterable[Obj]) -> list[Obj]:
+def endpoint_pods(store: str, obj: Obj, pods: Iterable[Obj] | _Index) -> list[Obj]:
+    """The endpoint's model server pods: those its `status.selector` (HyperPod) or KServe's label picks."""
+    index = pods if isinstance(pods, _Index) else _Index(pods, ())
     meta = obj["metadata"]
     namespace, name = meta.get("namespace", ""), meta["name"]
-    selector = (obj.get("status") or {}).get("selector") or ""
-    found = []
-    for pod in pods:
-        pmeta = pod.get("metadata") or {}
-        if pmeta.get("namespace") != namespace:
-            continue
-        labels = pmeta.get("labels") or {}
-        if store in HYPERPOD_KINDS:
-            match = _selector_matches(selector, labels) if selector else labels.get("app") == name
-        else:
-            match = labels.get(KSERVE_LABEL) == name
-        if match:
-            found.append(pod)
+    if store in HYPERPOD_KINDS:
+        pairs = _selector((obj.get("status") or {}).get("selector") or "") or [("app", name)]
+    else:
+        pairs = [(KSERVE_LABEL, name)]
+    first, rest = pairs[0], pairs[1:]
+    found = [p for p in index.pods.get((namespace, *first), [])
+             if all(((p["metadata"].get("labels") or {}).get(k) == v) for k, v in rest)]
     return sorted(found, key=lambda p: p["metadata"]["name"])
 
 
@@ -239,17 +249,17 @@ def _url(store: str, obj: Obj, service: str, port: int) -> str:
     return f"http://{service}.{namespace}.svc:{port}"
 
 
-def endpoint_row(store: str, obj: Obj, pods: Iterable[Obj], services: Mapping[str, Obj]) -> EndpointRow:
+def endpoint_row(store: str, obj: Obj, index: _Index) -> EndpointRow:
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
     status = obj.get("status") or {}
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     state, reason = _state(store, obj)
-    its_pods = endpoint_pods(store, obj, pods)
+    its_pods = endpoint_pods(store, obj, index)
     if store in HYPERPOD_KINDS and "deploymentStatus" in status:
         ready = _int(((status.get("deploymentStatus") or {}).get("status") or {}).get("readyReplicas"), 0) or 0
     else:
         ready = sum(1 for p in its_pods if pod_ready(p))
-    service, port = _service(store, obj, services)
+    service, port = _service(store, obj, index)
     return EndpointRow(
         key=f"{store}/{namespace}/{name}", name=name, namespace=namespace, kind=ENDPOINT_KINDS[store],
         model=_model(store, spec), instance_type=_instance_type(store, spec), state=state,
@@ -262,9 +272,8 @@ def endpoint_row(store: str, obj: Obj, pods: Iterable[Obj], services: Mapping[st
 
 def endpoint_rows(stores: Mapping[str, Mapping[str, Obj]]) -> list[EndpointRow]:
     """Every endpoint in `stores` (store name -> key -> object), joined with `pods` and `services`."""
-    pods = list((stores.get("pods") or {}).values())
-    services = stores.get("services") or {}
-    rows = [endpoint_row(store, obj, pods, services)
+    index = _Index((stores.get("pods") or {}).values(), (stores.get("services") or {}).values())
+    rows = [endpoint_row(store, obj, index)
             for store in ENDPOINT_KINDS for obj in (stores.get(store) or {}).values()]
     return sorted(rows, key=lambda r: (r.namespace, r.name, r.kind))
 
