@@ -37,13 +37,13 @@ async def test_rows_detail_metrics_logs_and_yaml(serving_cluster) -> None:
         await _open(pilot, app, "too-big")
         table = app.pane("endpoints").table
         await wait_for(pilot, lambda: len(cell_texts(table, "NAME")) == 5)
-        states = dict(zip(cell_texts(table, "NAME"), cell_texts(table, "STATE")))
+        states = dict(zip(cell_texts(table, "NAME"), [s.strip() for s in cell_texts(table, "STATE")]))
         assert states == {"deepseek-small": "DeploymentComplete", "llama3-8b": "DeploymentComplete", "clip": "Ready",
                           "too-big": "DeploymentFailed", "broken": "FailedToLoad"}
         ready = dict(zip(cell_texts(table, "NAME"), cell_texts(table, "READY")))
         assert ready["llama3-8b"] == "1/1" and ready["too-big"] == "0/1"
         await pilot.press("S")  # by state: failures first
-        assert set(cell_texts(table, "STATE")[:2]) == {"DeploymentFailed", "FailedToLoad"}
+        assert {s.strip() for s in cell_texts(table, "STATE")[:2]} == {"DeploymentFailed", "FailedToLoad"}
 
         table.move_cursor(row=cell_texts(table, "NAME").index("too-big"))
         await pilot.press("d")
@@ -133,7 +133,8 @@ async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) ->
         await wait_for(pilot, lambda: cell_texts(table, "READY") == ["1/1"])
         await pilot.press("s")
         assert isinstance(app.screen, ChoiceScreen)
-        await pilot.press("down", "down", "enter")  # 0, 1 (now), 2
+        await pilot.pause()
+        await pilot.press("down", "enter")  # from 1 (now, highlighted) to 2
         await wait_for(pilot, lambda: cell_texts(table, "READY") == ["1/2"], timeout=10)
         assert kubectl.json("get", "jumpstartmodel", "pane-model", "-n", NAMESPACE)["spec"]["replicas"] == 2
         bare_cluster.advance(90)
@@ -142,9 +143,9 @@ async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) ->
         await pilot.press("ctrl+d")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await wait_for(pilot, lambda: cell_texts(table, "STATE") == ["DeletionPending"], timeout=10)
+        await wait_for(pilot, lambda: [s.strip() for s in cell_texts(table, "STATE")] == ["DeletionPending"], timeout=10)
         bare_cluster.advance(4)
-        await wait_for(pilot, lambda: cell_texts(table, "STATE") == ["DeletionInProgress"], timeout=10)
+        await wait_for(pilot, lambda: [s.strip() for s in cell_texts(table, "STATE")] == ["DeletionInProgress"], timeout=10)
         bare_cluster.advance(30)
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == [], timeout=10)
         assert kubectl.run("get", "jumpstartmodel", "pane-model", "-n", NAMESPACE, check=False).returncode == 1

@@ -123,7 +123,15 @@ def scale(app: Any, key: str) -> None:
         if value is not None and int(value) != row.replicas_desired:
             app.run_worker(_scale(app, row, int(value)), group="endpoint-actions", exit_on_error=False)
 
-    app.push_screen(ChoiceScreen(f"Replicas of {row.name} ({row.ready_text} ready)", choices), chosen)
+    screen = ChoiceScreen(f"Replicas of {row.name} ({row.ready_text} ready)", choices)
+    app.push_screen(screen, chosen)
+
+    def highlight_current() -> None:
+        from textual.widgets import OptionList
+
+        screen.query_one(OptionList).highlighted = row.replicas_desired
+
+    app.call_after_refresh(highlight_current)
 
 
 async def _scale(app: Any, row: EndpointRow, replicas: int) -> None:

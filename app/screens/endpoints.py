@@ -95,5 +95,10 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+STATE_WIDTH = max(len(s) for s in STATES)
+
+
 def state_text(state: str) -> Text:
-    return Text(state, style=STATE_STYLES.get(state, ""))
+    """Padded to the longest state: the table sizes a column by its first values and does not widen it when a
+    cell changes later (`DeploymentPending` becoming `DeploymentInProgress` would be cut)."""
+    return Text(state.ljust(STATE_WIDTH), style=STATE_STYLES.get(state, ""))
