@@ -325,7 +325,8 @@ def endpoint_detail(row: EndpointRow, stores: Mapping[str, Mapping[str, Obj]], e
         deployment = " ".join(p for p in (
             ds.get("deploymentObjectOverallState", ""), f"({ds['reason']})" if ds.get("reason") else "",
             ds.get("message", ""),
-            f"— {counts.get('readyReplicas', 0)}/{counts.get('replicas', 0)} ready" if counts else "") if p)
+            f"— {counts.get('readyReplicas', 0)}/{counts.get('replicas', 0)} ready"
+            if counts and "ready" not in ds.get("message", "") else "") if p)
         sm = (status.get("endpoints") or {}).get("sagemaker") or {}
         sagemaker = f"{sm.get('state', '')} {sm.get('endpointArn', '')}".strip()
         auto = spec.get("autoScalingSpec") or {}

@@ -68,16 +68,20 @@ def open_invoke(app: Any, key: str) -> None:
         return
 
     def current() -> EndpointRow:
+        if app.engine is None:
+            raise ep.EndpointError("not connected to a cluster (see the top bar): nothing was sent")
         latest = row_for(app, key)
         if latest is None:
             raise ep.EndpointError(f"{row.kind} {row.namespace}/{row.name} no longer exists")
         return latest
 
     async def send(body: Any, path: str, on_chunk: Any) -> Any:
-        return await ep.invoke(app.engine.connection, current(), body, path, on_chunk=on_chunk)
+        row = current()
+        return await ep.invoke(app.engine.connection, row, body, path, on_chunk=on_chunk)
 
     async def load(body: Any, path: str, requests: int, concurrency: int, on_progress: Any) -> Any:
-        return await ep.load_test(app.engine.connection, current(), body, path, requests, concurrency,
+        row = current()
+        return await ep.load_test(app.engine.connection, row, body, path, requests, concurrency,
                                   on_progress=on_progress)
 
     app.push_screen(InvokeScreen(row, send, load))

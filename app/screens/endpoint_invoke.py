@@ -18,6 +18,8 @@ from textual.widgets import Footer, Input, Label, Static, TextArea
 
 from app.model.endpoints import BodyError, EndpointRow, LoadSummary, StreamText, parse_body
 
+SHOWN_CHARS = 200_000
+
 Send = Callable[[Any, str, Callable[[str], None]], Awaitable[Any]]
 """(body, path, on_chunk) -> InvokeResult"""
 Load = Callable[[Any, str, int, int, Callable[[int, int], None]], Awaitable[LoadSummary]]
@@ -102,6 +104,9 @@ class InvokeScreen(Screen[None]):
         self.query_one("#invoke-status", Static).update(text)
 
     def _set_response(self, text: str, as_json: bool = False) -> None:
+        if len(text) > SHOWN_CHARS:  # a huge answer stays readable and the screen stays quick
+            text = text[:SHOWN_CHARS] + f"\n… {len(text) - SHOWN_CHARS:,} more characters not shown"
+            as_json = False
         self.response_text = text
         widget = self.query_one("#invoke-response-text", Static)
         if as_json:
