@@ -162,6 +162,30 @@ async def test_endpoint_not_ready_is_refused_before_sending(serving_cluster) -> 
     assert "404 from the API server" in result.describe() and "broken-predictor" in result.describe()
 
 
+async def test_a_path_that_would_leave_the_proxy_is_refused(serving_cluster) -> None:
+    rows = await _rows(serving_cluster)
+    conn, _ = await _connect(serving_cluster)
+    try:
+        for path in ("/../../../secrets", "/v1/%2E%2E/%2e%2e/configmaps", "/a/./b"):
+            with pytest.raises(ep.EndpointError, match="invalid path"):
+                await ep.invoke(conn, rows["clip"], {"metadata": {"name": "x"}}, path)
+        with pytest.raises(ep.EndpointError, match="invalid path"):
+            await ep.load_test(conn, rows["clip"], {}, "/x/../../y", 2, 1)
+    finally:
+        await conn.close()
+    secrets = await _secrets(serving_cluster)
+    assert "x" not in secrets
+
+
+async def _secrets(handle) -> set[str]:
+    conn, _ = await _connect(handle)
+    try:
+        answer = await conn.request("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets")
+    finally:
+        await conn.close()
+    return {s["metadata"]["name"] for s in answer.get("items") or []}
+
+
 def test_invalid_json_body_names_the_position() -> None:
     with pytest.raises(BodyError, match=r"invalid JSON at line 2 column 13: Expecting value"):
         parse_body('{"inputs":\n  "x", "y": }')

@@ -178,9 +178,21 @@ def _is_status(text: str) -> bool:
     return isinstance(body, dict) and body.get("kind") == "Status" and body.get("apiVersion") == "v1"
 
 
-def proxy_path(row: EndpointRow, path: str) -> str:
+def check_path(path: str) -> str:
+    """A path on the model server, refused when it could leave the proxy: a `..` segment (also escaped) would be
+    normalised by the HTTP client into another API path — a POST to, say, `secrets` under --readonly."""
     if not path.startswith("/"):
         path = "/" + path
+    route = path.split("?", 1)[0]
+    decoded = route.replace("%2e", ".").replace("%2E", ".").replace("%2f", "/").replace("%2F", "/")
+    if any(segment in (".", "..") for segment in decoded.split("/")) or any(c in path for c in " \t\r\n#\\"):
+        raise EndpointError(f"invalid path {path!r}: no `.`/`..` segments, spaces or `#`; nothing was sent",
+                            EXIT_BAD_INPUT)
+    return path
+
+
+def proxy_path(row: EndpointRow, path: str) -> str:
+    path = check_path(path)
     return f"/api/v1/namespaces/{row.namespace}/services/{row.service}:{row.service_port}/proxy{path}"
 
 
@@ -205,9 +217,10 @@ async def invoke(conn: ClusterConnection, row: EndpointRow, body: Any, path: str
 
     if check:
         check_ready(row)
+    target = proxy_path(row, path)
     started = time.perf_counter()
     try:
-        response = await conn._send("POST", proxy_path(row, path), None, body,  # noqa: SLF001 - raw answer wanted
+        response = await conn._send("POST", target, None, body,  # noqa: SLF001 - raw answer wanted
                                     {"Accept": "application/json, text/event-stream"},
                                     ClientTimeout(total=timeout, sock_connect=10))
     except ApiError as exc:
@@ -270,6 +283,7 @@ async def load_test(conn: ClusterConnection, row: EndpointRow, body: Any, path: 
     """
     check_load(requests, concurrency)
     check_ready(row)
+    check_path(path)
     results: list[tuple[int, float]] = []
     errors = 0
     queue = iter(range(requests))

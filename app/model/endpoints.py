@@ -373,10 +373,6 @@ def endpoint_detail(row: EndpointRow, stores: Mapping[str, Mapping[str, Obj]], e
                           tuple(_flatten("", auto)), sagemaker)
 
 
-def age_text(row: EndpointRow, now: datetime) -> str:
-    return human_duration(row.age_seconds(now))
-
-
 # ------------------------------------------------------------------------------------------------ requests
 
 CHAT_PROMPT = "In one sentence: why do GPU jobs wait in a queue?"
