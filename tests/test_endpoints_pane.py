@@ -162,3 +162,28 @@ async def test_readonly_refuses_scale_delete_and_deploy(serving_cluster) -> None
             assert not isinstance(app.screen, ChoiceScreen) and app.screen.query("#panes"), key
         notes = [n.message for n in app._notifications]
         assert sum("read-only" in n for n in notes) == 3
+
+
+async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
+    import yaml
+
+    from app.screens.endpoint_actions import ManifestPathScreen
+    from tests.plugins.endpoints import inference_service
+
+    good = tmp_path / "isvc.yaml"
+    good.write_text(yaml.safe_dump(inference_service("from-pane")))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: x\n")
+    app = _app(bare_cluster)
+    async with app.run_test(size=(200, 45)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.engine is not None, timeout=20)
+        for path in (bad, good):
+            await pilot.press("n")
+            assert isinstance(app.screen, ManifestPathScreen)
+            await pilot.press(*str(path), "enter")
+        table = app.pane("endpoints").table
+        await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["from-pane"], timeout=10)
+        notes = [str(n.message) for n in app._notifications]
+        assert any(f"{bad}:4: invalid YAML" in n for n in notes), notes
+        assert any(f"submitted InferenceService/{NAMESPACE}/from-pane" in n for n in notes), notes
