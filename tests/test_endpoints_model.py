@@ -86,3 +86,5 @@ model_latency_milliseconds_count 100
     earlier = EndpointFigures([parse_metrics(text.replace(" 90\n", " 40\n"), "p"), parse_metrics(text, "q")], read_at=5.0)
     assert "10.0 req/s" in figures.line(earlier)
     assert parse_metrics("this is { not metrics", "p").error.startswith("unreadable metrics")
+    untyped = parse_metrics("\n".join(line for line in text.splitlines() if not line.startswith("#")), "p")
+    assert (untyped.requests, untyped.latency_count, len(untyped.buckets)) == (100, 100, 3)

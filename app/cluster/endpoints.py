@@ -445,21 +445,18 @@ def parse_metrics(text: str, pod: str) -> PodFigures:
     except (ValueError, TypeError) as exc:
         figures.error = f"unreadable metrics: {exc}"
         return figures
-    for family in families:
-        if family.name == "model_invocations":  # the parser drops a counter's `_total`
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    figures.requests += sample.value
-                    code = sample.labels.get("code") or sample.labels.get("status") or "?"
-                    figures.by_code[code] = figures.by_code.get(code, 0.0) + sample.value
-        elif family.name == "model_latency_milliseconds":
-            for sample in family.samples:
-                if sample.name.endswith("_bucket"):
-                    figures.buckets.append((float(sample.labels.get("le", "inf")), sample.value))
-                elif sample.name.endswith("_count"):
-                    figures.latency_count += sample.value
-                elif sample.name.endswith("_sum"):
-                    figures.latency_sum_ms += sample.value
+    # By sample name, not family: an exposition without `# TYPE` lines gives one untyped family per sample name.
+    for sample in (sample for family in families for sample in family.samples):
+        if sample.name == "model_invocations_total":
+            figures.requests += sample.value
+            code = sample.labels.get("code") or sample.labels.get("status") or "?"
+            figures.by_code[code] = figures.by_code.get(code, 0.0) + sample.value
+        elif sample.name == "model_latency_milliseconds_bucket":
+            figures.buckets.append((float(sample.labels.get("le", "inf")), sample.value))
+        elif sample.name == "model_latency_milliseconds_count":
+            figures.latency_count += sample.value
+        elif sample.name == "model_latency_milliseconds_sum":
+            figures.latency_sum_ms += sample.value
     figures.buckets.sort()
     return figures
 
