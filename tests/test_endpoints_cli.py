@@ -38,12 +38,23 @@ def test_get_endpoints_json_and_table(serving_cluster) -> None:
     assert any("llama3-8b" in line and "DeploymentComplete" in line and "1/1" in line and "1-4" in line for line in lines)
 
 
-def test_invoke_once_and_as_a_load_test(serving_cluster) -> None:
+def test_invoke_once_and_as_a_load_test(serving_cluster, tmp_path) -> None:
+    body = tmp_path / "body.json"
+    body.write_text('{"inputs": "What is MIG?"}')
     once = hyperdesk(serving_cluster, "invoke", "deepseek-small", "-n", NAMESPACE, "--path", "/invocations",
-                     "--body", '{"inputs": "What is MIG?"}')
+                     "--body", f"@{body}")
     assert once.returncode == 0, once.stderr
     assert json.loads(once.stdout)[0]["generated_text"].startswith("[demo completion from deepseek")
     assert once.stderr.startswith("200 from the model server in ")
+    piped = hyperdesk(serving_cluster, "invoke", "deepseek-small", "-n", NAMESPACE, "--protocol", "sagemaker",
+                      "--body", "@-", "-o", "json", stdin='{"inputs": "What is MIG?"}')
+    assert piped.returncode == 0, piped.stderr
+    answer = json.loads(piped.stdout)
+    assert (answer["status"], answer["from"], answer["path"]) == (200, "model", "/invocations")
+    assert answer["response"] == json.loads(once.stdout)  # the same prompt gives the same completion
+
+    listed = hyperdesk(serving_cluster, "invoke", "isvc/clip", "-n", NAMESPACE, "--list-protocols")
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["openai-chat", "kserve-v1", "kserve-v2"]
 
     load = hyperdesk(serving_cluster, "invoke", "isvc/clip", "-n", NAMESPACE, "--protocol", "kserve-v2",
                      "--requests", "200", "--concurrency", "25", "-o", "json")
