@@ -152,7 +152,7 @@ class InvokeResult:
         if not self.ok:
             message = _error_message(self.text)
             if self.from_apiserver and self.status == 403:
-                message = f"forbidden: {message} (you need `get` on services/proxy in this namespace)"
+                message = f"forbidden: {message} (a POST through the proxy needs `create` on services/proxy in this namespace)"
         tail = f": {message}" if message else ""
         return f"{self.status} from {who} in {self.latency_ms:.0f} ms{tail}"
 
