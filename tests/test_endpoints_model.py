@@ -88,3 +88,22 @@ model_latency_milliseconds_count 100
     assert parse_metrics("this is { not metrics", "p").error.startswith("unreadable metrics")
     untyped = parse_metrics("\n".join(line for line in text.splitlines() if not line.startswith("#")), "p")
     assert (untyped.requests, untyped.latency_count, len(untyped.buckets)) == (100, 100, 3)
+
+
+def test_detail_says_why_a_pod_waits() -> None:
+    from app.model.endpoints import endpoint_detail
+
+    stores = {
+        "jumpstartmodels": {"ns/b": _hp("b", "DeploymentInProgress", "app=b")},
+        "pods": {"ns/b-1": _pod("b-1", {"app": "b"}, True), "ns/b-2": _pod("b-2", {"app": "b"}, False)},
+        "events": {f"ns/e{i}": {"metadata": {"name": f"e{i}", "namespace": "ns"},
+                                "involvedObject": {"kind": "Pod", "name": pod, "namespace": "ns"}, "type": kind,
+                                "reason": reason, "message": message, "lastTimestamp": f"2026-11-27T10:0{i}:00Z"}
+                   for i, (pod, kind, reason, message) in enumerate([
+                       ("b-2", "Warning", "FailedScheduling", "0/8 nodes are available: 8 Insufficient nvidia.com/gpu"),
+                       ("b-1", "Warning", "Unhealthy", "Readiness probe failed"),  # b-1 is ready now: not stuck
+                       ("b-2", "Normal", "Scheduled", "assigned")])},
+    }
+    row = endpoint_rows(stores)[0]
+    detail = endpoint_detail(row, stores)
+    assert detail.stuck == ("b-2: FailedScheduling: 0/8 nodes are available: 8 Insufficient nvidia.com/gpu",)

@@ -304,6 +304,8 @@ class EndpointDetail:
     """(setting, value) pairs of the autoscaling spec, as written."""
     sagemaker: str
     """The SageMaker endpoint's state and ARN (HyperPod kinds), else empty."""
+    stuck: tuple[str, ...] = ()
+    """Why pods that are not ready wait: `pod: Reason: message` of the latest Warning event about each."""
 
 
 def _flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
@@ -369,8 +371,15 @@ def endpoint_detail(row: EndpointRow, stores: Mapping[str, Mapping[str, Obj]], e
                 message=event.get("message", ""), count=int(event.get("count") or 1),
             ))
     events.sort(key=lambda e: (e.time is None, e.time or datetime.min.replace(tzinfo=timezone.utc)))
+    waiting = {p["metadata"]["name"] for p in pod_objs if p and not pod_ready(p)}
+    latest: dict[str, EventEntry] = {}
+    for event in events:
+        name = event.object.partition("/")[2]
+        if event.type == "Warning" and event.object.startswith("pod/") and name in waiting:
+            latest[name] = event
+    stuck = tuple(f"{name}: {e.reason}: {e.message}" for name, e in sorted(latest.items()))
     return EndpointDetail(row, tuple(conditions), deployment, pods, tuple(events[-events_limit:]),
-                          tuple(_flatten("", auto)), sagemaker)
+                          tuple(_flatten("", auto)), sagemaker, stuck)
 
 
 # ------------------------------------------------------------------------------------------------ requests

@@ -113,6 +113,8 @@ class EndpointDetailScreen(Screen[None]):
             text.append(detail.sagemaker)
         if row.reason:
             text.append(f"\nWhy: {row.reason}", style="bold red" if failed else "bold yellow")
+        for line in detail.stuck:
+            text.append(f"\nPod {line}", style="yellow")
         summary.update(text)
         self.query_one("#endpoint-autoscaling", Static).update(
             "\n".join(f"{k}: {v}" for k, v in detail.autoscaling) or "no autoscaling spec: replicas are fixed")
