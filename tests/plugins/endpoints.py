@@ -1,8 +1,10 @@
 """Fixtures for the Endpoints pane: manifests of each inference kind the simulated cluster serves.
 
-- `endpoint_manifests`: builders for a JumpStartModel, an InferenceEndpointConfig and a KServe InferenceService in
-  the bare cluster's `hyperpod-ns-nlp` namespace, on an instance type its nodes offer (or not, to fail).
-- `serving_cluster`: the bare cluster with one endpoint of each kind submitted and time advanced until they serve.
+- `jumpstart()`, `endpoint_config()`, `inference_service()`: manifests of each kind in the bare cluster's
+  `hyperpod-ns-nlp` namespace, on an instance type its nodes offer (pass another, or a `storage` URI with an unknown
+  scheme, to make it fail); `create(handle, *objects)` stores them as a client would.
+- `serving_cluster` (module scope): the bare cluster with one endpoint of each kind serving, plus a JumpStartModel
+  and an InferenceService that fail to deploy.
 """
 
 from __future__ import annotations
