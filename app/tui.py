@@ -664,8 +664,13 @@ class HyperdeskApp(App[None]):
     @staticmethod
     def _all_bindings() -> list[Binding]:
         found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
+        from app.screens.endpoint_actions import ManifestPathScreen
+        from app.screens.endpoint_detail import EndpointDetailScreen
+        from app.screens.endpoint_invoke import InvokeScreen
+
         for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
-                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen):
+                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen, EndpointDetailScreen, InvokeScreen,
+                    ManifestPathScreen):
             found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
         return found
 

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.plugins.apiserver",
     "tests.plugins.demo",
     "tests.plugins.mlflow",
+    "tests.plugins.endpoints",
 ]
