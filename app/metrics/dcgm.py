@@ -14,6 +14,7 @@ DCGM_FI_PROF_GR_ENGINE_ACTIVE.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ WANTED = frozenset({UTIL, GR_ACTIVE, FB_USED, FB_FREE, POWER, TEMP, XID})
 """The fields the GPU view reads; lines of other fields are passed over unparsed."""
 
 MAX_LABEL_CACHE = 200_000
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 @dataclass
@@ -111,9 +113,11 @@ class ExpositionParser:
                 name, _, rest = line.partition(" ")
                 block = ""
             if wanted is not None and name not in wanted:
+                if not _NAME.fullmatch(name):
+                    self._malformed(result, number, f"not a metric name: {name[:80]!r}")
                 continue
             fields = rest.split()
-            if not name or not fields or len(fields) > 2 or not _valid_name(name):
+            if not name or not fields or len(fields) > 2 or not _NAME.fullmatch(name):
                 self._malformed(result, number, f"not `name{{labels}} value`: {line[:80]!r}")
                 continue
             try:
@@ -167,10 +171,6 @@ def parse_label_block(block: str) -> dict[str, str] | None:
     if len(families) != 1 or len(families[0].samples) != 1:
         return None
     return dict(families[0].samples[0].labels)
-
-
-def _valid_name(name: str) -> bool:
-    return (name[0].isalpha() or name[0] in "_:") and all(c.isalnum() or c in "_:" for c in name)
 
 
 def parse(text: str) -> ParseResult:
