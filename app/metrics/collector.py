@@ -127,6 +127,9 @@ class GpuCollector:
         self._discovered_at = -1e9
         self.view = GpuView()
 
+    def _stale(self, seconds: float) -> bool:
+        return time.monotonic() - self._discovered_at >= seconds
+
     # --- discovery ---------------------------------------------------------------------------------------------
 
     async def discover(self, connection: Any, force: bool = False) -> dict[str, tuple[str, str]]:
@@ -154,14 +157,17 @@ class GpuCollector:
         by_name = {(p.get("metadata") or {}).get("namespace", "") + "/" + (p.get("metadata") or {}).get("name", ""): p
                    for p in pods}
         view = GpuView(nodes=sorted(inventory.values(), key=lambda n: n.name), scraped_at=self.view.scraped_at)
-        try:
-            exporters = await self.discover(connection)
-        except ApiError as exc:
-            exporters = {}
-            if exc.status == 403:
-                view.forbidden = str(exc)
-            else:
-                view.discovery_error = str(exc)
+        # The exporters among the pods already at hand (a cluster-wide pod store); ask the API server for the rest.
+        exporters = exporter_nodes(p for p in pods if is_exporter(p))
+        if not set(inventory) <= set(exporters):
+            try:
+                complete = set(inventory) <= set(self._exporters)
+                exporters = {**await self.discover(connection, force=not complete and self._stale(5.0)), **exporters}
+            except ApiError as exc:
+                if exc.status == 403:
+                    view.forbidden = str(exc)
+                else:
+                    view.discovery_error = str(exc)
         view.exporters = sum(1 for n in inventory if n in exporters)
         scraped: dict[str, list[Series]] = {}
         if exporters and not view.forbidden:
@@ -218,6 +224,11 @@ class GpuCollector:
         for key in set(self._history) - live:
             del self._history[key]
         self.idle.update(view.devices, now)
+
+
+def is_exporter(pod: Mapping[str, Any]) -> bool:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return labels.get("app") == "nvidia-dcgm-exporter" or labels.get("app.kubernetes.io/name") == "dcgm-exporter"
 
 
 def exporter_nodes(pods: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:

@@ -217,6 +217,8 @@ class GpusPane(Pane):
         return rows
 
     def _is_expanded(self, node: NodeGpus, count: int) -> bool:
+        if self.table.filter_text.strip():
+            return True  # a filter looks inside collapsed nodes too
         if node.name in self.expanded:
             return True
         if node.name in self.collapsed:
