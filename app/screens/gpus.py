@@ -99,7 +99,7 @@ class GpusPane(Pane):
     pane_id = "gpus"
     title = "GPUs"
     key = "3"
-    columns = ("NODE / GPU", "MODEL / MIG", "UTIL", "HISTORY", "MEMORY", "POWER", "TEMP", "XID", "HOLDER", "IDLE")
+    columns = ("NODE / GPU", "MODEL / MIG", "UTIL", "HISTORY", "MEMORY", "POWER", "TEMP", "XID", "IDLE", "HOLDER")
     purpose = "Live GPU and MIG utilisation across the cluster, who holds each GPU, and the GPUs that sit idle."
     kinds = ("nodes", "pods")
     BINDINGS = [
@@ -260,28 +260,29 @@ class GpusPane(Pane):
                  "pending": ""}.get(node.metrics_state, "")
         detail = Text(f"{allocated}/{capacity} allocated", style="bold")
         if node.mig_strategy in ("single", "mixed"):
-            detail.append(f"  MIG {node.mig_strategy}: {node.mig_config}")
-        if badges:
-            detail.append(f"  {badges}", style="bold red")
+            detail.append(f" · MIG {node.mig_strategy}")
         if state:
-            detail.append(f"  {state}", style="yellow")
+            detail.append(f" · {state}", style="yellow")
+        if badges:
+            detail.append(f" · {badges}", style="bold red")
         model = node.model.replace("NVIDIA-", "").replace("-", " ")
         return Row(f"node:{node.name}", (
             Text(f"{marker} {node.name}", style="bold"), f"{node.gpu_count}× {model}", _percent(util), "",
             f"{sum(used) / 1024:.0f}/{total / 1024:.0f}Gi" if used and total else "",
-            f"{sum(power):.0f}W" if power else "", "", Text(",".join(map(str, xids)), style="bold red"), detail, "",
+            f"{sum(power):.0f}W" if power else "", "", Text(",".join(map(str, xids)), style="bold red"), "", detail,
         ))
 
     def _device_row(self, device: Device, node_name: bool = False) -> Row:
+        """A GPU or slice; in the waste view (`node_name`) its row key differs, so the table sizes it afresh."""
         index = "?" if device.gpu is None else str(device.gpu)
         mig = f"{device.mig_profile} #{device.gi_id}" if device.mig_profile and device.gi_id is not None else (
             device.mig_profile or "")
         first = Text(f"{device.node} GPU {index}") if node_name else Text(f"    GPU {index}")
-        return Row(device.key, (
+        return Row(f"waste:{device.key}" if node_name else device.key, (
             first, mig, _percent(device.util_percent), Text(sparkline(device.history), style="cyan"),
             _memory(device), _number(device.power_w, "W"), _number(device.temp_c, "C"),
-            Text(str(device.xid), style="bold red") if device.xid else "", _holder(device),
-            _idle(device, self.idle_minutes),
+            Text(str(device.xid), style="bold red") if device.xid else "", _idle(device, self.idle_minutes),
+            _holder(device),
         ))
 
     def _waste(self, nodes: list[NodeGpus]) -> list[Device]:
@@ -303,9 +304,8 @@ class GpusPane(Pane):
             table.add_column(label, justify="left" if label in ("PRODUCT", "MIG") else "right")
         for row in summarize(nodes, self.threshold):
             table.add_row(row.product, row.profile or "whole GPU", str(row.capacity), str(row.allocated),
-                          Text(str(row.in_use), style="green"),
-                          Text(str(row.idle_held), style="yellow" if row.idle_held else ""),
-                          Text(str(row.unmeasured), style="dim"))
+                          f"[green]{row.in_use}[/]", f"[yellow]{row.idle_held}[/]" if row.idle_held else "0",
+                          f"[dim]{row.unmeasured}[/]")
         waste = len(self._waste(nodes))
         caption = Text(f"{sum(len(n.devices) for n in nodes)} GPUs and slices on {len(nodes)} nodes · ")
         caption.append(f"{waste} wasted (idle ≥ {self.idle_minutes:g} min)", style="bold red" if waste else "")
@@ -366,8 +366,8 @@ class GpusPane(Pane):
 
     def action_holder(self) -> None:
         """Jump to the job or space holding the device under the cursor, in its own pane."""
-        key = self.table.cursor_key
-        device = self._devices.get(key or "")
+        key = (self.table.cursor_key or "").removeprefix("waste:")
+        device = self._devices.get(key)
         if device is None or device.holder is None:
             self.app.notify("no holder here: put the cursor on a held GPU or slice", severity="warning")
             return
