@@ -1,8 +1,9 @@
 """GPUs: the `get gpus` kind (issue #10): one row per GPU or MIG slice, with its live figures and its holder.
 
-`hyperdesk get gpus [-o table|json|yaml] [--idle] [--source dcgm|nvml]`. `--source dcgm` (the default) reads the
+`hyperdesk get gpus [-o table|json|yaml] [--idle] [--source dcgm|prometheus|nvml]`. `--source dcgm` reads the
 cluster: allocation from the nodes and pods, live figures from each node's dcgm-exporter through the API server's
-`pods/proxy`. `--source nvml` reads this machine's GPUs through NVML. `--idle` keeps the GPUs and slices that are
+`pods/proxy`. `--source prometheus` (the default when `gpus.prometheus_url` is set) takes the figures from that
+Prometheus instead. `--source nvml` reads this machine's GPUs through NVML. `--idle` keeps the GPUs and slices that are
 held by a pod and at or under the idle threshold in this reading (the pane's waste view also knows for how long).
 
 Imports only argparse at module level: `hyperdesk --version` imports this module.
@@ -14,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-OPTIONS: dict[str, Any] = {"idle": False, "source": "dcgm"}
+OPTIONS: dict[str, Any] = {"idle": False, "source": None}
 """`get`'s GPU options, as parsed: the `get` framework hands a kind only its GetContext."""
 
 
@@ -30,7 +31,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     get = sub.choices.get("get")
     if get is None:
         return
-    OPTIONS.update(idle=False, source="dcgm")
+    OPTIONS.update(idle=False, source=None)
     # `hyperdesk get` imports the area modules to register their kinds, but build_parser imported this one before
     # app.get existed: register when `get` parses its KIND argument (never on `--version`, which stays light).
     for action in get._actions:
@@ -44,15 +45,21 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             action.type = kind_with_gpus
     get.add_argument("--idle", action=_Remember, nargs=0, default=argparse.SUPPRESS,
                      help="gpus: only GPUs and MIG slices held by a pod and idle now")
-    get.add_argument("--source", action=_Remember, choices=("dcgm", "nvml"), default=argparse.SUPPRESS,
-                     help="gpus: dcgm (the cluster, the default) or nvml (this machine's GPUs)")
+    get.add_argument("--source", action=_Remember, choices=("dcgm", "prometheus", "nvml"), default=argparse.SUPPRESS,
+                     help="gpus: dcgm (scrape the exporters), prometheus (gpus.prometheus_url; the default when "
+                          "set) or nvml (this machine's GPUs)")
 
 
 async def _gpus(ctx: Any) -> list[dict[str, Any]]:
     from app.get import GetError, _with_cluster
 
     threshold = ctx.settings.gpus.idle_threshold_percent
-    if OPTIONS["source"] == "nvml":
+    url = ctx.settings.gpus.prometheus_url
+    source = OPTIONS["source"] or ("prometheus" if url else "dcgm")
+    if source == "prometheus" and not url:
+        raise GetError("--source prometheus needs gpus.prometheus_url in the configuration "
+                       "(or HYPERDESK_GPUS__PROMETHEUS_URL)", exit_code=2)
+    if source == "nvml":
         from app.metrics.nvml import NvmlUnavailable, local_devices
 
         try:
@@ -61,11 +68,14 @@ async def _gpus(ctx: Any) -> list[dict[str, Any]]:
             raise GetError(str(exc)) from None
     else:
         from app.metrics.collector import GpuCollector
+        from app.metrics.prometheus import PrometheusSource
+
+        prometheus = PrometheusSource(url) if source == "prometheus" and url else None
 
         async def work(connection: Any, discovery: Any) -> list[Any]:
             nodes = await connection.request("GET", "/api/v1/nodes")
             pods = await connection.request("GET", "/api/v1/pods")
-            view = await GpuCollector(threshold).refresh(connection, (nodes or {}).get("items") or [],
+            view = await GpuCollector(threshold, prometheus=prometheus).refresh(connection, (nodes or {}).get("items") or [],
                                                          (pods or {}).get("items") or [])
             note = view.state_line()
             if note:

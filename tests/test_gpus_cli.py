@@ -72,3 +72,8 @@ def test_an_unreachable_cluster_and_bad_usage(tmp_path):
     assert result.returncode == 1 and "cannot reach" in result.stderr
     result = hyperdesk("get", "gpus", "--source", "smoke-signals", kubeconfig=kubeconfig)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_prometheus_source_needs_its_url(hyperpod_cluster):
+    result = hyperdesk("get", "gpus", "--source", "prometheus", kubeconfig=hyperpod_cluster.kubeconfig_path)
+    assert result.returncode == 2 and "gpus.prometheus_url" in result.stderr

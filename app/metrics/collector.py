@@ -53,7 +53,16 @@ class GpuView:
     def state_line(self, now: float | None = None, stale_after: float = 10.0) -> str:
         """What limits the figures shown, in one line; empty when all is well."""
         parts: list[str] = []
-        if self.forbidden:
+        if self.source == "prometheus":
+            if self.discovery_error:
+                parts.append(f"{self.discovery_error}; allocation only")
+            elif self.nodes and not self.exporters:
+                parts.append("Prometheus has no dcgm-exporter series for these nodes: allocation only")
+            else:
+                missing = sum(1 for n in self.nodes if n.metrics_state == "no-exporter")
+                if missing:
+                    parts.append(f"no dcgm-exporter series in Prometheus for {missing} node{'s' if missing > 1 else ''}")
+        elif self.forbidden:
             parts.append(f"metrics forbidden: {self.forbidden} (needs get on pods/proxy); allocation only")
         elif self.discovery_error:
             parts.append(f"cannot look for dcgm-exporter: {self.discovery_error}; allocation only")
@@ -90,6 +99,11 @@ class IdleTracker:
         self.threshold = threshold_percent
         self._since: dict[tuple[str, str, str], float] = {}
 
+    def start(self, device: Device, since: float) -> None:
+        """Known from elsewhere (Prometheus's history): this held device has been idle since `since`."""
+        if device.holder is not None:
+            self._since[(device.key, device.holder.namespace, device.holder.pod)] = since
+
     def update(self, devices: Iterable[Device], now: float) -> None:
         seen: set[tuple[str, str, str]] = set()
         for device in devices:
@@ -115,7 +129,11 @@ class GpuCollector:
     """Refreshes a `GpuView`. One per pane or CLI run: it keeps the parser's memory, the history and idle clocks."""
 
     def __init__(self, idle_threshold_percent: float = 5.0, concurrency: int = 16, timeout: float = 5.0,
-                 history: int = HISTORY) -> None:
+                 history: int = HISTORY, prometheus: Any = None, poll_seconds: float = 2.0) -> None:
+        """`prometheus`: a PrometheusSource to read the figures from instead of scraping the exporters."""
+        self.prometheus = prometheus
+        self.poll_seconds = poll_seconds
+        self._seeded = False
         self.threshold = idle_threshold_percent
         self.concurrency = concurrency
         self.timeout = timeout
@@ -157,6 +175,9 @@ class GpuCollector:
         by_name = {(p.get("metadata") or {}).get("namespace", "") + "/" + (p.get("metadata") or {}).get("name", ""): p
                    for p in pods}
         view = GpuView(nodes=sorted(inventory.values(), key=lambda n: n.name), scraped_at=self.view.scraped_at)
+        if self.prometheus is not None:
+            await self._from_prometheus(view, inventory, by_name, now)
+            return view
         # The exporters among the pods already at hand (a cluster-wide pod store); ask the API server for the rest.
         exporters = exporter_nodes(p for p in pods if is_exporter(p))
         if not set(inventory) <= set(exporters):
@@ -208,6 +229,50 @@ class GpuCollector:
         self._remember(view, now)
         self.view = view
         return view
+
+    async def _from_prometheus(self, view: GpuView, inventory: Mapping[str, NodeGpus],
+                               pods: Mapping[str, Mapping[str, Any]], now: float) -> None:
+        from app.metrics.prometheus import PrometheusError
+
+        view.source = "prometheus"
+        by_host: dict[str, list[Series]] = {}
+        history: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+        try:
+            for series in await self.prometheus.series():
+                by_host.setdefault(series.hostname, []).append(series)
+            if not self._seeded:
+                history = await self.prometheus.activity_history(self._history_len * self.poll_seconds / 60,
+                                                                 self.poll_seconds)
+        except PrometheusError as exc:
+            view.discovery_error = str(exc)
+        view.exporters = sum(1 for name in inventory if name in by_host)
+        for node in view.nodes:
+            series = by_host.get(node.name)
+            node.metrics_state = "ok" if series else "no-exporter"
+            node.devices = join(node, series, pods)
+        if by_host:
+            view.scraped_at = now
+        if history:
+            self._seed(view, history)
+            self._seeded = True
+        self._remember(view, now)
+        self.view = view
+
+    def _seed(self, view: GpuView, history: Mapping[tuple[str, str, str], list[tuple[float, float]]]) -> None:
+        """Sparklines and idle clocks from Prometheus's memory of the last minutes."""
+        for device in view.devices:
+            points = history.get((device.node, device.uuid or "", "" if device.gi_id is None else str(device.gi_id)))
+            if not points:
+                continue
+            self._history[device.key] = deque((v for _, v in points), maxlen=self._history_len)
+            if device.holder is not None:
+                since = None
+                for stamp, value in reversed(points):
+                    if value > self.threshold:
+                        break
+                    since = stamp
+                if since is not None:
+                    self.idle.start(device, since)
 
     def _remember(self, view: GpuView, now: float) -> None:
         live: set[str] = set()

@@ -136,11 +136,16 @@ class GpusPane(Pane):
 
     def on_mount(self) -> None:
         settings = getattr(self.app, "settings", None)
+        prometheus = None
         if settings is not None:
             self.idle_minutes = settings.gpus.idle_minutes
             self.threshold = settings.gpus.idle_threshold_percent
             self.poll_seconds = max(0.5, settings.gpus.poll_seconds)
-        self.collector = GpuCollector(self.threshold)
+            if settings.gpus.prometheus_url:
+                from app.metrics.prometheus import PrometheusSource
+
+                prometheus = PrometheusSource(settings.gpus.prometheus_url)
+        self.collector = GpuCollector(self.threshold, prometheus=prometheus, poll_seconds=self.poll_seconds)
         if hasattr(self.app, "engine"):
             self.run_worker(self._poll(), exclusive=True, group="gpus-poll", exit_on_error=False)
 

@@ -4,6 +4,7 @@
   optionally without a dcgm-exporter or with the old/new exporter label names (see app/demo/sim/gpus.py).
 - `gpu_pod(...)`: a pod already bound to a node, asking for GPUs or MIG slices.
 - `collect(handle, ...)`: `GpuCollector.refresh()` against a demo cluster through its kubeconfig, as the pane does.
+- `prometheus_server(handle, exporters)`: a real Prometheus scraping the exporters through the proxy; its URL.
 - `add_objects(handle, *objects)`: create them in the API server's store on its loop (nodes with their status, as a
   kubelet registers them), then let the simulator act.
 """
@@ -11,12 +12,22 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+import yaml
 
 from app.cluster.connection import ClusterConnection
 from app.demo.sim.gpus import LABEL_STYLE_ANNOTATION, NO_EXPORTER_LABEL, mig_layout, profile_memory_mib
 from app.metrics.collector import GpuCollector, GpuView
+from tests.plugins.tui import closed_port
 
 
 def gpu_node(name: str, *, count: int = 8, product: str = "NVIDIA-H100-80GB-HBM3", memory: int = 81559,
@@ -92,3 +103,48 @@ def collect(handle: Any, *, kubeconfig: Path | None = None, collector: GpuCollec
             await connection.close()
 
     return asyncio.run(run())
+
+
+@pytest.fixture
+def prometheus_server(tmp_path: Path) -> Iterator[Callable[[Any, list[str]], str]]:
+    """A real Prometheus (Debian's `prometheus`) on 127.0.0.1 scraping dcgm-exporter pods through a demo cluster's
+    `pods/proxy` every second: `url = prometheus_server(handle, ["gpu-operator/pod-a", ...])`."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("Prometheus is not installed (Debian: apt-get install prometheus)")
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(handle: Any, exporters: list[str]) -> str:
+        base = urllib.parse.urlsplit(handle.url)
+        assert base.scheme == "http", "scraping through the proxy needs the demo cluster's plain-HTTP server"
+        targets = [{"targets": [base.netloc], "labels": {
+            "__metrics_path__": f"/api/v1/namespaces/{ns}/pods/{pod}:9400/proxy/metrics"}}
+            for ns, pod in (e.split("/") for e in exporters)]
+        config = tmp_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+                                          "scrape_configs": [{"job_name": "dcgm", "static_configs": targets}]}))
+        port = closed_port()
+        process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("Prometheus did not become ready in 30 s")
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
