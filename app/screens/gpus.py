@@ -130,7 +130,9 @@ class GpusPane(Pane):
         self._devices: dict[str, Device] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="gpus-summary")
+        summary = Static("", id="gpus-summary")
+        summary.display = False  # until there are GPU nodes to sum up
+        yield summary
         yield GpuTable(self.columns, id=f"{self.pane_id}-table")
         yield Static(self.purpose, classes="empty")
 
@@ -304,6 +306,10 @@ class GpusPane(Pane):
         return ""
 
     def _show_summary(self, nodes: list[NodeGpus]) -> None:
+        widget = self.query_one("#gpus-summary", Static)
+        widget.display = bool(nodes)
+        if not nodes:
+            return
         table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
         for label in ("PRODUCT", "MIG", "CAPACITY", "ALLOCATED", "IN USE", "IDLE HELD", "NO FIGURES"):
             table.add_column(label, justify="left" if label in ("PRODUCT", "MIG") else "right")
@@ -316,7 +322,7 @@ class GpusPane(Pane):
         caption.append(f"{waste} wasted (idle ≥ {self.idle_minutes:g} min)", style="bold red" if waste else "")
         table.caption = caption
         table.caption_justify = "left"
-        self.query_one("#gpus-summary", Static).update(table)
+        widget.update(table)
 
     # --- actions -------------------------------------------------------------------------------------------------
 
