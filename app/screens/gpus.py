@@ -16,6 +16,7 @@ pane is shown; the allocation comes from the node and pod stores, so it shows ev
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Mapping
 
@@ -32,6 +33,8 @@ from app.metrics.summary import summarize
 from app.screens.gpu_table import GpuTable
 from app.screens.pane import Pane
 from widgets.resource_table import ResourceTable, Row
+
+log = logging.getLogger(__name__)
 
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 10
@@ -173,6 +176,9 @@ class GpusPane(Pane):
                 self._state = f"metrics: {exc}"
                 if self.view is not None:
                     self._state += "; " + self.view.state_line(time.time(), 0)
+            except Exception as exc:  # noqa: BLE001 - a bug in one refresh must not stop the polling
+                log.exception("GPU refresh failed")
+                self._state = f"GPU refresh failed: {type(exc).__name__}: {exc}"
             self.refresh_view()
             await asyncio.sleep(max(0.0, self.poll_seconds - (time.monotonic() - started)))
 
