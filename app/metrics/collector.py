@@ -336,9 +336,13 @@ async def scrape(connection: Any, namespace: str, pod: str, timeout: float) -> s
 
 
 def join(node: NodeGpus, series: list[Series] | None, pods: Mapping[str, Mapping[str, Any]]) -> list[Device]:
-    """The node's devices: from its exporter's series when scraped, else one row per allocated or free device."""
+    """The node's devices: from its exporter's series when scraped, else one row per allocated or free device.
+
+    The series are the node's already: a direct scrape knows its exporter pod's node (an exporter without NODE_NAME
+    labels them with its pod's hostname, not the node's), Prometheus series were grouped by `hostname`/`Hostname`.
+    A series without a GPU UUID or index identifies no device and is left out."""
     if series is not None:
-        devices = [_device(node, s, pods) for s in series if not s.hostname or s.hostname == node.name]
+        devices = [_device(node, s, pods) for s in series if s.uuid or s.gpu is not None]
         if devices:
             devices.sort(key=lambda d: (d.gpu if d.gpu is not None else 1 << 30, d.gi_id if d.gi_id is not None else -1))
             return devices

@@ -117,7 +117,7 @@ class ExpositionParser:
                     self._malformed(result, number, f"not a metric name: {name[:80]!r}")
                 continue
             fields = rest.split()
-            if not name or not fields or len(fields) > 2 or not _NAME.fullmatch(name):
+            if not fields or len(fields) > 2 or (wanted is None and not _NAME.fullmatch(name)):
                 self._malformed(result, number, f"not `name{{labels}} value`: {line[:80]!r}")
                 continue
             try:
