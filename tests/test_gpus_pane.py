@@ -115,3 +115,16 @@ async def test_forbidden_metrics_keep_the_allocation(demo_cluster) -> None:
         assert "pods/proxy" in rendered(notice.content)
         assert pane.table.row_count > 8  # nodes and their devices, from the allocation
         assert set(cells(pane.table, "UTIL")) == {"–"}
+
+
+async def test_no_running_exporter_shows_the_allocation_and_says_so(bare_cluster) -> None:
+    """The bare cluster, paused before its exporter pods start: no figures, the nodes' allocation all the same."""
+    app = app_for(bare_cluster, poll_seconds=0.5)
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("3")
+        pane = app.pane("gpus")
+        notice = pane.query_one(".empty")
+        await wait_for(pilot, lambda: "no dcgm-exporter found" in rendered(notice.content), timeout=20)
+        assert sum(k.startswith("node:") for k in keys(pane.table)) == 8
+        assert all("no exporter" in c for c, k in zip(cells(pane.table, "HOLDER"), keys(pane.table))
+                   if k.startswith("node:"))

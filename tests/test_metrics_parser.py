@@ -99,3 +99,13 @@ def test_label_blocks_are_remembered_between_polls():
 
 def test_empty_and_comment_only_texts():
     assert parse("").series == [] and parse("# HELP x\n# TYPE x gauge\n").malformed == 0
+
+
+def test_stale_figures_say_how_old_they_are():
+    from app.metrics.collector import GpuView
+    from app.metrics.model import NodeGpus
+
+    view = GpuView(nodes=[NodeGpus("n", metrics_state="ok")], exporters=1, scraped_at=1000.0)
+    assert view.state_line(now=1005.0) == ""
+    assert view.state_line(now=1030.0) == "stale: metrics from 30s ago"
+    assert view.state_line(now=1000.0 + 3 * 3600 + 120) == "stale: metrics from 3h02m ago"
