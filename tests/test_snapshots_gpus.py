@@ -114,3 +114,8 @@ def test_node_with_mig_slices(snap_compare) -> None:
 @pytest.mark.usefixtures("isolated_home")
 def test_waste_view(snap_compare) -> None:
     assert snap_compare(GpusApp(), terminal_size=(150, 30), press=["w"])
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_narrow_as_in_split_view(snap_compare) -> None:
+    assert snap_compare(GpusApp(expand={"hyperpod-i-0c3d4e5f607182930"}), terminal_size=(80, 24))

@@ -318,9 +318,10 @@ class GpusPane(Pane):
             return
         table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
         for label in ("PRODUCT", "MIG", "CAPACITY", "ALLOCATED", "IN USE", "IDLE HELD", "NO FIGURES"):
-            table.add_column(label, justify="left" if label in ("PRODUCT", "MIG") else "right")
+            table.add_column(label, justify="left" if label in ("PRODUCT", "MIG") else "right", no_wrap=True,
+                             overflow="ellipsis")
         for row in summarize(nodes, self.threshold):
-            table.add_row(row.product, row.profile or "whole GPU", str(row.capacity), str(row.allocated),
+            table.add_row(row.product.removeprefix("NVIDIA "), row.profile or "whole GPU", str(row.capacity), str(row.allocated),
                           f"[green]{row.in_use}[/]", f"[yellow]{row.idle_held}[/]" if row.idle_held else "0",
                           f"[dim]{row.unmeasured}[/]")
         waste = len(self._waste(nodes))
