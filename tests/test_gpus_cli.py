@@ -77,3 +77,18 @@ def test_an_unreachable_cluster_and_bad_usage(tmp_path):
 def test_prometheus_source_needs_its_url(hyperpod_cluster):
     result = hyperdesk("get", "gpus", "--source", "prometheus", kubeconfig=hyperpod_cluster.kubeconfig_path)
     assert result.returncode == 2 and "gpus.prometheus_url" in result.stderr
+
+
+def test_without_pods_proxy_rights_the_allocation_prints_with_a_warning(demo_cluster):
+    from tests.plugins.gpus import add_objects, gpu_pod
+    from tests.test_metrics_dcgm import VIEWER, _first_h100
+
+    handle = demo_cluster(scenario="bare", seed=3, mlflow=False, access=VIEWER)
+    add_objects(handle, gpu_pod("held", "hyperpod-ns-nlp", _first_h100(handle), {"nvidia.com/gpu": 3}))
+    viewer = handle.call(handle.cluster.server.kubeconfig_for, "viewer")
+    result = hyperdesk("get", "gpus", "-o", "json", kubeconfig=viewer)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("hyperdesk: warning: metrics forbidden:")
+    items = json.loads(result.stdout)
+    assert [i["pod"] for i in items if i["pod"]] == ["held"] * 3
+    assert all(i["util_percent"] is None and i["uuid"] is None for i in items)
