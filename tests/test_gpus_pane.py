@@ -128,3 +128,10 @@ async def test_no_running_exporter_shows_the_allocation_and_says_so(bare_cluster
         assert sum(k.startswith("node:") for k in keys(pane.table)) == 8
         assert all("no exporter" in c for c, k in zip(cells(pane.table, "HOLDER"), keys(pane.table))
                    if k.startswith("node:"))
+
+
+def test_sparkline_scales_percentages_to_eight_levels():
+    from app.screens.gpus import sparkline
+
+    assert sparkline((0.0, 5.0, 12.5, 50.0, 100.0, 150.0, -3.0)) == "▁▁▂▅██▁"
+    assert sparkline(tuple(float(v) for v in range(20)), width=4) == "▂▂▂▂" and sparkline(()) == ""

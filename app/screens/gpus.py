@@ -54,9 +54,13 @@ HOLDER_PANES = {
 }
 
 
+_SPARK_BY_PERCENT = [SPARK[int(p / 100 * (len(SPARK) - 1) + 0.5)] for p in range(101)]
+
+
 def sparkline(values: tuple[float, ...], width: int = SPARK_WIDTH) -> str:
-    recent = values[-width:]
-    return "".join(SPARK[min(len(SPARK) - 1, max(0, int(v / 100 * (len(SPARK) - 1) + 0.5)))] for v in recent)
+    """The last `width` readings (0..100 %) as block characters, one per reading."""
+    table = _SPARK_BY_PERCENT
+    return "".join(table[100 if v >= 100 else 0 if v <= 0 else int(v)] for v in values[-width:])
 
 
 def _percent(value: float | None) -> Text:
