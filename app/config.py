@@ -53,6 +53,9 @@ class GpuSettings:
     idle_minutes: float = 30.0
     """How long a held GPU must stay idle before the waste view lists it."""
     poll_seconds: float = 2.0
+    prometheus_url: str | None = None
+    """A Prometheus HTTP API with the dcgm-exporter series (e.g. HyperPod's observability add-on); when set, the
+    GPUs pane and `get gpus` read the figures from it instead of scraping the exporters through the API server."""
 
 
 @dataclass

@@ -704,6 +704,14 @@ class HyperdeskApp(App[None]):
             ):
                 self._show_pane_state(pane)
 
+    def refresh_pane(self, pane_id: str) -> None:
+        """A pane with data of its own (GPU metrics) has news: redraw it now if shown, else when shown."""
+        pane = self.pane(pane_id)
+        if pane.display:
+            self._show_pane_state(pane)
+        else:
+            self._stale_panes.add(pane_id)
+
     def _show_pane_state(self, pane: Pane) -> None:
         """The pane's rows from its stores, and the line under them: cluster trouble, the filter, or what the
         pane's stores are doing."""

@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.plugins.demo",
     "tests.plugins.mlflow",
     "tests.plugins.endpoints",
+    "tests.plugins.gpus",
 ]
