@@ -111,7 +111,7 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[Any, list[str]], str
     `pods/proxy` every second: `url = prometheus_server(handle, ["gpu-operator/pod-a", ...])`."""
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip("Prometheus is not installed (Debian: apt-get install prometheus)")
+        pytest.fail("Prometheus is not installed: .ci/run installs it (Debian: apt-get install prometheus)")
     started: list[subprocess.Popen[bytes]] = []
 
     def start(handle: Any, exporters: list[str]) -> str:
