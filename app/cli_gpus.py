@@ -70,13 +70,15 @@ async def _gpus(ctx: Any) -> list[dict[str, Any]]:
         from app.metrics.collector import GpuCollector
         from app.metrics.prometheus import PrometheusSource
 
-        prometheus = PrometheusSource(url) if source == "prometheus" and url else None
+        prometheus = (PrometheusSource(url, token_file=ctx.settings.gpus.prometheus_token_file)
+                      if source == "prometheus" and url else None)
 
         async def work(connection: Any, discovery: Any) -> list[Any]:
             nodes = await connection.request("GET", "/api/v1/nodes")
             pods = await connection.request("GET", "/api/v1/pods")
-            view = await GpuCollector(threshold, prometheus=prometheus).refresh(connection, (nodes or {}).get("items") or [],
-                                                         (pods or {}).get("items") or [])
+            collector = GpuCollector(threshold, prometheus=prometheus, idle_minutes=ctx.settings.gpus.idle_minutes)
+            view = await collector.refresh(connection, (nodes or {}).get("items") or [],
+                                           (pods or {}).get("items") or [])
             note = view.state_line()
             if note:
                 print(f"hyperdesk: warning: {note}", file=sys.stderr)
