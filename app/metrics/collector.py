@@ -190,6 +190,8 @@ class GpuCollector:
         self._pods_refused = ""
         self._last_good: dict[str, tuple[float, list[Device]]] = {}  # node -> (when, its devices then)
         self.view = GpuView()
+        self.build_cpu_seconds = 0.0
+        """CPU time of the last refresh's parse and join (they run in a worker thread)."""
 
     # --- discovery ---------------------------------------------------------------------------------------------
 
@@ -292,6 +294,7 @@ class GpuCollector:
                exporters: Mapping[str, tuple[str, str]], texts: Mapping[str, str],
                failures: Mapping[str, tuple[str, str]], now: float) -> None:
         """The pure part of a refresh (parse, join, remember), run off the event loop."""
+        started = time.thread_time()
         inventory = allocation(nodes, pods)
         by_name = pod_index(pods)
         view.nodes = sorted(inventory.values(), key=lambda n: n.name)
@@ -320,6 +323,7 @@ class GpuCollector:
             view.scraped_at = now
         self._remember(fresh, now)
         self.view = view
+        self.build_cpu_seconds = time.thread_time() - started
 
     def _stale_devices(self, node: NodeGpus, now: float) -> list[Device] | None:
         """A node read before whose scrape fails now keeps its last devices for a while, marked stale."""
