@@ -100,10 +100,10 @@ def test_prometheus_source_needs_its_url(hyperpod_cluster):
 
 def test_without_pods_proxy_rights_the_allocation_prints_with_a_warning(demo_cluster):
     from tests.plugins.gpus import add_objects, gpu_pod
-    from tests.test_metrics_dcgm import VIEWER, _first_h100
+    from tests.plugins.gpus import VIEWER, first_h100
 
     handle = demo_cluster(scenario="bare", seed=3, mlflow=False, access=VIEWER)
-    add_objects(handle, gpu_pod("held", "hyperpod-ns-nlp", _first_h100(handle), {"nvidia.com/gpu": 3}))
+    add_objects(handle, gpu_pod("held", "hyperpod-ns-nlp", first_h100(handle), {"nvidia.com/gpu": 3}))
     viewer = handle.call(handle.cluster.server.kubeconfig_for, "viewer")
     result = hyperdesk("get", "gpus", "-o", "json", kubeconfig=viewer)
     assert result.returncode == 0, result.stderr

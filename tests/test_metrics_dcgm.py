@@ -8,7 +8,7 @@ import pytest
 
 from app.metrics.collector import GpuCollector, is_waste
 from app.metrics.summary import summarize
-from tests.plugins.gpus import add_objects, collect, gpu_node, gpu_pod
+from tests.plugins.gpus import VIEWER, add_objects, collect, first_h100, gpu_node, gpu_pod
 
 TEAM = "hyperpod-ns-nlp"
 
@@ -137,19 +137,9 @@ def test_single_strategy_old_and_new_labels_and_a_node_without_exporter(bare_clu
     assert "no dcgm-exporter on 1 node" in view.state_line()
 
 
-VIEWER = {
-    "anonymous": False,
-    "users": [
-        {"name": "admin", "token": "admin-token", "rules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
-        {"name": "viewer", "token": "viewer-token",
-         "rules": [{"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods", "nodes"]}]},
-    ],
-}
-
-
 def test_forbidden_proxy_access_keeps_the_allocation(demo_cluster):
     handle = demo_cluster(scenario="bare", seed=3, mlflow=False, access=VIEWER)
-    add_objects(handle, gpu_pod("held", TEAM, _first_h100(handle), {"nvidia.com/gpu": 2}))
+    add_objects(handle, gpu_pod("held", TEAM, first_h100(handle), {"nvidia.com/gpu": 2}))
     viewer = handle.call(handle.cluster.server.kubeconfig_for, "viewer")
     view = collect(handle, kubeconfig=viewer)
     assert "forbidden" in view.forbidden.lower()
@@ -159,13 +149,3 @@ def test_forbidden_proxy_access_keeps_the_allocation(demo_cluster):
     assert all(d.util_percent is None for d in view.devices)
     admin = collect(handle)  # the same cluster for a user who may proxy: live figures
     assert admin.forbidden == "" and all(d.util_percent is not None for d in admin.devices)
-
-
-def _first_h100(handle) -> str:
-    store = handle.cluster.server.store
-    nodes = handle.call(store.list, "v1", "Node")
-    items = nodes["items"] if isinstance(nodes, dict) else nodes
-    return next(n["metadata"]["name"] for n in items
-                if n["metadata"]["labels"].get("nvidia.com/gpu.count") == "8"
-                and "mig.strategy" not in str(n["metadata"]["labels"])
-                and n["metadata"]["labels"].get("sagemaker.amazonaws.com/node-health-status") == "Schedulable")

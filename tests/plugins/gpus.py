@@ -30,6 +30,17 @@ from app.metrics.collector import GpuCollector, GpuView
 from tests.plugins.tui import closed_port
 
 
+VIEWER: dict[str, Any] = {
+    # a user who may list pods and nodes but not proxy to pods (no live figures)
+    "anonymous": False,
+    "users": [
+        {"name": "admin", "token": "admin-token", "rules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
+        {"name": "viewer", "token": "viewer-token",
+         "rules": [{"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods", "nodes"]}]},
+    ],
+}
+
+
 def gpu_node(name: str, *, count: int = 8, product: str = "NVIDIA-H100-80GB-HBM3", memory: int = 81559,
              strategy: str = "", mig_config: str = "", label_style: str | None = None,
              exporter: bool = True) -> dict[str, Any]:
@@ -162,3 +173,14 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[Any, list[str]], str
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def first_h100(handle: Any) -> str:
+    """The name of a healthy whole-GPU 8-GPU node of a demo cluster."""
+    store = handle.cluster.server.store
+    nodes = handle.call(store.list, "v1", "Node")
+    items = nodes["items"] if isinstance(nodes, dict) else nodes
+    return next(n["metadata"]["name"] for n in items
+                if n["metadata"]["labels"].get("nvidia.com/gpu.count") == "8"
+                and "mig.strategy" not in str(n["metadata"]["labels"])
+                and n["metadata"]["labels"].get("sagemaker.amazonaws.com/node-health-status") == "Schedulable")
