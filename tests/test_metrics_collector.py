@@ -124,3 +124,27 @@ def test_a_scrape_404_looks_for_the_exporters_again(team_cluster):
     node = next(n for n in view.nodes if n.name == "gpu-a")
     assert node.metrics_state == "stale" and ("404" in node.metrics_error or "not found" in node.metrics_error.lower())
     assert collector._next_discovery == 0.0 and "gpu-a" not in collector._exporters
+
+
+def test_a_time_sliced_gpu_shows_every_pod_sharing_it():
+    from app.metrics.collector import join
+    from app.metrics.dcgm import parse
+    from app.metrics.model import NodeGpus
+
+    inventory = node_inventory(NODE)
+    base = exposition(inventory, {}, seed=1, t=0.0)
+    shared = "\n".join(line.replace('namespace="",pod=""', f'namespace="{TEAM}",pod="{pod}"')
+                       for pod in ("nb-0", "nb-1") for line in base.splitlines()
+                       if line.startswith("DCGM_") and 'gpu="0"' in line)
+    [device] = join(NodeGpus("gpu-a"), parse(shared).series, {f"{TEAM}/nb-0": NOTEBOOK})
+    assert (device.holder.pod, device.holder.kind) == ("nb-0", "Workspace")
+    assert [h.pod for h in device.sharers] == ["nb-1"]
+    assert device.as_dict()["shared_with"] == [f"{TEAM}/nb-1"]
+
+
+def test_a_failed_history_query_is_not_mistaken_for_missing_figures():
+    from app.metrics.model import NodeGpus
+
+    view = GpuView(nodes=[NodeGpus("n", metrics_state="ok")], exporters=1, source="prometheus",
+                   history_error="Prometheus at http://p:9090 answered HTTP 503: overloaded")
+    assert view.state_line() == "no history: Prometheus at http://p:9090 answered HTTP 503: overloaded"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -58,7 +59,10 @@ def test_prometheus_unreachable_keeps_the_allocation(hyperpod_cluster):
 class _GuardedPrometheus(http.server.BaseHTTPRequestHandler):
     """A Prometheus behind an auth proxy: an HTML 401 page without the bearer token, an empty answer with it."""
 
+    paths: list[str] = []
+
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        self.paths.append(self.path)
         if self.headers.get("Authorization") != "Bearer tok-123":
             body, status, kind = b"<html><body>401 Authorization Required</body></html>", 401, "text/html"
         else:
@@ -97,8 +101,16 @@ def test_http_errors_say_the_status_and_never_the_credentials(hyperpod_cluster, 
     token = tmp_path / "token"
     token.write_text("tok-123\n")
     source = PrometheusSource(f"http://{where}", timeout=5, token_file=str(token))
-    view = collect(hyperpod_cluster, collector=GpuCollector(prometheus=source))
+    _GuardedPrometheus.paths.clear()
+    collector = GpuCollector(prometheus=source, idle_minutes=30)
+    view = collect(hyperpod_cluster, collector=collector)
     assert "401" not in view.state_line() and "Prometheus has no dcgm-exporter series" in view.state_line()
+    collect(hyperpod_cluster, collector=collector)
+    # the history (over idle_minutes) is asked for once, even when it comes back empty
+    ranges = [p for p in _GuardedPrometheus.paths if p.startswith("/api/v1/query_range")]
+    assert len(ranges) == 1 and len(_GuardedPrometheus.paths) == 3
+    window = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(ranges[0]).query))
+    assert float(window["end"]) - float(window["start"]) == pytest.approx(30 * 60, abs=1)
     missing = PrometheusSource(f"http://{where}", token_file=str(tmp_path / "nope"))
     line = collect(hyperpod_cluster, collector=GpuCollector(prometheus=missing)).state_line()
     assert "cannot read gpus.prometheus_token_file" in line
