@@ -15,7 +15,7 @@ from app.cluster.actions import EXIT_BAD_INPUT, ActionError, refuse_if_readonly
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS
 from app.model.spaces import (
-    CREATED_BY, GPU, MIG_PREFIX, PREEMPTION_ANNOTATION, SpaceRequest, SpaceRow, TemplateInfo, offered_gpu_resources,
+    CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, PREEMPTION_ANNOTATION, SpaceRequest, SpaceRow, TemplateInfo, offered_gpu_resources,
     resolve, resource_block, space_rows, template_info, validate_request, workspace_manifest, workspace_status,
 )
 
@@ -64,7 +64,18 @@ async def fetch_stores(conn: ClusterConnection, namespace: str | None) -> dict[s
         "workspaces": keyed(await _items(conn, "workspaces", namespace)),
         "notebooks": keyed(await _items(conn, "notebooks", namespace)),
         "workspacetemplates": keyed(await _items(conn, "workspacetemplates")),
+        "pods": keyed(await _pods(conn, namespace)),
     }
+
+
+async def _pods(conn: ClusterConnection, namespace: str | None) -> list[dict[str, Any]]:
+    path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+    try:
+        return list(((await conn.request("GET", path, query={"labelSelector": NAME_LABEL})) or {}).get("items") or [])
+    except ApiError as exc:
+        if exc.status == 403:
+            return []
+        raise
 
 
 async def fetch_spaces(conn: ClusterConnection, namespace: str | None) -> list[SpaceRow]:

@@ -136,7 +136,8 @@ class Workspaces(Controller):
         key = (namespace, name)
         if running:
             self._stopping.pop(key, None)
-        elif deployment is not None and int((deployment.get("spec") or {}).get("replicas", 1)) > 0:
+        elif deployment is not None and int((deployment.get("spec") or {}).get("replicas", 1)) > 0 \
+                and not any(_disrupted(p) for p in all_pods):  # an evicted pod goes at once
             began = self._stopping.setdefault(key, world.clock.elapsed)
             if world.clock.elapsed - began < STOP_SECONDS - 1e-9:
                 replicas = 1  # JupyterLab is still shutting its kernels down
