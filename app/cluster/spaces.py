@@ -165,8 +165,7 @@ async def create(conn: ClusterConnection, request: SpaceRequest, *, readonly: bo
         return await conn.request("POST", _path("workspaces", request.namespace), body=manifest,
                                   query={"dryRun": "All"} if dry_run else None)
     except ApiError as exc:
-        raise ActionError(f"the server rejected space {request.namespace}/{request.name}: {exc} (nothing was created)",
-                          _code(exc)) from None
+        raise _create_error(exc, f"{request.namespace}/{request.name}") from None
 
 
 async def create_manifest(conn: ClusterConnection, manifest: dict[str, Any], *, readonly: bool) -> dict[str, Any]:
@@ -179,8 +178,13 @@ async def create_manifest(conn: ClusterConnection, manifest: dict[str, Any], *, 
     try:
         return await conn.request("POST", _path("workspaces", meta.get("namespace")), body=manifest)
     except ApiError as exc:
-        raise ActionError(f"the server rejected space {meta.get('namespace')}/{meta.get('name')}: {exc} "
-                          "(nothing was created)", _code(exc)) from None
+        raise _create_error(exc, f"{meta.get('namespace')}/{meta.get('name')}") from None
+
+
+def _create_error(exc: ApiError, name: str) -> ActionError:
+    if exc.status == 0:
+        return ActionError(f"{exc} (space {name} was not created)")
+    return ActionError(f"the server rejected space {name}: {exc} (nothing was created)", _code(exc))
 
 
 async def get(conn: ClusterConnection, namespace: str, name: str) -> dict[str, Any]:
