@@ -82,8 +82,13 @@ async def fetch_spaces(conn: ClusterConnection, namespace: str | None) -> list[S
     return space_rows(await fetch_stores(conn, namespace))
 
 
-async def fetch_templates(conn: ClusterConnection) -> list[TemplateInfo]:
-    return sorted((template_info(t) for t in await _items(conn, "workspacetemplates")), key=lambda t: t.key)
+async def fetch_templates(conn: ClusterConnection, namespace: str | None = None) -> list[TemplateInfo]:
+    """Every WorkspaceTemplate the user may read: cluster-wide, else those in jupyter-k8s-system and `namespace`."""
+    items = await _items(conn, "workspacetemplates")
+    if not items:
+        for ns in dict.fromkeys(n for n in (TEMPLATE_NAMESPACE, namespace) if n):
+            items += await _items(conn, "workspacetemplates", ns)
+    return sorted((template_info(t) for t in items), key=lambda t: t.key)
 
 
 async def find_template(conn: ClusterConnection, ref: str, namespace: str) -> TemplateInfo | None:

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.binding import Binding
 
 from app.model.jobs import human_duration, utcnow
-from app.model.spaces import STATUSES, SpaceRow, offered_gpu_resources, space_detail, space_rows, template_infos
+from app.model.spaces import STATUSES, SpaceRow, offered_gpu_resources, space_detail, space_rows
 from app.screens.pane import Pane, sort_bindings
 from widgets.resource_table import Row
 
@@ -166,9 +166,21 @@ class SpacesPane(Pane):
                                         lambda: engine.get_object(store, row.namespace, row.name)))
 
     def action_templates(self) -> None:
+        engine = getattr(self.app, "engine", None)
+        if engine is not None:
+            self.run_worker(self._open_templates(engine), group="spaces-form", exclusive=True, exit_on_error=False)
+
+    async def _open_templates(self, engine: Any) -> None:
+        from app.cluster.connection import ApiError
+        from app.cluster.spaces import fetch_templates
         from app.screens.space_views import TemplatesScreen
 
-        self.app.push_screen(TemplatesScreen(lambda: template_infos(self._current_stores())))
+        try:
+            templates = await fetch_templates(engine.connection, getattr(self.app, "namespace", None))
+        except ApiError as exc:
+            self.notify(f"cannot read the WorkspaceTemplates: {exc}", severity="error")
+            return
+        self.app.push_screen(TemplatesScreen(lambda: templates))
 
     def action_mine(self) -> None:
         self.mine = not self.mine
@@ -185,10 +197,21 @@ class SpacesPane(Pane):
     # --- actions ------------------------------------------------------------------------------------------------
 
     def action_new(self) -> None:
-        from app.screens.space_views import SpaceFormScreen
-
         engine = getattr(self.app, "engine", None)
         if engine is None or self._refused("creating a space"):
+            return
+        self.run_worker(self._open_form(engine), group="spaces-form", exclusive=True, exit_on_error=False)
+
+    async def _open_form(self, engine: Any) -> None:
+        """Templates are fetched (they live in jupyter-k8s-system, outside a namespaced view), then the form opens."""
+        from app.cluster.spaces import fetch_templates
+        from app.cluster.connection import ApiError
+        from app.screens.space_views import SpaceFormScreen
+
+        try:
+            templates = await fetch_templates(engine.connection, getattr(self.app, "namespace", None))
+        except ApiError as exc:
+            self.notify(f"cannot read the WorkspaceTemplates: {exc}", severity="error")
             return
         stores = self._current_stores()
         namespace = getattr(self.app, "namespace", None)
@@ -205,7 +228,7 @@ class SpacesPane(Pane):
             all_stores["workloadpriorityclasses"].snapshot().values(), key=lambda c: -int(c.get("value") or 0))
         ] if "workloadpriorityclasses" in all_stores else []
         nodes = stores.get("nodes")
-        form = SpaceFormScreen(template_infos(stores), namespace=namespace or "", namespaces=namespaces,
+        form = SpaceFormScreen(templates, namespace=namespace or "", namespaces=namespaces,
                                gpu_offer=offered_gpu_resources(nodes.values()) if nodes else None,
                                queues=queues, priorities=priorities, owner=self.user or "")
         self.app.push_screen(form, self._create)
@@ -267,7 +290,8 @@ class SpacesPane(Pane):
         if not rows or self._refused(f"deleting {len(rows)} space(s)"):
             return
         if len(rows) == 1:
-            question = f"Delete space {rows[0].namespace}/{rows[0].name}? {storage_note(rows[0]).capitalize()}."
+            note = storage_note(rows[0])
+            question = f"Delete space {rows[0].namespace}/{rows[0].name}? {note[:1].upper()}{note[1:]}."
         else:
             question = (f"Delete {len(rows)} spaces ({', '.join(r.name for r in rows[:5])})? Their home volumes are "
                         "deleted with them and their files are lost (stop keeps them).")
