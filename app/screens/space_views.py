@@ -70,17 +70,23 @@ class SpaceDetailScreen(Screen[None]):
             summary.update(Text("This space no longer exists.", style="bold"))
             return
         now, row = self._now(), detail.row
-        text = Text.assemble(
-            (f"{row.kind} ", "dim"), (row.name, "bold"), (f"  {row.namespace}   ", "dim"), (row.display_name, "italic"),
-            "\n", ("Status ", "dim"), (row.status, "bold"),
-            f"   {row.app_type}   owner {row.owner or '—'}   template {row.template or '—'}   age "
-            f"{human_duration(row.age_seconds(now))}\n",
-            ("Image ", "dim"), row.image or "—", "\n",
-            ("Compute ", "dim"), row.compute_text or "—", ("   storage ", "dim"), row.storage or "—",
-            ("   idle shutdown ", "dim"), row.idle_text(now),
-        )
+        text = Text()
+        for segment, style in (
+            (f"{row.kind} ", "dim"), (f"{row.name}   ", "bold"), (f"{row.namespace}   ", "dim"),
+            (f"{row.display_name}\n", "italic"),
+            ("Status ", "dim"), (f"{row.status}   ", "bold"), (f"{row.app_type}   ", ""), ("owner ", "dim"),
+            (f"{row.owner or '—'}   ", ""), ("template ", "dim"), (f"{row.template or '—'}   ", ""), ("age ", "dim"),
+            (f"{human_duration(row.age_seconds(now))}\n", ""),
+            ("Image ", "dim"), (f"{row.image or '—'}\n", ""),
+            ("Compute ", "dim"), (f"{row.compute_text or '—'}   ", ""), ("storage ", "dim"),
+            (f"{row.storage or '—'}   ", ""), ("idle shutdown ", "dim"), (row.idle_text(now), ""),
+        ):
+            text.append(segment, style=style)
         if row.queue or row.priority:
-            text.append(f"\nQueue {row.queue or '—'}   priority {row.priority or '—'}", style="")
+            text.append("\nQueue ", style="dim")
+            text.append(f"{row.queue or '—'}   ")
+            text.append("priority ", style="dim")
+            text.append(row.priority or "—")
         if row.access_url:
             text.append("\nAccess URL ", style="dim")
             text.append(row.access_url, style="underline")

@@ -26,8 +26,8 @@ class SpacesPane(Pane):
     pane_id = "spaces"
     title = "Spaces"
     key = "1"
-    columns = ("NAME", "DISPLAY NAME", "OWNER", "APP", "STATUS", "COMPUTE", "GPUS", "STORAGE", "IDLE", "QUEUE",
-               "PRIORITY", "TEMPLATE", "IMAGE", "CONNECTION", "AGE")
+    columns = ("NAME", "NAMESPACE", "DISPLAY NAME", "OWNER", "APP", "STATUS", "COMPUTE", "GPUS", "STORAGE", "IDLE",
+               "AGE", "CONNECTION", "QUEUE", "PRIORITY", "TEMPLATE", "IMAGE")
     purpose = "Your JupyterLab and Code Editor spaces on the cluster."
     kinds = ("workspaces", "workspacetemplates", "notebooks", "pods", "events", "nodes")
     BINDINGS = [
@@ -78,17 +78,26 @@ class SpacesPane(Pane):
         return [self._row(r, now) for r in shown]
 
     def _row(self, r: SpaceRow, now: datetime) -> Row:
-        queue = r.queue.removesuffix("-localqueue") if r.queue else ""
-        return Row(r.key, (
-            r.name, r.display_name, r.owner, r.app_type, Text(r.status, style=STATUS_STYLES.get(r.status, "")),
-            " ".join(p for p in (r.cpu and f"{r.cpu} CPU", r.memory) if p), r.gpu_text, r.storage, r.idle_text(now),
-            queue, r.priority or "", r.template, r.image.rsplit("/", 1)[-1], self.connections.get(r.space_key, ""),
-            human_duration(r.age_seconds(now)),
-        ), sort=(
-            r.name, r.owner, r.owner, r.app_type, STATUSES.index(r.status) if r.status in STATUSES else 99,
-            r.compute_text, r.gpus + r.mig_count, r.storage, r.idle_seconds(now), r.queue, r.priority, r.template,
-            r.image, self.connections.get(r.space_key, ""), -(r.age_seconds(now) or 0),
-        ))
+        connection = self.connections.get(r.space_key, "")
+        cells = (
+            (r.name, r.name),
+            (r.namespace, r.namespace),
+            (r.display_name, r.display_name),
+            (r.owner, r.owner),
+            (r.app_type, r.app_type),
+            (Text(r.status, style=STATUS_STYLES.get(r.status, "")), STATUSES.index(r.status) if r.status in STATUSES else 99),
+            (" ".join(p for p in (r.cpu and f"{r.cpu} CPU", r.memory) if p), r.compute_text),
+            (r.gpu_text, r.gpus + r.mig_count),
+            (r.storage, r.storage),
+            (r.idle_text(now), r.idle_seconds(now)),
+            (human_duration(r.age_seconds(now)), -(r.age_seconds(now) or 0)),
+            (connection, connection),
+            (r.queue.removesuffix("-localqueue") if r.queue else "", r.queue),
+            (r.priority or "", r.priority),
+            (r.template, r.template),
+            (r.image.rsplit("/", 1)[-1], r.image),
+        )
+        return Row(r.key, tuple(c for c, _ in cells), sort=tuple(v for _, v in cells))
 
     def show_notice(self, text: str) -> None:
         super().show_notice(f"{self._scope}\n{text}" if self._scope and text else (self._scope or text))
@@ -191,8 +200,13 @@ class SpacesPane(Pane):
     def action_connect(self) -> None:
         key = self.table.cursor_key
         row = self.space(key) if key is not None else None
-        if row is not None:
-            self.app.connect_space(row.space_key)  # type: ignore[attr-defined]
+        if row is None:
+            return
+        connect = getattr(self.app, "connect_space", None)
+        if connect is None:
+            self.notify("connecting to spaces is not available in this build", severity="warning")
+        else:
+            connect(row.space_key)
 
     # --- actions ------------------------------------------------------------------------------------------------
 
