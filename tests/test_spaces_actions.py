@@ -68,9 +68,9 @@ async def test_create_from_a_template_starts_runs_stops_and_starts_again(conn, b
     assert running.priority == "experimentation-priority" and running.pods
 
     assert await spaces.set_running(conn, NLP, "my-lab", False, readonly=False) == "Running"
-    bare_cluster.advance(1)
+    bare_cluster.advance(0)  # the controller sees the change; JupyterLab takes a moment to shut its kernels down
     stopping = (await rows(conn))["my-lab"]
-    assert stopping.status == "Stopping", "JupyterLab takes a few seconds to shut its kernels down"
+    assert (stopping.status, stopping.reason) == ("Stopping", "Workspace is stopping")
     await advance_until(bare_cluster, conn, "my-lab", "Stopped")
     assert await spaces.set_running(conn, NLP, "my-lab", True, readonly=False) == "Stopped"
     bare_cluster.advance(1)
