@@ -189,13 +189,28 @@ def _gpu_split(wanted: Mapping[str, Any]) -> tuple[int, str | None, int]:
     return gpus, mig[0], mig[1]
 
 
-def _pods_of(namespace: str, name: str, pods: Mapping[str, Obj], label: str) -> tuple[str, ...]:
-    return tuple(sorted(key for key, pod in pods.items()
-                        if (pod.get("metadata") or {}).get("namespace") == namespace
-                        and ((pod.get("metadata") or {}).get("labels") or {}).get(label) == name))
+PodIndex = Mapping[tuple[str, str, str], list[str]]
 
 
-def workspace_row(ws: Obj, templates: Mapping[str, Obj] | None = None, pods: Mapping[str, Obj] | None = None) -> SpaceRow:
+def index_pods(pods: Mapping[str, Obj]) -> dict[tuple[str, str, str], list[str]]:
+    """(label, namespace, value) -> pod keys, for the labels that tie pods to spaces: one pass over the pods."""
+    index: dict[tuple[str, str, str], list[str]] = {}
+    for key, pod in pods.items():
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        for label in (NAME_LABEL, "notebook-name"):
+            if label in labels:
+                index.setdefault((label, meta.get("namespace") or "", labels[label]), []).append(key)
+    return index
+
+
+def _pods_of(namespace: str, name: str, pods: Mapping[str, Obj] | PodIndex, label: str) -> tuple[str, ...]:
+    index = pods if any(isinstance(k, tuple) for k in list(pods)[:1]) else index_pods(pods)  # type: ignore[arg-type]
+    return tuple(sorted(index.get((label, namespace, name), ())))  # type: ignore[union-attr]
+
+
+def workspace_row(ws: Obj, templates: Mapping[str, Obj] | None = None,
+                  pods: Mapping[str, Obj] | PodIndex | None = None) -> SpaceRow:
     meta, spec, status = ws.get("metadata") or {}, ws.get("spec") or {}, ws.get("status") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
@@ -240,7 +255,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def notebook_row(nb: Obj, pods: Mapping[str, Obj] | None = None) -> SpaceRow:
+def notebook_row(nb: Obj, pods: Mapping[str, Obj] | PodIndex | None = None) -> SpaceRow:
     """A Kubeflow Notebook: its single container, stopped by the `kubeflow-resource-stopped` annotation."""
     meta, spec, status = nb.get("metadata") or {}, nb.get("spec") or {}, nb.get("status") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
@@ -273,7 +288,7 @@ def notebook_row(nb: Obj, pods: Mapping[str, Obj] | None = None) -> SpaceRow:
 def space_rows(stores: Mapping[str, Mapping[str, Obj]], owner: str | None = None) -> list[SpaceRow]:
     """Every space in the stores, Workspaces first; only `owner`'s when given."""
     templates = stores.get("workspacetemplates") or {}
-    pods = stores.get("pods") or {}
+    pods = index_pods(stores.get("pods") or {})
     rows = [workspace_row(ws, templates, pods) for ws in (stores.get("workspaces") or {}).values()]
     rows += [notebook_row(nb, pods) for nb in (stores.get("notebooks") or {}).values()]
     if owner is not None:
