@@ -40,12 +40,13 @@ async def test_the_pane_lists_spaces_with_status_compute_and_connection(hyperpod
         pane = app.pane("spaces")
         assert isinstance(pane, SpacesPane)
         table = pane.table
-        await wait_for(pilot, lambda: table.row_count == 4, timeout=20)
+        await wait_for(pilot, lambda: table.row_count == 5, timeout=20)
         bob = row_of(table, "bob-mig-lab")
         assert (bob["STATUS"], bob["GPUS"], bob["OWNER"], bob["APP"]) == ("Running", "1×2g.20gb", "bob@example.com",
                                                                           "JupyterLab")
         assert bob["QUEUE"] == "hyperpod-ns-vision" and bob["PRIORITY"] == "experimentation-priority"
         assert row_of(table, "carol-code-editor")["STATUS"] == "Stopped"
+        assert row_of(table, "erin-lora-debug")["STATUS"] == "Preempted"
         assert row_of(table, "alice-notebook")["IDLE"].endswith("/240m")
 
         pane.connections = {"hyperpod-ns-vision/bob-mig-lab": "127.0.0.1:18888 ssh"}
@@ -71,7 +72,7 @@ async def test_the_pane_lists_spaces_with_status_compute_and_connection(hyperpod
         await pilot.press("escape", "m")
         await pilot.pause(0.1)
         assert any("did not say who you are" in str(n.message) for n in app._notifications)
-        assert table.row_count == 4, "anonymous: every space is shown"
+        assert table.row_count == 5, "anonymous: every space is shown"
 
 
 async def test_new_space_form_checks_bounds_then_creates_and_the_actions_follow(bare_cluster, demo_kubectl) -> None:
