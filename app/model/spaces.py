@@ -490,7 +490,7 @@ def validate_request(request: SpaceRequest, template: TemplateInfo | None, *,
         problems.append(f"name {name!r}: at most {MAX_NAME} characters (its Service is workspace-<name>-service)")
     if not request.namespace or not DNS_LABEL.match(request.namespace):
         problems.append(f"namespace {request.namespace!r} is not a valid namespace name")
-    if not request.display_name.strip():
+    if name and not request.display_name.strip():
         problems.append("display name: required")
     if template is None:
         if request.template:

@@ -119,6 +119,7 @@ class SpaceFormScreen(Screen["dict | None"]):
     """A new space from a template: fields on the left, what will be sent on the right, checked on every key.
     `ctrl+s` dismisses with the Workspace manifest when the form has no problem; the caller creates it."""
 
+    AUTO_FOCUS = "#f-name"
     BINDINGS = [
         Binding("ctrl+s", "submit", "Create", id="space_form.submit"),
         Binding("escape", "cancel", "Cancel", id="space_form.cancel"),
