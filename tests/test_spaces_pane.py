@@ -76,7 +76,7 @@ async def test_the_pane_lists_spaces_with_status_compute_and_connection(hyperpod
 
 
 async def test_new_space_form_checks_bounds_then_creates_and_the_actions_follow(bare_cluster, demo_kubectl) -> None:
-    from app.screens.dialogs import ConfirmScreen
+    from app.screens.dialogs import ChoiceScreen, ConfirmScreen
     from app.screens.space_views import SpaceFormScreen
 
     kubectl = demo_kubectl(bare_cluster)
@@ -121,6 +121,17 @@ async def test_new_space_form_checks_bounds_then_creates_and_the_actions_follow(
         await pilot.press("s")
         await wait_for(pilot, lambda: row_of(table, "pane-lab")["STATUS"] in ("Stopping", "Stopped"))
         assert kubectl.json("get", "workspace", "pane-lab", "-n", NLP)["spec"]["desiredStatus"] == "Stopped"
+        bare_cluster.advance(1)
+        await wait_for(pilot, lambda: row_of(table, "pane-lab")["STATUS"] == "Stopped")
+
+        await pilot.press("e")  # the GPU of a stopped space
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        options = app.screen.query_one("#choice-list")
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert ids[0] == "cpu-only" and "nvidia.com/mig-1g.10gb" in ids and "nvidia.com/gpu" in ids
+        options.highlighted = ids.index("nvidia.com/mig-1g.10gb")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: row_of(table, "pane-lab")["GPUS"] == "1×1g.10gb")
 
         await pilot.press("ctrl+d")
         assert isinstance(app.screen, ConfirmScreen)
