@@ -134,6 +134,7 @@ class PaneApp(ViewApp):
         pane = self.query_one(SpacesPane)
         pane.now = lambda: NOW
         pane.connections = {"hyperpod-ns-nlp/alice-notebook": "127.0.0.1:18888 ssh"}
+        pane.activity = {"hyperpod-ns-nlp/alice-notebook": NOW - timedelta(minutes=12)}
         pane.table.set_rows(pane.rows(STORES))
         pane.show_notice("Your JupyterLab and Code Editor spaces on the cluster.")
         pane.focus()
@@ -141,7 +142,8 @@ class PaneApp(ViewApp):
 
 class DetailApp(ViewApp):
     def on_mount(self) -> None:
-        row = next(r for r in space_rows(STORES) if r.name == "alice-notebook")
+        activity = {"hyperpod-ns-nlp/alice-notebook": NOW - timedelta(minutes=12)}
+        row = next(r for r in space_rows(STORES, activity=activity) if r.name == "alice-notebook")
         detail = space_detail(row, STORES)
         self.push_screen(SpaceDetailScreen(lambda: detail, now=lambda: NOW))
 
@@ -170,6 +172,8 @@ def test_space_detail_view(snap_compare) -> None:
 def test_new_space_form_with_a_problem(snap_compare) -> None:
     async def fill(pilot) -> None:
         form = pilot.app.screen
+        for field in form.query(Input):
+            field.cursor_blink = False  # a blinking cursor would make the snapshot depend on timing
         form.query_one("#f-name", Input).value = "alice-sweep"
         form.query_one("#f-cpu", Input).value = "32"
         await pilot.pause()

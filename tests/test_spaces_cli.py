@@ -32,6 +32,8 @@ def test_get_spaces_lists_the_scenarios_spaces_with_their_status_and_compute(hyp
     assert (carol["status"], carol["app_type"], carol["template"]) == (
         "Stopped", "Code Editor", "sagemaker-code-editor-template")
     assert alice["idle_minutes"] == 240 and alice["display_name"] == "Alice's GPU notebook"
+    assert isinstance(alice["idle_for_minutes"], int) and alice["idle_for_minutes"] >= 0, "from its JupyterLab"
+    assert carol["idle_for_minutes"] is None
     erin = items["erin-lora-debug"]
     assert (erin["status"], erin["reason"], erin["queue"]) == (
         "Preempted", "Workspace preempted due to resource contention", "hyperpod-ns-nlp-localqueue")

@@ -4,6 +4,8 @@ that knows who the user is."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from textual.widgets import Input, Select
 
@@ -47,7 +49,9 @@ async def test_the_pane_lists_spaces_with_status_compute_and_connection(hyperpod
         assert bob["QUEUE"] == "hyperpod-ns-vision" and bob["PRIORITY"] == "experimentation-priority"
         assert row_of(table, "carol-code-editor")["STATUS"] == "Stopped"
         assert row_of(table, "erin-lora-debug")["STATUS"] == "Preempted"
-        assert row_of(table, "alice-notebook")["IDLE"].endswith("/240m")
+        assert row_of(table, "carol-code-editor")["IDLE"] == "240m", "stopped: only the timeout"
+        # idle since its JupyterLab's last activity, asked through the API server's service proxy
+        await wait_for(pilot, lambda: re.fullmatch(r"\d+m/240m", row_of(table, "alice-notebook")["IDLE"]))
 
         pane.connections = {"hyperpod-ns-vision/bob-mig-lab": "127.0.0.1:18888 ssh"}
         app._show_pane_state(pane)

@@ -9,14 +9,17 @@ or leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
 from typing import Any
 
 from app.cluster.actions import EXIT_BAD_INPUT, ActionError, refuse_if_readonly
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS
+from app.model.jobs import parse_time
 from app.model.spaces import (
-    CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, PREEMPTION_ANNOTATION, SpaceRequest, SpaceRow, TemplateInfo, offered_gpu_resources,
-    resolve, resource_block, space_rows, template_info, validate_request, workspace_manifest, workspace_status,
+    CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, PORT, PREEMPTION_ANNOTATION, SpaceRequest, SpaceRow, TemplateInfo,
+    offered_gpu_resources, resolve, resource_block, space_rows, template_info, validate_request, workspace_manifest, workspace_status,
 )
 
 TEMPLATE_NAMESPACE = "jupyter-k8s-system"
@@ -60,12 +63,11 @@ async def fetch_stores(conn: ClusterConnection, namespace: str | None) -> dict[s
     def keyed(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {f"{i['metadata'].get('namespace')}/{i['metadata']['name']}": i for i in items}
 
-    return {
-        "workspaces": keyed(await _items(conn, "workspaces", namespace)),
-        "notebooks": keyed(await _items(conn, "notebooks", namespace)),
-        "workspacetemplates": keyed(await _items(conn, "workspacetemplates")),
-        "pods": keyed(await _pods(conn, namespace)),
-    }
+    workspaces, notebooks, templates, pods = await asyncio.gather(
+        _items(conn, "workspaces", namespace), _items(conn, "notebooks", namespace),
+        _items(conn, "workspacetemplates"), _pods(conn, namespace))
+    return {"workspaces": keyed(workspaces), "notebooks": keyed(notebooks), "workspacetemplates": keyed(templates),
+            "pods": keyed(pods)}
 
 
 async def _pods(conn: ClusterConnection, namespace: str | None) -> list[dict[str, Any]]:
@@ -79,7 +81,34 @@ async def _pods(conn: ClusterConnection, namespace: str | None) -> list[dict[str
 
 
 async def fetch_spaces(conn: ClusterConnection, namespace: str | None) -> list[SpaceRow]:
-    return space_rows(await fetch_stores(conn, namespace))
+    stores = await fetch_stores(conn, namespace)
+    rows = space_rows(stores)
+    if any(r.status == "Running" for r in rows):
+        rows = space_rows(stores, activity=await activities(conn, rows))
+    return rows
+
+
+async def last_activity(conn: ClusterConnection, row: SpaceRow) -> datetime | None:
+    """The last activity its JupyterLab reports (`/api/status`, through the API server's service proxy); None when
+    it cannot be asked (not running, no proxy rights, not a Jupyter server) or does not say."""
+    path = (f"/api/v1/namespaces/{row.namespace}/services/workspace-{row.name}-service:{PORT}/proxy/api/status")
+    try:
+        answer = await conn.request("GET", path, timeout=5)
+    except ApiError:
+        return None
+    return parse_time((answer or {}).get("last_activity")) if isinstance(answer, dict) else None
+
+
+async def activities(conn: ClusterConnection, rows: list[SpaceRow], parallel: int = 8) -> dict[str, datetime]:
+    """Last activity of every running Workspace among `rows`, a few requests at a time."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(row: SpaceRow) -> tuple[str, datetime | None]:
+        async with gate:
+            return row.space_key, await last_activity(conn, row)
+
+    found = await asyncio.gather(*(one(r) for r in rows if r.status == "Running" and r.kind == "Workspace"))
+    return {key: when for key, when in found if when is not None}
 
 
 async def fetch_templates(conn: ClusterConnection, namespace: str | None = None) -> list[TemplateInfo]:

@@ -14,7 +14,7 @@ A space's status comes from its conditions (see shared/reference/cluster-apis.md
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
@@ -233,19 +233,11 @@ def workspace_row(ws: Obj, templates: Mapping[str, Obj] | None = None,
         cpu=str(wanted.get("cpu") or ""), memory=str(wanted.get("memory") or ""), gpus=gpus, mig_profile=mig,
         mig_count=mig_count, storage=str(storage or ""), idle_enabled=bool(idle.get("enabled")),
         idle_minutes=_int(idle.get("idleTimeoutInMinutes")),
-        idle_since=parse_time(annotations.get(LAST_ACTIVITY_ANNOTATION)) or _ready_since(ws),
+        idle_since=parse_time(annotations.get(LAST_ACTIVITY_ANNOTATION)),
         queue=labels.get(QUEUE_LABEL), priority=labels.get(PRIORITY_LABEL),
         created=parse_time(meta.get("creationTimestamp")), access_url=status.get("accessURL") or None,
         pods=_pods_of(namespace, name, pods or {}, NAME_LABEL),
     )
-
-
-def _ready_since(ws: Obj) -> datetime | None:
-    """Without an activity report, a running space has been idle at most since it became Available."""
-    available = condition(ws, "Available")
-    if available and available.get("status") == "True":
-        return parse_time(available.get("lastTransitionTime"))
-    return None
 
 
 def _int(value: Any) -> int | None:
@@ -285,14 +277,18 @@ def notebook_row(nb: Obj, pods: Mapping[str, Obj] | PodIndex | None = None) -> S
     )
 
 
-def space_rows(stores: Mapping[str, Mapping[str, Obj]], owner: str | None = None) -> list[SpaceRow]:
-    """Every space in the stores, Workspaces first; only `owner`'s when given."""
+def space_rows(stores: Mapping[str, Mapping[str, Obj]], owner: str | None = None,
+               activity: Mapping[str, datetime] | None = None) -> list[SpaceRow]:
+    """Every space in the stores, Workspaces first; only `owner`'s when given. `activity` (space key
+    `namespace/name` -> its JupyterLab's last activity, from `/api/status`) says how long a running space is idle."""
     templates = stores.get("workspacetemplates") or {}
     pods = index_pods(stores.get("pods") or {})
     rows = [workspace_row(ws, templates, pods) for ws in (stores.get("workspaces") or {}).values()]
     rows += [notebook_row(nb, pods) for nb in (stores.get("notebooks") or {}).values()]
     if owner is not None:
         rows = [r for r in rows if r.owner == owner]
+    if activity:
+        rows = [replace(r, idle_since=activity[r.space_key]) if r.space_key in activity else r for r in rows]
     return sorted(rows, key=lambda r: (r.namespace, r.name, r.kind))
 
 

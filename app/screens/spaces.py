@@ -7,6 +7,7 @@ Rows come from the watch stores through `app.model.spaces`; actions run in this 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
@@ -18,6 +19,7 @@ from app.model.spaces import STATUSES, SpaceRow, offered_gpu_resources, space_de
 from app.screens.pane import Pane, sort_bindings
 from widgets.resource_table import Row
 
+ACTIVITY_SECONDS = 30.0
 STATUS_STYLES = {"Running": "green", "Starting": "cyan", "Stopping": "cyan", "Stopped": "dim", "Degraded": "red",
                  "Preempted": "yellow"}
 
@@ -52,7 +54,10 @@ class SpacesPane(Pane):
         self.mine = True
         """Show only the user's spaces, when the user is known and owns any."""
         self.now: Callable[[], datetime] = utcnow
+        self.activity: dict[str, datetime] = {}
+        """Space key -> its JupyterLab's last activity (polled from `/api/status` while the pane is shown)."""
         self._asked_identity = False
+        self._polled: frozenset[str] = frozenset()
         self._scope = ""
         self._stores: Mapping[str, Mapping[str, dict]] = {}
 
@@ -64,7 +69,8 @@ class SpacesPane(Pane):
     def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
         self._stores = stores
         self._ask_identity()
-        every = space_rows(stores)
+        every = space_rows(stores, activity=self.activity)
+        self._watch_activity(every)
         shown = [r for r in every if r.owner == self.user] if self.filtering_mine(every) else every
         if self.filtering_mine(every):
             self._scope = f"Mine ({self.user}): {len(shown)} of {len(every)} spaces — m shows all"
@@ -109,6 +115,29 @@ class SpacesPane(Pane):
         self._asked_identity = True
         self.run_worker(self._whoami(engine.connection), group="spaces-identity", exit_on_error=False)
 
+    def _watch_activity(self, rows: list[SpaceRow]) -> None:
+        """(Re)start the activity poll when the set of running spaces changes, so a space that starts gets its
+        idle time at once rather than at the next round."""
+        running = frozenset(r.space_key for r in rows if r.status == "Running")
+        if running != self._polled and getattr(self.app, "engine", None) is not None:
+            self._polled = running
+            self.run_worker(self._poll_activity(), group="spaces-activity", exclusive=True, exit_on_error=False)
+
+    async def _poll_activity(self) -> None:
+        """How long each running space is idle, from its JupyterLab, every ACTIVITY_SECONDS while the pane is shown.
+        Self-rescheduling: one round at a time; a round that cannot ask leaves the idle time unknown."""
+        from app.cluster.spaces import activities
+
+        while True:
+            engine = getattr(self.app, "engine", None)
+            if engine is not None and self.display:
+                running = [r for r in space_rows(self._current_stores()) if r.status == "Running"]
+                found = await activities(engine.connection, running) if running else {}
+                if found != self.activity:
+                    self.activity = found
+                    self._refresh()
+            await asyncio.sleep(ACTIVITY_SECONDS)
+
     async def _whoami(self, connection: Any) -> None:
         from app.cluster.spaces import whoami
 
@@ -121,7 +150,7 @@ class SpacesPane(Pane):
             show(self)
 
     def space(self, key: str) -> SpaceRow | None:
-        return next((r for r in space_rows(self._current_stores()) if r.key == key), None)
+        return next((r for r in space_rows(self._current_stores(), activity=self.activity) if r.key == key), None)
 
     def _current_stores(self) -> Mapping[str, Mapping[str, dict]]:
         engine = getattr(self.app, "engine", None)
@@ -130,7 +159,7 @@ class SpacesPane(Pane):
         return {k: engine.stores[k].snapshot() for k in self.kinds if k in engine.stores}
 
     def _selected(self) -> list[SpaceRow]:
-        rows = {r.key: r for r in space_rows(self._current_stores())}
+        rows = {r.key: r for r in space_rows(self._current_stores(), activity=self.activity)}
         return [rows[k] for k in self.table.selection() if k in rows]
 
     def _refused(self, doing: str) -> bool:

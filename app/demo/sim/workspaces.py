@@ -60,8 +60,10 @@ PAGE = """<!doctype html>
 class JupyterServer:
     """The stand-in for one workspace's JupyterLab: HTTP on a free 127.0.0.1 port."""
 
-    def __init__(self, namespace: str, name: str, display: str) -> None:
+    def __init__(self, namespace: str, name: str, display: str, started: str = "") -> None:
         self.namespace, self.name, self.display = namespace, name, display
+        self.started = started
+        """When it started, in simulated time: nobody uses the demo JupyterLab, so it is also its last activity."""
         self.port = 0
         self._runner: web.AppRunner | None = None
 
@@ -84,7 +86,7 @@ class JupyterServer:
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         if path.rstrip("/").endswith("/api/status") or path == "/api/status":
-            body = {"started": "demo", "last_activity": "demo", "connections": 0, "kernels": 0}
+            body = {"started": self.started, "last_activity": self.started, "connections": 0, "kernels": 0}
             return web.Response(text=json.dumps(body), content_type="application/json")
         if path.rstrip("/").endswith("/api") or path == "/api":
             return web.Response(text=json.dumps({"version": "2.14.2"}), content_type="application/json")
@@ -307,7 +309,8 @@ class Workspaces(Controller):
             if key in self._starting:
                 return
             self._starting.add(key)
-            server = JupyterServer(key[0], key[1], str((workspace.get("spec") or {}).get("displayName", key[1])))
+            server = JupyterServer(key[0], key[1], str((workspace.get("spec") or {}).get("displayName", key[1])),
+                                   started=self.world.clock.timestamp())
             task = asyncio.get_running_loop().create_task(self._start_server(key, server))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
