@@ -650,8 +650,11 @@ class HyperdeskApp(App[None]):
     @staticmethod
     def _all_bindings() -> list[Binding]:
         found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
+        from app.screens.space_views import SpaceDetailScreen, SpaceFormScreen, TemplatesScreen
+
         for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
-                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen):
+                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen, SpaceDetailScreen, SpaceFormScreen,
+                    TemplatesScreen):
             found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
         return found
 

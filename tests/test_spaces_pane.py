@@ -195,3 +195,11 @@ async def test_mine_shows_the_users_own_spaces_by_default_and_m_shows_all() -> N
             await wait_for(pilot, lambda: pane.table.row_count == 3)
             await pilot.press("m")
             await wait_for(pilot, lambda: pane.table.row_count == 2)
+
+
+def test_the_spaces_keys_can_be_remapped() -> None:
+    app = HyperdeskApp(Settings(keys={"spaces.start_stop": "S", "space_form.submit": "ctrl+enter",
+                                      "space_detail.yaml": "Y"}), kubeconfig=None)
+    assert not any("unknown binding id" in e for e in app.startup_errors)
+    unknown = HyperdeskApp(Settings(keys={"spaces.nope": "x"}), kubeconfig=None)
+    assert any("unknown binding id 'spaces.nope'" in e for e in unknown.startup_errors)
