@@ -122,6 +122,12 @@ async def test_new_space_form_checks_bounds_then_creates_and_the_actions_follow(
             await pilot.pause(0.1)
         assert row_of(table, "pane-lab")["STATUS"] == "Running"
 
+        await pilot.press("d")  # a namespaced view: the template's bounds come from jupyter-k8s-system all the same
+        await pilot.pause(0.2)
+        assert "Template bounds (jupyter-k8s-system/sagemaker-code-editor-template): cpu 1–16" in str(
+            app.screen.query_one("#detail-summary").render())
+        await pilot.press("escape")
+
         await pilot.press("s")
         await wait_for(pilot, lambda: row_of(table, "pane-lab")["STATUS"] in ("Stopping", "Stopped"))
         assert kubectl.json("get", "workspace", "pane-lab", "-n", NLP)["spec"]["desiredStatus"] == "Stopped"

@@ -111,13 +111,18 @@ async def activities(conn: ClusterConnection, rows: list[SpaceRow], parallel: in
     return {key: when for key, when in found if when is not None}
 
 
-async def fetch_templates(conn: ClusterConnection, namespace: str | None = None) -> list[TemplateInfo]:
-    """Every WorkspaceTemplate the user may read: cluster-wide, else those in jupyter-k8s-system and `namespace`."""
+async def template_objects(conn: ClusterConnection, namespace: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every WorkspaceTemplate the user may read (key `namespace/name`): cluster-wide, else those in
+    jupyter-k8s-system and `namespace`. Templates live outside a namespaced view, so the pane asks for them."""
     items = await _items(conn, "workspacetemplates")
     if not items:
         for ns in dict.fromkeys(n for n in (TEMPLATE_NAMESPACE, namespace) if n):
             items += await _items(conn, "workspacetemplates", ns)
-    return sorted((template_info(t) for t in items), key=lambda t: t.key)
+    return {f"{t['metadata'].get('namespace')}/{t['metadata']['name']}": t for t in items}
+
+
+async def fetch_templates(conn: ClusterConnection, namespace: str | None = None) -> list[TemplateInfo]:
+    return sorted((template_info(t) for t in (await template_objects(conn, namespace)).values()), key=lambda t: t.key)
 
 
 async def find_template(conn: ClusterConnection, ref: str, namespace: str) -> TemplateInfo | None:

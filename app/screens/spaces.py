@@ -54,6 +54,8 @@ class SpacesPane(Pane):
         self.mine = True
         """Show only the user's spaces, when the user is known and owns any."""
         self.now: Callable[[], datetime] = utcnow
+        self.templates: dict[str, dict] = {}
+        """WorkspaceTemplates fetched once (they live in jupyter-k8s-system, outside a namespaced view)."""
         self.activity: dict[str, datetime] = {}
         """Space key -> its JupyterLab's last activity (polled from `/api/status` while the pane is shown)."""
         self._asked_identity = False
@@ -67,6 +69,7 @@ class SpacesPane(Pane):
         return self.mine and self.user is not None and any(r.owner == self.user for r in rows)
 
     def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
+        stores = self._with_templates(stores)
         self._stores = stores
         self._ask_identity()
         every = space_rows(stores, activity=self.activity)
@@ -139,10 +142,21 @@ class SpacesPane(Pane):
             await asyncio.sleep(ACTIVITY_SECONDS)
 
     async def _whoami(self, connection: Any) -> None:
-        from app.cluster.spaces import whoami
+        from app.cluster.connection import ApiError
+        from app.cluster.spaces import template_objects, whoami
 
         self.user = await whoami(connection)
+        try:
+            self.templates = await template_objects(connection, getattr(self.app, "namespace", None))
+        except ApiError:
+            self.templates = {}
         self._refresh()
+
+    def _with_templates(self, stores: Mapping[str, Mapping[str, dict]]) -> Mapping[str, Mapping[str, dict]]:
+        """The stores, with the templates fetched outside a namespaced view added (the store's own copies win)."""
+        if not self.templates:
+            return stores
+        return {**stores, "workspacetemplates": {**self.templates, **(stores.get("workspacetemplates") or {})}}
 
     def _refresh(self) -> None:
         show = getattr(self.app, "_show_pane_state", None)
@@ -156,7 +170,7 @@ class SpacesPane(Pane):
         engine = getattr(self.app, "engine", None)
         if engine is None:
             return self._stores
-        return {k: engine.stores[k].snapshot() for k in self.kinds if k in engine.stores}
+        return self._with_templates({k: engine.stores[k].snapshot() for k in self.kinds if k in engine.stores})
 
     def _selected(self) -> list[SpaceRow]:
         rows = {r.key: r for r in space_rows(self._current_stores(), activity=self.activity)}
