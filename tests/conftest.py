@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.plugins.tui",
     "tests.plugins.apiserver",
     "tests.plugins.demo",
+    "tests.plugins.ssh",
 ]
