@@ -27,7 +27,7 @@ def link(url: str) -> Text:
 
 
 def connect_table(view: ConnectView) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+    table = _Fields(box=None, show_header=False, pad_edge=False, expand=True)
     table.add_column("field", style="bold", no_wrap=True, width=10)
     table.add_column("value")
     table.add_row("Target", f"{view.target}  (pod {view.pod})")
@@ -55,6 +55,11 @@ def connect_table(view: ConnectView) -> Table:
     if view.vscode:
         table.add_row("VS Code", view.vscode)
     return table
+
+
+class _Fields(Table):
+    def add_row(self, *cells: object, **kwargs: object) -> None:  # type: ignore[override]
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)  # type: ignore[arg-type]
 
 
 class ConnectScreen(ModalScreen[None]):
