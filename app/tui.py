@@ -103,7 +103,7 @@ class HyperdeskApp(App[None]):
         Binding("colon", "command", "Command", id="app.command"),
         Binding("slash", "filter", "Filter", id="app.filter"),
         Binding("v", "toggle_split", "Split", id="app.split"),
-        Binding("ctrl+t", "tunnels", "Tunnels", id="app.tunnels"),
+        Binding("ctrl+t", "tunnels", "Tunnels", show=False, id="app.tunnels"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
         Binding("q", "quit_app", "Quit", id="app.quit"),
