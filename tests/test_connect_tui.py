@@ -15,6 +15,7 @@ from app.screens.connect import ConnectScreen
 from app.screens.dialogs import ConfirmScreen
 from app.screens.tunnels import TunnelsScreen
 from app.tui import HyperdeskApp
+from tests.plugins.tui import closed_port
 from tests.test_tui_navigation import wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
@@ -42,6 +43,11 @@ async def test_connect_dialog_opens_the_tunnel_and_the_tunnels_view_closes_it(hy
         assert "Demo JupyterLab" in page and SPACE in page
         await pilot.press("c")  # copies the URL (OSC 52 through the driver)
         assert app.clipboard == dialog.view.url
+        # another route that cannot be reached: said so, and the working tunnel is kept
+        await pilot.press("r", *f"me@127.0.0.1:{closed_port()}", "enter")
+        await wait_for(pilot, lambda: "cannot reach 127.0.0.1 over SSH" in dialog.view.error, timeout=20)
+        assert dialog.view.state == "open" and dialog.view.route.startswith("api portforward (kept")
+        assert "Demo JupyterLab" in await asyncio.to_thread(fetch, dialog.view.url)
         await pilot.press("escape")
         assert not isinstance(app.screen, ConnectScreen) and len(app.tunnels) == 1
 

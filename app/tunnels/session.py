@@ -58,31 +58,44 @@ class ConnectSession:
                         self.target.pod_ip, self.target.port)
 
     async def open(self, manager: TunnelManager, connection: Any, known_hosts: Path | None = None) -> None:
-        """Open (or re-open, on another route) this session's tunnel; failures become the view's state."""
+        """Open (or move to another route) this session's tunnel; failures become the view's state. A new route is
+        dialled before the open tunnel is given up, so a typo in the SSH host never costs a working tunnel."""
         previous = self.tunnel
+        self.error, self.fingerprint = "", ""
+        if previous is None:
+            self.state = "connecting"
+        try:
+            route = self.route(connection, known_hosts)
+            await route.ensure()
+        except HostKeyError as exc:
+            self._failed(str(exc), "" if exc.changed else (exc.fingerprint or ""))
+            return
+        except (RouteError, ValueError) as exc:
+            self._failed(str(exc))
+            return
         if previous is not None:
             self.local_port = previous.local_port  # the same local port on the new route
             await manager.close(previous.name)
             self.tunnel = None
-        self.state, self.error, self.fingerprint = "connecting", "", ""
+        tunnel = Tunnel(manager.unique_name(self.target.space), self.target.text, route, self.local_port,
+                        self.target.path)
         try:
-            route = self.route(connection, known_hosts)
-            tunnel = Tunnel(manager.unique_name(self.target.space), self.target.text, route, self.local_port,
-                            self.target.path)
             await tunnel.start()
-        except HostKeyError as exc:
-            self.state, self.error = "failed", str(exc)
-            self.fingerprint = "" if exc.changed else (exc.fingerprint or "")
-            return
-        except (RouteError, ValueError) as exc:
-            self.state, self.error = "failed", str(exc)
+        except RouteError as exc:
+            self._failed(str(exc))
             return
         except OSError as exc:
-            self.state, self.error = "failed", f"cannot listen on 127.0.0.1:{self.local_port}: {exc.strerror or exc}"
+            await route.close()
+            self._failed(f"cannot listen on 127.0.0.1:{self.local_port}: {exc.strerror or exc}")
             return
         manager.add(tunnel)
         self.tunnel = tunnel
         self.state = "open"
+
+    def _failed(self, error: str, fingerprint: str = "") -> None:
+        self.error, self.fingerprint = error, fingerprint
+        if self.tunnel is None:
+            self.state = "failed"
 
     async def accept_key(self, known_hosts: Path) -> None:
         """The user's explicit yes to the fingerprint the dialog showed."""
@@ -100,6 +113,8 @@ class ConnectSession:
             return ConnectView(self.target.text, self.target.pod, state, route, self.via, error=self.error,
                                fingerprint=self.fingerprint, login_node=self.placement.login_node)
         port = tunnel.local_port
+        if self.error:  # a new route that failed: the open tunnel stays on its own route
+            route = f"{tunnel.route.description} (kept: {'ssh via ' + self.via if self.via else 'api'} failed)"
         laptop = self.placement.laptop_command(port, port) if self.placement.login_node else ""
         vscode = (f"Remote-SSH host hyperdesk-{self.target.namespace}-{self.target.space} (v writes it)"
                   if self.target.runs_sshd else f"Jupyter: Existing Jupyter Server → {tunnel.url}")
