@@ -124,7 +124,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 from pathlib import Path
 
                 await accept_host_key(host, port or 22, args.accept_host_key, Path.home() / ".ssh" / "known_hosts")
-                print(f"added {args.accept_host_key} for {host} to ~/.ssh/known_hosts", flush=True)
+                print(f"added {args.accept_host_key} for {host} to ~/.ssh/known_hosts", file=sys.stderr, flush=True)
             route = await _route(connection, target, args.via)
             local = target.port if args.local_port is None else args.local_port
             tunnel = Tunnel(manager.unique_name(target.space), target.text, route, local, target.path)

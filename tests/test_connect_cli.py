@@ -139,3 +139,32 @@ def test_proxy_to_a_closed_port_fails_cleanly(hyperpod_cluster, env):
                              str(hyperpod_cluster.kubeconfig_path)], cwd=ROOT, env=env, input="",
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "connection refused" in result.stderr and result.stdout == ""
+
+
+def test_connect_via_an_unknown_login_node_refuses_until_the_key_is_accepted(hyperpod_cluster, env, sshd, ssh_keys):
+    """Through the real sshd as login node, with the user's own ~/.ssh (key, empty known_hosts, no config)."""
+    import shutil
+
+    ssh_dir = Path(env["HOME"]) / ".ssh"
+    shutil.copy(ssh_keys.private, ssh_dir / "id_ed25519")
+    (ssh_dir / "known_hosts").write_text("")
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    via = f"root@127.0.0.1:{sshd.port}"
+    refused = hyperdesk("connect", SPACE, "--via", via, "--open", "print", "--local-port", "0", "--kubeconfig",
+                        kubeconfig, env=env)
+    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(sshd.host_key.with_suffix(".pub"))],
+                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    assert refused.returncode == 1 and "is not known" in refused.stderr and fingerprint in refused.stderr
+    assert (ssh_dir / "known_hosts").read_text() == ""
+    wrong = hyperdesk("connect", SPACE, "--via", via, "--accept-host-key", "SHA256:not-the-key", "--kubeconfig",
+                      kubeconfig, env=env)
+    assert wrong.returncode == 1 and "not accepted" in wrong.stderr
+    process, first = start_connect(SPACE, "--via", via, "--accept-host-key", fingerprint, "--open", "print",
+                                   "--local-port", "0", "--kubeconfig", kubeconfig, env=env)
+    try:
+        assert "ssh via 127.0.0.1" in first
+        assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in (ssh_dir / "known_hosts").read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert process.returncode == 0

@@ -33,10 +33,13 @@ async def test_connect_dialog_opens_the_tunnel_and_the_tunnels_view_closes_it(hy
     async with app.run_test(size=(180, 45)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
                        and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
+        spaces = app.pane("spaces")
+        spaces.connections = {}  # the attribute the Spaces pane (issue #8) shows its CONNECTED column from
         app.run_command(f"connect {SPACE}")
         await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), timeout=5)
         dialog = app.screen
         await wait_for(pilot, lambda: dialog.view.state == "open", timeout=20)
+        assert spaces.connections == {SPACE: f"{dialog.view.local} api"}
         assert dialog.view.url.startswith("http://127.0.0.1:") and dialog.view.route == "api portforward"
         assert not dialog.view.login_node
         page = await asyncio.to_thread(fetch, dialog.view.url)
@@ -63,6 +66,7 @@ async def test_connect_dialog_opens_the_tunnel_and_the_tunnels_view_closes_it(hy
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=5)
         await pilot.press("y")
         await wait_for(pilot, lambda: len(app.tunnels) == 0, timeout=10)
+        assert spaces.connections == {}
         await wait_for(pilot, lambda: app.screen.table.row_count == 0, timeout=5)
         await pilot.press("escape")
 
