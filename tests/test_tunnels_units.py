@@ -129,3 +129,10 @@ def test_space_resolution_for_workspaces_and_notebooks():
         space_target(stores, "team-a/alice")
     with pytest.raises(TargetError, match="not a valid namespace"):
         space_target(stores, "Team_A/alice")
+
+
+def test_only_a_graphical_browser_is_started():
+    assert not ide.has_graphical_browser({}, "linux")  # a console browser would take the TUI's terminal
+    assert ide.has_graphical_browser({"DISPLAY": ":0"}, "linux")
+    assert ide.has_graphical_browser({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert ide.has_graphical_browser({}, "darwin")

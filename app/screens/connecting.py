@@ -58,6 +58,9 @@ class ConnectController:
         elif view.login_node:
             self.app.notify("hyperdesk runs on a login node: no browser here. Run the laptop line (c copies it), "
                             f"then open {view.url} on the laptop", timeout=10)
+        elif not ide.has_graphical_browser():
+            self.app.copy_to_clipboard(view.url)
+            self.app.notify(f"no graphical browser here: copied {view.url}, open it yourself", timeout=10)
         else:
             self.app.run_worker(asyncio.to_thread(ide.open_browser, view.url), exit_on_error=False)
             self.app.notify(f"opening {view.url}")

@@ -98,7 +98,16 @@ def launch(argv: list[str]) -> None:
                      start_new_session=True)
 
 
+def has_graphical_browser(environ: dict[str, str] | None = None, platform: str = sys.platform) -> bool:
+    """Only a graphical browser may be started: a console one (lynx, w3m) would fight the TUI for the terminal."""
+    env = os.environ if environ is None else environ
+    return platform in ("darwin", "win32") or bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
 def open_browser(url: str) -> bool:
+    """The user's browser on `url`; False when there is no graphical one to start."""
     import webbrowser
 
+    if not has_graphical_browser():
+        return False
     return webbrowser.open(url)
