@@ -136,7 +136,11 @@ async def test_a_changed_host_key_refuses(asyncssh_server, ssh_keys, tmp_path):
                          client_keys=(ssh_keys.private,), config=(ssh_keys.config,))
     with pytest.raises(HostKeyError) as refused:
         await SshRoute(options, "127.0.0.1", 9).ensure()
-    assert refused.value.fingerprint is not None
+    assert refused.value.fingerprint is not None and refused.value.changed
+    assert "CHANGED" in str(refused.value) and "--accept-host-key" not in str(refused.value)
+    with pytest.raises(RouteError, match="CHANGED"):  # accepting never replaces a trusted key
+        await accept_host_key("127.0.0.1", asyncssh_server.port, refused.value.fingerprint, changed)
+    assert changed.read_text().count("\n") == 1
 
 
 async def test_a_stopped_sshd_comes_back_on_the_same_local_port(hyperpod_cluster, connection, sshd, ssh_keys):

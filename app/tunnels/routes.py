@@ -255,13 +255,25 @@ class SshRoute:
         with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError):
             key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), 10)
             fingerprint = key.get_fingerprint("sha256") if key is not None else None
-        changed = "mismatch" in str(exc).lower() or "changed" in str(exc).lower()
+        changed = self._known_keys(host, port) > 0
         what = "CHANGED" if changed else "not known"
         message = (f"the host key of {host} port {port} is {what} (server offered {fingerprint or 'no key'}); "
                    "connection refused." + ("" if changed else " Check the fingerprint, then accept it with "
                                             f"`hyperdesk connect ... --accept-host-key {fingerprint}` or with `a` "
                                             "in the connect dialog."))
         return HostKeyError(message, host, port, fingerprint, changed)
+
+    def _known_keys(self, host: str, port: int) -> int:
+        """How many keys known_hosts already trusts for this host: any means the offered key CHANGED (never
+        offered for acceptance), none means it is simply unknown."""
+        import asyncssh
+
+        path = self.options.known_hosts or Path.home() / ".ssh" / "known_hosts"
+        try:
+            known = asyncssh.read_known_hosts(str(path))
+            return len(known.match(host, host, port)[0])
+        except (OSError, ValueError, asyncssh.Error):
+            return 0
 
     async def open(self) -> Stream:
         import asyncssh
@@ -306,6 +318,16 @@ async def accept_host_key(host: str, port: int, expected_fingerprint: str, known
     if fingerprint != expected_fingerprint:
         raise RouteError(f"{host} now offers {fingerprint}, not {expected_fingerprint}: not accepted")
     name = host if port == 22 else f"[{host}]:{port}"
+    if known_hosts.exists():
+        try:
+            trusted = asyncssh.read_known_hosts(str(known_hosts)).match(host, host, port)[0]
+        except (ValueError, asyncssh.Error):
+            trusted = []
+        if any(k.get_fingerprint("sha256") == fingerprint for k in trusted):
+            return fingerprint
+        if trusted:
+            raise RouteError(f"{known_hosts} already trusts another key for {name}: the host key CHANGED. If the "
+                             f"change is expected, remove the old one yourself (ssh-keygen -R '{name}')")
     known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = f"{name} {key.export_public_key('openssh').decode().strip()}\n"
     with open(known_hosts, "a", encoding="utf-8") as handle:
