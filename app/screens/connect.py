@@ -63,7 +63,7 @@ class _Fields(Table):
 
 
 class ConnectScreen(ModalScreen[None]):
-    """esc closes the dialog; the tunnel stays open (the Tunnels view lists it, T)."""
+    """esc closes the dialog; the tunnel stays open (the Tunnels view, ctrl+t, lists it)."""
 
     DEFAULT_CSS = """
     ConnectScreen { align: center middle; }
