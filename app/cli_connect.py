@@ -16,13 +16,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """This area's subcommands; each sets `handler=fn(args, settings, kubeconfig) -> exit code`."""
     connect = sub.add_parser("connect", parents=[common],
                              help="open a tunnel to a space's IDE (foreground; Ctrl-C closes it)")
-    connect.add_argument("space", help="the space: NAME or NAMESPACE/NAME (a Workspace or a Kubeflow Notebook)")
+    connect.add_argument("space", help="the space: NAME or NAMESPACE/NAME (a Workspace or a Kubeflow Notebook); "
+                                       "also pod/NAME or svc/NAME (an endpoint's service) in -n's namespace")
     connect.add_argument("--via", metavar="SSH_HOST",
                          help="through this login node or bastion ([user@]host[:port] or a ~/.ssh/config Host); "
                               "default: the API server's pods/portforward")
     connect.add_argument("--local-port", type=int, default=None,
                          help="local port on 127.0.0.1 (default: the pod port; another one if it is taken)")
-    connect.add_argument("--port", type=int, default=8888, help="the pod port (default: 8888)")
+    connect.add_argument("--port", type=int, default=None,
+                         help="the pod port (default: 8888 for a space), or the service port for svc/NAME")
     connect.add_argument("--open", choices=("browser", "vscode", "print"), default=None,
                          help="what to do once open (default: browser on a laptop, print on a login node)")
     connect.add_argument("--path", default="/home/sagemaker-user",
@@ -33,7 +35,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     proxy = sub.add_parser("proxy", parents=[common],
                            help="bridge stdin/stdout to a space's port (an SSH ProxyCommand)")
-    proxy.add_argument("space", help="the space: NAME or NAMESPACE/NAME")
+    proxy.add_argument("space", help="the space: NAME or NAMESPACE/NAME; also pod/NAME or svc/NAME")
     proxy.add_argument("--port", type=int, required=True, help="the pod port (22 for the space's sshd)")
     proxy.add_argument("--via", metavar="SSH_HOST", help="through this login node (default: pods/portforward)")
     proxy.set_defaults(handler=_proxy)
@@ -95,7 +97,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     from app.tunnels import ide, placement
     from app.tunnels.manager import Tunnel, TunnelManager, runtime_dir
     from app.tunnels.routes import HostKeyError, RouteError, accept_host_key, split_host
-    from app.tunnels.targets import TargetError, find_space
+    from app.tunnels.targets import TargetError, find_target
 
     where = placement.detect(os.environ)
     mode = args.open or ("print" if where.login_node else "browser")
@@ -118,7 +120,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            target = await find_space(connection, args.space, namespace, args.port)
+            target = await find_target(connection, args.space, namespace, args.port)
             if args.accept_host_key and args.via:
                 user, host, port = split_host(args.via)
                 from pathlib import Path
@@ -190,7 +192,7 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     if problem := _check_port(args.port, "--port"):
         return _fail(problem, EXIT_USAGE)
     from app.tunnels.routes import RouteError
-    from app.tunnels.targets import TargetError, find_space
+    from app.tunnels.targets import TargetError, find_target
 
     found = _cluster(settings, kubeconfig)
     if isinstance(found, str):
@@ -200,7 +202,7 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     async def main() -> int:
         route = None
         try:
-            target = await find_space(connection, args.space, namespace, args.port)
+            target = await find_target(connection, args.space, namespace, args.port)
             route = await _route(connection, target, args.via)
             await route.ensure()
             stream = await route.open()

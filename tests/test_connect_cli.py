@@ -168,3 +168,34 @@ def test_connect_via_an_unknown_login_node_refuses_until_the_key_is_accepted(hyp
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+def test_connect_to_a_service_and_to_a_pod_port(hyperpod_cluster, env):
+    """Any pod or service port, as kubectl port-forward names them: an endpoint's service resolves to a ready pod
+    behind it and the service port's targetPort."""
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    args = ("-n", "hyperpod-ns-nlp", "--open", "print", "--local-port", "0", "--kubeconfig", kubeconfig)
+    process, first = start_connect("svc/workspace-alice-notebook-service", *args, env=env)
+    try:
+        assert "service hyperpod-ns-nlp/workspace-alice-notebook-service:8888" in first
+        assert "Demo JupyterLab" in urllib.request.urlopen(first.split()[2], timeout=20).read().decode()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    pod = json.loads(subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "get", "pods", "-n", "hyperpod-ns-nlp", "-l",
+         "workspace.jupyter.org/workspace-name=alice-notebook", "-o", "json"],
+        capture_output=True, text=True, check=True).stdout)["items"][0]["metadata"]["name"]
+    process, first = start_connect(f"pod/{pod}", "--port", "8888", *args, env=env)
+    try:
+        assert f"pod hyperpod-ns-nlp/{pod}:8888" in first
+        assert "Demo JupyterLab" in urllib.request.urlopen(first.split()[2], timeout=20).read().decode()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    no_port = hyperdesk("connect", f"pod/{pod}", *args, env=env)
+    assert no_port.returncode == 2 and "needs --port" in no_port.stderr
+    wrong = hyperdesk("connect", "svc/workspace-alice-notebook-service", "--port", "9999", *args, env=env)
+    assert wrong.returncode == 2 and "has no port 9999 (ports: 8888)" in wrong.stderr
+    missing = hyperdesk("connect", "svc/nope", *args, env=env)
+    assert missing.returncode == 2 and "no service hyperpod-ns-nlp/nope" in missing.stderr

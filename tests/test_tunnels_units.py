@@ -136,3 +136,20 @@ def test_only_a_graphical_browser_is_started():
     assert ide.has_graphical_browser({"DISPLAY": ":0"}, "linux")
     assert ide.has_graphical_browser({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
     assert ide.has_graphical_browser({}, "darwin")
+
+
+def test_a_service_port_maps_to_its_target_port_by_number_or_name():
+    from app.tunnels.targets import service_pod_port
+
+    backend = pod("b-1", {}, ports=[{"containerPort": 8080, "name": "http"}])
+    service = {"metadata": {"name": "ep"}, "spec": {"ports": [{"port": 80, "targetPort": "http"},
+                                                              {"port": 9000, "targetPort": 9090}]}}
+    assert service_pod_port(service, backend, 80) == 8080
+    assert service_pod_port(service, backend, 9000) == 9090
+    with pytest.raises(TargetError, match="several ports"):
+        service_pod_port(service, backend, None)
+    single = {"metadata": {"name": "one"}, "spec": {"ports": [{"port": 8888}]}}
+    assert service_pod_port(single, backend, None) == 8888
+    named = {"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80, "targetPort": "grpc"}]}}
+    with pytest.raises(TargetError, match="no port named 'grpc'"):
+        service_pod_port(named, backend, 80)

@@ -33,7 +33,7 @@ class Target:
     space: str
     """The space's name (or the pod's, for a plain pod target)."""
     kind: str
-    """Workspace, Notebook or Pod."""
+    """Workspace, Notebook, Pod or Service (`space` is then the pod's or the service's name)."""
     pod: str
     port: int
     pod_ip: str | None = None
@@ -46,7 +46,7 @@ class Target:
 
     @property
     def text(self) -> str:
-        return f"{self.key}:{self.port}" if self.kind == "Pod" else f"{self.kind.lower()} {self.key}:{self.port}"
+        return f"{self.kind.lower()} {self.key}:{self.port}"
 
     def on_port(self, port: int) -> "Target":
         return Target(self.namespace, self.space, self.kind, self.pod, port, self.pod_ip,
@@ -141,3 +141,67 @@ async def find_space(connection: Any, ref: str, default_namespace: str, port: in
         raise TargetError(f"cannot list the pods of {namespace}/{name}: {exc}") from None
     stores["pods"] = {f"{namespace}/{p['metadata']['name']}": p for p in (pods or {}).get("items") or []}
     return space_target(stores, f"{namespace}/{name}", port)
+
+
+def _first_ready(pods: list[dict], what: str) -> dict:
+    ready = sorted((p for p in pods if _ready(p) and not (p.get("metadata") or {}).get("deletionTimestamp")),
+                   key=lambda p: p["metadata"]["name"])
+    if not ready:
+        raise TargetError(f"{what} has no ready pod")
+    return ready[0]
+
+
+def service_pod_port(service: Mapping[str, Any], pod: Mapping[str, Any], port: int | None) -> int:
+    """The pod port behind service port `port` (or its only port): its targetPort, by number or by name."""
+    ports = (service.get("spec") or {}).get("ports") or []
+    name = (service.get("metadata") or {}).get("name", "")
+    chosen = next((p for p in ports if p.get("port") == port), None) if port is not None else \
+        (ports[0] if len(ports) == 1 else None)
+    if chosen is None:
+        offered = ", ".join(str(p.get("port")) for p in ports) or "none"
+        raise TargetError(f"service {name} has no port {port} (ports: {offered})" if port is not None else
+                          f"service {name} has several ports ({offered}): pick one with --port", 2)
+    target = chosen.get("targetPort", chosen.get("port"))
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str) and target.isdigit():
+        return int(target)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for container_port in container.get("ports") or []:
+            if container_port.get("name") == target:
+                return int(container_port["containerPort"])
+    raise TargetError(f"pod {pod['metadata']['name']} has no port named {target!r} (service {name})")
+
+
+async def find_target(connection: Any, ref: str, default_namespace: str, port: int | None) -> Target:
+    """A space (`NAME`, `NAMESPACE/NAME`), a pod (`pod/NAME`) or a service (`svc/NAME`, e.g. an endpoint's), as
+    kubectl port-forward names them; `-n` gives the namespace of the last two."""
+    from app.cluster.connection import ApiError
+
+    kind, _, rest = ref.partition("/")
+    if kind not in ("pod", "pods", "po", "svc", "service", "services") or not rest:
+        return await find_space(connection, ref, default_namespace, IDE_PORT if port is None else port)
+    name = check_name(rest, "name")
+    namespace = default_namespace
+    try:
+        if kind.startswith("po"):
+            pod = await connection.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+            if port is None:
+                raise TargetError("a pod target needs --port", 2)
+            _first_ready([pod], f"pod {namespace}/{name}")
+            return Target(namespace, name, "Pod", name, port, (pod.get("status") or {}).get("podIP"),
+                          runs_sshd=_runs_sshd(pod))
+        service = await connection.request("GET", f"/api/v1/namespaces/{namespace}/services/{name}")
+        selector = (service.get("spec") or {}).get("selector") or {}
+        if not selector:
+            raise TargetError(f"service {namespace}/{name} has no selector: no pod to forward to")
+        pods = await connection.request("GET", f"/api/v1/namespaces/{namespace}/pods", {
+            "labelSelector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))})
+    except ApiError as exc:
+        if exc.status == 404:
+            raise TargetError(f"no {'pod' if kind.startswith('po') else 'service'} {namespace}/{name}", 2) from None
+        raise TargetError(str(exc)) from None
+    pod = _first_ready((pods or {}).get("items") or [], f"service {namespace}/{name}")
+    pod_port = service_pod_port(service, pod, port)
+    return Target(namespace, name, "Service", pod["metadata"]["name"], pod_port,
+                  (pod.get("status") or {}).get("podIP"), runs_sshd=_runs_sshd(pod))
