@@ -96,8 +96,9 @@ def test_a_login_node_without_ssh_connection_uses_its_hostname():
 def test_split_host():
     assert split_host("me@login.example.com:2222") == ("me", "login.example.com", 2222)
     assert split_host("bastion") == (None, "bastion", None)
-    with pytest.raises(ValueError):
-        split_host("host:ssh")
+    for bad in ("host:ssh", "a b", "-oProxyCommand=x", "-host", "me@host:99999", "me;x@host"):
+        with pytest.raises(ValueError):
+            split_host(bad)
 
 
 def pod(name: str, labels: dict, ready: bool = True, ip: str = "10.1.2.3", ports=()) -> dict:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"
+SAFE_HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 KEEPALIVE_SECONDS = 5.0
 KEEPALIVE_COUNT = 2
 
@@ -194,9 +196,11 @@ def split_host(text: str) -> tuple[str | None, str, int | None]:
     host, port = rest, None
     if rest.count(":") == 1:
         host, _, port_text = rest.partition(":")
-        if not port_text.isdigit():
-            raise ValueError(f"{text!r}: the port must be a number")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
         port = int(port_text)
+    if not SAFE_HOST.match(host) or (user and not SAFE_HOST.match(user)):
+        raise ValueError(f"{text!r} is not a valid SSH host ([user@]host[:port], letters, digits, '.', '-', '_')")
     return user or None, host, port
 
 
