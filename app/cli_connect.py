@@ -267,7 +267,7 @@ def _tunnel_cells(item: dict[str, Any]) -> dict[str, Any]:
     from app.tunnels.manager import human_bytes
 
     return {**item, "bytes_in": human_bytes(item["bytes_in"]), "bytes_out": human_bytes(item["bytes_out"]),
-            "uptime_seconds": human_duration(item["uptime_seconds"])}
+            "uptime_seconds": human_duration(int(item["uptime_seconds"]))}
 
 
 def _register(value: str = "") -> str:

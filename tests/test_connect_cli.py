@@ -66,6 +66,9 @@ def test_connect_serves_the_space_until_ctrl_c(hyperpod_cluster, env):
         table = hyperdesk("get", "tunnels", env=env).stdout
         assert table.splitlines()[0].split()[:5] == ["NAME", "TARGET", "LOCAL", "ROUTE", "STATE"]
         assert "alice-notebook" in table and "api portforward" in table
+        header, line = table.splitlines()[:2]
+        uptime = line[header.index("UPTIME"):].split()[0]
+        assert uptime[:-1].isdigit() and uptime[-1] in "smhd", uptime  # kubectl's compact age: 3s, 2m
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)

@@ -24,7 +24,7 @@ STATE_STYLES = {"open": "green", "reconnecting": "yellow", "starting": "yellow",
 def tunnel_rows(tunnels: list[TunnelRow]) -> list[Row]:
     return [
         Row(t.name, (t.name, t.target, t.local, t.route, Text(t.state, style=STATE_STYLES.get(t.state, "")),
-                     human_bytes(t.bytes_in), human_bytes(t.bytes_out), human_duration(t.uptime_seconds),
+                     human_bytes(t.bytes_in), human_bytes(t.bytes_out), human_duration(int(t.uptime_seconds)),
                      t.last_error or t.note),
             sort=(t.name, t.target, t.local, t.route, t.state, t.bytes_in, t.bytes_out, t.uptime_seconds,
                   t.last_error))
