@@ -183,3 +183,28 @@ async def wait_for(condition, timeout: float) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+async def test_the_api_route_survives_an_api_server_outage_on_the_same_port(hyperpod_cluster, connection):
+    """pods/portforward refused (the API server answers 503), then the API server restarting: the tunnel says so,
+    keeps its local port, and carries requests again once the server is back."""
+    target = await find_space(connection, SPACE, "default")
+    tunnel = Tunnel("alice", target.text, PortForwardRoute(connection, target.namespace, target.pod, 8888))
+    await tunnel.start()
+    faults = hyperpod_cluster.cluster.server.faults
+    local = tunnel.local_port
+    try:
+        hyperpod_cluster.call(faults.fail, 1.0, status=503, match=lambda info: info.subresource == "portforward")
+        with pytest.raises(aiohttp.ClientError):
+            await fetch(tunnel.url)
+        await wait_for(lambda: tunnel.state == "error", 5)
+        assert "503" in tunnel.last_error and "refused the port-forward" in tunnel.last_error
+        hyperpod_cluster.call(faults.clear)
+        restart = asyncio.ensure_future(asyncio.to_thread(hyperpod_cluster.call, faults.restart, 1.0))
+        await restart
+        status, page = await fetch(tunnel.url)
+        assert status == 200 and "Demo JupyterLab" in page
+        assert tunnel.state == "open" and tunnel.local_port == local
+    finally:
+        hyperpod_cluster.call(faults.clear)
+        await tunnel.close()

@@ -18,7 +18,8 @@ from textual.widgets import Input, Static
 from app.tunnels.session import ConnectView
 
 REFRESH_SECONDS = 0.5
-STATE_STYLES = {"open": "green", "connecting": "yellow", "reconnecting": "yellow", "failed": "red", "closed": "dim"}
+STATE_STYLES = {"open": "green", "connecting": "yellow", "reconnecting": "yellow", "failed": "red", "error": "red",
+                "closed": "dim"}
 
 
 def link(url: str) -> Text:

@@ -18,7 +18,7 @@ from widgets.resource_table import ResourceTable, Row
 
 REFRESH_SECONDS = 1.0
 COLUMNS = ("NAME", "TARGET", "LOCAL", "ROUTE", "STATE", "IN", "OUT", "UPTIME", "LAST ERROR")
-STATE_STYLES = {"open": "green", "reconnecting": "yellow", "starting": "yellow", "closed": "dim"}
+STATE_STYLES = {"open": "green", "reconnecting": "yellow", "starting": "yellow", "error": "red", "closed": "dim"}
 
 
 def tunnel_rows(tunnels: list[TunnelRow]) -> list[Row]:

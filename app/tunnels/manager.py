@@ -96,6 +96,7 @@ class Tunnel:
         self.path = path
         self.local_port = 0
         self.state = "starting"
+        """starting, open, error (the last stream could not reach the target), reconnecting (SSH), closed"""
         self.last_error = ""
         self.note = ""
         self.bytes_in = 0
@@ -157,8 +158,11 @@ class Tunnel:
             try:
                 stream = await self.route.open()
             except RouteError as exc:
-                self._set(self.state, str(exc))
+                # the listener stays; the state says the target cannot be reached now (until a stream gets through)
+                self._set("error" if self.state in ("open", "error") else self.state, str(exc))
                 return
+            if self.state == "error":
+                self._set("open")
             try:
                 await self._pump(reader, writer, stream)
             finally:
