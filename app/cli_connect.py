@@ -40,13 +40,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     proxy.add_argument("--via", metavar="SSH_HOST", help="through this login node (default: pods/portforward)")
     proxy.set_defaults(handler=_proxy)
 
-    # `hyperdesk get tunnels`: the kind is registered only when `get` is the command being parsed (argparse converts
-    # a string default through its `type` then), so `--version` never imports app.get.
-    get = sub.choices.get("get")
-    if get is not None:
-        get.add_argument("--connect-kinds", dest="_connect_kinds", default="tunnels", type=_register,
-                         help=argparse.SUPPRESS)
-
 
 def _fail(message: str, code: int) -> int:
     print(f"hyperdesk: error: {message}", file=sys.stderr, flush=True)
@@ -270,11 +263,12 @@ def _tunnel_cells(item: dict[str, Any]) -> dict[str, Any]:
             "uptime_seconds": human_duration(int(item["uptime_seconds"]))}
 
 
-def _register(value: str = "") -> str:
+def register_kinds() -> None:
+    """`hyperdesk get tunnels` (app.get.lookup calls this; importing app.get here would slow `--version`)."""
     from app.get import REGISTRY, Kind, register
 
     if "tunnels" in REGISTRY:
-        return value
+        return
     register(Kind(
         name="tunnels", aliases=("tunnel", "tun"), fetch=_tunnels,
         columns=(("NAME", "name"), ("TARGET", "target"), ("LOCAL", "local"), ("ROUTE", "route"),
@@ -282,8 +276,7 @@ def _register(value: str = "") -> str:
                  ("LAST ERROR", "last_error")),
         description="tunnels open in running hyperdesk processes", display=_tunnel_cells,
     ))
-    return value
 
 
-if "app.get" in sys.modules:  # `get` imports every area's module to register kinds; --version does not
-    _register()
+if "app.get" in sys.modules:
+    register_kinds()

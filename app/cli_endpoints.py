@@ -1,13 +1,321 @@
-"""Endpoints: `hyperdesk invoke`, `hyperdesk scale` and the `get endpoints` kind (issue #12).
+"""Endpoints: `hyperdesk invoke`, `hyperdesk scale`, `hyperdesk deploy`, `hyperdesk undeploy` and the
+`get endpoints` kind (issue #12).
 
+    hyperdesk get endpoints -A -o json
+    hyperdesk invoke llama3-8b-instruct --body '{"inputs": "hi"}' --path /invocations
+    hyperdesk invoke isvc/clip-vit-l --protocol kserve-v2 --requests 200 --concurrency 20
+    hyperdesk scale deepseek-r1-distill --replicas 2
+
+`-n` stays the namespace, as in every other verb (and kubectl): the number of requests is `--requests`/`-N`.
 Imports only argparse at module level: `hyperdesk --version` imports this module.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """This area's subcommands; each sets `handler=fn(args, settings, kubeconfig) -> exit code`."""
+    invoke = sub.add_parser("invoke", parents=[common],
+                            help="send a request to an inference endpoint through the API server (or load-test it)")
+    invoke.add_argument("endpoint", help="NAME or KIND/NAME (jumpstartmodel/, inferenceendpointconfig/, isvc/)")
+    invoke.add_argument("--body", help="the JSON body, @FILE, or @- for stdin (default: the protocol's template)")
+    invoke.add_argument("--protocol", help="request shape: openai-chat, sagemaker, kserve-v1, kserve-v2 "
+                                           "(default: the kind's first; see --list-protocols)")
+    invoke.add_argument("--path", help="path on the model server (default: the protocol's)")
+    invoke.add_argument("--list-protocols", action="store_true", help="print the endpoint's protocols and exit")
+    invoke.add_argument("-N", "--requests", type=int, default=None,
+                        help="send the body this many times and print latency percentiles (a load test)")
+    invoke.add_argument("-c", "--concurrency", type=int, default=None, help="requests in flight at once (default 10)")
+    invoke.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each answer")
+    invoke.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    invoke.set_defaults(handler=_invoke)
+
+    scale = sub.add_parser("scale", parents=[common], help="set an inference endpoint's replicas")
+    scale.add_argument("endpoint", help="NAME or KIND/NAME")
+    scale.add_argument("--replicas", type=int, required=True)
+    scale.set_defaults(handler=_scale)
+
+    deploy = sub.add_parser("deploy", parents=[common],
+                            help="deploy inference endpoints from a manifest (checked, dry-run, then created)")
+    deploy.add_argument("file", help="YAML manifest, or - for stdin")
+    deploy.add_argument("--dry-run", action="store_true", help="validate on the server only")
+    deploy.set_defaults(handler=_deploy)
+
+    undeploy = sub.add_parser("undeploy", parents=[common], help="delete an inference endpoint (and its pods)")
+    undeploy.add_argument("endpoint", help="NAME or KIND/NAME")
+    undeploy.set_defaults(handler=_undeploy)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hyperdesk: error: {message}", file=sys.stderr)
+    return code
+
+
+def _namespaces(settings: Any, kubeconfig: Any) -> tuple[str, str | None]:
+    context = kubeconfig.context(settings.context) if kubeconfig else None
+    namespace = settings.namespace or (context.namespace if context else None) or "default"
+    return namespace, None if settings.all_namespaces else namespace
+
+
+def _run(settings: Any, kubeconfig: Any, work: Any, doing: str) -> int:
+    """`work(connection, discovery)` against the context's cluster; failures become one line and an exit code."""
+    import asyncio
+    import logging
+
+    from app.cluster.actions import ActionError
+    from app.cluster.connection import ApiError, ClusterConnection, first_line
+
+    if kubeconfig is None:
+        return _fail("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`", EXIT_FAILURE)
+    if kubeconfig.context(settings.context) is None:
+        from app.get import missing_context
+
+        return _fail(missing_context(kubeconfig, settings.context), EXIT_USAGE)
+
+    async def main() -> int:
+        from app.cluster.discovery import discover
+
+        connection = ClusterConnection(list(kubeconfig.paths) or None, settings.context)
+        try:
+            await connection.open()
+            return await work(connection, await discover(connection))
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(main())
+    except ActionError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except ApiError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback in the log file
+        logging.getLogger("hyperdesk").exception("%s failed", doing)
+        return _fail(first_line(exc), EXIT_FAILURE)
+
+
+async def _find(connection: Any, discovery: Any, ref: str, lookup: str | None) -> Any:
+    from app.cluster import endpoints as ep
+
+    return ep.match_endpoint(ref, await ep.fetch_endpoints(connection, discovery, lookup), lookup)
+
+
+def _read_body(spec: str) -> str:
+    from app.cluster.actions import EXIT_BAD_INPUT, ActionError
+
+    if not spec.startswith("@"):
+        return spec
+    path = spec[1:]
+    try:
+        return sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except OSError as exc:
+        raise ActionError(f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
+    except UnicodeDecodeError:
+        raise ActionError(f"{path} is not UTF-8 text", EXIT_BAD_INPUT) from None
+
+
+def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
+    import json
+
+    from app.cluster.actions import ActionError
+    from app.model.endpoints import BodyError, parse_body
+
+    body: Any = None
+    try:
+        if args.body is not None:
+            body = parse_body(_read_body(args.body))  # checked before anything is sent
+        if args.requests is not None or args.concurrency is not None:
+            from app.cluster.endpoints import check_load
+
+            check_load(args.requests if args.requests is not None else 1,
+                       args.concurrency if args.concurrency is not None else 10)
+    except BodyError as exc:
+        return _fail(f"--body: {exc}; nothing was sent", EXIT_USAGE)
+    except ActionError as exc:
+        return _fail(str(exc), exc.exit_code)
+    _, lookup = _namespaces(settings, kubeconfig)
+
+    async def work(connection: Any, discovery: Any) -> int:
+        from app.cluster import endpoints as ep
+        from app.model.endpoints import StreamText
+
+        row = await _find(connection, discovery, args.endpoint, lookup)
+        protocols = row.protocols()
+        if args.list_protocols:
+            for p in protocols:
+                print(f"{p.name:12} POST {p.path}  {json.dumps(p.body)}")
+            return EXIT_OK
+        protocol = protocols[0]
+        if args.protocol:
+            protocol = next((p for p in protocols if p.name == args.protocol), None)
+            if protocol is None:
+                raise ep.EndpointError(f"{row.kind} {row.name} speaks {', '.join(p.name for p in protocols)}, "
+                                       f"not {args.protocol!r}", EXIT_USAGE)
+        path = args.path or protocol.path
+        payload = protocol.body if body is None else body
+        if args.requests is not None:
+            concurrency = args.concurrency or 10
+            summary = await ep.load_test(connection, row, payload, path, args.requests, concurrency,
+                                         timeout=args.timeout)
+            if args.output == "json":
+                print(json.dumps({"endpoint": f"{row.namespace}/{row.name}", "path": path, **summary.as_dict()},
+                                 indent=2))
+            else:
+                print(f"{row.kind} {row.namespace}/{row.name} POST {path}")
+                print("\n".join(summary.lines()))
+            return EXIT_OK if not summary.errors else EXIT_FAILURE
+        stream = StreamText()
+        streaming = args.output == "text"
+
+        def chunk(piece: str) -> None:
+            text = stream.feed(piece)
+            if text and streaming:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+
+        result = await ep.invoke(connection, row, payload, path, on_chunk=chunk, timeout=args.timeout)
+        if args.output == "json":
+            try:
+                answer: Any = json.loads(result.text)
+            except ValueError:
+                answer = result.pretty()
+            print(json.dumps({"endpoint": f"{row.namespace}/{row.name}", "path": path, "status": result.status,
+                              "from": "apiserver" if result.from_apiserver else "model",
+                              "latency_ms": round(result.latency_ms, 1), "streamed": result.streamed,
+                              "response": answer}, indent=2, ensure_ascii=False))
+        else:
+            if result.streamed:
+                sys.stdout.write("\n")
+            elif result.status:
+                print(result.pretty())
+            print(result.describe(), file=sys.stderr)
+        return EXIT_OK if result.ok else EXIT_FAILURE
+
+    return _run(settings, kubeconfig, work, "invoke")
+
+
+def _scale(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
+    from app.cluster.actions import ActionError, refuse_if_readonly
+
+    try:
+        refuse_if_readonly(settings.readonly, f"scaling {args.endpoint}")
+    except ActionError as exc:
+        return _fail(str(exc), exc.exit_code)
+    if args.replicas < 0:
+        return _fail("--replicas must not be negative", EXIT_USAGE)
+    _, lookup = _namespaces(settings, kubeconfig)
+
+    async def work(connection: Any, discovery: Any) -> int:
+        from app.cluster import endpoints as ep
+
+        row = await _find(connection, discovery, args.endpoint, lookup)
+        how = await ep.scale(connection, row, args.replicas, readonly=settings.readonly, discovery=discovery)
+        print(f"{row.kind} {row.namespace}/{row.name} scaled to {args.replicas} replicas ({how}; was "
+              f"{row.ready_text} ready)")
+        return EXIT_OK
+
+    return _run(settings, kubeconfig, work, "scale")
+
+
+def _deploy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
+    from app.cluster.actions import EXIT_BAD_INPUT, ActionError, parse_manifest, refuse_if_readonly
+
+    try:
+        if not args.dry_run:
+            refuse_if_readonly(settings.readonly, f"deploying {args.file}")
+        text = _read_body("@" + args.file)
+        documents = parse_manifest(text, "<stdin>" if args.file == "-" else args.file)
+        if not any(d.get("kind") in ("JumpStartModel", "InferenceEndpointConfig", "InferenceService")
+                   for d in documents):
+            raise ActionError(f"{args.file} holds no JumpStartModel, InferenceEndpointConfig or InferenceService "
+                              "(for other objects use `hyperdesk submit`)", EXIT_BAD_INPUT)
+    except ActionError as exc:
+        return _fail(str(exc), exc.exit_code)
+    namespace, _ = _namespaces(settings, kubeconfig)
+
+    async def work(connection: Any, discovery: Any) -> int:
+        from app.cluster.actions import submit
+
+        created = await submit(connection, documents, readonly=settings.readonly, dry_run=args.dry_run,
+                               discovery=discovery, namespace=namespace)
+        for ref in created:
+            print(f"{ref} {'validated (server dry run)' if args.dry_run else 'created'}")
+        return EXIT_OK
+
+    return _run(settings, kubeconfig, work, "deploy")
+
+
+def _undeploy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
+    from app.cluster.actions import ActionError, refuse_if_readonly
+
+    try:
+        refuse_if_readonly(settings.readonly, f"deleting {args.endpoint}")
+    except ActionError as exc:
+        return _fail(str(exc), exc.exit_code)
+    _, lookup = _namespaces(settings, kubeconfig)
+
+    async def work(connection: Any, discovery: Any) -> int:
+        from app.cluster import endpoints as ep
+
+        row = await _find(connection, discovery, args.endpoint, lookup)
+        await ep.delete(connection, row, readonly=settings.readonly, discovery=discovery)
+        print(f"{row.kind} {row.namespace}/{row.name} deleted (its pods and Service go with it)")
+        return EXIT_OK
+
+    return _run(settings, kubeconfig, work, "undeploy")
+
+
+# --- `hyperdesk get endpoints` ----------------------------------------------------------------------------------------
+
+async def _get_endpoints(ctx: Any) -> list[dict[str, Any]]:
+    from app.get import GetError, _with_cluster
+
+    async def work(connection: Any, discovery: Any) -> list[dict[str, Any]]:
+        from app.cluster.actions import ActionError
+        from app.cluster.endpoints import fetch_endpoints
+        from app.model.endpoints import endpoint_dict
+        from app.model.jobs import utcnow
+
+        try:
+            rows = await fetch_endpoints(connection, discovery, ctx.namespace)
+        except ActionError as exc:
+            raise GetError(str(exc), exc.exit_code) from None
+        now = utcnow()
+        return [endpoint_dict(row, now) for row in rows]
+
+    return await _with_cluster(ctx, work)
+
+
+def _endpoint_cells(item: dict[str, Any]) -> dict[str, Any]:
+    from app.model.jobs import human_duration
+
+    auto = item.get("autoscaling")
+    return {**item, "ready": f"{item['replicas_ready']}/{item['replicas_desired']}",
+            "auto": f"{auto['min']}-{auto['max']}" if auto else "", "age": human_duration(item["age_seconds"])}
+
+
+def register_kinds() -> None:
+    """`app.get.lookup` calls this: registering at import would import app.get on `--version`'s path."""
+    from app.get import Kind, register
+
+    register(Kind(
+        name="endpoints",
+        aliases=("endpoint", "ep", "inferenceendpoints"),
+        fetch=_get_endpoints,
+        columns=(("NAMESPACE", "namespace"), ("NAME", "name"), ("KIND", "kind"), ("MODEL", "model"),
+                 ("INSTANCE", "instance_type"), ("STATE", "state"), ("READY", "ready"), ("AUTOSCALE", "auto"),
+                 ("URL", "url"), ("AGE", "age")),
+        description="inference endpoints: HyperPod JumpStartModels and InferenceEndpointConfigs, KServe "
+                    "InferenceServices",
+        display=_endpoint_cells,
+    ))
+

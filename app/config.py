@@ -34,6 +34,16 @@ class ConfigError(Exception):
 class MlflowSettings:
     tracking_uri: str | None = None
     """Tracking URI; when unset, `MLFLOW_TRACKING_URI` and then the cluster are asked."""
+    configmap: str | None = "kube-system/hyperdesk-mlflow"
+    """NAMESPACE/NAME of a ConfigMap whose `tracking_uri` key names the server (asked when no URI is set)."""
+    annotation: str | None = "hyperdesk.dev/mlflow-tracking-uri"
+    """An annotation on the user's namespace naming the server (wins over the ConfigMap)."""
+    job_tag: str = "hyperdesk.job"
+    """The run tag naming its job (`NAME` or `NAMESPACE/NAME`); without it a run belongs to the job of its name."""
+    poll_seconds: float = 5.0
+    """How often a visible Training pane asks for new points."""
+    timeout_seconds: float = 10.0
+    """How long one MLflow request may take before the server counts as slow."""
 
 
 @dataclass
@@ -43,6 +53,9 @@ class GpuSettings:
     idle_minutes: float = 30.0
     """How long a held GPU must stay idle before the waste view lists it."""
     poll_seconds: float = 2.0
+    prometheus_url: str | None = None
+    """A Prometheus HTTP API with the dcgm-exporter series (e.g. HyperPod's observability add-on); when set, the
+    GPUs pane and `get gpus` read the figures from it instead of scraping the exporters through the API server."""
 
 
 @dataclass

@@ -61,8 +61,10 @@ def register(kind: Kind) -> Kind:
 def lookup(name: str) -> Kind:
     from app.cli import AREAS
 
-    for area in AREAS:  # each area's module registers its kinds when imported
-        importlib.import_module(f"app.cli_{area}")
+    for area in AREAS:  # each area's module registers its kinds when imported, or in its register_kinds()
+        module = importlib.import_module(f"app.cli_{area}")
+        if hasattr(module, "register_kinds"):  # modules imported earlier (by the parser) could not register then
+            module.register_kinds()
     try:
         return REGISTRY[name.lower()]
     except KeyError:

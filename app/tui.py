@@ -353,6 +353,20 @@ class HyperdeskApp(App[None]):
         if row is not None:
             self.open_logs(row)
 
+    def open_job_training(self, key: str) -> None:
+        """The Jobs pane's `t`: the Training pane, charting the job's MLflow run."""
+        row = self.job_row(key)
+        if row is not None:
+            self.action_show_pane("training")
+            self.pane("training").show_job_runs(row.namespace, row.name)  # type: ignore[attr-defined]
+
+    def show_job(self, key: str) -> None:
+        """The Training pane's `j`: the Jobs pane with the cursor on the run's job."""
+        self.action_show_pane("jobs")
+        table = self.pane("jobs").table
+        if key in table.rows:
+            table.move_cursor(row=table.get_row_index(key), animate=False)
+
     def open_quotas(self) -> None:
         def load() -> list[ClusterQueueRow]:
             if self.engine is None:
@@ -685,8 +699,15 @@ class HyperdeskApp(App[None]):
     @staticmethod
     def _all_bindings() -> list[Binding]:
         found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
+        from app.screens.endpoint_actions import ManifestPathScreen
+        from app.screens.endpoint_detail import EndpointDetailScreen
+        from app.screens.endpoint_invoke import InvokeScreen
+        from app.screens.space_views import SpaceDetailScreen, SpaceFormScreen, TemplatesScreen
+
         for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
-                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen, ConnectScreen, TunnelsScreen):
+                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen, EndpointDetailScreen, InvokeScreen,
+                    ManifestPathScreen, SpaceDetailScreen, SpaceFormScreen, TemplatesScreen, ConnectScreen,
+                    TunnelsScreen):
             found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
         return found
 
@@ -719,6 +740,14 @@ class HyperdeskApp(App[None]):
                 self.engine.stores[k].status.state == "stale" for k in pane.kinds if k in self.engine.stores
             ):
                 self._show_pane_state(pane)
+
+    def refresh_pane(self, pane_id: str) -> None:
+        """A pane with data of its own (GPU metrics) has news: redraw it now if shown, else when shown."""
+        pane = self.pane(pane_id)
+        if pane.display:
+            self._show_pane_state(pane)
+        else:
+            self._stale_panes.add(pane_id)
 
     def _show_pane_state(self, pane: Pane) -> None:
         """The pane's rows from its stores, and the line under them: cluster trouble, the filter, or what the

@@ -8,5 +8,8 @@ pytest_plugins = [
     "tests.plugins.tui",
     "tests.plugins.apiserver",
     "tests.plugins.demo",
+    "tests.plugins.mlflow",
+    "tests.plugins.endpoints",
+    "tests.plugins.gpus",
     "tests.plugins.ssh",
 ]

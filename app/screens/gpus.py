@@ -1,14 +1,415 @@
-"""The GPUs pane: GPU and MIG utilisation across the cluster, and who holds each GPU."""
+"""The GPUs pane: GPU and MIG utilisation across the cluster, who holds each GPU, and the GPUs that sit idle.
+
+At the top, the cluster summary by product and MIG profile. Below, one of two views:
+
+- nodes: each GPU node (health badges, allocation), expanded into its GPUs and MIG slices with utilisation, a
+  sparkline of the last minutes, memory, power, temperature, XID errors and the holder (namespace/pod, with its
+  job or space). `enter` expands or collapses a node, `c` all of them; `U`, `M`, `I` sort by utilisation, memory
+  and idle time; `/` filters by team (namespace), node or holder.
+- waste (`w`): GPUs and slices held by a pod and idle (under `gpus.idle_threshold_percent`) for at least
+  `gpus.idle_minutes`, longest first. `o` jumps to the holder in its pane (the Jobs or Spaces pane).
+
+The figures come from a poll worker of this pane (`app/metrics`), which reschedules itself and runs only while the
+pane is shown; the allocation comes from the node and pod stores, so it shows even when metrics cannot.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from typing import Mapping
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Static
+
+from app.metrics.collector import GpuCollector, GpuView, allocation_devices, human_age, is_waste
+from app.metrics.allocation import allocation
+from app.metrics.model import Device, NodeGpus
+from app.metrics.summary import summarize
+from app.screens.gpu_table import GpuTable
 from app.screens.pane import Pane
+from widgets.resource_table import ResourceTable, Row
+
+log = logging.getLogger(__name__)
+
+SPARK = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 10
+AUTO_EXPAND_NODES = 16
+"""Clusters up to this many GPU nodes open with every node expanded; larger ones open collapsed."""
+
+# holder kind -> (pane, store name in that pane's row keys)
+HOLDER_PANES = {
+    "HyperPodPyTorchJob": ("jobs", "hyperpodpytorchjobs"),
+    "PyTorchJob": ("jobs", "pytorchjobs"),
+    "Job": ("jobs", "jobs"),
+    "JobSet": ("jobs", "jobsets"),
+    "Workspace": ("spaces", "workspaces"),
+    "Notebook": ("spaces", "notebooks"),
+    "InferenceService": ("endpoints", "inferenceservices"),
+    "Deployment": ("endpoints", "deployments"),
+}
+
+
+_SPARK_BY_PERCENT = [SPARK[int(p / 100 * (len(SPARK) - 1) + 0.5)] for p in range(101)]
+
+
+def sparkline(values: tuple[float, ...], width: int = SPARK_WIDTH) -> str:
+    """The last `width` readings (0..100 %) as block characters, one per reading."""
+    table = _SPARK_BY_PERCENT
+    return "".join(table[100 if v >= 100 else 0 if v <= 0 else int(v)] for v in values[-width:])
+
+
+def _percent(value: float | None) -> Text:
+    if value is None:
+        return Text("–", style="dim")
+    style = "green" if value >= 60 else "yellow" if value > 5 else "dim"
+    return Text(f"{value:.0f}%", style=style)
+
+
+def _memory(device: Device) -> str:
+    if device.mem_total_mib is None:
+        return ""
+    return f"{(device.mem_used_mib or 0) / 1024:.1f}/{device.mem_total_mib / 1024:.0f}Gi"
+
+
+def _number(value: float | None, unit: str) -> str:
+    return "" if value is None else f"{value:.0f}{unit}"
+
+
+SHORT_KINDS = {"HyperPodPyTorchJob": "hpjob", "PyTorchJob": "pytorchjob", "Job": "job", "JobSet": "jobset",
+               "Workspace": "space", "Notebook": "notebook", "InferenceService": "isvc", "Deployment": "deploy"}
+
+
+def _holder(device: Device) -> Text:
+    """namespace/job-or-space (kind); the pod itself is in `get gpus` and the job's own pane."""
+    holder = device.holder
+    if holder is None:
+        return Text("free", style="dim")
+    if holder.kind == "Pod" or not holder.name:
+        return Text(f"{holder.namespace}/{holder.pod}")
+    text = Text(f"{holder.namespace}/{holder.name} ")
+    text.append(f"({SHORT_KINDS.get(holder.kind, holder.kind)})", style="dim")
+    return text
+
+
+def _idle(device: Device, idle_minutes: float) -> Text:
+    if device.idle_seconds is None:
+        return Text("")
+    return Text(human_age(device.idle_seconds), style="bold red" if is_waste(device, idle_minutes) else "yellow")
 
 
 class GpusPane(Pane):
     pane_id = "gpus"
     title = "GPUs"
     key = "3"
-    columns = ("NODE", "GPU", "MODEL", "MIG", "UTIL", "MEMORY", "HOLDER")
-    purpose = "Live GPU and MIG utilisation across the cluster, and who holds each GPU — coming soon."
+    columns = ("NODE / GPU", "MODEL / MIG", "UTIL", "HISTORY", "MEMORY", "POWER", "TEMP", "XID", "IDLE", "HOLDER")
+    purpose = "Live GPU and MIG utilisation across the cluster, who holds each GPU, and the GPUs that sit idle."
     kinds = ("nodes", "pods")
+    BINDINGS = [
+        Binding("enter", "toggle_node", "Expand/collapse", id="gpus.toggle"),
+        Binding("c", "toggle_all", "Expand/collapse all", show=False, id="gpus.toggle_all"),
+        Binding("w", "waste", "Waste", id="gpus.waste"),
+        Binding("o", "holder", "Go to holder", id="gpus.holder"),
+        Binding("U", "order('util')", "Sort by utilisation", show=False, id="gpus.sort.util"),
+        Binding("M", "order('memory')", "Sort by memory", show=False, id="gpus.sort.memory"),
+        Binding("I", "order('idle')", "Sort by idle time", show=False, id="gpus.sort.idle"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view_mode = "nodes"
+        self.order = ""
+        self.order_reverse = True
+        self.collapsed: set[str] = set()
+        self.expanded: set[str] = set()
+        self.view: GpuView | None = None
+        self.collector: GpuCollector | None = None
+        self.idle_minutes = 30.0
+        self.threshold = 5.0
+        self.poll_seconds = 2.0
+        self._fallback: list[NodeGpus] = []
+        self._state = ""
+        self._base_notice = ""
+        self._devices: dict[str, Device] = {}
+
+    def compose(self) -> ComposeResult:
+        summary = Static("", id="gpus-summary")
+        summary.display = False  # until there are GPU nodes to sum up
+        yield summary
+        yield GpuTable(self.columns, id=f"{self.pane_id}-table")
+        yield Static(self.purpose, classes="empty")
+
+    def on_mount(self) -> None:
+        settings = getattr(self.app, "settings", None)
+        prometheus = None
+        if settings is not None:
+            self.idle_minutes = settings.gpus.idle_minutes
+            self.threshold = settings.gpus.idle_threshold_percent
+            self.poll_seconds = max(0.5, settings.gpus.poll_seconds)
+            if settings.gpus.prometheus_url:
+                from app.metrics.prometheus import PrometheusSource
+
+                prometheus = PrometheusSource(settings.gpus.prometheus_url)
+        self.collector = GpuCollector(self.threshold, prometheus=prometheus, poll_seconds=self.poll_seconds)
+        if hasattr(self.app, "engine"):
+            self.run_worker(self._poll(), exclusive=True, group="gpus-poll", exit_on_error=False)
+
+    # --- data ----------------------------------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        """Refresh every `gpus.poll_seconds` while this pane is shown; the next round starts only after this one."""
+        from app.cluster.connection import ApiError
+
+        while True:
+            engine = getattr(self.app, "engine", None)
+            if engine is None or not self.display or not {"nodes", "pods"} <= set(engine.stores):
+                await asyncio.sleep(0.25)
+                continue
+            started = time.monotonic()
+            try:
+                nodes = engine.stores["nodes"].snapshot().values()
+                pods = engine.stores["pods"].snapshot().values()
+                assert self.collector is not None
+                self.view = await self.collector.refresh(engine.connection, nodes, pods)
+                self._state = self.view.state_line(time.time(), stale_after=max(10.0, 3 * self.poll_seconds))
+            except ApiError as exc:
+                self._state = f"metrics: {exc}"
+                if self.view is not None:
+                    self._state += "; " + self.view.state_line(time.time(), 0)
+            except Exception as exc:  # noqa: BLE001 - a bug in one refresh must not stop the polling
+                log.exception("GPU refresh failed")
+                self._state = f"GPU refresh failed: {type(exc).__name__}: {exc}"
+            self.refresh_view()
+            await asyncio.sleep(max(0.0, self.poll_seconds - (time.monotonic() - started)))
+
+    def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
+        """Called by the app when the node or pod store changes: allocation at once, figures from the last poll."""
+        if self.view is None:
+            inventory = allocation(stores.get("nodes", {}).values(), stores.get("pods", {}).values())
+            self._fallback = sorted(inventory.values(), key=lambda n: n.name)
+            for node in self._fallback:
+                node.devices = allocation_devices(node)
+        return self._rows()
+
+    def show_view(self, view: GpuView, state: str = "") -> None:
+        """Show a refreshed view (the poll worker, and tests with fixed data)."""
+        self.view = view
+        self._state = state
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        refresh = getattr(self.app, "refresh_pane", None)
+        if refresh is not None and getattr(self.app, "engine", None) is not None:
+            refresh(self.pane_id)
+        else:
+            self.table.set_rows(self._rows())
+            self.show_notice(self._base_notice)
+
+    def show_notice(self, text: str) -> None:
+        self._base_notice = text
+        lines = [line for line in (self._state, self._waste_line()) if line]
+        super().show_notice("\n".join([*lines, text or self.purpose]))
+
+    @property
+    def nodes(self) -> list[NodeGpus]:
+        return self.view.nodes if self.view is not None else self._fallback
+
+    # --- rows ----------------------------------------------------------------------------------------------------
+
+    def _rows(self) -> list[Row]:
+        nodes = self.nodes
+        self._devices = {d.key: d for node in nodes for d in node.devices}
+        self._show_summary(nodes)
+        if self.view_mode == "waste":
+            return self._waste_rows(nodes)
+        rows: list[Row] = []
+        for node in self._ordered_nodes(nodes):
+            rows.append(self._node_row(node))
+            if self._is_expanded(node, len(nodes)):
+                rows.extend(self._device_row(d) for d in self._ordered_devices(node.devices))
+        return rows
+
+    def _is_expanded(self, node: NodeGpus, count: int) -> bool:
+        if self.table.filter_text.strip():
+            return True  # a filter looks inside collapsed nodes too
+        if node.name in self.expanded:
+            return True
+        if node.name in self.collapsed:
+            return False
+        return count <= AUTO_EXPAND_NODES
+
+    def _sort_key(self, device: Device) -> float:
+        if self.order == "util":
+            return device.util_percent if device.util_percent is not None else -1.0
+        if self.order == "memory":
+            return device.mem_used_mib if device.mem_used_mib is not None else -1.0
+        if self.order == "idle":
+            return device.idle_seconds if device.idle_seconds is not None else -1.0
+        return 0.0
+
+    def _ordered_nodes(self, nodes: list[NodeGpus]) -> list[NodeGpus]:
+        if not self.order:
+            return nodes
+        return sorted(nodes, key=lambda n: max((self._sort_key(d) for d in n.devices), default=-1.0),
+                      reverse=self.order_reverse)
+
+    def _ordered_devices(self, devices: list[Device]) -> list[Device]:
+        if not self.order:
+            return devices
+        return sorted(devices, key=self._sort_key, reverse=self.order_reverse)
+
+    def _node_row(self, node: NodeGpus) -> Row:
+        measured = [d.util_percent for d in node.devices if d.util_percent is not None]
+        util = sum(measured) / len(measured) if measured else None
+        used = [d.mem_used_mib for d in node.devices if d.mem_used_mib is not None]
+        total = node.gpu_count * node.gpu_memory_mib if node.gpu_memory_mib and not node.single_profile else 0
+        power = [d.power_w for d in node.devices if d.power_w is not None]
+        xids = sorted({d.xid for d in node.devices if d.xid})
+        capacity = sum(node.capacity.values())
+        allocated = sum(node.allocated.values())
+        marker = "▾" if self._is_expanded(node, len(self.nodes)) else "▸"
+        badges = " ".join(node.badges)
+        state = {"no-exporter": "no exporter", "forbidden": "metrics forbidden", "error": "scrape failed",
+                 "pending": ""}.get(node.metrics_state, "")
+        detail = Text(f"{allocated}/{capacity} allocated", style="bold")
+        if node.mig_strategy in ("single", "mixed"):
+            detail.append(f" · MIG {node.mig_strategy}")
+        if state:
+            detail.append(f" · {state}", style="yellow")
+        if badges:
+            detail.append(f" · {badges}", style="bold red")
+        model = node.model.replace("NVIDIA-", "").replace("-", " ")
+        return Row(f"node:{node.name}", (
+            Text(f"{marker} {node.name}", style="bold"), f"{node.gpu_count}× {model}", _percent(util), "",
+            f"{sum(used) / 1024:.0f}/{total / 1024:.0f}Gi" if used and total else "",
+            f"{sum(power):.0f}W" if power else "", "", Text(",".join(map(str, xids)), style="bold red"), "", detail,
+        ))
+
+    def _device_row(self, device: Device, node_name: bool = False) -> Row:
+        """A GPU or slice; in the waste view (`node_name`) its row key differs, so the table sizes it afresh."""
+        index = "?" if device.gpu is None else str(device.gpu)
+        mig = f"{device.mig_profile} #{device.gi_id}" if device.mig_profile and device.gi_id is not None else (
+            device.mig_profile or "")
+        first = Text(f"{device.node} GPU {index}") if node_name else Text(f"    GPU {index}")
+        return Row(f"waste:{device.key}" if node_name else device.key, (
+            first, mig, _percent(device.util_percent), Text(sparkline(device.history), style="cyan"),
+            _memory(device), _number(device.power_w, "W"), _number(device.temp_c, "C"),
+            Text(str(device.xid), style="bold red") if device.xid else "", _idle(device, self.idle_minutes),
+            _holder(device),
+        ))
+
+    def _waste(self, nodes: list[NodeGpus]) -> list[Device]:
+        waste = [d for node in nodes for d in node.devices if is_waste(d, self.idle_minutes)]
+        return sorted(waste, key=lambda d: -(d.idle_seconds or 0))
+
+    def _waste_rows(self, nodes: list[NodeGpus]) -> list[Row]:
+        return [self._device_row(d, node_name=True) for d in self._waste(nodes)]
+
+    def _waste_line(self) -> str:
+        if self.view_mode == "waste":
+            return (f"Waste: GPUs and MIG slices held and under {self.threshold:g}% for {self.idle_minutes:g} min or "
+                    f"more. o: go to the holder · w: back to the nodes")
+        return ""
+
+    def _show_summary(self, nodes: list[NodeGpus]) -> None:
+        widget = self.query_one("#gpus-summary", Static)
+        widget.display = bool(nodes)
+        if not nodes:
+            return
+        table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
+        for label in ("PRODUCT", "MIG", "CAPACITY", "ALLOCATED", "IN USE", "IDLE HELD", "NO FIGURES"):
+            table.add_column(label, justify="left" if label in ("PRODUCT", "MIG") else "right", no_wrap=True,
+                             overflow="ellipsis")
+        for row in summarize(nodes, self.threshold):
+            table.add_row(row.product.removeprefix("NVIDIA "), row.profile or "whole GPU", str(row.capacity), str(row.allocated),
+                          f"[green]{row.in_use}[/]", f"[yellow]{row.idle_held}[/]" if row.idle_held else "0",
+                          f"[dim]{row.unmeasured}[/]")
+        waste = len(self._waste(nodes))
+        caption = Text(f"{sum(len(n.devices) for n in nodes)} GPUs and slices on {len(nodes)} nodes · ")
+        caption.append(f"{waste} wasted (idle ≥ {self.idle_minutes:g} min)", style="bold red" if waste else "")
+        table.caption = caption
+        table.caption_justify = "left"
+        widget.update(table)
+
+    # --- actions -------------------------------------------------------------------------------------------------
+
+    def on_data_table_row_selected(self, event: ResourceTable.RowSelected) -> None:
+        event.stop()
+        if self.view_mode == "waste":
+            self.action_holder()
+        else:
+            self.action_toggle_node()
+
+    def action_toggle_node(self) -> None:
+        key = self.table.cursor_key
+        if key is None:
+            return
+        name = key[5:] if key.startswith("node:") else (self._devices[key].node if key in self._devices else None)
+        if name is None:
+            return
+        node = next((n for n in self.nodes if n.name == name), None)
+        if node is None:
+            return
+        if self._is_expanded(node, len(self.nodes)):
+            self.expanded.discard(name)
+            self.collapsed.add(name)
+        else:
+            self.collapsed.discard(name)
+            self.expanded.add(name)
+        self._redraw(focus=f"node:{name}")
+
+    def action_toggle_all(self) -> None:
+        names = {n.name for n in self.nodes}
+        if any(self._is_expanded(n, len(self.nodes)) for n in self.nodes):
+            self.collapsed, self.expanded = names, set()
+        else:
+            self.collapsed, self.expanded = set(), names
+        self._redraw()
+
+    def action_waste(self) -> None:
+        self.view_mode = "nodes" if self.view_mode == "waste" else "waste"
+        self.border_subtitle = "waste" if self.view_mode == "waste" else ""
+        self._redraw()
+
+    def action_order(self, order: str) -> None:
+        self.order_reverse = not self.order_reverse if self.order == order else True
+        self.order = order
+        self._redraw()
+
+    def _redraw(self, focus: str | None = None) -> None:
+        self.table.set_rows(self._rows())
+        self.show_notice(self._base_notice)
+        if focus is not None and focus in self.table.rows:
+            self.table.move_cursor(row=self.table.get_row_index(focus), animate=False)
+
+    def action_holder(self) -> None:
+        """Jump to the job or space holding the device under the cursor, in its own pane."""
+        key = (self.table.cursor_key or "").removeprefix("waste:")
+        device = self._devices.get(key)
+        if device is None or device.holder is None:
+            self.app.notify("no holder here: put the cursor on a held GPU or slice", severity="warning")
+            return
+        holder = device.holder
+        target = HOLDER_PANES.get(holder.kind)
+        if target is None:
+            self.app.notify(f"{holder.text}: no pane lists a {holder.kind}", severity="warning")
+            return
+        pane_id, store = target
+        show = getattr(self.app, "action_show_pane", None)
+        if show is None:
+            return
+        show(pane_id)
+        table = self.app.query_one(f"#{pane_id}", Pane).table
+        wanted = (f"{store}/{holder.namespace}/{holder.name}", f"{holder.namespace}/{holder.name}")
+        if table.filter_text:
+            table.set_filter("")
+        for row_key in table.rows:
+            if row_key.value in wanted or str(row_key.value).endswith(f"/{holder.namespace}/{holder.name}"):
+                table.move_cursor(row=table.get_row_index(row_key.value), animate=False)
+                return
+        self.app.notify(f"{holder.kind} {holder.namespace}/{holder.name} is not listed in the {pane_id} pane",
+                        severity="warning")

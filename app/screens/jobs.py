@@ -32,6 +32,7 @@ class JobsPane(Pane):
         Binding("z", "suspend", "Suspend/resume", id="jobs.suspend"),
         Binding("p", "priority", "Priority", show=False, id="jobs.priority"),
         Binding("e", "edit", "Edit", show=False, id="jobs.edit"),
+        Binding("t", "training", "Training curves", show=False, id="jobs.training"),
         *sort_bindings({"N": "NAME", "T": "TEAM", "K": "KIND", "Q": "QUEUE", "P": "PRIORITY", "S": "STATE",
                         "O": "POS", "G": "GPUS", "R": "RESTARTS", "A": "AGE", "U": "RUN TIME"}, "jobs"),
     ]
@@ -90,6 +91,11 @@ class JobsPane(Pane):
 
     def action_priority(self) -> None:
         self.app.change_job_priority(self.table.selection())  # type: ignore[attr-defined]
+
+    def action_training(self) -> None:
+        key = self.table.cursor_key
+        if key is not None:
+            self.app.open_job_training(key)  # type: ignore[attr-defined]
 
     def action_edit(self) -> None:
         key = self.table.cursor_key

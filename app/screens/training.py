@@ -1,14 +1,549 @@
-"""The Training pane: MLflow runs and their curves, next to the jobs that produce them."""
+"""The Training pane: MLflow runs and their curves, next to the jobs that produce them.
+
+The runs table lists every run of the tracking server (status, start, duration, latest values of the charted
+metrics, params, the linked job). `enter` charts the run under the cursor, or the marked runs overlaid. The chart
+follows live: while the pane is visible a self-rescheduling worker polls the server in a thread (one poll at a time,
+never overlapping), and a history is fetched only when its run logged steps past the last one held. A failing or
+slow server leaves the last data on screen with a line that says so, and the pane recovers on a later poll.
+"""
 
 from __future__ import annotations
 
-from app.screens.pane import Pane
+import asyncio
+import csv
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from app.screens.pane import Pane, sort_bindings
+from app.tracking.client import SYSTEM_PREFIX, RunInfo, Tracker, Tracking, TrackingError, params_summary
+from app.tracking.curves import Ema, History, csv_rows, nearest, window
+from app.tracking.links import JobRef, link_runs
+from app.tracking.chart import COLORS, ChartLine, ChartSpec
+from widgets.curve_chart import CurveChart
+from widgets.resource_table import ResourceTable, Row
+
+SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
+ZOOMS = (None, 10000, 1000, 100)
+DEFAULT_METRICS = ("loss", "eval_loss")
+JOB_STORES = ("hyperpodpytorchjobs", "pytorchjobs", "jobs", "jobsets", "workloads")
+STATUS_STYLES = {"RUNNING": "green", "FINISHED": "dim", "FAILED": "red", "KILLED": "yellow", "SCHEDULED": "cyan"}
 
 
 class TrainingPane(Pane):
     pane_id = "training"
     title = "Training"
     key = "4"
-    columns = ("RUN", "EXPERIMENT", "STATUS", "STEP", "LOSS", "JOB")
-    purpose = "Live loss curves from MLflow, next to the job that produces them — coming soon."
-    kinds = ()
+    columns = ("RUN", "EXPERIMENT", "STATUS", "JOB", "STARTED", "DURATION", "STEP", "METRICS", "PARAMS")
+    purpose = "Live loss curves from MLflow, next to the job that produces them."
+    kinds = JOB_STORES
+    BINDINGS = [
+        Binding("enter", "chart", "Chart", show=False, id="training.chart"),
+        Binding("m", "pick_metric", "Metric", id="training.metric"),
+        Binding("a", "add_metric", "Add metric", show=False, id="training.add_metric"),
+        Binding("x", "toggle_axis", "Step/time", id="training.axis"),
+        Binding("o", "toggle_log", "Log scale", id="training.log"),
+        Binding("plus,equals_sign", "smooth(1)", "Smooth more", id="training.smooth_more"),
+        Binding("minus", "smooth(-1)", "Smooth less", show=False, id="training.smooth_less"),
+        Binding("z", "zoom", "Zoom last N", id="training.zoom"),
+        Binding("comma", "cursor(-1)", "Cursor left", show=False, id="training.cursor_left"),
+        Binding("full_stop", "cursor(1)", "Cursor right", show=False, id="training.cursor_right"),
+        Binding("c", "clear_cursor", "Hide cursor", show=False, id="training.cursor_hide"),
+        Binding("j", "job", "Job", id="training.job"),
+        Binding("ctrl+s", "export", "Export CSV", id="training.export"),
+        Binding("r", "refresh", "Refresh", show=False, id="training.refresh"),
+        *sort_bindings({"N": "RUN", "E": "EXPERIMENT", "S": "STATUS", "J": "JOB", "A": "STARTED", "U": "DURATION"},
+                      "training"),
+    ]
+
+    DEFAULT_CSS = """
+    TrainingPane #training-table { height: 2fr; min-height: 5; }
+    TrainingPane #training-state { height: auto; color: $text-muted; }
+    TrainingPane #training-readout { height: auto; }
+    TrainingPane #training-charts { height: 3fr; min-height: 10; }
+    TrainingPane #training-system { height: 1fr; display: none; }
+    TrainingPane #training-system.shown { display: block; }
+    TrainingPane #training-system CurveChart { width: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tracker: Tracker | None = None
+        self.uri_source = ""
+        self.state = "starting"
+        """starting, no-uri, connecting, live, unreachable, slow, error"""
+        self.state_detail = ""
+        self.failing_since: float | None = None
+        self.updated_at: float | None = None
+        self.runs: list[RunInfo] = []
+        self.charted: list[str] = []
+        """Run ids on the chart."""
+        self.metrics: list[str] = []
+        """Metrics on the chart; empty: the defaults the runs have."""
+        self.axis = "step"
+        self.log_y = False
+        self.smoothing = 2
+        self.zoom = 0
+        self.cursor: float | None = None
+        self.links: dict[str, JobRef] = {}
+        self.now: Callable[[], float] = time.time
+        self.job_tag: str | None = None
+        self._smoothed: dict[tuple[str, str, str, float], Ema] = {}
+        self._pending_job: tuple[str, str] | None = None
+        self.poll_seconds = 5.0
+        self._following = False
+        """True once the follow worker runs (a pane given its data directly, as in snapshots, never polls)."""
+
+    def compose(self) -> ComposeResult:
+        yield ResourceTable(self.columns, id="training-table")
+        yield Static(self.purpose, classes="empty")
+        yield Static("", id="training-state")
+        yield Static("", id="training-readout")
+        yield CurveChart(ChartSpec(empty_text="enter charts the run under the cursor (space marks runs to overlay)"),
+                         id="training-charts")
+        with Horizontal(id="training-system"):
+            yield CurveChart(id="training-system-gpu")
+            yield CurveChart(id="training-system-cpu")
+
+    def on_mount(self) -> None:
+        settings = getattr(self.app, "settings", None)
+        if settings is not None:
+            self.job_tag = settings.mlflow.job_tag
+            self.poll_seconds = settings.mlflow.poll_seconds
+        if settings is not None:
+            self.follow()
+        self._show_state()
+
+    # ------------------------------------------------------------------------------------------------ data
+
+    def set_tracker(self, tracker: Tracker, source: str = "") -> None:
+        self.tracker = tracker
+        self.uri_source = source
+        self.runs = list(tracker.runs.values())
+        self.refresh_view()
+
+    @work(exclusive=True, group="training-follow", exit_on_error=False)
+    async def follow(self) -> None:
+        """Self-rescheduling: resolve the tracking URI, then poll while the pane is visible; one poll at a time."""
+        app: Any = self.app
+        settings = app.settings.mlflow
+        self._following = True
+        while self.tracker is None:
+            if await self._resolve(settings):
+                break
+            await asyncio.sleep(self.poll_seconds)
+        while True:
+            await self.poll_once()
+            await self._until_next_poll()
+
+    async def _until_next_poll(self) -> None:
+        """Wait `poll_seconds` of the pane being visible; a pane that is shown again polls at once."""
+        waited = 0.0
+        was_shown = self.display
+        while waited < self.poll_seconds or not self.display:
+            await asyncio.sleep(0.25)
+            if self.display:
+                if not was_shown:
+                    return
+                waited += 0.25
+            was_shown = self.display
+
+    async def _resolve(self, settings: Any) -> bool:
+        from app.tracking.uri import cluster_uri, local_uri, missing_uri_message
+
+        resolved = local_uri(settings.tracking_uri)
+        if resolved.uri is None:
+            engine = getattr(self.app, "engine", None)
+            if engine is None:
+                waiting = " Waiting for the cluster to ask it." if getattr(self.app, "kubeconfig", None) else ""
+                self._set_state("no-uri", missing_uri_message() + waiting)
+                return False
+            resolved = await cluster_uri(engine.connection, getattr(self.app, "namespace", None),
+                                         settings.configmap, settings.annotation)
+            if resolved.uri is None:
+                self._set_state("no-uri", missing_uri_message(resolved.source))
+                return False
+        try:
+            tracking = Tracking(resolved.uri, timeout=settings.timeout_seconds)
+        except TrackingError as exc:
+            self._set_state("error", str(exc))
+            return False
+        self.tracker = Tracker(tracking)
+        self.uri_source = resolved.source
+        self._set_state("connecting", "")
+        return True
+
+    async def poll_once(self) -> None:
+        tracker = self.tracker
+        if tracker is None:
+            return
+        wanted = [(run_id, key) for run_id in self.charted for key in self._wanted_keys(run_id)]
+        try:
+            poll = await asyncio.to_thread(tracker.poll, wanted)
+        except TrackingError as exc:
+            if self.failing_since is None:
+                self.failing_since = self.now()
+            self._set_state(exc.kind if exc.kind in ("unreachable", "slow") else "error", str(exc))
+            if self.charted:
+                self.draw_charts()  # what a poll that failed half-way did bring
+            return
+        except Exception as exc:  # noqa: BLE001 - a client bug must not end the worker: show it, retry
+            self._set_state("error", f"{type(exc).__name__}: {exc}")
+            return
+        self.failing_since = None
+        self.updated_at = self.now()
+        self.runs = poll.runs
+        self._set_state("live", "")
+        self.refresh_view(charts=bool(poll.changed) or not self.charted)
+        if self._pending_job is not None:
+            self._open_pending_job()
+
+    def _wanted_keys(self, run_id: str) -> list[str]:
+        run = self.tracker.runs.get(run_id) if self.tracker else None
+        keys = self.chart_metrics()
+        if run is not None:
+            keys += [k for k in run.metric_keys if k.startswith(SYSTEM_PREFIX)]
+        return keys
+
+    def chart_metrics(self) -> list[str]:
+        if self.metrics:
+            return list(self.metrics)
+        present = {k for run in self._charted_runs() for k in run.metrics} or {"loss"}
+        return [k for k in DEFAULT_METRICS if k in present] or [sorted(k for k in present
+                                                                       if not k.startswith(SYSTEM_PREFIX))[0]]
+
+    def _charted_runs(self) -> list[RunInfo]:
+        runs = self.tracker.runs if self.tracker else {}
+        return [runs[r] for r in self.charted if r in runs]
+
+    # ------------------------------------------------------------------------------------------------ view
+
+    def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
+        from app.model.jobs import job_rows
+
+        jobs = [JobRef(j.key, j.namespace, j.name, j.state) for j in job_rows(stores)] if stores else []
+        self.links = link_runs(self.runs, jobs, self.job_tag)
+        return self._rows()
+
+    def _rows(self) -> list[Row]:
+        now_ms = int(self.now() * 1000)
+        keys = self.chart_metrics()
+        rows = []
+        for run in self.runs:
+            job = self.links.get(run.run_id)
+            duration = run.duration_seconds(now_ms)
+            step = max(run.steps.values(), default=None)
+            values = " ".join(f"{k}={_number(run.metrics[k])}" for k in keys if k in run.metrics)
+            rows.append(Row(run.run_id, (
+                run.name, run.experiment, Text(run.status, style=STATUS_STYLES.get(run.status, "")),
+                f"{job.name} ({job.state})" if job else "", _clock(run.start_time), _duration(duration),
+                "" if step is None else str(step), values, params_summary(run.params, 28),
+            ), sort=(run.name, run.experiment, run.status, job.text if job else "", -(run.start_time or 0), duration,
+                     step, values, "")))
+        return rows
+
+    def refresh_view(self, charts: bool = True) -> None:
+        stores = self._job_stores()
+        self.table.set_rows(self.rows(stores) if stores else self._rows())
+        if charts:
+            self.draw_charts()
+        self._show_state()
+
+    def _job_stores(self) -> dict[str, dict]:
+        engine = getattr(self.app, "engine", None)
+        if engine is None:
+            return {}
+        return {k: engine.stores[k].snapshot() for k in JOB_STORES if k in engine.stores}
+
+    def _set_state(self, state: str, detail: str) -> None:
+        self.state, self.state_detail = state, detail
+        self._show_state()
+
+    def _show_state(self) -> None:
+        from app.tracking.uri import redact
+
+        uri = redact(self.tracker.tracking.uri) if self.tracker else ""
+        source = f" (from {self.uri_source})" if self.uri_source else ""
+        if self.state in ("unreachable", "slow", "error"):
+            since = time.strftime("%H:%M:%S", time.localtime(self.failing_since)) if self.failing_since else ""
+            kept = " Showing the last data;" if self.runs else ""
+            line = Text(f"{self.state_detail} (since {since}).{kept} retrying every {self.poll_seconds:g} s.",
+                        style="bold red" if self.state != "slow" else "bold yellow")
+        elif self.state == "no-uri":
+            line = Text(self.state_detail, style="yellow")
+        elif self.state == "connecting":
+            line = Text(f"MLflow {uri}{source}: loading runs…")
+        elif self.state == "live":
+            updated = time.strftime("%H:%M:%S", time.localtime(self.updated_at)) if self.updated_at else ""
+            line = Text(f"MLflow {uri}{source}: {len(self.runs)} runs, updated {updated}")
+        else:
+            line = Text("")
+        self.query_one("#training-state", Static).update(line)
+
+    def draw_charts(self) -> None:
+        runs = self._charted_runs()
+        chart = self.query_one("#training-charts", CurveChart)
+        if not runs or self.tracker is None:
+            chart.show(ChartSpec(empty_text="enter charts the run under the cursor (space marks runs to overlay)"))
+            self.query_one("#training-readout", Static).update("")
+            self.query_one("#training-system").set_class(False, "shown")
+            return
+        metrics = self.chart_metrics()
+        lines = self._lines(runs, metrics)
+        weight = SMOOTHING[self.smoothing]
+        unit = "min" if self.axis == "time" else "steps"
+        last = ZOOMS[self.zoom]
+        title = " · ".join(metrics) + (f" · smoothing {weight:g}" if weight else "") + \
+            (f" · last {last} {unit}" if last else "") + (" · log" if self.log_y else "")
+        missing = [f"{run.name}: no {k}" for run in runs for k in metrics if k not in run.metrics]
+        chart.show(ChartSpec(title=title, lines=lines, x_label="wall time (min)" if self.axis == "time" else "step",
+                             log_y=self.log_y, last=last, cursor=self.cursor,
+                             empty_text="; ".join(missing) or "no points yet"))
+        self._draw_system(runs)
+        self._show_readout(runs, metrics, missing)
+
+    def _lines(self, runs: list[RunInfo], metrics: list[str]) -> list[ChartLine]:
+        weight = SMOOTHING[self.smoothing]
+        lines: list[ChartLine] = []
+        single = len(runs) == 1  # one run: its raw curves stay visible, grey, under the smoothed ones
+        color = 0
+        for run in runs:
+            for key in metrics:
+                history = self.tracker.history(run.run_id, key) if self.tracker else None
+                if history is None or not history.steps:
+                    continue
+                xs = history.xs(self.axis)
+                label = key if len(runs) == 1 else (run.name if len(metrics) == 1 else f"{run.name} {key}")
+                if history.gaps:
+                    label += f" ({history.gaps} gap{'s' if history.gaps > 1 else ''})"
+                if weight:
+                    if single:
+                        lines.append(ChartLine(key, xs, history.values, history.bad_at, history.envelope, faint=True))
+                    ema = self._ema(run.run_id, key, history, weight)
+                    lines.append(ChartLine(label, xs, ema.values, history.bad_at, ema.envelope,
+                                           color=COLORS[color % len(COLORS)]))
+                else:
+                    lines.append(ChartLine(label, xs, history.values, history.bad_at, history.envelope,
+                                           color=COLORS[color % len(COLORS)]))
+                color += 1
+        return lines
+
+    def _ema(self, run_id: str, key: str, history: History, weight: float) -> Ema:
+        cache_key = (run_id, key, self.axis, weight)
+        ema = self._smoothed.get(cache_key)
+        if ema is None or len(ema.values) > len(history.values):
+            ema = self._smoothed[cache_key] = Ema(weight)
+        ema.feed(history.xs(self.axis), history.values, history.bad_at)
+        return ema
+
+    def _draw_system(self, runs: list[RunInfo]) -> None:
+        box = self.query_one("#training-system")
+        run = runs[0]
+        keys = [k for k in run.metric_keys if k.startswith(SYSTEM_PREFIX)]
+        groups = {"gpu": [k for k in keys if k.startswith(f"{SYSTEM_PREFIX}gpu")],
+                  "cpu": [k for k in keys if not k.startswith(f"{SYSTEM_PREFIX}gpu")]}
+        box.set_class(bool(keys), "shown")
+        for name, group in groups.items():
+            lines = []
+            for index, key in enumerate(group):
+                history = self.tracker.history(run.run_id, key) if self.tracker else None
+                if history is not None and history.steps:
+                    lines.append(ChartLine(key.removeprefix(SYSTEM_PREFIX), history.xs(self.axis), history.values,
+                                           history.bad_at, history.envelope, color=COLORS[index % len(COLORS)]))
+            widget = self.query_one(f"#training-system-{name}", CurveChart)
+            widget.display = bool(group)
+            widget.show(ChartSpec(title=f"{run.name} system {name}", lines=lines, last=ZOOMS[self.zoom],
+                                  x_label="wall time (min)" if self.axis == "time" else "step",
+                                  empty_text=f"system {name}: no points yet"))
+
+    def _show_readout(self, runs: list[RunInfo], metrics: list[str], missing: list[str]) -> None:
+        text = Text()
+        if self.cursor is not None:
+            text.append(f"{'t' if self.axis == 'time' else 'step'} ≈ {_number(self.cursor)}: ", style="bold")
+            for run in runs:
+                for key in metrics:
+                    history = self.tracker.history(run.run_id, key) if self.tracker else None
+                    if history is None:
+                        continue
+                    i = nearest(history.xs(self.axis), self.cursor)
+                    if i is None:
+                        continue
+                    where = f"step {history.steps[i]}"
+                    label = key if len(runs) == 1 else f"{run.name} {key}"
+                    text.append(f"{label}={_number(history.values[i])} ({where})  ")
+        else:
+            gaps = [(run.name, key, h.gaps) for run in runs for key in metrics
+                    if (h := self.tracker.history(run.run_id, key) if self.tracker else None) and h.gaps]
+            for name, key, count in gaps:
+                text.append(f"{name} {key}: {count} NaN/inf value{'s' if count > 1 else ''} drawn as gaps  ",
+                            style="yellow")
+        if missing:
+            text.append("; ".join(missing), style="yellow")
+        self.query_one("#training-readout", Static).update(text)
+
+    # ------------------------------------------------------------------------------------------------ actions
+
+    def on_data_table_row_selected(self, event: ResourceTable.RowSelected) -> None:
+        event.stop()
+        self.action_chart()
+
+    def action_chart(self) -> None:
+        selection = self.table.selection()
+        if not selection:
+            return
+        self.chart_runs(selection)
+
+    def chart_runs(self, run_ids: list[str]) -> None:
+        self.charted = list(run_ids)
+        self.cursor = None
+        self.draw_charts()
+        if self.tracker is not None and self._following:
+            self.run_worker(self.poll_once, group="training-poll-now", exclusive=True, exit_on_error=False)
+
+    def action_pick_metric(self, add: bool = False) -> None:
+        from app.screens.dialogs import ChoiceScreen
+
+        runs = self._charted_runs() or ([self.tracker.runs[k] for k in self.table.selection()
+                                         if self.tracker and k in self.tracker.runs])
+        keys = sorted({k for run in runs for k in run.metrics})
+        if not keys:
+            self.app.notify("no metrics: chart a run first (enter)", severity="warning")
+            return
+
+        def chosen(key: str | None) -> None:
+            if key is None:
+                return
+            current = self.chart_metrics()
+            self.metrics = (current + [key] if key not in current else current) if add else [key]
+            self.refresh_view()
+            self.chart_runs(self.charted)
+
+        title = "Add a metric" if add else "Chart which metric"
+        self.app.push_screen(ChoiceScreen(title, [(k, k) for k in keys]), chosen)
+
+    def action_add_metric(self) -> None:
+        self.action_pick_metric(add=True)
+
+    def action_toggle_axis(self) -> None:
+        self.axis = "time" if self.axis == "step" else "step"
+        self.cursor = None
+        self.draw_charts()
+
+    def action_toggle_log(self) -> None:
+        self.log_y = not self.log_y
+        self.draw_charts()
+
+    def action_smooth(self, delta: int) -> None:
+        self.smoothing = min(len(SMOOTHING) - 1, max(0, self.smoothing + delta))
+        self.draw_charts()
+
+    def action_zoom(self) -> None:
+        self.zoom = (self.zoom + 1) % len(ZOOMS)
+        self.draw_charts()
+
+    def action_cursor(self, delta: int) -> None:
+        """Move the cursor by one pixel column of the chart (half a cell), or put it on the last point."""
+        xs_all = [self.tracker.history(r.run_id, k).xs(self.axis) for r in self._charted_runs()
+                  for k in self.chart_metrics() if self.tracker and self.tracker.history(r.run_id, k)]
+        xs_all = [xs for xs in xs_all if xs]
+        if not xs_all:
+            return
+        hi = max(xs[-1] for xs in xs_all)
+        lo = min(xs[window(xs, ZOOMS[self.zoom])[0]] for xs in xs_all)
+        if self.cursor is None:
+            self.cursor = hi
+        else:
+            pixels = self.query_one("#training-charts", CurveChart).buckets
+            self.cursor = min(hi, max(lo, self.cursor + delta * (hi - lo) / max(1, pixels)))
+        self.draw_charts()
+
+    def action_clear_cursor(self) -> None:
+        self.cursor = None
+        self.draw_charts()
+
+    def action_job(self) -> None:
+        key = self.table.cursor_key
+        job = self.links.get(key) if key else None
+        if job is None:
+            self.app.notify("no job in the cluster for this run (run name = job name, or the "
+                            f"{self.job_tag or 'hyperdesk.job'} tag)", severity="warning")
+            return
+        self.app.show_job(job.key)  # type: ignore[attr-defined]
+
+    def action_refresh(self) -> None:
+        if self.tracker is not None and self._following:
+            self.run_worker(self.poll_once, group="training-poll-now", exclusive=True, exit_on_error=False)
+
+    def action_export(self) -> None:
+        runs = self._charted_runs()
+        series = [(run.name, run.run_id, h) for run in runs for key in self.chart_metrics()
+                  if self.tracker and (h := self.tracker.history(run.run_id, key))]
+        if not series:
+            self.app.notify("nothing charted to export", severity="warning")
+            return
+        path = export_csv(series, Path.home() / "hyperdesk-curves",
+                          f"{runs[0].name}{'-and-more' if len(runs) > 1 else ''}-{'-'.join(self.chart_metrics())}")
+        self.app.notify(f"saved {sum(len(h) for _, _, h in series)} points to {path}")
+
+    def show_job_runs(self, namespace: str, name: str) -> None:
+        """The reverse link: chart the runs of this job (from the Jobs pane's `t`)."""
+        self._pending_job = (namespace, name)
+        self._open_pending_job()
+
+    def _open_pending_job(self) -> None:
+        if self._pending_job is None:
+            return
+        namespace, name = self._pending_job
+        job = JobRef("", namespace, name)
+        found = [run for run in sorted(self.runs, key=lambda r: r.start_time or 0, reverse=True)
+                 if link_runs([run], [job], self.job_tag)]
+        if not found:
+            if self.state == "live":
+                self.app.notify(f"no MLflow run for job {namespace}/{name} (run name = job name, or the "
+                                f"{self.job_tag or 'hyperdesk.job'} tag)", severity="warning")
+                self._pending_job = None
+            return
+        self._pending_job = None
+        run = found[0]
+        if run.run_id in self.table.rows:
+            self.table.move_cursor(row=self.table.get_row_index(run.run_id), animate=False)
+        self.chart_runs([run.run_id])
+
+
+def export_csv(series: list[tuple[str, str, History]], directory: Path, stem: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:120]
+    path = directory / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(csv_rows(series))
+    return path
+
+
+def _number(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if value == int(value) and abs(value) < 1e9:
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _clock(ms: int | None) -> str:
+    return time.strftime("%m-%d %H:%M", time.gmtime(ms / 1000)) if ms else ""
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -5,7 +5,13 @@ The inventory of a node comes from its labels, as the GPU operator's feature dis
 runs a `nvidia-dcgm-exporter-*` pod in namespace `gpu-operator`; its port 9400 answers `GET /metrics`, reached
 through the API server's `pods/proxy`, with the Prometheus text that dcgm-exporter prints: the default fields, the
 labels `gpu`, `UUID`, `pci_bus_id`, `device`, `modelName`, `Hostname`, `GPU_I_PROFILE`/`GPU_I_ID` on MIG instances,
-and `container`/`namespace`/`pod` for the pod holding each device. Values follow what the pods do (see
+and `container`/`namespace`/`pod` for the pod holding each device.
+
+Two knobs for tests and demos: a node labelled `nvidia.com/gpu.deploy.dcgm-exporter=false` (the GPU operator's
+own switch) gets no exporter, and the node annotation `demo.hyperdesk.dev/dcgm-labels` picks the exporter
+generation's label names: `old` (`Hostname`, `pod_name`/`pod_namespace`/`container_name`), `current` (the default:
+`Hostname`, `pod`/`namespace`/`container`) or `new` (`hostname`, `pod`/`namespace`/`container`). Under the single
+MIG strategy (`nvidia.com/mig.strategy=single`) every slice is advertised as `nvidia.com/gpu`. Values follow what the pods do (see
 `World.activity`): near 100% for a training step loop, 0% for a notebook that holds a GPU and computes nothing.
 As on real hardware, `DCGM_FI_DEV_GPU_UTIL` reads 0 on MIG instances; `DCGM_FI_PROF_GR_ENGINE_ACTIVE` carries
 their activity.
@@ -29,6 +35,8 @@ EXPORTER = "nvidia-dcgm-exporter"
 EXPORTER_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:3.3.9-3.6.1-ubuntu22.04"
 PORT = 9400
 DRIVER_VERSION = "550.127.05"
+LABEL_STYLE_ANNOTATION = "demo.hyperdesk.dev/dcgm-labels"
+NO_EXPORTER_LABEL = "nvidia.com/gpu.deploy.dcgm-exporter"
 
 # Instances per GPU of the `all-<profile>` MIG configurations, and the GPU instance IDs each profile gets.
 _ALL_COUNTS = {"1g.10gb": 7, "1g.20gb": 4, "2g.20gb": 3, "3g.40gb": 2, "4g.40gb": 1, "7g.80gb": 1, "1g.5gb": 7,
@@ -82,6 +90,7 @@ class NodeGpus:
     count: int
     devices: list[Device] = field(default_factory=list)
     xid: dict[int, int] = field(default_factory=dict)  # gpu index -> last XID error
+    label_style: str = "current"  # see LABEL_STYLE_ANNOTATION
 
 
 def _uuid(node: str, index: int, profile: str = "", instance: int | None = None) -> str:
@@ -99,8 +108,11 @@ def node_inventory(node: dict[str, Any]) -> NodeGpus | None:
     name = node["metadata"]["name"]
     model = labels.get("nvidia.com/gpu.product", "NVIDIA GPU").split("-MIG-")[0].replace("-", " ")
     memory = int(labels.get("nvidia.com/gpu.memory", "0") or 0)
-    layout = mig_layout(labels.get("nvidia.com/mig.config", "")) if labels.get("nvidia.com/mig.strategy") else []
-    inventory = NodeGpus(name, model, count)
+    strategy = labels.get("nvidia.com/mig.strategy", "")
+    layout = mig_layout(labels.get("nvidia.com/mig.config", "")) if strategy in ("single", "mixed") else []
+    styles = {"old", "current", "new"}
+    style = (node["metadata"].get("annotations") or {}).get(LABEL_STYLE_ANNOTATION, "current")
+    inventory = NodeGpus(name, model, count, label_style=style if style in styles else "current")
     for index in range(count):
         pci = f"00000000:{_PCI_P5[index]}:00.0" if count == 8 else f"00000000:00:{0x1B + index:02X}.0"
         if not layout:
@@ -112,7 +124,8 @@ def node_inventory(node: dict[str, Any]) -> NodeGpus | None:
                 instance_id = first + n
                 inventory.devices.append(
                     Device(name, index, _uuid(name, index, profile, instance_id), pci, model,
-                           profile_memory_mib(profile), MIG_PREFIX + profile, profile, instance_id)
+                           profile_memory_mib(profile), GPU if strategy == "single" else MIG_PREFIX + profile,
+                           profile, instance_id)
                 )
     return inventory
 
@@ -240,10 +253,13 @@ def exposition(inventory: NodeGpus, activity: dict[tuple[str, str], str], seed: 
         if device.profile:
             labels["GPU_I_PROFILE"] = device.profile
             labels["GPU_I_ID"] = str(device.instance_id)
-        labels["Hostname"] = inventory.node
+        labels["hostname" if inventory.label_style == "new" else "Hostname"] = inventory.node
         labels["DCGM_FI_DRIVER_VERSION"] = DRIVER_VERSION
         namespace, pod, container = device.holder or ("", "", "")
-        labels.update({"container": container, "namespace": namespace, "pod": pod})
+        if inventory.label_style == "old":
+            labels.update({"container_name": container, "pod_namespace": namespace, "pod_name": pod})
+        else:
+            labels.update({"container": container, "namespace": namespace, "pod": pod})
         state = activity.get((namespace, pod)) if device.holder else None
         series.append((labels, device_values(device, state, seed, t, inventory.xid.get(device.gpu, 0))))
     lines: list[str] = []
@@ -278,6 +294,8 @@ class DcgmExporters(Controller):
         for name, node in nodes.items():
             world.devices.sync_node(node)
             if name not in world.devices.nodes:
+                continue
+            if (node["metadata"].get("labels") or {}).get(NO_EXPORTER_LABEL) == "false":
                 continue
             pod = pods.get(name)
             if pod is None:

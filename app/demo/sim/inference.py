@@ -10,6 +10,21 @@ probe that waits for the model to load) and a Service, and moves through its rea
   `components.predictor{url, latestReadyRevision, traffic}`, `modelStatus`. The Service `<name>-predictor`
   (port 80) answers `POST /v1/models/<name>:predict` and `POST /openai/v1/completions`.
 
+The model servers speak what real ones do, through `services/<svc>:<port>/proxy/...`: OpenAI-style
+`/v1/chat/completions` and `/v1/completions` (also under `/openai`, with `"stream": true` as server-sent events),
+KServe v1 `/v1/models/<name>:predict` (`instances`) and v2 `/v2/models/<name>/infer` (`inputs` tensors), SageMaker
+`/invocations` (`inputs`). A body that is not JSON or lacks what the protocol needs is a 400 (422 for a `max_tokens`
+beyond the model's context), a batch too large for the GPU a 500 ("CUDA out of memory"), an unknown route a 404; an
+endpoint with no ready pod is a 503 as from the real proxy. Each model pod exposes Prometheus metrics on port 9091
+(`pods/<pod>:9091/proxy/metrics`): `model_invocations_total{code}` and the histogram `model_latency_milliseconds`.
+
+An endpoint that cannot deploy fails with its reason: a HyperPod endpoint whose instance type no node offers goes
+to `DeploymentFailed` (`deploymentStatus.reason` `InstanceTypeNotAvailable`, a Warning event); an InferenceService
+whose `storageUri` scheme no storage initializer knows gets `modelStatus.states.activeModelState: FailedToLoad` with
+`lastFailureInfo`, and `Ready` False. Changing replicas (spec, or the `scale` subresource) resizes the Deployment.
+The HyperPod kinds carry the operator's finalizer: a deleted endpoint shows `DeletionPending`, then
+`DeletionInProgress` while its model servers stop, and is gone once they are.
+
 Answers are deterministic: the same prompt gives the same completion, after a latency that grows with its length
 (reported in the `X-Demo-Latency-Ms` header).
 """
@@ -30,6 +45,13 @@ SAGEMAKER = "inference.sagemaker.aws.amazon.com"
 SAGEMAKER_API = f"{SAGEMAKER}/v1"
 KSERVE_API = "serving.kserve.io/v1beta1"
 PENDING_SECONDS = 5.0
+METRICS_PORT = 9091
+FINALIZER = "inference.sagemaker.aws.amazon.com/endpoint-cleanup"
+DELETION_SECONDS = 3.0
+MAX_BATCH = 32
+MAX_TOKENS = 4096
+LATENCY_BUCKETS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+STORAGE_SCHEMES = ("s3://", "gs://", "hf://", "pvc://", "https://", "http://", "oci://")
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
 
@@ -65,6 +87,139 @@ def _prompt_of(body: Any) -> str:
     return json.dumps(body)
 
 
+def _replicas(value: Any, fallback: Any) -> int:
+    for candidate in (value, fallback):
+        try:
+            if candidate is not None and int(candidate) >= 0:
+                return int(candidate)
+        except (TypeError, ValueError):
+            continue
+    return 1
+
+
+class PodMetrics:
+    """What one model pod has served, as its Prometheus exposition says it."""
+
+    def __init__(self) -> None:
+        self.codes: dict[int, int] = {}
+        self.buckets = [0] * len(LATENCY_BUCKETS)
+        self.count = 0
+        self.total_ms = 0.0
+
+    def observe(self, status: int, latency_ms: float) -> None:
+        self.codes[status] = self.codes.get(status, 0) + 1
+        self.count += 1
+        self.total_ms += latency_ms
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if latency_ms <= bound:
+                self.buckets[index] += 1
+
+    def exposition(self) -> str:
+        lines = ["# HELP model_invocations_total Requests the model server answered, by HTTP status code.",
+                 "# TYPE model_invocations_total counter"]
+        lines += [f'model_invocations_total{{code="{code}"}} {count}' for code, count in sorted(self.codes.items())]
+        lines += ["# HELP model_latency_milliseconds Time to answer a request, in milliseconds.",
+                  "# TYPE model_latency_milliseconds histogram"]
+        lines += [f'model_latency_milliseconds_bucket{{le="{float(bound)}"}} {count}'
+                  for bound, count in zip(LATENCY_BUCKETS, self.buckets, strict=True)]
+        lines += [f'model_latency_milliseconds_bucket{{le="+Inf"}} {self.count}',
+                  f"model_latency_milliseconds_sum {self.total_ms:.3f}", f"model_latency_milliseconds_count {self.count}"]
+        return "\n".join(lines) + "\n"
+
+
+def _error(status: int, message: str, openai: bool = False) -> web.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error" if status < 500 else "server_error",
+                      "code": status}} if openai else {"error": message}
+    return web.json_response(body, status=status)
+
+
+async def serve(request: web.Request, path: str, model: str) -> web.StreamResponse:
+    """One request to a model server, answered as the protocol its route belongs to does."""
+    route = path.split("?", 1)[0]
+    openai = route.startswith("/openai/") or route in ("/v1/chat/completions", "/v1/completions")
+    if request.method == "GET":
+        if route in ("/ping", "/health", "/v1/models", f"/v1/models/{model}", "/v2/health/ready", f"/v2/models/{model}",
+                     "/openai/v1/models"):
+            return web.json_response({"status": "Healthy", "name": model, "ready": True})
+        return _error(404, f"no route GET {route}", openai)
+    if request.method != "POST":
+        return _error(405, f"{request.method} {route} is not supported", openai)
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _error(400, f"the body must be JSON: {exc}", openai)
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object", openai)
+    chat = route.endswith("/chat/completions")
+    if route.endswith("/completions"):
+        if chat and not (isinstance(body.get("messages"), list) and body["messages"]):
+            return _error(400, "'messages' is a required property and must be a non-empty list", True)
+        if not chat and not isinstance(body.get("prompt"), str):
+            return _error(400, "'prompt' is a required property", True)
+        max_tokens = body.get("max_tokens")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens > MAX_TOKENS):
+            return _error(422, f"max_tokens must be an integer of at most {MAX_TOKENS} (the model's context)", True)
+    elif route.endswith(":predict"):
+        if not isinstance(body.get("instances"), list) or not body["instances"]:
+            return _error(400, "KServe v1 expects a non-empty 'instances' list")
+        if len(body["instances"]) > MAX_BATCH:
+            return _error(500, f"CUDA out of memory: a batch of {len(body['instances'])} does not fit (at most {MAX_BATCH})")
+    elif route.startswith("/v2/models/") and route.endswith("/infer"):
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs or not all(
+                isinstance(i, dict) and {"name", "shape", "datatype", "data"} <= set(i) for i in inputs):
+            return _error(400, "KServe v2 expects 'inputs': a list of tensors with name, shape, datatype and data")
+        if any(len(i["data"]) > MAX_BATCH for i in inputs if isinstance(i["data"], list)):
+            return _error(500, f"CUDA out of memory: a batch larger than {MAX_BATCH} does not fit")
+    elif route == "/invocations":
+        if not isinstance(body.get("inputs"), str):
+            return _error(400, "'inputs' (the prompt, a string) is required")
+        new_tokens = (body.get("parameters") or {}).get("max_new_tokens")
+        if isinstance(new_tokens, int) and new_tokens > MAX_TOKENS:
+            return _error(422, f"max_new_tokens must be at most {MAX_TOKENS}")
+    else:
+        return _error(404, f"no route POST {route}", openai)
+    if route.endswith("/infer"):
+        data = body["inputs"][0]["data"]
+        prompt = str(data[0]) if isinstance(data, list) and data else str(data)
+    else:
+        prompt = _prompt_of(body)
+    text, latency = completion(str(prompt), model)
+    headers = {"X-Demo-Latency-Ms": str(latency)}
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    if openai and body.get("stream") is True:
+        response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        words = text.split(" ")
+        for index, word in enumerate(words):
+            await asyncio.sleep(latency / 1000 / len(words))
+            piece = word if index == 0 else " " + word
+            choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+            chunk = {"id": f"chatcmpl-demo-{digest}", "object": "chat.completion.chunk" if chat else "text_completion",
+                     "model": model, "choices": [{**choice, "finish_reason": "stop" if index == len(words) - 1 else None}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+    await asyncio.sleep(latency / 1000)
+    usage = {"prompt_tokens": len(str(prompt).split()), "completion_tokens": len(text.split())}
+    if route.endswith(":predict"):
+        return web.json_response({"predictions": [text] * len(body["instances"])}, headers=headers)
+    if route.endswith("/infer"):
+        return web.json_response({"model_name": model, "id": f"demo-{digest}", "outputs": [
+            {"name": "output0", "datatype": "BYTES", "shape": [1], "data": [text]}]}, headers=headers)
+    if chat:
+        return web.json_response({"id": f"chatcmpl-demo-{digest}", "object": "chat.completion", "model": model,
+                                  "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                               "finish_reason": "stop"}], "usage": usage}, headers=headers)
+    if openai:
+        return web.json_response({"id": f"cmpl-demo-{digest}", "object": "text_completion", "model": model,
+                                  "choices": [{"index": 0, "text": text, "finish_reason": "stop"}], "usage": usage},
+                                 headers=headers)
+    return web.json_response([{"generated_text": text}], headers=headers)
+
+
 class Inference(Controller):
     name = "inference-controllers"
     watches = frozenset({(SAGEMAKER, "JumpStartModel"), (SAGEMAKER, "InferenceEndpointConfig"),
@@ -75,6 +230,10 @@ class Inference(Controller):
         self._seen: dict[str, float] = {}
         self._served: set[tuple[str, str, int]] = set()
         self._logged: dict[str, str] = {}  # pod uid -> what its log says so far ("start", "ready")
+        self._metrics: dict[tuple[str, str], PodMetrics] = {}
+        self._turn = 0
+        self._failed: set[str] = set()  # uids of endpoints whose failure was announced with an event
+        self._deleting: dict[str, float] = {}  # uid -> simulated second its deletion began
 
     def reconcile(self) -> None:
         for kind in ("JumpStartModel", "InferenceEndpointConfig"):
@@ -99,6 +258,13 @@ class Inference(Controller):
     def _poke(self) -> None:
         self.dirty = True
 
+    def _instance_types(self) -> set[str]:
+        return {(n["metadata"].get("labels") or {}).get("node.kubernetes.io/instance-type", "")
+                for n in self.cache.all("v1", "Node")} - {""}
+
+    def _offered(self, instance_type: str) -> bool:
+        return instance_type in self._instance_types()
+
     def _ensure(self, owner: dict[str, Any], deployment: dict[str, Any], service: dict[str, Any], port: int,
                 model: str) -> dict[str, Any] | None:
         world = self.world
@@ -110,12 +276,44 @@ class Inference(Controller):
             world.create(service)
         key = (namespace, service["metadata"]["name"], port)
         if key not in self._served:
-            world.proxies.register_service(namespace, service["metadata"]["name"], port, self._handler(model))
+            endpoint = (deployment["spec"]["template"]["metadata"].get("labels") or {}).get("hyperdesk.demo/endpoint", "")
+            world.proxies.register_service(namespace, service["metadata"]["name"], port,
+                                           self._handler(namespace, endpoint, model))
             self._served.add(key)
         current = world.cache.get("apps/v1", "Deployment", deployment["metadata"]["name"], namespace)
         if current is None:
             current = world.create(deployment)
+        elif (current.get("spec") or {}).get("replicas") != deployment["spec"]["replicas"]:
+            resized = copy(current)
+            resized["spec"]["replicas"] = deployment["spec"]["replicas"]
+            current = world.put(resized) or current
         return current
+
+    def _serving_pods(self, namespace: str, endpoint: str) -> list[dict[str, Any]]:
+        pods = []
+        for pod in self.cache.all("v1", "Pod", namespace):
+            if (pod["metadata"].get("labels") or {}).get("hyperdesk.demo/endpoint") != endpoint:
+                continue
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                pods.append(pod)
+        return sorted(pods, key=lambda p: p["metadata"]["name"])
+
+    def _register_metrics(self, pod: dict[str, Any]) -> None:
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if key not in self._metrics:
+            self._metrics[key] = PodMetrics()
+            self.world.proxies.register_pod(key[0], key[1], METRICS_PORT, self._metrics_handler(self._metrics[key]))
+
+    @staticmethod
+    def _metrics_handler(metrics: "PodMetrics") -> Any:
+        async def handle(request: web.Request, path: str) -> web.StreamResponse:
+            if path.split("?", 1)[0] != "/metrics":
+                return web.Response(status=404, text="404 page not found\n")
+            return web.Response(text=metrics.exposition(), content_type="text/plain", charset="utf-8",
+                                headers={"X-Prometheus-Format": "0.0.4"})
+
+        return handle
 
     @staticmethod
     def _model_pod_template(labels: dict[str, str], image: str, port: int, resources: dict[str, Any],
@@ -127,7 +325,8 @@ class Inference(Controller):
                 "containers": [{
                     "name": "model-server",
                     "image": image,
-                    "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+                    "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"},
+                              {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
                     "env": [{"name": "MODEL_ID", "value": model}],
                     "resources": resources,
                     "readinessProbe": {"httpGet": {"path": "/ping", "port": port}, "initialDelaySeconds": load_seconds,
@@ -144,6 +343,7 @@ class Inference(Controller):
             ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])
             self.world.activity[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = "serve" if ready else "load"
             self._log(pod, ready)
+            self._register_metrics(pod)
 
     def _log(self, pod: dict[str, Any], ready: bool) -> None:
         uid = pod["metadata"]["uid"]
@@ -162,29 +362,21 @@ class Inference(Controller):
                               at=self.world.clock.now())
         self._logged[uid] = "ready" if ready else "start"
 
-    def _handler(self, model: str) -> Any:
+    def _handler(self, namespace: str, endpoint: str, model: str) -> Any:
         async def handle(request: web.Request, path: str) -> web.StreamResponse:
-            route = path.split("?", 1)[0]
-            if request.method == "GET" and route in ("/ping", "/health", "/v1/models", f"/v1/models/{model}"):
-                return web.json_response({"status": "Healthy", "name": model, "ready": True})
-            if request.method != "POST":
-                return web.json_response({"error": f"{request.method} {route} is not supported"}, status=405)
-            try:
-                body = await request.json()
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                return web.json_response({"error": "the body must be JSON"}, status=400)
-            text, latency = completion(_prompt_of(body), model)
-            await asyncio.sleep(latency / 1000)
-            headers = {"X-Demo-Latency-Ms": str(latency)}
-            if route.endswith(":predict"):
-                return web.json_response({"predictions": [text]}, headers=headers)
-            if route.startswith("/openai/v1/"):
-                digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-                return web.json_response({"id": f"cmpl-demo-{digest}", "object": "text_completion",
-                                          "model": model, "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
-                                          "usage": {"prompt_tokens": len(_prompt_of(body).split()),
-                                                    "completion_tokens": len(text.split())}}, headers=headers)
-            return web.json_response([{"generated_text": text}], headers=headers)
+            pods = self._serving_pods(namespace, endpoint)
+            if not pods:
+                return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                          "message": f"no endpoints available for service \"{endpoint}\"",
+                                          "reason": "ServiceUnavailable", "code": 503}, status=503)
+            self._turn += 1
+            pod = pods[self._turn % len(pods)]
+            self._register_metrics(pod)
+            metrics = self._metrics[(namespace, pod["metadata"]["name"])]
+            started = asyncio.get_running_loop().time()
+            response = await serve(request, path, model)
+            metrics.observe(response.status, (asyncio.get_running_loop().time() - started) * 1000)
+            return response
 
         return handle
 
@@ -197,12 +389,15 @@ class Inference(Controller):
         now = world.clock.timestamp()
         status = copy(endpoint.get("status") or {})
         conditions = status.setdefault("conditions", [])
+        if meta.get("deletionTimestamp"):
+            self._delete_hyperpod(endpoint, status, conditions, now)
+            return
         jumpstart = endpoint["kind"] == "JumpStartModel"
         if jumpstart:
             model = (spec.get("model") or {}).get("modelId", name)
             instance_type = (spec.get("server") or {}).get("instanceType", "")
             endpoint_name = (spec.get("sageMakerEndpoint") or {}).get("name", name)
-            replicas = int((spec.get("server") or {}).get("minAutoScaleReplicas", 1) or 1)
+            replicas = _replicas(spec.get("replicas"), (spec.get("server") or {}).get("minAutoScaleReplicas"))
             port = 8080
             resources = {"requests": {"nvidia.com/gpu": "1", "cpu": "8", "memory": "30Gi"}, "limits": {"nvidia.com/gpu": "1"}}
             image = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/djl-inference:0.31.0-lmi13.0.0-cu124"
@@ -210,7 +405,7 @@ class Inference(Controller):
             model = spec.get("modelName", name)
             instance_type = spec.get("instanceType", "")
             endpoint_name = spec.get("endpointName", name)
-            replicas = int(spec.get("replicas", 1) or 1)
+            replicas = _replicas(spec.get("replicas"), None)
             worker = spec.get("worker") or {}
             port = int((worker.get("modelInvocationPort") or {}).get("containerPort", 8080))
             resources = worker.get("resources") or {"requests": {"nvidia.com/gpu": "1"}}
@@ -219,6 +414,18 @@ class Inference(Controller):
         if self._pending(endpoint):
             status["state"] = "DeploymentPending"
             set_condition(conditions, "Ready", "False", "DeploymentPending", "Waiting for the deployment to be created", now)
+        elif instance_type and not self._offered(instance_type):
+            offered = ", ".join(sorted(self._instance_types())) or "none"
+            message = (f"Instance type {instance_type} is not available in the cluster (instance groups offer: "
+                       f"{offered}); no model server pod can be scheduled")
+            status["state"] = "DeploymentFailed"
+            status["deploymentStatus"] = {"name": name, "deploymentObjectOverallState": "DeploymentFailed",
+                                          "reason": "InstanceTypeNotAvailable", "message": message,
+                                          "lastUpdated": (status.get("deploymentStatus") or {}).get("lastUpdated", now)}
+            set_condition(conditions, "Ready", "False", "DeploymentFailed", message, now)
+            if meta["uid"] not in self._failed:
+                self._failed.add(meta["uid"])
+                world.event(endpoint, "DeploymentFailed", message, type_="Warning", component="hyperpod-inference-operator")
         else:
             labels = {"app": name, "hyperdesk.demo/endpoint": name}
             template = self._model_pod_template(labels, image, port, resources, instance_type, model, 45)
@@ -254,6 +461,48 @@ class Inference(Controller):
             }}
             set_condition(conditions, "Ready", "True" if complete else "False", overall,
                           f"Endpoint {endpoint_name} is in service" if complete else "Model server pods are starting", now)
+        finalizers = meta.get("finalizers") or []
+        if status != (endpoint.get("status") or {}) or FINALIZER not in finalizers:
+            updated = copy(endpoint)
+            updated["status"] = status
+            updated["metadata"]["finalizers"] = [*finalizers, FINALIZER] if FINALIZER not in finalizers else finalizers
+            world.put(updated)
+
+    def _delete_hyperpod(self, endpoint: dict[str, Any], status: dict[str, Any], conditions: list[dict[str, Any]],
+                         now: str) -> None:
+        """The operator's finalizer: DeletionPending, then DeletionInProgress while the model servers stop; once
+        they are gone the finalizer goes and the API server removes the object (DeletionComplete is never seen)."""
+        world = self.world
+        meta = endpoint["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        elapsed = world.clock.elapsed
+        started = self._deleting.setdefault(meta["uid"], elapsed)
+        if started == elapsed:
+            world.after(DELETION_SECONDS, self._poke)
+            world.after(2 * DELETION_SECONDS, self._poke)
+        finalizers = meta.get("finalizers") or []
+        if elapsed - started < DELETION_SECONDS:
+            state, message = "DeletionPending", "Waiting to delete the model deployment"
+        else:
+            state, message = "DeletionInProgress", "Deleting the model deployment and its service"
+            deployment = world.cache.get("apps/v1", "Deployment", name, namespace)
+            if deployment is not None:
+                world.delete(deployment)
+            service = world.cache.get("v1", "Service", f"{name}-service", namespace)
+            if service is not None:
+                world.delete(service)
+                self._served = {k for k in self._served if k[:2] != (namespace, f"{name}-service")}
+            pods = [p for p in self.cache.all("v1", "Pod", namespace)
+                    if (p["metadata"].get("labels") or {}).get("hyperdesk.demo/endpoint") == name]
+            if elapsed - started >= 2 * DELETION_SECONDS and not pods:
+                updated = copy(endpoint)
+                updated["metadata"]["finalizers"] = [f for f in finalizers if f != FINALIZER]
+                updated["status"] = {**status, "state": "DeletionComplete"}
+                world.put(updated)
+                self._deleting.pop(meta["uid"], None)
+                return
+        status["state"] = state
+        set_condition(conditions, "Ready", "False", state, message, now)
         if status != (endpoint.get("status") or {}):
             updated = copy(endpoint)
             updated["status"] = status
@@ -272,10 +521,24 @@ class Inference(Controller):
         status = copy(isvc.get("status") or {})
         conditions = status.setdefault("conditions", [])
         status["observedGeneration"] = meta.get("generation", 1)
+        storage = str(model_spec.get("storageUri") or "")
         if self._pending(isvc):
             for type_ in ("PredictorReady", "IngressReady", "Ready"):
                 set_condition(conditions, type_, "Unknown", "", "", now)
             status["modelStatus"] = {"transitionStatus": "InProgress", "states": {"activeModelState": "", "targetModelState": "Pending"}}
+        elif storage and not storage.startswith(STORAGE_SCHEMES):
+            message = (f"storage-initializer: cannot download {storage}: unsupported storage URI scheme "
+                       f"(supported: {', '.join(s.rstrip(':/') for s in STORAGE_SCHEMES)})")
+            set_condition(conditions, "PredictorReady", "False", "ModelLoadFailed", message, now)
+            set_condition(conditions, "IngressReady", "False", "PredictorNotReady", "", now)
+            set_condition(conditions, "Ready", "False", "ModelLoadFailed", message, now)
+            status["modelStatus"] = {"transitionStatus": "BlockedByFailedLoad",
+                                     "states": {"activeModelState": "FailedToLoad", "targetModelState": "FailedToLoad"},
+                                     "lastFailureInfo": {"reason": "ModelLoadFailed", "message": message,
+                                                         "location": "storage-initializer"}}
+            if meta["uid"] not in self._failed:
+                self._failed.add(meta["uid"])
+                world.event(isvc, "InternalError", message, type_="Warning", component="kserve-controller")
         else:
             deployment_name = f"{name}-predictor"
             labels = {"app": deployment_name, "serving.kserve.io/inferenceservice": name, "component": "predictor",
@@ -291,7 +554,7 @@ class Inference(Controller):
                 template["spec"]["containers"][0]["env"].append({"name": "STORAGE_URI", "value": model_spec["storageUri"]})
             deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
                           "metadata": {"name": deployment_name, "labels": {"app": deployment_name}},
-                          "spec": {"replicas": int(predictor.get("minReplicas", 1) or 1),
+                          "spec": {"replicas": _replicas(predictor.get("minReplicas"), None),
                                    "selector": {"matchLabels": {"app": deployment_name}}, "template": template}}
             service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": deployment_name, "labels": {"app": deployment_name}},
                        "spec": {"selector": {"app": deployment_name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}

@@ -1,0 +1,290 @@
+"""Metric histories as plain lists, and what a chart needs from them: a window, smoothing and down-sampling.
+
+Pure functions and plain data, no MLflow and no Textual: the pane, the CLI and the benchmark share them.
+
+- `History` keeps one metric of one run in step order, with its non-finite values (NaN, ±inf) remembered by index:
+  they are drawn as gaps and counted, never plotted as numbers.
+- `smooth` is TensorBoard's debiased exponential moving average, weighted by the distance between points on the x
+  axis, so that irregularly logged points (or wall-clock time) smooth as evenly as regular steps.
+- `downsample` keeps, per bucket of points, the minimum and the maximum in their original order (a min/max
+  envelope): spikes and the shape survive, and a chart never draws more than about two points per pixel column.
+  It works on whole slices with the C-level `min`/`max`/`list.index`, so a million points cost a few tens of
+  milliseconds, not a Python loop over every point.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+
+SQL_INF = 1.7976931348623157e308
+"""MLflow's SQL stores cannot hold infinities and write ±inf as ±(largest float); read back, they are ±inf again."""
+
+
+def finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
+@dataclass
+class History:
+    """One metric of one run: parallel lists in step order, plus where the non-finite values are."""
+
+    key: str
+    steps: list[int] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
+    """Milliseconds since the epoch, as MLflow logs them."""
+    values: list[float] = field(default_factory=list)
+    bad_at: list[int] = field(default_factory=list)
+    """Indices of NaN and ±inf values, ascending."""
+    minutes: list[float] = field(default_factory=list)
+    """Wall time of each point in minutes since the first one (the x values of the time axis)."""
+    envelope: "Envelope" = field(default_factory=lambda: Envelope())
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def last_step(self) -> int | None:
+        return self.steps[-1] if self.steps else None
+
+    @property
+    def gaps(self) -> int:
+        return len(self.bad_at)
+
+    @property
+    def last_value(self) -> float | None:
+        """The latest finite value."""
+        for value in reversed(self.values):
+            if math.isfinite(value):
+                return value
+        return None
+
+    def extend(self, points: Iterable[tuple[int, int, float]]) -> int:
+        """Append (step, timestamp ms, value) points past the last step held; returns how many were new.
+
+        Points come in any order (MLflow orders a history by time); they are sorted by step, and a step already held
+        is not added twice, so a full history fetched again only adds what is new."""
+        last = self.last_step
+        fresh = sorted(p for p in points if last is None or p[0] > last)
+        added = 0
+        isfinite = math.isfinite
+        steps, times, values, bad_at, minutes = self.steps, self.times, self.values, self.bad_at, self.minutes
+        t0 = times[0] if times else (fresh[0][1] if fresh else 0)
+        for step, ts, value in fresh:
+            if steps and step == steps[-1]:
+                continue  # the same step logged twice: keep the first, as MLflow's UI does
+            value = float(value)
+            if value >= SQL_INF or value <= -SQL_INF:
+                value = math.copysign(math.inf, value)  # how MLflow's SQL stores keep ±inf
+            if not isfinite(value):
+                bad_at.append(len(values))
+            steps.append(int(step))
+            times.append(int(ts))
+            minutes.append((int(ts) - t0) / 60000)
+            values.append(value)
+            added += 1
+        self.envelope.update(values, bad_at)
+        return added
+
+    def xs(self, axis: str) -> list[float] | list[int]:
+        """The x values: steps, or minutes since the first point (`axis="time"`)."""
+        return self.minutes if axis == "time" else self.steps
+
+
+BLOCK = 256
+
+
+class Envelope:
+    """The minimum and maximum of every complete block of BLOCK values, kept up to date as values are appended:
+    the extremes of a long range come from a few block summaries instead of a scan of every value."""
+
+    def __init__(self) -> None:
+        self.low: list[float] = []
+        self.low_at: list[int] = []
+        self.high: list[float] = []
+        self.high_at: list[int] = []
+
+    def update(self, ys: Sequence[float], bad_at: Sequence[int]) -> None:
+        start = len(self.low) * BLOCK
+        while start + BLOCK <= len(ys):
+            chunk = ys[start:start + BLOCK]
+            if bisect_left(bad_at, start) != bisect_left(bad_at, start + BLOCK):
+                chunk = [y if math.isfinite(y) else math.nan for y in chunk]
+                good = [y for y in chunk if y == y]
+                if not good:  # never read: segments never span a non-finite value
+                    self.low.append(math.inf), self.low_at.append(start)
+                    self.high.append(-math.inf), self.high_at.append(start)
+                    start += BLOCK
+                    continue
+                low, high = min(good), max(good)
+            else:
+                low, high = min(chunk), max(chunk)
+            self.low.append(low)
+            self.low_at.append(start + chunk.index(low))
+            self.high.append(high)
+            self.high_at.append(start + chunk.index(high))
+            start += BLOCK
+
+    def extremes(self, ys: Sequence[float], start: int, end: int) -> tuple[int, int]:
+        """Indices of the minimum and maximum of ys[start:end] (all finite)."""
+        first, last = -(-start // BLOCK), end // BLOCK
+        last = min(last, len(self.low))
+        if last - first < 2:
+            chunk = ys[start:end]
+            return start + chunk.index(min(chunk)), start + chunk.index(max(chunk))
+        lows = self.low[first:last]
+        highs = self.high[first:last]
+        low = min(lows)
+        high = max(highs)
+        i_low = self.low_at[first + lows.index(low)]
+        i_high = self.high_at[first + highs.index(high)]
+        for a, b in ((start, first * BLOCK), (last * BLOCK, end)):
+            if b > a:
+                chunk = ys[a:b]
+                m, M = min(chunk), max(chunk)
+                if m < low:
+                    low, i_low = m, a + chunk.index(m)
+                if M > high:
+                    high, i_high = M, a + chunk.index(M)
+        return i_low, i_high
+
+
+class Ema:
+    """TensorBoard's debiased EMA, each point's decay scaled by its distance from the previous one, fed
+    incrementally (a followed run smooths only its new points).
+
+    With evenly spaced points this is exactly TensorBoard's smoothing (decay `weight` per point, divided by
+    `1 - weight**n` so the start is not pulled towards zero). A point twice as far from its predecessor decays the
+    past twice as much (`weight**2`). Non-finite values stay gaps and do not disturb the average. The spacing unit
+    is the mean spacing of the points seen at the first feed."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight = min(max(weight, 0.0), 0.999)
+        self.values: list[float] = []
+        self.envelope = Envelope()
+        self._acc = self._norm = 0.0
+        self._prev_x: float | None = None
+        self._unit: float | None = None
+
+    def feed(self, xs: Sequence[float], ys: Sequence[float], bad_at: Sequence[int] = ()) -> list[float]:
+        """Smooth the points of (xs, ys) past those already fed; returns all smoothed values so far."""
+        start = len(self.values)
+        if start >= len(ys):
+            return self.values
+        weight = self.weight
+        if self._unit is None:
+            n = len(xs) - start
+            self._unit = ((xs[-1] - xs[start]) / (n - 1) if n > 1 else 1.0) or 1.0
+        unit = self._unit
+        acc, norm, prev_x = self._acc, self._norm, self._prev_x
+        append = self.values.append
+        isfinite = math.isfinite
+        for i in range(start, len(ys)):
+            y = ys[i]
+            if weight == 0 or not isfinite(y):
+                append(y)
+                continue
+            x = xs[i]
+            if prev_x is None:
+                decay = weight
+            else:
+                dx = x - prev_x
+                decay = weight if dx == unit else weight ** (dx / unit) if dx > 0 else 1.0
+            prev_x = x
+            acc = acc * decay + (1 - decay) * y
+            norm = norm * decay + (1 - decay)
+            append(acc / norm if norm else y)
+        self._acc, self._norm, self._prev_x = acc, norm, prev_x
+        self.envelope.update(self.values, bad_at)
+        return self.values
+
+
+def smooth(xs: Sequence[float], ys: Sequence[float], weight: float) -> list[float]:
+    """The smoothed values of a whole series (see `Ema`)."""
+    bad = [i for i, y in enumerate(ys) if not math.isfinite(y)]
+    return list(Ema(weight).feed(xs, ys, bad))
+
+
+def window(xs: Sequence[float], last: float | None) -> tuple[int, int]:
+    """The index range of the points within the last `last` units of x (all of them for None)."""
+    if last is None or not xs:
+        return 0, len(xs)
+    return bisect_left(xs, xs[-1] - last), len(xs)
+
+
+Segment = tuple[list[float], list[float]]
+
+
+def segments(lo: int, hi: int, bad_at: Sequence[int]) -> list[tuple[int, int]]:
+    """Split [lo, hi) at the non-finite indices: the runs of finite points between gaps."""
+    out: list[tuple[int, int]] = []
+    start = lo
+    for index in bad_at[bisect_left(bad_at, lo):bisect_right(bad_at, hi - 1)]:
+        if index > start:
+            out.append((start, index))
+        start = index + 1
+    if hi > start:
+        out.append((start, hi))
+    return out
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], bad_at: Sequence[int], buckets: int,
+               lo: int = 0, hi: int | None = None, log_y: bool = False,
+               envelope: Envelope | None = None) -> list[Segment]:
+    """The points of [lo, hi) to draw on a chart `buckets` pixels wide: per bucket its minimum and maximum, in order.
+
+    Returns the finite runs between gaps as separate segments (a line never bridges a NaN). With `log_y`, values
+    at or below zero are gaps too (a log axis cannot place them)."""
+    hi = len(ys) if hi is None else hi
+    buckets = max(1, buckets)
+    if log_y:
+        bad_at = sorted(set(bad_at) | {i for i in range(lo, hi) if ys[i] <= 0})
+    spans = segments(lo, hi, bad_at)
+    total = sum(b - a for a, b in spans) or 1
+    out: list[Segment] = []
+    for a, b in spans:
+        n = b - a
+        share = max(1, round(buckets * n / total))
+        if n <= 2 * share:
+            out.append((list(xs[a:b]), list(ys[a:b])))
+            continue
+        sx: list[float] = []
+        sy: list[float] = []
+        size = n / share
+        for k in range(share):
+            start = a + int(k * size)
+            end = a + int((k + 1) * size) if k < share - 1 else b
+            if envelope is not None and not log_y:
+                i_low, i_high = envelope.extremes(ys, start, end)
+            else:
+                chunk = ys[start:end]
+                i_low, i_high = start + chunk.index(min(chunk)), start + chunk.index(max(chunk))
+            for i in ((i_low, i_high) if i_low < i_high else (i_high, i_low) if i_high < i_low else (i_low,)):
+                sx.append(xs[i])
+                sy.append(ys[i])
+        out.append((sx, sy))
+    return out
+
+
+def nearest(xs: Sequence[float], x: float) -> int | None:
+    """The index of the point whose x is closest to `x` (for the chart's cursor)."""
+    if not xs:
+        return None
+    i = bisect_left(xs, x)
+    if i == 0:
+        return 0
+    if i == len(xs):
+        return len(xs) - 1
+    return i if xs[i] - x < x - xs[i - 1] else i - 1
+
+
+def csv_rows(series: Sequence[tuple[str, str, History]]) -> list[list[str]]:
+    """(run name, run id, history) -> CSV rows: run, run_id, metric, step, timestamp_ms, value (NaN/inf as text)."""
+    rows = [["run", "run_id", "metric", "step", "timestamp_ms", "value"]]
+    for name, run_id, history in series:
+        for step, ts, value in zip(history.steps, history.times, history.values):
+            rows.append([name, run_id, history.key, str(step), str(ts), repr(value) if finite(value) else str(value)])
+    return rows

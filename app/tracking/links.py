@@ -1,0 +1,46 @@
+"""The job <-> run link: a run belongs to the job its job tag names (`NAME` or `NAMESPACE/NAME`, tag configurable
+as `mlflow.job_tag`), else to the job whose name is the run's name. A link exists only where such a job does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from app.tracking.client import RunInfo
+
+
+@dataclass(frozen=True)
+class JobRef:
+    key: str
+    """The Jobs pane's row key (`<store>/<namespace>/<name>`)."""
+    namespace: str
+    name: str
+    state: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def link_runs(runs: Iterable[RunInfo], jobs: Iterable[JobRef], job_tag: str | None) -> dict[str, JobRef]:
+    """run id -> the job it belongs to, for the runs whose job exists."""
+    by_name: dict[str, list[JobRef]] = {}
+    for job in jobs:
+        by_name.setdefault(job.name, []).append(job)
+    links: dict[str, JobRef] = {}
+    for run in runs:
+        namespace, name = run.job_ref(job_tag)
+        candidates = by_name.get(name, [])
+        if namespace is not None:
+            candidates = [j for j in candidates if j.namespace == namespace]
+        if len(candidates) == 1:
+            links[run.run_id] = candidates[0]
+        elif candidates:  # the same name in several namespaces and the run does not say which: keep the first
+            links[run.run_id] = sorted(candidates, key=lambda j: j.key)[0]
+    return links
+
+
+def runs_of_job(runs: Iterable[RunInfo], job: JobRef, job_tag: str | None) -> list[RunInfo]:
+    """The runs of one job, newest first (a job restarted from a checkpoint may log several)."""
+    found = [run for run in runs if link_runs([run], [job], job_tag)]
+    return sorted(found, key=lambda r: r.start_time or 0, reverse=True)

@@ -1,0 +1,121 @@
+"""`hyperdesk get endpoints`, `invoke`, `scale`, `deploy`, `undeploy` as a user runs them, against the simulated
+cluster, with kubectl as a second client to check what changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+from tests.plugins.endpoints import NAMESPACE, endpoint_config, jumpstart
+
+
+def hyperdesk(handle, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(handle.kubeconfig_path)}
+    env = {k: v for k, v in env.items() if not k.startswith("HYPERDESK_")}
+    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=120,
+                          env=env, input=stdin)
+
+
+def test_get_endpoints_json_and_table(serving_cluster) -> None:
+    result = hyperdesk(serving_cluster, "get", "endpoints", "-A", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    items = {i["name"]: i for i in json.loads(result.stdout)}
+    assert {"deepseek-small", "llama3-8b", "clip", "too-big", "broken"} <= set(items)
+    clip = items["clip"]
+    for key in ("name", "namespace", "kind", "model", "state", "replicas_ready", "replicas_desired", "url"):
+        assert key in clip
+    assert (clip["kind"], clip["state"], clip["replicas_ready"], clip["replicas_desired"]) == ("InferenceService", "Ready", 1, 1)
+    assert items["too-big"]["reason"].startswith("InstanceTypeNotAvailable")
+
+    table = hyperdesk(serving_cluster, "get", "ep", "-n", NAMESPACE)
+    assert table.returncode == 0, table.stderr
+    header, *lines = table.stdout.splitlines()
+    assert header.split()[:7] == ["NAMESPACE", "NAME", "KIND", "MODEL", "INSTANCE", "STATE", "READY"]
+    assert any("llama3-8b" in line and "DeploymentComplete" in line and "1/1" in line and "1-4" in line for line in lines)
+
+
+def test_invoke_once_and_as_a_load_test(serving_cluster, tmp_path) -> None:
+    body = tmp_path / "body.json"
+    body.write_text('{"inputs": "What is MIG?"}')
+    once = hyperdesk(serving_cluster, "invoke", "deepseek-small", "-n", NAMESPACE, "--path", "/invocations",
+                     "--body", f"@{body}")
+    assert once.returncode == 0, once.stderr
+    assert json.loads(once.stdout)[0]["generated_text"].startswith("[demo completion from deepseek")
+    assert once.stderr.startswith("200 from the model server in ")
+    piped = hyperdesk(serving_cluster, "invoke", "deepseek-small", "-n", NAMESPACE, "--protocol", "sagemaker",
+                      "--body", "@-", "-o", "json", stdin='{"inputs": "What is MIG?"}')
+    assert piped.returncode == 0, piped.stderr
+    answer = json.loads(piped.stdout)
+    assert (answer["status"], answer["from"], answer["path"]) == (200, "model", "/invocations")
+    assert answer["response"] == json.loads(once.stdout)  # the same prompt gives the same completion
+
+    listed = hyperdesk(serving_cluster, "invoke", "isvc/clip", "-n", NAMESPACE, "--list-protocols")
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["openai-chat", "kserve-v1", "kserve-v2"]
+
+    load = hyperdesk(serving_cluster, "invoke", "isvc/clip", "-n", NAMESPACE, "--protocol", "kserve-v2",
+                     "--requests", "200", "--concurrency", "25", "-o", "json")
+    assert load.returncode == 0, load.stderr
+    figures = json.loads(load.stdout)
+    assert (figures["requests"], figures["ok"], figures["errors"], figures["concurrency"]) == (200, 200, {}, 25)
+    assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+    assert figures["path"] == "/v2/models/clip/infer"
+
+
+def test_invoke_streams_and_reports_model_errors(serving_cluster) -> None:
+    stream = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body",
+                       '{"messages": [{"role": "user", "content": "hi"}], "stream": true}')
+    assert stream.returncode == 0, stream.stderr
+    assert stream.stdout.startswith("[demo completion from clip]") and "data:" not in stream.stdout
+
+    bad = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--protocol", "kserve-v1", "--body",
+                    '{"instances": []}')
+    assert bad.returncode == 1
+    assert "400 from the model server" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bad_input_is_refused_before_sending(serving_cluster) -> None:
+    broken = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body", '{"instances": [1,]}')
+    assert broken.returncode == 2
+    assert "invalid JSON at line 1 column 18" in broken.stderr and "nothing was sent" in broken.stderr
+
+    not_ready = hyperdesk(serving_cluster, "invoke", "too-big", "-n", NAMESPACE, "--body", '{"inputs": "x"}')
+    assert not_ready.returncode == 1
+    assert "is not ready (DeploymentFailed" in not_ready.stderr and "InstanceTypeNotAvailable" in not_ready.stderr
+
+    unknown = hyperdesk(serving_cluster, "invoke", "nope", "-n", NAMESPACE)
+    assert unknown.returncode == 2 and "no endpoint 'nope'" in unknown.stderr
+
+    wrong = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--requests", "0")
+    assert wrong.returncode == 2 and "1..100000" in wrong.stderr
+
+
+def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    manifest = yaml.safe_dump_all([jumpstart("cli-model"), endpoint_config("cli-config")])
+    refused = hyperdesk(bare_cluster, "deploy", "-", "--readonly", stdin=manifest)
+    assert refused.returncode == 2 and "read-only" in refused.stderr
+    deployed = hyperdesk(bare_cluster, "deploy", "-", stdin=manifest)
+    assert deployed.returncode == 0, deployed.stderr
+    assert deployed.stdout.splitlines() == [f"JumpStartModel/{NAMESPACE}/cli-model created",
+                                            f"InferenceEndpointConfig/{NAMESPACE}/cli-config created"]
+    invalid = hyperdesk(bare_cluster, "deploy", "-", stdin="kind: [unclosed\n")
+    assert invalid.returncode == 2 and "invalid YAML" in invalid.stderr
+
+    bare_cluster.advance(60)
+    refused = hyperdesk(bare_cluster, "scale", "cli-model", "-n", NAMESPACE, "--replicas", "2", "--readonly")
+    assert refused.returncode == 2 and "read-only" in refused.stderr
+    assert kubectl.json("get", "jumpstartmodel", "cli-model", "-n", NAMESPACE)["spec"]["replicas"] == 1
+    scaled = hyperdesk(bare_cluster, "scale", "jumpstartmodel/cli-model", "-n", NAMESPACE, "--replicas", "2")
+    assert scaled.returncode == 0, scaled.stderr
+    assert "scaled to 2 replicas (scale subresource" in scaled.stdout
+    assert kubectl.json("get", "jumpstartmodel", "cli-model", "-n", NAMESPACE)["spec"]["replicas"] == 2
+
+    gone = hyperdesk(bare_cluster, "undeploy", "cli-config", "-n", NAMESPACE)
+    assert gone.returncode == 0, gone.stderr
+    assert kubectl.json("get", "inferenceendpointconfig", "cli-config", "-n", NAMESPACE)["status"]["state"] == "DeletionPending"
+    bare_cluster.advance(40)  # the operator's finalizer lets go once the model servers stopped
+    assert kubectl.run("get", "inferenceendpointconfig", "cli-config", "-n", NAMESPACE, check=False).returncode == 1

@@ -1,0 +1,109 @@
+"""The pure parts of the Endpoints pane: states per kind, pods by selector, percentiles, streams cut anywhere,
+metrics expositions as model servers write them."""
+
+from __future__ import annotations
+
+import json
+
+from app.cluster.endpoints import EndpointFigures, parse_metrics
+from app.model.endpoints import StreamText, endpoint_rows, percentile, summarize
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 95), percentile(values, 99), percentile(values, 100)) == (
+        50.0, 95.0, 99.0, 100.0)
+    assert percentile([], 50) is None and percentile([7.0], 99) == 7.0
+
+
+def test_summary_counts_errors_apart_from_latencies() -> None:
+    results = [(200, 100.0), (200, 300.0), (503, 5.0), (0, 30000.0), (200, 200.0)]
+    summary = summarize(results, seconds=2.0, concurrency=2)
+    assert (summary.requests, summary.ok, summary.errors) == (5, 3, {"503": 1, "transport": 1})
+    assert (summary.p50_ms, summary.p99_ms, summary.max_ms, summary.mean_ms) == (200.0, 300.0, 300.0, 200.0)
+    assert summary.per_second == 2.5
+    assert "errors: 503×1, transport×1" in summary.lines()[0]
+
+
+def test_stream_text_survives_chunks_cut_anywhere() -> None:
+    events = [{"choices": [{"delta": {"content": word}}]} for word in ("Hello", ", ", "world")]
+    raw = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n" + "data: {\"late\": 1}\n\n"
+    for size in (1, 3, 7, len(raw)):
+        stream = StreamText()
+        text = "".join(stream.feed(raw[i:i + size]) for i in range(0, len(raw), size))
+        assert text == "Hello, world" and stream.done
+
+
+def _hp(name: str, state: str | None, selector: str | None = None, **status) -> dict:
+    obj = {"metadata": {"name": name, "namespace": "ns", "uid": name}, "spec": {"replicas": 2}, "status": dict(status)}
+    if state:
+        obj["status"]["state"] = state
+    if selector:
+        obj["status"]["selector"] = selector
+    return obj
+
+
+def _pod(name: str, labels: dict, ready: bool) -> dict:
+    return {"metadata": {"name": name, "namespace": "ns", "labels": labels},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_states_and_pods_per_kind() -> None:
+    stores = {
+        "jumpstartmodels": {"ns/a": _hp("a", None), "ns/b": _hp("b", "DeletionInProgress", "app=b,tier=model")},
+        "inferenceservices": {"ns/c": {"metadata": {"name": "c", "namespace": "ns", "uid": "c"},
+                                       "spec": {"predictor": {"minReplicas": 2}},
+                                       "status": {"conditions": [
+                                           {"type": "PredictorReady", "status": "False", "message": "loading"},
+                                           {"type": "Ready", "status": "False", "reason": "PredictorNotReady"}]}}},
+        "pods": {"ns/b-1": _pod("b-1", {"app": "b", "tier": "model"}, True),
+                 "ns/b-2": _pod("b-2", {"app": "b"}, True),  # misses one label of the selector
+                 "ns/c-1": _pod("c-1", {"serving.kserve.io/inferenceservice": "c"}, True),
+                 "ns/c-2": _pod("c-2", {"serving.kserve.io/inferenceservice": "c"}, False)},
+    }
+    rows = {r.name: r for r in endpoint_rows(stores)}
+    assert (rows["a"].state, rows["a"].ready_text) == ("DeploymentPending", "0/2")
+    assert rows["b"].state == "DeletionInProgress" and rows["b"].pods == ("ns/b-1",)
+    assert (rows["c"].state, rows["c"].reason, rows["c"].ready_text) == ("NotReady", "loading", "1/2")
+    assert rows["c"].serving and not rows["a"].serving
+
+
+def test_metrics_exposition_to_figures() -> None:
+    text = """# TYPE model_invocations_total counter
+model_invocations_total{code="200"} 90
+model_invocations_total{code="500"} 10
+# TYPE model_latency_milliseconds histogram
+model_latency_milliseconds_bucket{le="100.0"} 50
+model_latency_milliseconds_bucket{le="250.0"} 95
+model_latency_milliseconds_bucket{le="+Inf"} 100
+model_latency_milliseconds_sum 15000
+model_latency_milliseconds_count 100
+"""
+    pod = parse_metrics(text, "p")
+    figures = EndpointFigures([pod, parse_metrics(text, "q")], read_at=10.0)
+    assert (figures.requests, figures.errors, figures.mean_ms) == (200, 20, 150.0)
+    assert (figures.quantile_ms(0.5), figures.quantile_ms(0.95), figures.quantile_ms(0.99)) == (100.0, 250.0, float("inf"))
+    earlier = EndpointFigures([parse_metrics(text.replace(" 90\n", " 40\n"), "p"), parse_metrics(text, "q")], read_at=5.0)
+    assert "10.0 req/s" in figures.line(earlier)
+    assert parse_metrics("this is { not metrics", "p").error.startswith("unreadable metrics")
+    untyped = parse_metrics("\n".join(line for line in text.splitlines() if not line.startswith("#")), "p")
+    assert (untyped.requests, untyped.latency_count, len(untyped.buckets)) == (100, 100, 3)
+
+
+def test_detail_says_why_a_pod_waits() -> None:
+    from app.model.endpoints import endpoint_detail
+
+    stores = {
+        "jumpstartmodels": {"ns/b": _hp("b", "DeploymentInProgress", "app=b")},
+        "pods": {"ns/b-1": _pod("b-1", {"app": "b"}, True), "ns/b-2": _pod("b-2", {"app": "b"}, False)},
+        "events": {f"ns/e{i}": {"metadata": {"name": f"e{i}", "namespace": "ns"},
+                                "involvedObject": {"kind": "Pod", "name": pod, "namespace": "ns"}, "type": kind,
+                                "reason": reason, "message": message, "lastTimestamp": f"2026-11-27T10:0{i}:00Z"}
+                   for i, (pod, kind, reason, message) in enumerate([
+                       ("b-2", "Warning", "FailedScheduling", "0/8 nodes are available: 8 Insufficient nvidia.com/gpu"),
+                       ("b-1", "Warning", "Unhealthy", "Readiness probe failed"),  # b-1 is ready now: not stuck
+                       ("b-2", "Normal", "Scheduled", "assigned")])},
+    }
+    row = endpoint_rows(stores)[0]
+    detail = endpoint_detail(row, stores)
+    assert detail.stuck == ("b-2: FailedScheduling: 0/8 nodes are available: 8 Insufficient nvidia.com/gpu",)

@@ -1,0 +1,134 @@
+"""Metric histories, smoothing, down-sampling and CSV rows (app/tracking/curves.py): pure functions."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from app.tracking.chart import ChartLine, ChartSpec, render_chart
+from app.tracking.curves import SQL_INF, Ema, History, csv_rows, downsample, nearest, segments, smooth, window
+
+
+def history(values: list[float], key: str = "loss") -> History:
+    h = History(key)
+    h.extend((i, 1_000_000 + 500 * i, v) for i, v in enumerate(values))
+    return h
+
+
+def tensorboard_smoothing(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's scalar smoothing as its dashboard describes it: debiased EMA, one decay per point."""
+    out, last, n = [], 0.0, 0
+    for v in values:
+        last = last * weight + (1 - weight) * v
+        n += 1
+        out.append(last / (1 - weight ** n))
+    return out
+
+
+def test_extend_adds_only_new_steps_in_step_order() -> None:
+    h = History("loss")
+    assert h.extend([(2, 30, 0.8), (0, 10, 1.0), (1, 20, 0.9)]) == 3
+    assert h.steps == [0, 1, 2] and h.values == [1.0, 0.9, 0.8]
+    # The whole history fetched again, with two new points: only those are appended.
+    assert h.extend([(0, 10, 1.0), (1, 20, 0.9), (2, 30, 0.8), (3, 40, 0.7), (4, 50, 0.6)]) == 2
+    assert h.steps == [0, 1, 2, 3, 4]
+    assert h.minutes[-1] == (50 - 10) / 60000
+
+
+def test_nan_and_inf_are_gaps_and_counted() -> None:
+    # MLflow's SQL store hands ±inf back as ±(largest float): those are infinities again.
+    h = history([1.0, math.nan, 0.8, SQL_INF, 0.6, -SQL_INF, 0.5])
+    assert h.gaps == 3 and h.bad_at == [1, 3, 5]
+    assert h.values[3] == math.inf and h.values[5] == -math.inf
+    assert h.last_value == 0.5
+    parts = downsample(h.steps, h.values, h.bad_at, 100)
+    assert parts == [([0], [1.0]), ([2], [0.8]), ([4], [0.6]), ([6], [0.5])]
+    assert all(math.isfinite(y) for _, ys in parts for y in ys)
+
+
+def test_segments_split_at_gaps_within_a_window() -> None:
+    assert segments(0, 10, [3, 4, 8]) == [(0, 3), (5, 8), (9, 10)]
+    assert segments(5, 8, [3, 4, 8]) == [(5, 8)]
+
+
+def test_smoothing_matches_tensorboard_on_even_steps() -> None:
+    values = [random.Random(3).uniform(0, 2) for _ in range(200)]
+    ours = smooth(list(range(200)), values, 0.9)
+    theirs = tensorboard_smoothing(values, 0.9)
+    assert max(abs(a - b) for a, b in zip(ours, theirs)) < 1e-12
+
+
+def test_smoothing_weights_by_distance_and_skips_gaps() -> None:
+    # xs 0, 1, 3: the mean spacing is 1.5; the last point, two away, decays the past by 0.5 ** (2 / 1.5).
+    far = smooth([0, 1, 3], [0.0, 0.0, 1.0], 0.5)
+    d1, d2 = 0.5 ** (1 / 1.5), 0.5 ** (2 / 1.5)
+    norm = (0.5 * d1 + (1 - d1)) * d2 + (1 - d2)
+    assert math.isclose(far[2], (1 - d2) / norm)
+    # Evenly spaced, the same values smooth less towards the new one.
+    assert smooth([0, 1, 2], [0.0, 0.0, 1.0], 0.5)[2] < far[2]
+    gappy = smooth([0, 1, 2, 3], [1.0, math.nan, 1.0, 1.0], 0.9)
+    assert math.isnan(gappy[1]) and all(math.isclose(v, 1.0) for v in (gappy[0], gappy[2], gappy[3]))
+
+
+def test_ema_fed_incrementally_equals_the_whole() -> None:
+    values = [math.sin(i / 7) + i / 50 for i in range(1000)]
+    ema = Ema(0.8)
+    ema.feed(list(range(400)), values[:400])
+    ema.feed(list(range(1000)), values)
+    assert ema.values == smooth(list(range(1000)), values, 0.8)
+
+
+def test_downsample_keeps_every_spike_and_the_ends() -> None:
+    rng = random.Random(1)
+    values = [1 + rng.random() * 0.01 for _ in range(100_000)]
+    values[12_345] = 50.0  # a loss spike
+    values[77_777] = -3.0
+    h = history(values)
+    parts = downsample(h.steps, h.values, h.bad_at, 200, envelope=h.envelope)
+    (xs, ys), = parts
+    assert len(xs) <= 400
+    assert 50.0 in ys and -3.0 in ys
+    assert xs[ys.index(50.0)] == 12_345
+    assert xs == sorted(xs)
+    # The block envelope gives exactly what a scan of every value gives.
+    assert parts == downsample(h.steps, h.values, h.bad_at, 200)
+
+
+def test_window_and_nearest() -> None:
+    xs = list(range(0, 1000, 10))
+    assert window(xs, None) == (0, 100)
+    assert window(xs, 100) == (89, 100)  # x from 890 on
+    assert nearest(xs, 444) == 44 and nearest(xs, 446) == 45 and nearest(xs, -5) == 0 and nearest(xs, 5000) == 99
+
+
+def test_log_scale_treats_non_positive_values_as_gaps() -> None:
+    h = history([1.0, 0.0, 0.5, -1.0, 0.25])
+    assert downsample(h.steps, h.values, h.bad_at, 50, log_y=True) == [([0], [1.0]), ([2], [0.5]), ([4], [0.25])]
+
+
+def test_csv_rows_keep_every_point_and_spell_out_nan() -> None:
+    h = history([1.5, math.nan, 0.5])
+    rows = csv_rows([("run-a", "abc", h)])
+    assert rows[0] == ["run", "run_id", "metric", "step", "timestamp_ms", "value"]
+    assert rows[1] == ["run-a", "abc", "loss", "0", "1000000", "1.5"]
+    assert rows[2][-1] == "nan" and len(rows) == 4
+
+
+def test_render_chart_draws_braille_with_a_legend() -> None:
+    h = history([2.0 * math.exp(-i / 30) for i in range(300)])
+    text = render_chart(ChartSpec(title="loss", lines=[ChartLine("run-a", h.steps, h.values, h.bad_at)]), 80, 20)
+    plain = text.replace("\x1b", "")
+    assert "run-a" in plain and "loss" in plain
+    assert any("\u2800" <= ch <= "\u28ff" for ch in text)  # braille cells
+    assert render_chart(ChartSpec(lines=[]), 80, 20) == ""
+
+
+def test_a_password_in_the_tracking_uri_is_never_shown() -> None:
+    from app.tracking.client import describe_error
+    from app.tracking.uri import redact
+
+    assert redact("https://alice:s3cret@mlflow.example.com:8443/x") == "https://alice:***@mlflow.example.com:8443/x"
+    assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    error = describe_error(ConnectionError("Max retries exceeded with url https://alice:s3cret@mlflow.example.com "
+                                           "(Connection refused)"), "https://alice:s3cret@mlflow.example.com")
+    assert "s3cret" not in str(error) and error.kind == "unreachable"

@@ -1,0 +1,139 @@
+"""`hyperdesk get runs` and `hyperdesk curve`, run as a user runs them: subprocesses against a real `mlflow server`
+(its own venv, SQLite) that a real numpy training loop logged to, and the simulated cluster for the job links."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.tui import closed_port
+
+pytestmark = pytest.mark.usefixtures("isolated_home")
+
+NS = "hyperpod-ns-nlp"
+JOB = f"""
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: NAME, namespace: {NS}, labels: {{kueue.x-k8s.io/queue-name: {NS}-localqueue}}}}
+spec:
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{{name: main, image: python:3.11, command: [python, -c, "print(1)"]}}]
+"""
+
+
+def hyperdesk(*args: str, uri: str | None, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    if uri:
+        env["MLFLOW_TRACKING_URI"] = uri
+    if kubeconfig:
+        env["KUBECONFIG"] = str(kubeconfig)
+    result = subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=90, env=env)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs(mlflow_server, train) -> dict[str, str]:
+    uri = mlflow_server.uri
+    return {
+        "bert-sweep": train(uri, "nlp", "bert-sweep", steps=300, end="FINISHED"),
+        "tagged": train(uri, "nlp", "tagged-run", steps=50, tags={"hyperdesk.job": f"{NS}/llm-sft"}, end="FINISHED"),
+        "gappy": train(uri, "vision", "gappy", steps=120, bad={30: "nan", 31: "nan", 90: "inf"}, end="FAILED"),
+    }
+
+
+def test_get_runs_json_links_runs_to_jobs(mlflow_server, runs, bare_cluster, demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "bert-sweep"))
+    kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "llm-sft"))
+    result = hyperdesk("get", "runs", "-o", "json", uri=mlflow_server.uri, kubeconfig=bare_cluster.kubeconfig_path)
+    assert result.returncode == 0, result.stderr
+    items = {item["name"]: item for item in json.loads(result.stdout)}
+    assert set(items) >= {"bert-sweep", "tagged-run", "gappy"}
+    bert = items["bert-sweep"]
+    assert bert["run_id"] == runs["bert-sweep"] and bert["experiment"] == "nlp" and bert["status"] == "FINISHED"
+    assert bert["start_time"].endswith("Z")
+    assert bert["job"] == f"{NS}/bert-sweep"  # the run name is the job name
+    assert items["tagged-run"]["job"] == f"{NS}/llm-sft"  # the job tag names it
+    assert items["gappy"]["job"] is None  # no such job in the cluster
+    assert set(bert["metrics"]) == {"loss", "eval_loss", "learning_rate"}
+    assert 0 < bert["metrics"]["loss"] < 1 and bert["steps"]["loss"] == 299
+
+
+def test_get_runs_table_and_experiment_filter(mlflow_server, runs) -> None:
+    result = hyperdesk("get", "runs", "--experiment", "vision", uri=mlflow_server.uri)
+    assert result.returncode == 0, result.stderr
+    header, *lines = result.stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "EXPERIMENT", "STATUS"]
+    assert len(lines) == 1 and lines[0].split()[:3] == ["gappy", "vision", "FAILED"]
+    unknown = hyperdesk("get", "runs", "--experiment", "nope", uri=mlflow_server.uri)
+    assert unknown.returncode == 1 and "no experiment 'nope'" in unknown.stderr and "vision" in unknown.stderr
+
+
+def test_curve_draws_the_loss(mlflow_server, runs) -> None:
+    result = hyperdesk("curve", "bert-sweep", "--width", "100", "--height", "20", uri=mlflow_server.uri)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "bert-sweep (finished)" in lines[0]
+    assert any("⡀" <= ch <= "⣿" for ch in result.stdout)  # braille
+    assert "\x1b[" not in result.stdout  # not a terminal: no colour codes
+    assert lines[-1].startswith("loss: 300 points, last ") and "at step 299" in lines[-1]
+    by_id = hyperdesk("curve", runs["bert-sweep"], "--metric", "eval_loss", "--smoothing", "0.6", uri=mlflow_server.uri)
+    assert by_id.returncode == 0 and "eval_loss: 30 points" in by_id.stdout and "smoothing 0.6" in by_id.stdout
+
+
+def test_curve_counts_nan_and_inf_as_gaps(mlflow_server, runs) -> None:
+    result = hyperdesk("curve", "gappy", "--width", "90", uri=mlflow_server.uri)
+    assert result.returncode == 0, result.stderr
+    assert "loss: 120 points" in result.stdout and "3 NaN/inf drawn as gaps" in result.stdout
+
+
+def test_curve_bad_input(mlflow_server, runs) -> None:
+    unknown = hyperdesk("curve", "no-such-run", uri=mlflow_server.uri)
+    assert unknown.returncode == 1 and "no run 'no-such-run'" in unknown.stderr
+    absent = hyperdesk("curve", "bert-sweep", "--metric", "accuracy", uri=mlflow_server.uri)
+    assert absent.returncode == 1
+    assert "has no metric 'accuracy'" in absent.stderr and "eval_loss, learning_rate, loss" in absent.stderr
+    bad = hyperdesk("curve", "bert-sweep", "--smoothing", "1.5", uri=mlflow_server.uri)
+    assert bad.returncode == 2 and "--smoothing" in bad.stderr
+    no_uri = hyperdesk("curve", "bert-sweep", uri=None)
+    assert no_uri.returncode == 2 and "No MLflow tracking server configured" in no_uri.stderr
+
+
+def test_server_down_is_one_line_and_exit_1() -> None:
+    uri = f"http://127.0.0.1:{closed_port()}"
+    for args in (("get", "runs"), ("curve", "x")):
+        result = hyperdesk(*args, uri=uri)
+        assert result.returncode == 1, result
+        assert result.stderr.strip().count("\n") == 0 and "unreachable: connection refused" in result.stderr
+
+
+def test_curve_follow_redraws_until_the_run_ends(mlflow_server, train) -> None:
+    run_id = train(mlflow_server.uri, "follow", "live-run", steps=40)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.uri}
+    process = subprocess.Popen([sys.executable, "-m", "app", "curve", "live-run", "--follow", "--interval", "0.3",
+                                "--width", "80"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        first = process.stdout.readline()  # the chart's title line arrives once the first draw is done
+        assert "live-run (running)" in first
+        train(mlflow_server.uri, "follow", "live-run", steps=60, start=40, run_id=run_id, end="FINISHED")
+        out, err = process.communicate(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert "loss: 40 points" in first + out  # the first draw
+    assert out.rstrip().splitlines()[-1].startswith("loss: 100 points") and "at step 99" in out
+    assert "live-run (finished)" in out
