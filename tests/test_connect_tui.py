@@ -97,3 +97,36 @@ async def test_quitting_asks_while_a_tunnel_is_open(hyperpod_cluster):
         await pilot.press("y")
     with pytest.raises(OSError):
         await asyncio.to_thread(fetch, url)
+
+
+async def test_c_in_the_spaces_pane_connects_and_the_pane_shows_the_tunnel(hyperpod_cluster, monkeypatch):
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.delenv("SSH_CLIENT", raising=False)
+    app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    async with app.run_test(size=(220, 45)) as pilot:
+        await pilot.press("1")
+        table = app.pane("spaces").table
+        labels = [str(c.label) for c in table.columns.values()]
+
+        def row_of(name: str) -> int | None:
+            return next((i for i in range(table.row_count)
+                         if str(table.get_row_at(i)[labels.index("NAME")]) == name), None)
+
+        await wait_for(pilot, lambda: row_of("alice-notebook") is not None, timeout=30)
+        table.move_cursor(row=row_of("alice-notebook"))
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), timeout=5)
+        dialog = app.screen
+        await wait_for(pilot, lambda: dialog.view.state == "open", timeout=20)
+        assert "Demo JupyterLab" in await asyncio.to_thread(fetch, dialog.view.url)
+        await pilot.press("escape")
+        connected = [c for c in labels if c.startswith("CONNECT")][0]
+        await wait_for(pilot, lambda: str(table.get_row_at(row_of("alice-notebook"))[labels.index(connected)])
+                       == f"{dialog.view.local} api", timeout=5)
+        await pilot.press("c")  # again: the same tunnel, not a second one
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), timeout=5)
+        assert len(app.tunnels) == 1 and app.screen.view.local == dialog.view.local
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=5)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(app.tunnels) == 0, timeout=10)
