@@ -265,10 +265,8 @@ def _tunnel_cells(item: dict[str, Any]) -> dict[str, Any]:
 
 def register_kinds() -> None:
     """`hyperdesk get tunnels` (app.get.lookup calls this; importing app.get here would slow `--version`)."""
-    from app.get import REGISTRY, Kind, register
+    from app.get import Kind, register
 
-    if "tunnels" in REGISTRY:
-        return
     register(Kind(
         name="tunnels", aliases=("tunnel", "tun"), fetch=_tunnels,
         columns=(("NAME", "name"), ("TARGET", "target"), ("LOCAL", "local"), ("ROUTE", "route"),
@@ -277,6 +275,3 @@ def register_kinds() -> None:
         description="tunnels open in running hyperdesk processes", display=_tunnel_cells,
     ))
 
-
-if "app.get" in sys.modules:
-    register_kinds()

@@ -126,7 +126,7 @@ def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
 
 # --- hyperdesk get spaces|templates ----------------------------------------------------------------------------------
 
-def _register() -> None:
+def register_kinds() -> None:
     from app.get import Kind, register
 
     register(Kind(
@@ -189,5 +189,3 @@ def _template_cells(item: dict[str, Any]) -> dict[str, Any]:
     bounds = [f"{r.removeprefix('nvidia.com/')} {b['min'] or '0'}-{b['max'] or '*'}" for r, b in item["bounds"].items()]
     return {**item, "bounds": ", ".join(bounds)}
 
-
-_register()
