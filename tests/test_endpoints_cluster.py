@@ -195,6 +195,8 @@ def test_invalid_json_body_names_the_position() -> None:
 
 async def test_forbidden_proxy_is_shown_as_such(demo_cluster) -> None:
     access = {"users": [
+        {"name": "admin", "token": "admin-token", "rules": [  # the default kubeconfig's: creates the endpoints
+            {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
         {"name": "viewer", "token": "viewer-token", "rules": [
             {"verbs": ["get", "list", "watch"], "apiGroups": ["*"], "resources": ["*"]}]},
     ]}
@@ -431,6 +433,8 @@ async def test_readonly_allows_inference_paths_only(serving_cluster) -> None:
 
 async def test_kinds_the_user_may_not_list_are_said(demo_cluster) -> None:
     access = {"users": [
+        {"name": "admin", "token": "admin-token", "rules": [  # the default kubeconfig's: creates the endpoints
+            {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
         {"name": "hyperpod-only", "token": "hp-token", "rules": [
             {"verbs": ["get", "list", "watch"], "apiGroups": ["", "inference.sagemaker.aws.amazon.com"],
              "resources": ["*"]}]},
