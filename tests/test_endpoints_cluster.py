@@ -461,3 +461,37 @@ async def test_kinds_the_user_may_not_list_are_said(demo_cluster) -> None:
             await ep.fetch_endpoints(conn, discovery, NAMESPACE)
     finally:
         await conn.close()
+
+
+async def test_a_load_run_keeps_its_concurrency_beyond_the_app_pool(serving_cluster) -> None:
+    """120 in flight at once, past the client's default pool of 100 (and on a caller whose pool holds 1): the model
+    answers only once all 120 have arrived, so a run squeezed through a smaller pool gets 504s instead."""
+    from aiohttp import web
+
+    wanted = 120
+    arrived = 0
+    everyone = asyncio.Event()
+
+    async def barrier(request, path):
+        nonlocal arrived
+        await request.read()
+        arrived += 1
+        if arrived >= wanted:
+            everyone.set()
+        try:
+            await asyncio.wait_for(everyone.wait(), 20)
+        except asyncio.TimeoutError:
+            return web.json_response({"error": f"only {arrived} requests in flight"}, status=504)
+        return web.json_response({"predictions": ["together"]})
+
+    _serve(serving_cluster, "services", "clip-predictor", 8205, barrier)
+    row = replace((await _rows(serving_cluster))["clip"], service_port=8205)
+    conn = ClusterConnection([serving_cluster.kubeconfig_path], None, pool_size=1)
+    await conn.open()
+    try:
+        summary = await ep.load_test(conn, row, {"instances": ["x"]}, "/v1/models/clip:predict", wanted, wanted)
+        version = await conn.request("GET", "/version")  # the caller's own pool is still there for the UI
+    finally:
+        await conn.close()
+    assert (summary.ok, summary.errors, summary.concurrency) == (wanted, {}, wanted)
+    assert version["gitVersion"]
