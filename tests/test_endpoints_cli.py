@@ -143,3 +143,35 @@ def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
     assert kubectl.json("get", "inferenceendpointconfig", "cli-config", "-n", NAMESPACE)["status"]["state"] == "DeletionPending"
     bare_cluster.advance(40)  # the operator's finalizer lets go once the model servers stopped
     assert kubectl.run("get", "inferenceendpointconfig", "cli-config", "-n", NAMESPACE, check=False).returncode == 1
+
+
+def test_kinds_the_user_may_not_list_are_said(demo_cluster) -> None:
+    from tests.plugins.endpoints import create, inference_service
+
+    access = {"users": [
+        {"name": "admin", "token": "admin-token", "rules": [
+            {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
+        {"name": "hyperpod-only", "token": "hp-token", "rules": [
+            {"verbs": ["get", "list", "watch"], "apiGroups": ["", "inference.sagemaker.aws.amazon.com"],
+             "resources": ["*"]}]},
+        {"name": "nothing", "token": "no-token", "rules": [
+            {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["namespaces"]}]},
+    ]}
+    handle = demo_cluster(scenario="bare", seed=5, mlflow=False, access=access)
+    create(handle, jumpstart(), inference_service())
+
+    def as_user(user: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERDESK_")}
+        env["KUBECONFIG"] = str(handle.cluster.server.kubeconfig_for(user))
+        return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=120,
+                              env=env)
+
+    partial = as_user("hyperpod-only", "get", "endpoints", "-n", NAMESPACE, "-o", "json")
+    assert partial.returncode == 0, partial.stderr
+    assert [i["name"] for i in json.loads(partial.stdout)] == ["deepseek-small"]
+    assert f"warning: cannot list inferenceservices in {NAMESPACE} (forbidden)" in partial.stderr
+    hidden = as_user("hyperpod-only", "invoke", "clip", "-n", NAMESPACE)
+    assert hidden.returncode == 2
+    assert f"no endpoint 'clip' in namespace {NAMESPACE} (cannot list inferenceservices" in hidden.stderr
+    blind = as_user("nothing", "get", "endpoints", "-n", NAMESPACE)
+    assert blind.returncode == 1 and "cannot list jumpstartmodels" in blind.stderr and "(forbidden)" in blind.stderr
