@@ -46,7 +46,9 @@ from app.screens.logs import LogsScreen
 from app.screens.panes import PANE_CLASSES, PANE_IDS, JobsPane, Pane
 from app.screens.quotas import QuotaScreen
 from app.screens.yaml_view import YamlScreen
-from app.tunnels.manager import TunnelManager
+from app.screens.connect import ConnectScreen
+from app.screens.tunnels import TunnelsScreen
+from app.tunnels.manager import TunnelManager, runtime_dir
 from themes import BUILTIN, DEFAULT, STYLESHEET, load_user_themes
 from widgets.prompt import Prompt
 from widgets.topbar import TopBar, TopBarState
@@ -101,6 +103,7 @@ class HyperdeskApp(App[None]):
         Binding("colon", "command", "Command", id="app.command"),
         Binding("slash", "filter", "Filter", id="app.filter"),
         Binding("v", "toggle_split", "Split", id="app.split"),
+        Binding("ctrl+t", "tunnels", "Tunnels", show=False, id="app.tunnels"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
         Binding("q", "quit_app", "Quit", id="app.quit"),
@@ -120,7 +123,9 @@ class HyperdeskApp(App[None]):
         self.settings = settings
         self.kubeconfig = kubeconfig
         self.startup_errors = list(startup_errors or [])
-        self.tunnels = tunnels or TunnelManager()
+        self.tunnels = tunnels or TunnelManager(publish_dir=runtime_dir())
+        self.connect_sessions: dict = {}
+        """Space key -> its ConnectSession (app/tunnels/session.py), kept while the app runs."""
         self.readonly = settings.readonly
         context = kubeconfig.context(settings.context) if kubeconfig else None
         self.context_name: str | None = context.name if context else settings.context
@@ -280,6 +285,32 @@ class HyperdeskApp(App[None]):
         if confirmed:
             await self.tunnels.close_all()
             self.exit()
+
+    # ------------------------------------------------------------------ connect (app/screens/connecting.py)
+
+    def connect_space(self, key: str) -> None:
+        """The Spaces pane's `c` and `:connect NAMESPACE/NAME`: the connect dialog, opening the space's tunnel."""
+        from app.screens.connecting import connect_space
+
+        connect_space(self, key)
+
+    def action_tunnels(self) -> None:
+        self.open_tunnels()
+
+    def open_tunnels(self) -> None:
+        from app.screens.connecting import open_tunnels
+
+        open_tunnels(self)
+
+    def sync_space_connections(self) -> None:
+        """The Spaces pane shows which spaces have a tunnel (its `connections` attribute)."""
+        from app.screens.connecting import connections
+
+        for pane in self.query("#spaces"):
+            if hasattr(pane, "connections") and isinstance(pane, Pane):
+                pane.connections = connections(self)
+                if pane.display:
+                    self._show_pane_state(pane)
 
     # ----------------------------------------------------------------------------------------- job views
 
@@ -588,6 +619,10 @@ class HyperdeskApp(App[None]):
             self.open_quotas()
         elif command.verb == "submit":
             self.submit_file(command.args[0])
+        elif command.verb == "tunnels":
+            self.open_tunnels()
+        elif command.verb == "connect":
+            self.connect_space(command.args[0])
         elif command.verb == "q":
             self.action_quit_app()
 
@@ -667,10 +702,12 @@ class HyperdeskApp(App[None]):
         from app.screens.endpoint_actions import ManifestPathScreen
         from app.screens.endpoint_detail import EndpointDetailScreen
         from app.screens.endpoint_invoke import InvokeScreen
+        from app.screens.space_views import SpaceDetailScreen, SpaceFormScreen, TemplatesScreen
 
         for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
                     LogsScreen, YamlScreen, QuotaScreen, JobFormScreen, EndpointDetailScreen, InvokeScreen,
-                    ManifestPathScreen):
+                    ManifestPathScreen, SpaceDetailScreen, SpaceFormScreen, TemplatesScreen, ConnectScreen,
+                    TunnelsScreen):
             found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
         return found
 
