@@ -97,9 +97,10 @@ async def test_a_preempted_space_is_stopped_says_why_and_starts_again(conn, bare
     ws = await spaces.get(conn, NLP, "governed")
     assert ws["spec"]["desiredStatus"] == "Stopped"
     assert await spaces.set_running(conn, NLP, "governed", True, readonly=False) == "Preempted"
-    ws = await spaces.get(conn, NLP, "governed")
-    assert "workspace.jupyter.org/preemption-reason" not in (ws["metadata"].get("annotations") or {})
     await advance_until(bare_cluster, conn, "governed", "Running")
+    ws = await spaces.get(conn, NLP, "governed")
+    assert "workspace.jupyter.org/preemption-reason" not in (ws["metadata"].get("annotations") or {}), \
+        "the controller drops its note once the space runs again"
 
 
 async def test_out_of_bounds_bad_names_and_unknown_mig_profiles_are_refused_before_sending(conn, bare_cluster) -> None:
@@ -212,3 +213,18 @@ async def test_a_forbidden_namespace_is_refused_before_the_create_and_mine_is_wh
             assert [r.name for r in mine] == ["lab"]
         finally:
             await conn.close()
+
+
+async def test_an_edit_keeps_limits_only_gpus_other_limits_and_the_rest(conn, bare_cluster) -> None:
+    manifest, problems = await spaces.prepare(conn, request("limited", cpu="2"))
+    assert problems == []
+    manifest["spec"]["desiredStatus"] = "Stopped"
+    manifest["spec"]["resources"] = {"requests": {"cpu": "2", "memory": "8Gi"},
+                                     "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"}}
+    await spaces.create_manifest(conn, manifest, readonly=False)
+    await advance_until(bare_cluster, conn, "limited", "Stopped")
+    await spaces.edit_resources(conn, NLP, "limited", cpu="4", readonly=False)
+    resources = (await spaces.get(conn, NLP, "limited"))["spec"]["resources"]
+    assert resources == {"requests": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"},
+                         "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"}}
+    assert (await rows(conn))["limited"].gpus == 1
