@@ -667,11 +667,11 @@ class HyperdeskApp(App[None]):
         from app.screens.endpoint_actions import ManifestPathScreen
         from app.screens.endpoint_detail import EndpointDetailScreen
         from app.screens.endpoint_invoke import InvokeScreen
-        from app.screens.space_views import SpaceDetailScreen, SpaceFormScreen, TemplatesScreen
+        from app.screens.space_views import EditResourcesScreen, SpaceDetailScreen, SpaceFormScreen, TemplatesScreen
 
         for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
                     LogsScreen, YamlScreen, QuotaScreen, JobFormScreen, EndpointDetailScreen, InvokeScreen,
-                    ManifestPathScreen, SpaceDetailScreen, SpaceFormScreen, TemplatesScreen):
+                    ManifestPathScreen, SpaceDetailScreen, SpaceFormScreen, TemplatesScreen, EditResourcesScreen):
             found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
         return found
 

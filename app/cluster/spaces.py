@@ -10,7 +10,7 @@ or leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from app.cluster.actions import EXIT_BAD_INPUT, ActionError, refuse_if_readonly
@@ -19,7 +19,7 @@ from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS
 from app.model.jobs import parse_time
 from app.model.spaces import (
-    COMPUTE_FIELDS, CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, PORT, SpaceRequest, SpaceRow, TemplateInfo, _resources,
+    COMPUTE_FIELDS, CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, NOTEBOOK_STOPPED, notebook_row, PORT, SpaceRequest, SpaceRow, TemplateInfo, _resources,
     offered_gpu_resources, resolve, resource_block, space_rows, template_info, validate_request, workspace_manifest,
     workspace_status,
 )
@@ -302,9 +302,9 @@ def _create_error(exc: ApiError, name: str) -> ActionError:
     return ActionError(f"the server rejected space {name}: {exc} (nothing was created)", _code(exc))
 
 
-async def get(conn: ClusterConnection, namespace: str, name: str) -> dict[str, Any]:
+async def get(conn: ClusterConnection, namespace: str, name: str, store: str = "workspaces") -> dict[str, Any]:
     try:
-        return await conn.request("GET", _path("workspaces", namespace, name))
+        return await conn.request("GET", _path(store, namespace, name))
     except ApiError as exc:
         if exc.status == 404:
             raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT) from None
@@ -318,17 +318,36 @@ async def set_running(conn: ClusterConnection, namespace: str, name: str, runnin
     current = await get(conn, namespace, name)
     before, _ = workspace_status(current)
     patch: dict[str, Any] = {"spec": {"desiredStatus": "Running" if running else "Stopped"}}
-    try:
-        await conn.request("PATCH", _path("workspaces", namespace, name), body=patch, headers=MERGE)
-    except ApiError as exc:
-        raise ActionError(f"cannot {'start' if running else 'stop'} space {namespace}/{name}: {exc}", _code(exc)) from None
+    await _patch(conn, "workspaces", namespace, name, patch, running)
     return before
 
 
-async def delete(conn: ClusterConnection, namespace: str, name: str, *, readonly: bool) -> None:
+async def set_notebook_running(conn: ClusterConnection, namespace: str, name: str, running: bool, *,
+                               readonly: bool) -> str:
+    """A Kubeflow Notebook stops while it carries the `kubeflow-resource-stopped` annotation (its controller
+    scales it to zero) and starts when the annotation goes. Returns the status it had before."""
+    refuse_if_readonly(readonly, f"{'starting' if running else 'stopping'} notebook {namespace}/{name}")
+    current = await get(conn, namespace, name, "notebooks")
+    before = notebook_row(current).status
+    stamp = None if running else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await _patch(conn, "notebooks", namespace, name, {"metadata": {"annotations": {NOTEBOOK_STOPPED: stamp}}},
+                 running)
+    return before
+
+
+async def _patch(conn: ClusterConnection, store: str, namespace: str, name: str, patch: dict[str, Any],
+                 running: bool) -> None:
+    try:
+        await conn.request("PATCH", _path(store, namespace, name), body=patch, headers=MERGE)
+    except ApiError as exc:
+        raise ActionError(f"cannot {'start' if running else 'stop'} space {namespace}/{name}: {exc}", _code(exc)) from None
+
+
+async def delete(conn: ClusterConnection, namespace: str, name: str, *, readonly: bool,
+                 store: str = "workspaces") -> None:
     refuse_if_readonly(readonly, f"deleting space {namespace}/{name}")
     try:
-        await conn.request("DELETE", _path("workspaces", namespace, name))
+        await conn.request("DELETE", _path(store, namespace, name))
     except ApiError as exc:
         if exc.status == 404:
             raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT) from None
@@ -338,6 +357,8 @@ async def delete(conn: ClusterConnection, namespace: str, name: str, *, readonly
 def storage_note(row_or_obj: SpaceRow | dict[str, Any]) -> str:
     """What deleting does to the space's home volume: jupyter-k8s owns it and deletes it with the Workspace.
     A space without `spec.storage` has no volume (its files live in the pod and go when it stops)."""
+    if isinstance(row_or_obj, SpaceRow) and row_or_obj.kind == "Notebook":
+        return "its volumes are the Notebook's own claims: deleting the Notebook does not delete them"
     if isinstance(row_or_obj, SpaceRow):
         size, has = row_or_obj.storage, row_or_obj.has_storage
     else:
@@ -388,5 +409,5 @@ async def edit_resources(conn: ClusterConnection, namespace: str, name: str, *, 
         raise ActionError(f"cannot change space {namespace}/{name}: {exc}", _code(exc)) from None
 
 
-__all__ = ["CREATED_BY", "create", "create_manifest", "delete", "edit_resources", "fetch_spaces", "fetch_templates",
+__all__ = ["CREATED_BY", "check_create", "create", "set_notebook_running", "create_manifest", "delete", "edit_resources", "fetch_spaces", "fetch_templates",
            "find_template", "prepare", "set_running", "storage_note", "whoami", "create_choices"]
