@@ -225,3 +225,24 @@ def test_the_spaces_keys_can_be_remapped() -> None:
     assert not any("unknown binding id" in e for e in app.startup_errors)
     unknown = HyperdeskApp(Settings(keys={"spaces.nope": "x"}), kubeconfig=None)
     assert any("unknown binding id 'spaces.nope'" in e for e in unknown.startup_errors)
+
+
+async def test_identity_and_templates_are_asked_again_when_the_namespace_changes() -> None:
+    access = {"anonymous": False, "users": [
+        {"name": "alice", "token": "alice-token", "rules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
+    ]}
+    async with LocalApiServer(access=access, user="alice") as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+        server.store.create(workspace("alice-1", "alice"))
+        app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(server.kubeconfig_path)))
+        async with app.run_test(size=(200, 40)) as pilot:
+            await pilot.press("1")
+            pane = app.pane("spaces")
+            await wait_for(pilot, lambda: pane.user == "alice" and pane.table.row_count == 1, timeout=20)
+            assert pane.templates == {}
+            server.store.create({"apiVersion": "workspace.jupyter.org/v1alpha1", "kind": "WorkspaceTemplate",
+                                 "metadata": {"name": "team-template", "namespace": "team-a"},
+                                 "spec": {"displayName": "Team", "defaultImage": "img:1"}})
+            app._set_namespace("team-a")
+            await wait_for(pilot, lambda: "team-a/team-template" in pane.templates, timeout=20)
+            assert pane.user == "alice" and pane.table.row_count == 1
