@@ -246,3 +246,34 @@ async def test_identity_and_templates_are_asked_again_when_the_namespace_changes
             app._set_namespace("team-a")
             await wait_for(pilot, lambda: "team-a/team-template" in pane.templates, timeout=20)
             assert pane.user == "alice" and pane.table.row_count == 1
+
+
+async def test_a_custom_image_typed_for_one_template_does_not_block_another() -> None:
+    from textual.app import App
+
+    from app.model.spaces import template_info
+    from app.screens.space_views import SpaceFormScreen
+
+    def template(name: str, custom: bool) -> object:
+        return template_info({"metadata": {"name": name, "namespace": "jupyter-k8s-system"},
+                              "spec": {"displayName": name, "defaultImage": f"{name}:1", "allowCustomImages": custom}})
+
+    class FormApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(SpaceFormScreen([template("open", True), template("closed", False)], namespace="team-a",
+                                             namespaces=["team-a"], gpu_offer=None, queues={}, priorities=[]))
+
+    app = FormApp()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SpaceFormScreen))
+        form = app.screen
+        form.query_one("#f-name", Input).value = "lab"
+        form.query_one("#f-template", Select).value = "jupyter-k8s-system/open"
+        await wait_for(pilot, lambda: form.query_one("#f-custom-image").display)
+        form.query_one("#f-custom-image", Input).value = "me/custom:1"
+        await wait_for(pilot, lambda: form.manifest is not None and form.manifest["spec"]["image"] == "me/custom:1")
+        form.query_one("#f-template", Select).value = "jupyter-k8s-system/closed"
+        await wait_for(pilot, lambda: not form.query_one("#f-custom-image").display)
+        await wait_for(pilot, lambda: form.manifest is not None)
+        assert form.problems == [] and form.manifest["spec"]["image"] == "closed:1"
+        assert form.query_one("#f-custom-image", Input).value == ""
