@@ -292,3 +292,24 @@ async def test_idle_time_stops_being_asked_after_the_first_refusal() -> None:
             assert len(proxied) == 1, "the first refusal ends the round"
         finally:
             await conn.close()
+
+
+async def test_a_kubeflow_notebook_stops_starts_and_is_deleted() -> None:
+    async with LocalApiServer() as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow-user"}})
+        server.store.put({
+            "apiVersion": "kubeflow.org/v1", "kind": "Notebook", "metadata": {"name": "nb", "namespace": "kubeflow-user"},
+            "spec": {"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter-scipy:v1"}]}}},
+            "status": {"readyReplicas": 1}})
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            assert await spaces.set_notebook_running(conn, "kubeflow-user", "nb", False, readonly=False) == "Running"
+            stopped = await spaces.get(conn, "kubeflow-user", "nb", "notebooks")
+            assert stopped["metadata"]["annotations"]["kubeflow-resource-stopped"]
+            await spaces.set_notebook_running(conn, "kubeflow-user", "nb", True, readonly=False)
+            started = await spaces.get(conn, "kubeflow-user", "nb", "notebooks")
+            assert "kubeflow-resource-stopped" not in (started["metadata"].get("annotations") or {})
+            await spaces.delete(conn, "kubeflow-user", "nb", store="notebooks", readonly=False)
+            assert [r.name for r in await spaces.fetch_spaces(conn, "kubeflow-user")] == []
+        finally:
+            await conn.close()
