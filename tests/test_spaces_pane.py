@@ -277,3 +277,38 @@ async def test_a_custom_image_typed_for_one_template_does_not_block_another() ->
         await wait_for(pilot, lambda: form.manifest is not None)
         assert form.problems == [] and form.manifest["spec"]["image"] == "closed:1"
         assert form.query_one("#f-custom-image", Input).value == ""
+
+
+async def test_the_edit_form_opens_for_a_space_without_a_mig_slice_and_checks_the_bounds() -> None:
+    from textual.app import App
+
+    from app.model.spaces import template_info
+    from app.screens.space_views import EditResourcesScreen
+
+    bounded = template_info({"metadata": {"name": "t", "namespace": "jupyter-k8s-system"},
+                             "spec": {"resourceBounds": {"resources": {"cpu": {"max": "16"}}}}})
+    sent: list[dict] = []
+
+    async def submit(values: dict) -> str | None:
+        sent.append(values)
+        return None
+
+    class EditApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(EditResourcesScreen("Resources", cpu="2", memory="8Gi", gpus=0, mig_profile=None,
+                                                 template=bounded, gpu_offer={"nvidia.com/gpu": 8}, submit=submit))
+
+    app = EditApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, EditResourcesScreen))
+        edit = app.screen
+        edit.query_one("#e-cpu", Input).value = "32"
+        await wait_for(pilot, lambda: edit.problems == ["CPU 32 is above the template's maximum 16"])
+        await pilot.press("ctrl+s")
+        assert sent == [] and app.screen is edit
+        edit.query_one("#e-cpu", Input).value = "6"
+        edit.query_one("#e-gpus", Input).value = "1"
+        await wait_for(pilot, lambda: edit.problems == [])
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditResourcesScreen))
+    assert sent == [{"cpu": "6", "memory": "8Gi", "gpus": 1, "mig_profile": ""}]

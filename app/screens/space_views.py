@@ -159,10 +159,10 @@ class SpaceFormScreen(Screen["dict | None"]):
                 yield Input("", placeholder="(the name)", id="f-display")
                 yield Label("Namespace *", classes="form-label")
                 yield Select([(n, n) for n in self.namespaces], value=self.namespace if self.namespace in
-                             self.namespaces else Select.BLANK, id="f-namespace", allow_blank=True, prompt="(choose)")
+                             self.namespaces else Select.NULL, id="f-namespace", allow_blank=True, prompt="(choose)")
                 yield Label("Template", classes="form-label")
                 yield Select([(f"{t.display_name} ({t.key})", t.key) for t in self.templates.values()],
-                             value=first.key if first else Select.BLANK, id="f-template", allow_blank=True,
+                             value=first.key if first else Select.NULL, id="f-template", allow_blank=True,
                              prompt="(none)")
                 yield Label("Image", classes="form-label")
                 yield Select([], id="f-image", allow_blank=True, prompt="(template default)")
@@ -330,7 +330,7 @@ class EditResourcesScreen(Screen["dict | None"]):
             yield Label("GPUs (0 = none)", classes="form-label")
             yield Input(str(gpus), id="e-gpus", type="integer")
             yield Label("MIG profile (instead of GPUs)", classes="form-label")
-            yield Select([(m, m) for m in migs], value=mig or Select.BLANK, id="e-mig", allow_blank=True,
+            yield Select([(m, m) for m in migs], value=mig or Select.NULL, id="e-mig", allow_blank=True,
                          prompt="(none)")
             yield Static(id="form-problems")
         yield Footer()
