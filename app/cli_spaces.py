@@ -25,7 +25,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--image", default="", help="container image (default: the template's)")
     create.add_argument("--cpu", default="", help="CPU request, e.g. 2 or 500m (default: the template's)")
     create.add_argument("--memory", default="", help="memory request, e.g. 16Gi (default: the template's)")
-    create.add_argument("--gpus", type=int, default=0, help="whole GPUs (nvidia.com/gpu)")
+    create.add_argument("--gpus", type=int, default=None,
+                        help="whole GPUs (nvidia.com/gpu); 0 for none (default: the template's)")
     create.add_argument("--mig", default="", help="one MIG slice of this profile instead, e.g. 1g.10gb")
     create.add_argument("--storage", default="", help="home volume size, e.g. 50Gi (default: the template's)")
     create.add_argument("--idle-minutes", type=int, default=None,
@@ -155,7 +156,7 @@ async def _spaces(ctx: Any) -> list[dict[str, Any]]:
         from app.model.spaces import space_dict
 
         now = utcnow()
-        return [space_dict(row, now) for row in await fetch_spaces(connection, ctx.namespace)]
+        return [space_dict(row, now) for row in await fetch_spaces(connection, ctx.namespace, pods=False)]
 
     return await _with_cluster(ctx, work)
 
@@ -163,7 +164,7 @@ async def _spaces(ctx: Any) -> list[dict[str, Any]]:
 def _space_cells(item: dict[str, Any]) -> dict[str, Any]:
     from app.model.jobs import human_duration
 
-    gpus = f"1×{item['mig_profile']}" if item.get("mig_profile") else (str(item["gpus"]) if item["gpus"] else "")
+    gpus = f"{item.get('mig_count') or 1}×{item['mig_profile']}" if item.get("mig_profile") else (str(item["gpus"]) if item["gpus"] else "")
     if not item.get("idle_shutdown"):
         idle = "off"
     elif item.get("idle_for_minutes") is not None:
@@ -180,7 +181,11 @@ async def _templates(ctx: Any) -> list[dict[str, Any]]:
         from app.cluster.spaces import fetch_templates
         from app.model.spaces import template_dict
 
-        return [template_dict(t) for t in await fetch_templates(connection)]
+        from app.cluster.spaces import TEMPLATE_NAMESPACE
+
+        usable = (ctx.namespace, TEMPLATE_NAMESPACE)  # what a space in the namespace can name
+        return [template_dict(t) for t in await fetch_templates(connection, ctx.namespace)
+                if ctx.namespace is None or t.namespace in usable]
 
     return await _with_cluster(ctx, work)
 

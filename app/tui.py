@@ -698,17 +698,21 @@ class HyperdeskApp(App[None]):
 
     @staticmethod
     def _all_bindings() -> list[Binding]:
-        found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
-        from app.screens.endpoint_actions import ManifestPathScreen
-        from app.screens.endpoint_detail import EndpointDetailScreen
-        from app.screens.endpoint_invoke import InvokeScreen
-        from app.screens.space_views import SpaceDetailScreen, SpaceFormScreen, TemplatesScreen
+        """Every binding of the app and of each pane, screen and widget in app/screens and widgets: the ids a keymap
+        may name. Found by walking the classes, so a new screen's keys are remappable without being listed here."""
+        import pkgutil
 
-        for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
-                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen, EndpointDetailScreen, InvokeScreen,
-                    ManifestPathScreen, SpaceDetailScreen, SpaceFormScreen, TemplatesScreen, ConnectScreen,
-                    TunnelsScreen):
-            found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
+        import app.screens
+
+        for module in pkgutil.iter_modules(app.screens.__path__):
+            importlib.import_module(f"app.screens.{module.name}")
+        found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
+        pending: list[type] = [Widget]
+        while pending:
+            cls = pending.pop()
+            pending.extend(cls.__subclasses__())
+            if cls.__module__.startswith(("app.", "widgets.")):
+                found.extend(b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding))
         return found
 
     # ------------------------------------------------------------------------------- cluster and state

@@ -10,11 +10,12 @@ import pytest
 
 from app.cluster import spaces
 from app.cluster.actions import ActionError, ReadOnlyError
-from app.cluster.connection import ClusterConnection
+from app.cluster.connection import ApiError, ClusterConnection
 from app.demo.apiserver import LocalApiServer
 from app.demo.sim import DemoThread
 from app.demo.sim.workspaces import preempt
 from app.model.spaces import SpaceRequest, SpaceRow, space_rows
+from tests.plugins.tui import closed_port, write_kubeconfig
 from tests.reference import REFERENCE
 
 NLP = "hyperpod-ns-nlp"
@@ -97,9 +98,10 @@ async def test_a_preempted_space_is_stopped_says_why_and_starts_again(conn, bare
     ws = await spaces.get(conn, NLP, "governed")
     assert ws["spec"]["desiredStatus"] == "Stopped"
     assert await spaces.set_running(conn, NLP, "governed", True, readonly=False) == "Preempted"
-    ws = await spaces.get(conn, NLP, "governed")
-    assert "workspace.jupyter.org/preemption-reason" not in (ws["metadata"].get("annotations") or {})
     await advance_until(bare_cluster, conn, "governed", "Running")
+    ws = await spaces.get(conn, NLP, "governed")
+    assert "workspace.jupyter.org/preemption-reason" not in (ws["metadata"].get("annotations") or {}), \
+        "the controller drops its note once the space runs again"
 
 
 async def test_out_of_bounds_bad_names_and_unknown_mig_profiles_are_refused_before_sending(conn, bare_cluster) -> None:
@@ -210,5 +212,104 @@ async def test_a_forbidden_namespace_is_refused_before_the_create_and_mine_is_wh
             assert stored["metadata"]["annotations"]["workspace.jupyter.org/created-by"] == "alice"
             mine = space_rows({"workspaces": {"team-a/lab": stored}}, owner="alice")
             assert [r.name for r in mine] == ["lab"]
+        finally:
+            await conn.close()
+
+
+async def test_an_edit_keeps_limits_only_gpus_other_limits_and_the_rest(conn, bare_cluster) -> None:
+    manifest, problems = await spaces.prepare(conn, request("limited", cpu="2"))
+    assert problems == []
+    manifest["spec"]["desiredStatus"] = "Stopped"
+    manifest["spec"]["resources"] = {"requests": {"cpu": "2", "memory": "8Gi"},
+                                     "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"}}
+    await spaces.create_manifest(conn, manifest, readonly=False)
+    await advance_until(bare_cluster, conn, "limited", "Stopped")
+    await spaces.edit_resources(conn, NLP, "limited", cpu="4", readonly=False)
+    resources = (await spaces.get(conn, NLP, "limited"))["spec"]["resources"]
+    assert resources == {"requests": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"},
+                         "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"}}
+    assert (await rows(conn))["limited"].gpus == 1
+
+
+async def test_queues_are_checked_when_priority_classes_are_not_readable_and_an_unreachable_server_says_so(
+        tmp_path) -> None:
+    access = {"anonymous": False, "users": [
+        {"name": "alice", "token": "alice-token", "rules": [
+            {"verbs": ["get", "list"], "apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"]}]},
+    ]}
+    async with LocalApiServer(access=access, user="alice") as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+        server.store.create({"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+                             "metadata": {"name": "team-a-queue", "namespace": "team-a"},
+                             "spec": {"clusterQueue": "cq"}})
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            _, queues, priorities = await spaces.create_choices(conn, "team-a")
+            assert (queues, priorities) == (["team-a-queue"], None), "a forbidden priority list skips only its check"
+        finally:
+            await conn.close()
+    down = write_kubeconfig(tmp_path / "down.yaml", {"down": f"http://127.0.0.1:{closed_port()}"}, "down")
+    conn = ClusterConnection([down], None)
+    try:
+        for call in (lambda: spaces.whoami(conn), lambda: spaces.can(conn, "create", "workspaces", "team-a"),
+                     lambda: spaces.create_choices(conn, "team-a")):
+            with pytest.raises(ApiError) as unreachable:
+                await call()
+            assert unreachable.value.status == 0, "not a made-up answer: the cluster could not be reached"
+    finally:
+        await conn.close()
+
+
+async def test_idle_time_stops_being_asked_after_the_first_refusal() -> None:
+    access = {"anonymous": False, "users": [
+        {"name": "alice", "token": "alice-token", "rules": [
+            {"verbs": ["get", "list"], "apiGroups": ["workspace.jupyter.org"], "resources": ["*"]}]},
+    ]}
+    async with LocalApiServer(access=access, user="alice") as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+        for name in ("one", "two", "three"):
+            server.store.put({
+                "apiVersion": "workspace.jupyter.org/v1alpha1", "kind": "Workspace",
+                "metadata": {"name": name, "namespace": "team-a"},
+                "spec": {"displayName": name, "desiredStatus": "Running"},
+                "status": {"conditions": [{"type": "Available", "status": "True", "reason": "ResourcesReady"}]}})
+        proxied: list[str] = []
+
+        async def record(request, info) -> None:
+            if "/proxy/" in request.path:
+                proxied.append(request.path)
+
+        server.api.add_request_hook(record)
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            listed = await spaces.fetch_spaces(conn, "team-a")
+            assert [(r.name, r.status, r.idle_since) for r in listed] == [
+                ("one", "Running", None), ("three", "Running", None), ("two", "Running", None)], \
+                "a listing shows the spaces without their idle time"
+            proxied.clear()
+            with pytest.raises(spaces.ActivityForbidden):
+                await spaces.activities(conn, listed, parallel=1)
+            assert len(proxied) == 1, "the first refusal ends the round"
+        finally:
+            await conn.close()
+
+
+async def test_a_kubeflow_notebook_stops_starts_and_is_deleted() -> None:
+    async with LocalApiServer() as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow-user"}})
+        server.store.put({
+            "apiVersion": "kubeflow.org/v1", "kind": "Notebook", "metadata": {"name": "nb", "namespace": "kubeflow-user"},
+            "spec": {"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter-scipy:v1"}]}}},
+            "status": {"readyReplicas": 1}})
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            assert await spaces.set_notebook_running(conn, "kubeflow-user", "nb", False, readonly=False) == "Running"
+            stopped = await spaces.get(conn, "kubeflow-user", "nb", "notebooks")
+            assert stopped["metadata"]["annotations"]["kubeflow-resource-stopped"]
+            await spaces.set_notebook_running(conn, "kubeflow-user", "nb", True, readonly=False)
+            started = await spaces.get(conn, "kubeflow-user", "nb", "notebooks")
+            assert "kubeflow-resource-stopped" not in (started["metadata"].get("annotations") or {})
+            await spaces.delete(conn, "kubeflow-user", "nb", store="notebooks", readonly=False)
+            assert [r.name for r in await spaces.fetch_spaces(conn, "kubeflow-user")] == []
         finally:
             await conn.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.model.spaces import (
-    SpaceRequest, notebook_row, offered_mig_profiles, quantity, resolve, space_rows, template_info, validate_request,
+    COMPUTE_FIELDS, SpaceRequest, notebook_row, resource_block, offered_mig_profiles, quantity, resolve, space_rows, template_info, validate_request,
     workspace_manifest, workspace_status,
 )
 
@@ -34,6 +34,9 @@ def test_status_follows_the_conditions_and_the_desired_status() -> None:
     preempted = ws("Stopped", [c("Stopped", "True", "Preempted")],
                    {"workspace.jupyter.org/preemption-reason": "Workspace preempted due to resource contention"})
     assert workspace_status(preempted) == ("Preempted", "Workspace preempted due to resource contention")
+    stale = ws("Stopped", [c("Stopped", "True", "DesiredStateStopped")],
+               {"workspace.jupyter.org/preemption-reason": "Workspace preempted due to resource contention"})
+    assert workspace_status(stale) == ("Stopped", ""), "an old note alone: stopped by its user since"
     assert workspace_status(ws(conditions=[c("Available", "True")], deleting=True))[0] == "Stopping"
 
 
@@ -85,10 +88,18 @@ def test_every_problem_is_named() -> None:
     ]
     bogus = resolve(SpaceRequest(name="lab", namespace="ns", mig_profile="9z", queue="q", priority="none"), TEMPLATE)
     assert validate_request(bogus, TEMPLATE, gpu_offer=OFFER, queues=["ns-localqueue"], priorities=["p"]) == [
-        "MIG profile '9z' is not a profile name (like 1g.10gb)",
+        "MIG profile 9z: no node offers it (offered: 1g.10gb)",
         "queue 'q': no such LocalQueue in ns (known: ns-localqueue)",
         "priority 'none': no such WorkloadPriorityClass (known: p)",
     ]
+    unknown_offer = validate_request(bogus, TEMPLATE)
+    assert unknown_offer[0] == "MIG profile '9z' is not a profile name (like 1g.10gb)", "no offer known: the name is checked"
+    for advertised in ("1g.23gb-me", "1c.3g.20gb", "1g.10gb+me"):
+        odd = SpaceRequest(name="lab", namespace="ns", display_name="Lab", gpus=0, mig_profile=advertised)
+        assert validate_request(odd, None, gpu_offer={f"nvidia.com/mig-{advertised}": 1}) == [], advertised
+        assert validate_request(odd, None) == [], f"{advertised} looks like a profile name"
+    assert validate_request(request, TEMPLATE, gpu_offer=OFFER, fields=COMPUTE_FIELDS) == [
+        "GPUs: ask for whole GPUs or a MIG profile, not both", "CPU 100m is below the template's minimum 500m"]
     no_gpus = resolve(SpaceRequest(name="lab", namespace="ns", gpus=1), TEMPLATE)
     assert validate_request(no_gpus, TEMPLATE, gpu_offer={"nvidia.com/mig-1g.10gb": 7}) == [
         "GPUs: no schedulable node offers whole GPUs (nvidia.com/gpu)"]
@@ -120,3 +131,57 @@ def test_kubeflow_notebooks_are_rows_too() -> None:
     assert notebook_row(notebook).status == "Stopped"
     rows = space_rows({"notebooks": {"kubeflow-user/nb": notebook}}, owner="someone-else")
     assert rows == []
+
+
+LIMITED = template_info({
+    "metadata": {"name": "lim", "namespace": "jupyter-k8s-system"},
+    "spec": {"displayName": "L", "defaultImage": "img:1",
+             "defaultResources": {"requests": {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": "1"},
+                                  "limits": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "1"}},
+             "defaultIdleShutdown": {"enabled": True, "idleTimeoutInMinutes": 60},
+             "idleShutdownOverrides": {"allow": True, "minIdleTimeoutInMinutes": 30, "maxIdleTimeoutInMinutes": 240}},
+})
+
+
+def test_a_new_space_keeps_the_templates_limits_and_zero_gpus_means_none() -> None:
+    default = workspace_manifest(resolve(SpaceRequest(name="lab", namespace="ns"), LIMITED), LIMITED)
+    assert default["spec"]["resources"] == {"requests": {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": "1"},
+                                            "limits": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "1"}}
+    assert "labels" not in default["metadata"], "the template is named by spec.templateRef, not a label"
+    cpu_only = resolve(SpaceRequest(name="lab", namespace="ns", gpus=0, cpu="4"), LIMITED)
+    assert cpu_only.gpus == 0
+    assert workspace_manifest(cpu_only, LIMITED)["spec"]["resources"] == {
+        "requests": {"cpu": "4", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}, \
+        "0 GPUs is none; a CPU limit below the new request rises to it"
+    mig = resolve(SpaceRequest(name="lab", namespace="ns", mig_profile="1g.10gb"), LIMITED)
+    assert mig.gpus == 0 and workspace_manifest(mig, LIMITED)["spec"]["resources"]["limits"] == {
+        "cpu": "2", "memory": "8Gi", "nvidia.com/mig-1g.10gb": "1"}
+
+
+def test_an_edit_changes_only_what_was_asked() -> None:
+    own = {"limits": {"nvidia.com/gpu": "2", "memory": "32Gi"}, "requests": {"cpu": "4"},
+           "claims": [{"name": "scratch"}]}
+    assert resource_block("8", "", 2, "", own) == {
+        "claims": [{"name": "scratch"}], "requests": {"cpu": "8", "nvidia.com/gpu": "2"},
+        "limits": {"memory": "32Gi", "nvidia.com/gpu": "2"}}
+    assert resource_block("", "", 0, "1g.10gb", own) == {
+        "claims": [{"name": "scratch"}], "requests": {"cpu": "4", "nvidia.com/mig-1g.10gb": "1"},
+        "limits": {"memory": "32Gi", "nvidia.com/mig-1g.10gb": "1"}}
+
+
+def test_idle_shutdown_stays_within_the_templates_overrides() -> None:
+    def problems(minutes, template=LIMITED):
+        return validate_request(resolve(SpaceRequest(name="lab", namespace="ns", idle_minutes=minutes), template),
+                                template)
+
+    assert problems(None) == [] and problems(30) == [] and problems(240) == []
+    assert problems(10) == ["idle shutdown 10 minutes is below the template's minimum 30"]
+    assert problems(600) == ["idle shutdown 600 minutes is above the template's maximum 240"]
+    assert problems(0) == ["idle shutdown: lim requires it (at most 240 minutes)"]
+    fixed = template_info({"metadata": {"name": "fixed", "namespace": "x"},
+                           "spec": {"defaultIdleShutdown": {"enabled": True, "idleTimeoutInMinutes": 60},
+                                    "idleShutdownOverrides": {"allow": False}}})
+    assert problems(60, fixed) == []
+    assert problems(0, fixed) == ["idle shutdown: fixed does not let a space change it (it is 60 minutes)"]
+    assert problems(90, fixed) == ["idle shutdown: fixed does not let a space change it (it is 60 minutes)"]
+    assert "idleShutdown" not in workspace_manifest(resolve(SpaceRequest(name="l", namespace="n"), fixed), fixed)["spec"]

@@ -36,6 +36,9 @@ GPU = "nvidia.com/gpu"
 MIG_PREFIX = "nvidia.com/mig-"
 NOTEBOOK_STOPPED = "kubeflow-resource-stopped"
 PORT = 8888
+FIELDS = ("name", "namespace", "display", "template", "image", "cpu", "memory", "gpus", "storage", "idle", "queue", "priority")
+"""What `validate_request` names its problems by."""
+COMPUTE_FIELDS = ("cpu", "memory", "gpus")
 
 STATUSES = ("Running", "Starting", "Stopping", "Stopped", "Degraded", "Preempted")
 APP_TYPES = {"jupyterlab": "JupyterLab", "jupyter": "JupyterLab", "code-editor": "Code Editor",
@@ -43,7 +46,8 @@ APP_TYPES = {"jupyterlab": "JupyterLab", "jupyter": "JupyterLab", "code-editor":
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_NAME = 63 - len("workspace--service")
 """The controller names the Service `workspace-<name>-service`, which must fit a 63-character DNS label."""
-MIG_PROFILE = re.compile(r"^[1-7]g\.[0-9]+gb(\.[a-z0-9+]+)?$")
+MIG_PROFILE = re.compile(r"^([1-7]c\.)?[1-7]g\.[0-9]+gb([.+-][a-z0-9+]+)*$")
+"""A MIG profile name, checked only when the nodes' offer is unknown (an offered name is taken as it is)."""
 IDLE_DETECTION = {"httpGet": {"path": "/api/status", "port": PORT,
                               "lastActivityTimestamp": {"responseBodyPath": "last_activity"}}}
 
@@ -108,6 +112,8 @@ class SpaceRow:
     template_namespace: str | None = None
     pods: tuple[str, ...] = field(default=())
     """Store keys (`namespace/name`) of its pods."""
+    has_storage: bool = False
+    """It asked for a home volume (`spec.storage`); without one its files live only in its pod."""
 
     @property
     def space_key(self) -> str:
@@ -156,7 +162,9 @@ def workspace_status(ws: Obj) -> tuple[str, str]:
     meta, spec = ws.get("metadata") or {}, ws.get("spec") or {}
     desired = spec.get("desiredStatus") or "Running"
     preempted = (meta.get("annotations") or {}).get(PREEMPTION_ANNOTATION)
-    if preempted and desired == "Stopped":
+    said = any(c.get("reason") == "Preempted" for c in (ws.get("status") or {}).get("conditions") or ()
+               if isinstance(c, dict))
+    if preempted and desired == "Stopped" and said:
         return "Preempted", str(preempted)
     degraded = condition(ws, "Degraded")
     if degraded and degraded.get("status") == "True":
@@ -205,7 +213,7 @@ def index_pods(pods: Mapping[str, Obj]) -> dict[tuple[str, str, str], list[str]]
 
 
 def _pods_of(namespace: str, name: str, pods: Mapping[str, Obj] | PodIndex, label: str) -> tuple[str, ...]:
-    index = pods if any(isinstance(k, tuple) for k in list(pods)[:1]) else index_pods(pods)  # type: ignore[arg-type]
+    index = pods if isinstance(next(iter(pods), None), tuple) else index_pods(pods)  # type: ignore[arg-type]
     return tuple(sorted(index.get((label, namespace, name), ())))  # type: ignore[union-attr]
 
 
@@ -236,7 +244,7 @@ def workspace_row(ws: Obj, templates: Mapping[str, Obj] | None = None,
         idle_since=parse_time(annotations.get(LAST_ACTIVITY_ANNOTATION)),
         queue=labels.get(QUEUE_LABEL), priority=labels.get(PRIORITY_LABEL),
         created=parse_time(meta.get("creationTimestamp")), access_url=status.get("accessURL") or None,
-        pods=_pods_of(namespace, name, pods or {}, NAME_LABEL),
+        pods=_pods_of(namespace, name, pods or {}, NAME_LABEL), has_storage=bool(spec.get("storage")),
     )
 
 
@@ -352,6 +360,12 @@ class TemplateInfo:
     idle_enabled: bool
     idle_minutes: int | None
     access_type: str
+    idle_override: bool = True
+    """`idleShutdownOverrides.allow`: whether a space may set its own idle shutdown."""
+    idle_min: int | None = None
+    idle_max: int | None = None
+    default_resources: dict[str, Any] = field(default_factory=dict, compare=False)
+    """`spec.defaultResources` as the template has it (requests and limits): what a new space starts from."""
 
     def bound(self, resource: str) -> Bound | None:
         return next((b for b in self.bounds if b.resource == resource), None)
@@ -374,6 +388,7 @@ def template_info(obj: Obj) -> TemplateInfo:
     )
     storage = spec.get("primaryStorage") or {}
     idle = spec.get("defaultIdleShutdown") or {}
+    overrides = spec.get("idleShutdownOverrides") or {}
     image = str(spec.get("defaultImage") or "")
     allowed = tuple(str(i) for i in spec.get("allowedImages") or ()) or ((image,) if image else ())
     return TemplateInfo(
@@ -386,6 +401,9 @@ def template_info(obj: Obj) -> TemplateInfo:
         storage_default=str(storage.get("defaultSize") or ""), storage_min=_str(storage.get("minSize")),
         storage_max=_str(storage.get("maxSize")), idle_enabled=bool(idle.get("enabled")),
         idle_minutes=_int(idle.get("idleTimeoutInMinutes")), access_type=str(spec.get("defaultAccessType") or ""),
+        idle_override=overrides.get("allow") is not False, idle_min=_int(overrides.get("minIdleTimeoutInMinutes")),
+        idle_max=_int(overrides.get("maxIdleTimeoutInMinutes")),
+        default_resources={k: dict(v) for k, v in (spec.get("defaultResources") or {}).items() if isinstance(v, dict)},
     )
 
 
@@ -442,7 +460,8 @@ class SpaceRequest:
     image: str = ""
     cpu: str = ""
     memory: str = ""
-    gpus: int = 0
+    gpus: int | None = None
+    """None: the template's default; 0: no GPU."""
     mig_profile: str = ""
     storage: str = ""
     idle_minutes: int | None = None
@@ -455,12 +474,12 @@ class SpaceRequest:
 def resolve(request: SpaceRequest, template: TemplateInfo | None) -> SpaceRequest:
     """The request with the template's defaults filled in where the user left a field empty."""
     if template is None:
-        return request
+        return replace(request, gpus=request.gpus or 0)
     return SpaceRequest(
         name=request.name, namespace=request.namespace, template=template.key,
         display_name=request.display_name or request.name, image=request.image or template.default_image,
         cpu=request.cpu or template.default_cpu, memory=request.memory or template.default_memory,
-        gpus=request.gpus if (request.gpus or request.mig_profile) else template.default_gpus,
+        gpus=request.gpus if request.gpus is not None else (0 if request.mig_profile else template.default_gpus),
         mig_profile=request.mig_profile, storage=request.storage or template.storage_default,
         idle_minutes=request.idle_minutes if request.idle_minutes is not None else (
             template.idle_minutes if template.idle_enabled else 0),
@@ -470,46 +489,55 @@ def resolve(request: SpaceRequest, template: TemplateInfo | None) -> SpaceReques
 
 def validate_request(request: SpaceRequest, template: TemplateInfo | None, *,
                      gpu_offer: Mapping[str, int] | None = None, queues: Iterable[str] | None = None,
-                     priorities: Iterable[str] | None = None) -> list[str]:
+                     priorities: Iterable[str] | None = None, fields: Iterable[str] | None = None) -> list[str]:
     """Every reason the (resolved) request cannot be created as asked, in the order of the form's fields.
 
     `gpu_offer` (from `offered_gpu_resources`) checks GPUs and MIG profiles against what the nodes advertise;
-    `queues`/`priorities` check Kueue names against what the cluster has. None skips a check (not known)."""
+    `queues`/`priorities` check Kueue names against what the cluster has. None skips a check (not known).
+    `fields` (of FIELDS) keeps only the problems of those fields (an edit checks only the compute)."""
     problems: list[str] = []
+    only = None if fields is None else set(fields)
+
+    def add(field_name: str, problem: str) -> None:
+        if only is None or field_name in only:
+            problems.append(problem)
+
+    if request.gpus is None:
+        request = replace(request, gpus=0)
     name = request.name
     if not name:
-        problems.append("name: required")
+        add("name", "name: required")
     elif not DNS_LABEL.match(name):
-        problems.append(f"name {name!r}: lower-case letters, digits and '-' only, starting and ending with a "
+        add("name", f"name {name!r}: lower-case letters, digits and '-' only, starting and ending with a "
                         "letter or digit")
     elif len(name) > MAX_NAME:
-        problems.append(f"name {name!r}: at most {MAX_NAME} characters (its Service is workspace-<name>-service)")
+        add("name", f"name {name!r}: at most {MAX_NAME} characters (its Service is workspace-<name>-service)")
     if not request.namespace or not DNS_LABEL.match(request.namespace):
-        problems.append(f"namespace {request.namespace!r} is not a valid namespace name")
+        add("namespace", f"namespace {request.namespace!r} is not a valid namespace name")
     if name and not request.display_name.strip():
-        problems.append("display name: required")
+        add("display", "display name: required")
     if template is None:
         if request.template:
-            problems.append(f"template {request.template!r} not found")
+            add("template", f"template {request.template!r} not found")
     else:
         if request.image and request.image not in template.allowed_images and not template.allow_custom_images:
-            problems.append(f"image {request.image!r} is not allowed by {template.name} (allowed: "
+            add("image", f"image {request.image!r} is not allowed by {template.name} (allowed: "
                             f"{', '.join(template.allowed_images) or 'none'}; custom images are off)")
     for label, value in (("CPU", request.cpu), ("memory", request.memory), ("storage", request.storage)):
         if value and quantity(value) is None:
-            problems.append(f"{label} {value!r} is not a quantity (like 2, 500m, 16Gi)")
+            add(label.lower(), f"{label} {value!r} is not a quantity (like 2, 500m, 16Gi)")
     if request.gpus < 0:
-        problems.append("GPUs: must not be negative")
+        add("gpus", "GPUs: must not be negative")
     if request.gpus and request.mig_profile:
-        problems.append("GPUs: ask for whole GPUs or a MIG profile, not both")
-    if request.mig_profile and not MIG_PROFILE.match(request.mig_profile):
-        problems.append(f"MIG profile {request.mig_profile!r} is not a profile name (like 1g.10gb)")
+        add("gpus", "GPUs: ask for whole GPUs or a MIG profile, not both")
+    if request.mig_profile and gpu_offer is None and not MIG_PROFILE.match(request.mig_profile):
+        add("gpus", f"MIG profile {request.mig_profile!r} is not a profile name (like 1g.10gb)")
     elif request.mig_profile and gpu_offer is not None and f"{MIG_PREFIX}{request.mig_profile}" not in gpu_offer:
         offered = sorted(p for r in gpu_offer if (p := mig_profile_of(r)))
-        problems.append(f"MIG profile {request.mig_profile}: no node offers it (offered: "
+        add("gpus", f"MIG profile {request.mig_profile}: no node offers it (offered: "
                         f"{', '.join(offered) or 'none'})")
     if request.gpus and gpu_offer is not None and not gpu_offer.get(GPU):
-        problems.append("GPUs: no schedulable node offers whole GPUs (nvidia.com/gpu)")
+        add("gpus", "GPUs: no schedulable node offers whole GPUs (nvidia.com/gpu)")
     if template is not None:
         for resource, label, value in (("cpu", "CPU", request.cpu), ("memory", "memory", request.memory),
                                        (GPU, "GPUs", str(request.gpus) if request.gpus or template.bound(GPU) else "")):
@@ -517,54 +545,84 @@ def validate_request(request: SpaceRequest, template: TemplateInfo | None, *,
             if bound is not None and value:
                 problem = bound.problem(value, label)
                 if problem:
-                    problems.append(problem)
+                    add("gpus" if resource == GPU else resource, problem)
         if request.mig_profile:
             bound = template.bound(f"{MIG_PREFIX}{request.mig_profile}")
             if bound is not None:
                 problem = bound.problem("1", f"MIG {request.mig_profile}")
                 if problem:
-                    problems.append(problem)
+                    add("gpus", problem)
         if request.storage:
             problem = Bound("storage", template.storage_min, template.storage_max).problem(request.storage, "storage")
             if problem:
-                problems.append(problem)
+                add("storage", problem)
     if request.idle_minutes is not None and request.idle_minutes < 0:
-        problems.append("idle shutdown: minutes must not be negative (0 turns it off)")
+        add("idle", "idle shutdown: minutes must not be negative (0 turns it off)")
+    elif template is not None and request.idle_minutes is not None:
+        for problem in idle_problems(request.idle_minutes, template):
+            add("idle", problem)
     known_queues = None if queues is None else set(queues)
     if request.queue and known_queues is not None and request.queue not in known_queues:
-        problems.append(f"queue {request.queue!r}: no such LocalQueue in {request.namespace} (known: "
+        add("queue", f"queue {request.queue!r}: no such LocalQueue in {request.namespace} (known: "
                         f"{', '.join(sorted(known_queues)) or 'none'})")
     known_priorities = None if priorities is None else set(priorities)
     if request.priority and known_priorities is not None and request.priority not in known_priorities:
-        problems.append(f"priority {request.priority!r}: no such WorkloadPriorityClass (known: "
+        add("priority", f"priority {request.priority!r}: no such WorkloadPriorityClass (known: "
                         f"{', '.join(sorted(known_priorities)) or 'none'})")
     return problems
 
 
-def resource_block(cpu: str, memory: str, gpus: int, mig_profile: str) -> dict[str, Any]:
-    requests: dict[str, Any] = {}
-    if cpu:
-        requests["cpu"] = cpu
-    if memory:
-        requests["memory"] = memory
-    limits: dict[str, Any] = {}
+def idle_problems(minutes: int, template: TemplateInfo) -> list[str]:
+    """What the template's `idleShutdownOverrides` say against asking for `minutes` (0: off)."""
+    default = template.idle_minutes if template.idle_enabled else 0
+    if minutes == default:
+        return []
+    if not template.idle_override:
+        now = f"{default} minutes" if default else "off"
+        return [f"idle shutdown: {template.name} does not let a space change it (it is {now})"]
+    if minutes == 0:
+        return [f"idle shutdown: {template.name} requires it (at most {template.idle_max} minutes)"] \
+            if template.idle_max is not None else []
+    if template.idle_min is not None and minutes < template.idle_min:
+        return [f"idle shutdown {minutes} minutes is below the template's minimum {template.idle_min}"]
+    if template.idle_max is not None and minutes > template.idle_max:
+        return [f"idle shutdown {minutes} minutes is above the template's maximum {template.idle_max}"]
+    return []
+
+
+def resource_block(cpu: str, memory: str, gpus: int, mig_profile: str,
+                   base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`base` (a ResourceRequirements: the space's own, or its template's defaults) with the compute asked for:
+    CPU and memory requests replaced where given (a limit below the new request is raised to it, other limits
+    kept), GPU and MIG keys replaced as a whole (requests equal limits for them), every other key kept."""
+    base = base or {}
+    requests = dict(base.get("requests") or {})
+    limits = dict(base.get("limits") or {})
+    for key, value in (("cpu", cpu), ("memory", memory)):
+        if not value:
+            continue
+        requests[key] = value
+        limit, wanted = quantity(limits.get(key)), quantity(value)
+        if limit is not None and wanted is not None and wanted > limit:
+            limits[key] = value
+    for block in (requests, limits):
+        for key in [k for k in block if k == GPU or k.startswith(MIG_PREFIX)]:
+            del block[key]
     if gpus:
-        requests[GPU] = str(gpus)
-        limits[GPU] = str(gpus)
+        requests[GPU] = limits[GPU] = str(gpus)
     if mig_profile:
-        requests[f"{MIG_PREFIX}{mig_profile}"] = "1"
-        limits[f"{MIG_PREFIX}{mig_profile}"] = "1"
-    block: dict[str, Any] = {"requests": requests}
+        requests[f"{MIG_PREFIX}{mig_profile}"] = limits[f"{MIG_PREFIX}{mig_profile}"] = "1"
+    out = {k: v for k, v in base.items() if k not in ("requests", "limits")}
+    if requests:
+        out["requests"] = requests
     if limits:
-        block["limits"] = limits
-    return block
+        out["limits"] = limits
+    return out
 
 
 def workspace_manifest(request: SpaceRequest, template: TemplateInfo | None) -> Obj:
     """The Workspace for a resolved, valid request (see `resolve` and `validate_request`)."""
     labels: dict[str, str] = {}
-    if template is not None:
-        labels[TEMPLATE_LABEL] = template.name
     if request.queue:
         labels[QUEUE_LABEL] = request.queue
     if request.priority:
@@ -583,14 +641,17 @@ def workspace_manifest(request: SpaceRequest, template: TemplateInfo | None) -> 
             spec["accessType"] = template.access_type
     if request.image:
         spec["image"] = request.image
-    resources = resource_block(request.cpu, request.memory, request.gpus, request.mig_profile)
-    if resources["requests"]:
+    resources = resource_block(request.cpu, request.memory, request.gpus or 0, request.mig_profile,
+                               template.default_resources if template is not None else None)
+    if resources:
         spec["resources"] = resources
     if request.mig_profile:
         spec["nodeSelector"] = {"nvidia.com/mig.strategy": "mixed"}
     if request.storage:
         spec["storage"] = {"size": request.storage}
-    if request.idle_minutes:
+    if template is not None and not template.idle_override:
+        pass  # the template's idle shutdown applies; the space may not carry its own
+    elif request.idle_minutes:
         spec["idleShutdown"] = {"enabled": True, "idleTimeoutInMinutes": int(request.idle_minutes),
                                 "detection": IDLE_DETECTION}
     elif request.idle_minutes == 0:

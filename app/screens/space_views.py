@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
+from typing import Awaitable, Callable
 
 import yaml
 from rich.syntax import Syntax
@@ -17,8 +17,12 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from app.model.jobs import human_duration, utcnow
 from app.model.spaces import (
-    GPU, SpaceDetail, SpaceRequest, TemplateInfo, resolve, validate_request, workspace_manifest,
+    COMPUTE_FIELDS, MIG_PREFIX, SpaceDetail, SpaceRequest, TemplateInfo, resolve, validate_request,
+    workspace_manifest,
 )
+
+Submit = Callable[[dict], Awaitable["str | None"]]
+"""Sends what a form built; returns None when it was done, else why not (shown in the form, which stays open)."""
 
 REFRESH_SECONDS = 1.0
 
@@ -117,7 +121,8 @@ class SpaceDetailScreen(Screen[None]):
 
 class SpaceFormScreen(Screen["dict | None"]):
     """A new space from a template: fields on the left, what will be sent on the right, checked on every key.
-    `ctrl+s` dismisses with the Workspace manifest when the form has no problem; the caller creates it."""
+    `ctrl+s`, when the form has no problem, hands the Workspace manifest to `submit` (the caller's checks with the
+    server, then the create) and closes with it once that succeeds; the server's refusal shows in the form."""
 
     AUTO_FOCUS = "#f-name"
     BINDINGS = [
@@ -127,8 +132,10 @@ class SpaceFormScreen(Screen["dict | None"]):
 
     def __init__(self, templates: list[TemplateInfo], *, namespace: str, namespaces: list[str],
                  gpu_offer: dict[str, int] | None, queues: dict[str, list[str]], priorities: list[str],
-                 owner: str = "") -> None:
+                 owner: str = "", submit: Submit | None = None) -> None:
         super().__init__()
+        self.submit = submit
+        self.sending = False
         self.templates = {t.key: t for t in templates}
         self.namespace = namespace
         self.namespaces = namespaces
@@ -152,10 +159,10 @@ class SpaceFormScreen(Screen["dict | None"]):
                 yield Input("", placeholder="(the name)", id="f-display")
                 yield Label("Namespace *", classes="form-label")
                 yield Select([(n, n) for n in self.namespaces], value=self.namespace if self.namespace in
-                             self.namespaces else Select.BLANK, id="f-namespace", allow_blank=True, prompt="(choose)")
+                             self.namespaces else Select.NULL, id="f-namespace", allow_blank=True, prompt="(choose)")
                 yield Label("Template", classes="form-label")
                 yield Select([(f"{t.display_name} ({t.key})", t.key) for t in self.templates.values()],
-                             value=first.key if first else Select.BLANK, id="f-template", allow_blank=True,
+                             value=first.key if first else Select.NULL, id="f-template", allow_blank=True,
                              prompt="(none)")
                 yield Label("Image", classes="form-label")
                 yield Select([], id="f-image", allow_blank=True, prompt="(template default)")
@@ -165,7 +172,7 @@ class SpaceFormScreen(Screen["dict | None"]):
                 yield Label("Memory", classes="form-label")
                 yield Input("", placeholder="(template default)", id="f-memory")
                 yield Label("GPUs", classes="form-label")
-                yield Input("0", id="f-gpus", type="integer")
+                yield Input("", placeholder="(template default; 0 = none)", id="f-gpus", type="integer")
                 yield Label("MIG profile (instead of GPUs)", classes="form-label")
                 yield Select([(m, m) for m in migs], id="f-mig", allow_blank=True, prompt="(none)")
                 yield Label("Storage", classes="form-label")
@@ -202,6 +209,8 @@ class SpaceFormScreen(Screen["dict | None"]):
         images.set_options([(i, i) for i in (template.allowed_images if template else ())])
         custom = self.query_one("#f-custom-image", Input)
         custom.display = template is None or template.allow_custom_images
+        if not custom.display:
+            custom.value = ""  # hidden: what was typed for another template no longer applies
 
     def _namespace_changed(self) -> None:
         queues = self.queues.get(self._value("#f-namespace"), [])
@@ -212,8 +221,9 @@ class SpaceFormScreen(Screen["dict | None"]):
         return SpaceRequest(
             name=self._value("#f-name"), namespace=self._value("#f-namespace"), template=self._value("#f-template"),
             display_name=self._value("#f-display"),
-            image=self._value("#f-custom-image") or self._value("#f-image"), cpu=self._value("#f-cpu"),
-            memory=self._value("#f-memory"), gpus=int(gpus) if gpus.lstrip("-").isdigit() else 0,
+            image=(self._value("#f-custom-image") if self.query_one("#f-custom-image").display else "")
+            or self._value("#f-image"), cpu=self._value("#f-cpu"),
+            memory=self._value("#f-memory"), gpus=int(gpus) if gpus.lstrip("-").isdigit() else None,
             mig_profile=self._value("#f-mig"), storage=self._value("#f-storage"),
             idle_minutes=int(idle) if idle.lstrip("-").isdigit() else None, queue=self._value("#f-queue"),
             priority=self._value("#f-priority"), owner=self.owner,
@@ -253,11 +263,126 @@ class SpaceFormScreen(Screen["dict | None"]):
         self._update_preview()
 
     def action_submit(self) -> None:
+        if self.sending:
+            return
         self._update_preview()
-        if self.manifest is not None:
+        if self.manifest is None:
+            self.notify("fix the form first: " + "; ".join(self.problems), severity="error")
+        elif self.submit is None:
             self.dismiss(self.manifest)
         else:
+            self.run_worker(self._send(self.manifest, self.submit), group="space-form-send", exit_on_error=False)
+
+    async def _send(self, manifest: dict, submit: Submit) -> None:
+        problems = self.query_one("#form-problems", Static)
+        self.sending = True
+        problems.update(Text("creating… (checking with the server)", style="italic"))
+        problems.display = True
+        try:
+            refused = await submit(manifest)
+        finally:
+            self.sending = False
+        if refused is None:
+            self.dismiss(manifest)
+        else:
+            self.problems = [refused]
+            problems.update(Text(f"✕ {refused}", style="bold red"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class EditResourcesScreen(Screen["dict | None"]):
+    """New compute for a stopped space: CPU, memory, whole GPUs or a MIG profile, checked against its template's
+    bounds and the nodes' offer on every key; `ctrl+s` hands the values to `submit` (the server's checks and the
+    update) and closes once that succeeds."""
+
+    AUTO_FOCUS = "#e-cpu"
+    BINDINGS = [
+        Binding("ctrl+s", "submit", "Save", id="space_edit.submit"),
+        Binding("escape", "cancel", "Cancel", id="space_edit.cancel"),
+    ]
+
+    def __init__(self, title: str, *, cpu: str, memory: str, gpus: int, mig_profile: str | None,
+                 template: TemplateInfo | None, gpu_offer: dict[str, int] | None, submit: Submit) -> None:
+        super().__init__()
+        self.heading = title
+        self.current = (cpu, memory, gpus, mig_profile or "")
+        self.template = template
+        self.gpu_offer = gpu_offer
+        self.submit = submit
+        self.problems: list[str] = []
+        self.sending = False
+
+    def compose(self) -> ComposeResult:
+        cpu, memory, gpus, mig = self.current
+        migs = sorted(r.removeprefix(MIG_PREFIX) for r in (self.gpu_offer or {}) if r.startswith(MIG_PREFIX))
+        if mig and mig not in migs:
+            migs.append(mig)
+        with VerticalScroll(id="form-fields") as fields:
+            fields.border_title = self.heading
+            if self.template is not None:
+                fields.border_subtitle = f"bounds: {self.template.bounds_text or 'none'}"
+            yield Label("CPU", classes="form-label")
+            yield Input(cpu, id="e-cpu")
+            yield Label("Memory", classes="form-label")
+            yield Input(memory, id="e-memory")
+            yield Label("GPUs (0 = none)", classes="form-label")
+            yield Input(str(gpus), id="e-gpus", type="integer")
+            yield Label("MIG profile (instead of GPUs)", classes="form-label")
+            yield Select([(m, m) for m in migs], value=mig or Select.NULL, id="e-mig", allow_blank=True,
+                         prompt="(none)")
+            yield Static(id="form-problems")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._check()
+
+    def values(self) -> dict:
+        gpus = str(self.query_one("#e-gpus", Input).value).strip()
+        mig = self.query_one("#e-mig", Select).value
+        return {"cpu": str(self.query_one("#e-cpu", Input).value).strip(),
+                "memory": str(self.query_one("#e-memory", Input).value).strip(),
+                "gpus": int(gpus) if gpus.lstrip("-").isdigit() else 0,
+                "mig_profile": mig if isinstance(mig, str) else ""}
+
+    def _check(self) -> None:
+        v = self.values()
+        request = SpaceRequest(name="x", namespace="x", cpu=v["cpu"], memory=v["memory"], gpus=v["gpus"],
+                               mig_profile=v["mig_profile"])
+        self.problems = validate_request(request, self.template, gpu_offer=self.gpu_offer, fields=COMPUTE_FIELDS)
+        problems = self.query_one("#form-problems", Static)
+        problems.update("\n".join(f"✕ {p}" for p in self.problems))
+        problems.display = bool(self.problems)
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self._check()
+
+    def action_submit(self) -> None:
+        if self.sending:
+            return
+        self._check()
+        if self.problems:
             self.notify("fix the form first: " + "; ".join(self.problems), severity="error")
+        else:
+            self.run_worker(self._send(self.values()), group="space-edit-send", exit_on_error=False)
+
+    async def _send(self, values: dict) -> None:
+        problems = self.query_one("#form-problems", Static)
+        self.sending = True
+        problems.update(Text("saving…", style="italic"))
+        problems.display = True
+        try:
+            refused = await self.submit(values)
+        finally:
+            self.sending = False
+        if refused is None:
+            self.dismiss(values)
+        else:
+            self.problems = [refused]
+            problems.update(Text(f"✕ {refused}", style="bold red"))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -304,11 +429,4 @@ class TemplatesScreen(Screen[None]):
         self.query_one("#templates-images", Static).update(lines if templates else "No WorkspaceTemplates found.")
 
 
-def describe_gpu_offer(offer: dict[str, int] | None) -> str:
-    if not offer:
-        return "none"
-    return ", ".join(f"{n}×{r.removeprefix('nvidia.com/').removeprefix('mig-')}" if r != GPU else f"{n}×GPU"
-                     for r, n in sorted(offer.items()))
-
-
-__all__ = ["SpaceDetailScreen", "SpaceFormScreen", "TemplatesScreen", "describe_gpu_offer", "Any"]
+__all__ = ["EditResourcesScreen", "SpaceDetailScreen", "SpaceFormScreen", "TemplatesScreen"]

@@ -8,6 +8,8 @@ Rows come from the watch stores through `app.model.spaces`; actions run in this 
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
@@ -15,11 +17,16 @@ from rich.text import Text
 from textual.binding import Binding
 
 from app.model.jobs import human_duration, utcnow
-from app.model.spaces import STATUSES, SpaceRow, offered_gpu_resources, space_detail, space_rows
+from app.model.spaces import (
+    NAME_LABEL, STATUSES, SpaceRow, notebook_row, offered_gpu_resources, space_detail, space_rows, template_info,
+    workspace_row,
+)
 from app.screens.pane import Pane, sort_bindings
 from widgets.resource_table import Row
 
 ACTIVITY_SECONDS = 30.0
+IDENTITY_RETRY_SECONDS = 30.0
+"""After the cluster could not be reached to ask who the user is, ask again at the next change this late."""
 STATUS_STYLES = {"Running": "green", "Starting": "cyan", "Stopping": "cyan", "Stopped": "dim", "Degraded": "red",
                  "Preempted": "yellow"}
 
@@ -38,7 +45,7 @@ class SpacesPane(Pane):
         Binding("n", "new", "New space", id="spaces.new"),
         Binding("s", "start_stop", "Start/stop", id="spaces.start_stop"),
         Binding("ctrl+d", "delete", "Delete", id="spaces.delete"),
-        Binding("e", "edit", "Edit resources", show=False, id="spaces.edit"),
+        Binding("e", "edit", "Edit resources", id="spaces.edit"),
         Binding("t", "templates", "Templates", id="spaces.templates"),
         Binding("m", "mine", "Mine/all", id="spaces.mine"),
         Binding("c", "connect", "Connect", id="spaces.connect"),
@@ -58,7 +65,11 @@ class SpacesPane(Pane):
         """WorkspaceTemplates fetched once (they live in jupyter-k8s-system, outside a namespaced view)."""
         self.activity: dict[str, datetime] = {}
         """Space key -> its JupyterLab's last activity (polled from `/api/status` while the pane is shown)."""
-        self._asked_identity = False
+        self._scope_of: tuple[Any, str | None] | None = None
+        """(engine, namespace) that the user, the templates and the activity were learnt for."""
+        self._identity_retry: float | None = None
+        self._activity_forbidden = False
+        self._poll_rows: list[SpaceRow] = []
         self._polled: frozenset[str] = frozenset()
         self._scope = ""
         self._stores: Mapping[str, Mapping[str, dict]] = {}
@@ -73,8 +84,8 @@ class SpacesPane(Pane):
         self._stores = stores
         self._ask_identity()
         every = space_rows(stores, activity=self.activity)
-        self._watch_activity(every)
         shown = [r for r in every if r.owner == self.user] if self.filtering_mine(every) else every
+        self._watch_activity(shown)
         if self.filtering_mine(every):
             self._scope = f"Mine ({self.user}): {len(shown)} of {len(every)} spaces — m shows all"
         elif self.user is not None and not self.mine:
@@ -112,44 +123,75 @@ class SpacesPane(Pane):
         super().show_notice(f"{self._scope}\n{text}" if self._scope and text else (self._scope or text))
 
     def _ask_identity(self) -> None:
+        """Who the user is and the templates, asked once per cluster connection and namespace (a `:ctx` or `:ns`
+        asks again, forgetting what was learnt of the old one); asked again after a failure to reach the cluster."""
         engine = getattr(self.app, "engine", None)
-        if self._asked_identity or engine is None:
+        if engine is None:
             return
-        self._asked_identity = True
-        self.run_worker(self._whoami(engine.connection), group="spaces-identity", exit_on_error=False)
+        scope = (engine, getattr(self.app, "namespace", None))
+        if self._scope_of is not None and self._scope_of[0] is engine and self._scope_of[1] == scope[1]:
+            if self._identity_retry is None or time.monotonic() < self._identity_retry:
+                return
+        else:
+            if self._scope_of is None or self._scope_of[0] is not engine:
+                self.user, self.activity, self._activity_forbidden = None, {}, False
+            self.templates, self._polled = {}, frozenset()
+        self._scope_of, self._identity_retry = scope, None
+        self.run_worker(self._whoami(engine.connection, scope), group="spaces-identity", exclusive=True,
+                        exit_on_error=False)
 
-    def _watch_activity(self, rows: list[SpaceRow]) -> None:
-        """(Re)start the activity poll when the set of running spaces changes, so a space that starts gets its
-        idle time at once rather than at the next round."""
-        running = frozenset(r.space_key for r in rows if r.status == "Running")
-        if running != self._polled and getattr(self.app, "engine", None) is not None:
-            self._polled = running
+    def _watch_activity(self, shown: list[SpaceRow]) -> None:
+        """(Re)start the activity poll when the set of shown running spaces changes, so a space that starts gets
+        its idle time at once rather than at the next round. Only the rows shown are asked about; none after the
+        server refused the first (the user may not use the service proxy)."""
+        self._poll_rows = [r for r in shown if r.status == "Running" and r.kind == "Workspace"]
+        running = frozenset(r.space_key for r in self._poll_rows)
+        if self._activity_forbidden or running == self._polled or getattr(self.app, "engine", None) is None:
+            return
+        self._polled = running
+        if running:
             self.run_worker(self._poll_activity(), group="spaces-activity", exclusive=True, exit_on_error=False)
+        else:
+            self.workers.cancel_group(self, "spaces-activity")
 
     async def _poll_activity(self) -> None:
-        """How long each running space is idle, from its JupyterLab, every ACTIVITY_SECONDS while the pane is shown.
-        Self-rescheduling: one round at a time; a round that cannot ask leaves the idle time unknown."""
-        from app.cluster.spaces import activities
+        """How long each shown running space is idle, from its JupyterLab, every ACTIVITY_SECONDS while the pane is
+        shown. Self-rescheduling: one round at a time; a round that cannot ask leaves the idle time unknown."""
+        from app.cluster.connection import ApiError
+        from app.cluster.spaces import ActivityForbidden, activities
 
         while True:
             engine = getattr(self.app, "engine", None)
-            if engine is not None and self.display:
-                running = [r for r in space_rows(self._current_stores()) if r.status == "Running"]
-                found = await activities(engine.connection, running) if running else {}
+            if engine is not None and self.display and self._poll_rows:
+                try:
+                    found = await activities(engine.connection, self._poll_rows, budget=ACTIVITY_SECONDS)
+                except ActivityForbidden as exc:
+                    self._activity_forbidden = True
+                    self.notify(f"idle times are not shown: {exc}", severity="warning")
+                    return
+                except ApiError:
+                    found = self.activity  # the cluster is not reachable: the engine says so; keep what was known
                 if found != self.activity:
                     self.activity = found
                     self._refresh()
             await asyncio.sleep(ACTIVITY_SECONDS)
 
-    async def _whoami(self, connection: Any) -> None:
+    async def _whoami(self, connection: Any, scope: tuple[Any, str | None]) -> None:
         from app.cluster.connection import ApiError
         from app.cluster.spaces import template_objects, whoami
 
-        self.user = await whoami(connection)
         try:
-            self.templates = await template_objects(connection, getattr(self.app, "namespace", None))
+            user = await whoami(connection)
         except ApiError:
-            self.templates = {}
+            self._identity_retry = time.monotonic() + IDENTITY_RETRY_SECONDS
+            return
+        try:
+            templates = await template_objects(connection, scope[1])
+        except ApiError:
+            templates = {}
+        if self._scope_of != scope:
+            return  # the context or namespace changed while asking: the new scope asks for itself
+        self.user, self.templates = user, templates
         self._refresh()
 
     def _with_templates(self, stores: Mapping[str, Mapping[str, dict]]) -> Mapping[str, Mapping[str, dict]]:
@@ -164,13 +206,29 @@ class SpacesPane(Pane):
             show(self)
 
     def space(self, key: str) -> SpaceRow | None:
-        return next((r for r in space_rows(self._current_stores(), activity=self.activity) if r.key == key), None)
+        """The row of one space, built from its own object (and its pods), not from every space's."""
+        store, _, space_key = key.partition("/")
+        return self._space_of(store, space_key, self._current_stores((store, "pods", "workspacetemplates")))
 
-    def _current_stores(self) -> Mapping[str, Mapping[str, dict]]:
+    def _space_of(self, store: str, space_key: str, stores: Mapping[str, Mapping[str, dict]]) -> SpaceRow | None:
+        obj = (stores.get(store) or {}).get(space_key)
+        if obj is None:
+            return None
+        namespace, _, name = space_key.partition("/")
+        label = NAME_LABEL if store == "workspaces" else "notebook-name"
+        pods = {k: p for k, p in (stores.get("pods") or {}).items()
+                if k.startswith(f"{namespace}/") and ((p.get("metadata") or {}).get("labels") or {}).get(label) == name}
+        row = workspace_row(obj, stores.get("workspacetemplates") or {}, pods) if store == "workspaces" \
+            else notebook_row(obj, pods)
+        when = self.activity.get(row.space_key)
+        return replace(row, idle_since=when) if when is not None else row
+
+    def _current_stores(self, kinds: tuple[str, ...] | None = None) -> Mapping[str, Mapping[str, dict]]:
         engine = getattr(self.app, "engine", None)
         if engine is None:
             return self._stores
-        return self._with_templates({k: engine.stores[k].snapshot() for k in self.kinds if k in engine.stores})
+        return self._with_templates({k: engine.stores[k].snapshot() for k in kinds or self.kinds
+                                     if k in engine.stores})
 
     def _selected(self) -> list[SpaceRow]:
         rows = {r.key: r for r in space_rows(self._current_stores(), activity=self.activity)}
@@ -195,9 +253,12 @@ class SpacesPane(Pane):
         if key is None or self.space(key) is None:
             return
 
+        store, _, space_key = key.partition("/")
+
         def load() -> Any:
-            row = self.space(key)
-            return space_detail(row, self._current_stores()) if row is not None else None
+            stores = self._current_stores((store, "pods", "workspacetemplates", "events"))
+            row = self._space_of(store, space_key, stores)
+            return space_detail(row, stores) if row is not None else None
 
         self.app.push_screen(SpaceDetailScreen(load, now=self.now, yaml_view=self._open_yaml))
 
@@ -287,40 +348,42 @@ class SpacesPane(Pane):
         nodes = stores.get("nodes")
         form = SpaceFormScreen(templates, namespace=namespace or "", namespaces=namespaces,
                                gpu_offer=offered_gpu_resources(nodes.values()) if nodes else None,
-                               queues=queues, priorities=priorities, owner=self.user or "")
-        self.app.push_screen(form, self._create)
+                               queues=queues, priorities=priorities, owner=self.user or "",
+                               submit=self._submit_create)
+        self.app.push_screen(form, self._created)
 
-    def _create(self, manifest: dict | None) -> None:
+    def _created(self, manifest: dict | None) -> None:
         if manifest is not None:
-            self.run_worker(self._create_worker(manifest), group="spaces-actions", exit_on_error=False)
+            meta = manifest["metadata"]
+            self.notify(f"space {meta['namespace']}/{meta['name']} created; it starts now")
 
-    async def _create_worker(self, manifest: dict) -> None:
+    async def _submit_create(self, manifest: dict) -> str | None:
+        """The form's create: the server's checks (may the user create there, is the name free), then the POST.
+        None when created, else why not (the form shows it and stays open)."""
         from app.cluster import spaces
         from app.cluster.actions import ActionError
+        from app.cluster.connection import ApiError
 
         engine = getattr(self.app, "engine", None)
         if engine is None:
-            return
-        name = f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']}"
-        self.notify(f"creating space {name}…")
+            return "not connected to a cluster"
+        meta = manifest["metadata"]
         try:
+            problems = await spaces.check_create(engine.connection, meta["namespace"], meta["name"])
+            if problems:
+                return "; ".join(problems) + " (nothing was created)"
             await spaces.create_manifest(engine.connection, manifest, readonly=self.app.readonly)  # type: ignore[attr-defined]
         except ActionError as exc:
-            self.notify(str(exc), title="Not created", severity="error", timeout=15)
-        else:
-            self.notify(f"space {name} created; it starts now")
+            return str(exc)
+        except ApiError as exc:
+            return f"{exc} (nothing was created)"
+        return None
 
     def action_start_stop(self) -> None:
         rows = self._selected()
         if not rows or self._refused(f"starting or stopping {len(rows)} space(s)"):
             return
-        notebooks = [r for r in rows if r.kind != "Workspace"]
-        if notebooks:
-            self.notify(f"{notebooks[0].name} is a Kubeflow Notebook: start and stop it from its own UI",
-                        severity="warning")
-        rows = [r for r in rows if r.kind == "Workspace"]
-        if rows:
-            self.run_worker(self._start_stop_worker(rows), group="spaces-actions", exit_on_error=False)
+        self.run_worker(self._start_stop_worker(rows), group="spaces-actions", exit_on_error=False)
 
     async def _start_stop_worker(self, rows: list[SpaceRow]) -> None:
         from app.cluster import spaces
@@ -331,9 +394,10 @@ class SpacesPane(Pane):
             return
         for row in rows:
             start = row.status in ("Stopped", "Preempted", "Stopping")
+            change = spaces.set_running if row.kind == "Workspace" else spaces.set_notebook_running
             try:
-                await spaces.set_running(engine.connection, row.namespace, row.name, start,
-                                         readonly=self.app.readonly)  # type: ignore[attr-defined]
+                await change(engine.connection, row.namespace, row.name, start,
+                             readonly=self.app.readonly)  # type: ignore[attr-defined]
             except ActionError as exc:
                 self.notify(str(exc), severity="error", timeout=10)
             else:
@@ -343,15 +407,16 @@ class SpacesPane(Pane):
         from app.cluster.spaces import storage_note
         from app.screens.dialogs import ConfirmScreen
 
-        rows = [r for r in self._selected() if r.kind == "Workspace"]
+        rows = self._selected()
         if not rows or self._refused(f"deleting {len(rows)} space(s)"):
             return
         if len(rows) == 1:
             note = storage_note(rows[0])
             question = f"Delete space {rows[0].namespace}/{rows[0].name}? {note[:1].upper()}{note[1:]}."
         else:
-            question = (f"Delete {len(rows)} spaces ({', '.join(r.name for r in rows[:5])})? Their home volumes are "
-                        "deleted with them and their files are lost (stop keeps them).")
+            notes = dict.fromkeys(f"{r.name}: {storage_note(r)}" for r in rows[:5])
+            more = f"\n…and {len(rows) - 5} more" if len(rows) > 5 else ""
+            question = f"Delete {len(rows)} spaces?\n" + "\n".join(notes) + more
 
         def confirmed(answer: bool | None) -> None:
             if answer:
@@ -368,7 +433,7 @@ class SpacesPane(Pane):
             return
         for row in rows:
             try:
-                await spaces.delete(engine.connection, row.namespace, row.name,
+                await spaces.delete(engine.connection, row.namespace, row.name, store=row.key.split("/", 1)[0],
                                     readonly=self.app.readonly)  # type: ignore[attr-defined]
             except ActionError as exc:
                 self.notify(str(exc), severity="error", timeout=10)
@@ -376,39 +441,51 @@ class SpacesPane(Pane):
                 self.notify(f"deleted {row.name}")
 
     def action_edit(self) -> None:
-        from app.screens.dialogs import ChoiceScreen
+        from app.screens.space_views import EditResourcesScreen
 
         key = self.table.cursor_key
         row = self.space(key) if key is not None else None
-        if row is None or row.kind != "Workspace" or self._refused(f"editing {row.name if row else ''}"):
+        if row is None or self._refused(f"editing {row.name if row else ''}"):
+            return
+        if row.kind != "Workspace":
+            self.notify(f"{row.name} is a Kubeflow Notebook: its resources are its pod template's; edit its YAML "
+                        "with kubectl", severity="warning")
             return
         if row.status not in ("Stopped", "Preempted"):
             self.notify(f"{row.name} is {row.status}: stop it (s) before changing its resources", severity="warning")
             return
-        nodes = self._current_stores().get("nodes")
-        offer = offered_gpu_resources(nodes.values()) if nodes else {}
-        choices = [("cpu-only", "No GPU")]
-        choices += [(r, f"1 × {r.removeprefix('nvidia.com/')}") for r in sorted(offer)]
+        stores = self._current_stores(("nodes", "workspacetemplates"))
+        nodes = stores.get("nodes")
+        template_obj = (stores.get("workspacetemplates") or {}).get(f"{row.template_namespace}/{row.template}")
 
-        def chosen(value: str | None) -> None:
-            if value:
-                gpus = 1 if value == "nvidia.com/gpu" else 0
-                mig = value.removeprefix("nvidia.com/mig-") if value.startswith("nvidia.com/mig-") else ""
-                self.run_worker(self._edit_worker(row, gpus, mig), group="spaces-actions", exit_on_error=False)
+        async def submit(values: dict) -> str | None:
+            return await self._submit_edit(row, values)
 
-        self.app.push_screen(ChoiceScreen(f"GPU for {row.name} (now {row.gpu_text or 'none'})", choices), chosen)
+        def saved(values: dict | None) -> None:
+            if values is not None:
+                self.notify(f"{row.name}'s resources changed; start it (s) to use them")
 
-    async def _edit_worker(self, row: SpaceRow, gpus: int, mig: str) -> None:
+        self.app.push_screen(EditResourcesScreen(
+            f"Resources of {row.namespace}/{row.name}", cpu=row.cpu, memory=row.memory, gpus=row.gpus,
+            mig_profile=row.mig_profile, template=template_info(template_obj) if template_obj else None,
+            gpu_offer=offered_gpu_resources(nodes.values()) if nodes else None, submit=submit), saved)
+
+    async def _submit_edit(self, row: SpaceRow, values: dict) -> str | None:
         from app.cluster import spaces
         from app.cluster.actions import ActionError
+        from app.cluster.connection import ApiError
 
         engine = getattr(self.app, "engine", None)
         if engine is None:
-            return
+            return "not connected to a cluster"
         try:
-            await spaces.edit_resources(engine.connection, row.namespace, row.name, gpus=gpus, mig_profile=mig,
+            await spaces.edit_resources(engine.connection, row.namespace, row.name,
+                                        cpu=values["cpu"] if values["cpu"] != row.cpu else "",
+                                        memory=values["memory"] if values["memory"] != row.memory else "",
+                                        gpus=values["gpus"], mig_profile=values["mig_profile"],
                                         readonly=self.app.readonly)  # type: ignore[attr-defined]
         except ActionError as exc:
-            self.notify(str(exc), severity="error", timeout=15)
-        else:
-            self.notify(f"{row.name} now asks for {f'1×{mig}' if mig else (f'{gpus} GPU' if gpus else 'no GPU')}")
+            return str(exc)
+        except ApiError as exc:
+            return f"{exc} (nothing was changed)"
+        return None

@@ -118,6 +118,11 @@ class Workspaces(Controller):
             self._reconcile(workspace)
         for key in [k for k in self._servers if k not in seen]:
             self._drop_server(key)
+        for key in [k for k in self._stopping if k not in seen]:
+            del self._stopping[key]
+        if self._crashing:
+            live = {p["metadata"].get("uid") for p in self.cache.all("v1", "Pod")}
+            self._crashing = {mark for mark in self._crashing if mark[0] in live}
 
     def _reconcile(self, workspace: dict[str, Any]) -> None:
         world = self.world
@@ -130,6 +135,11 @@ class Workspaces(Controller):
                     if (p["metadata"].get("labels") or {}).get(NAME_LABEL) == name]
         if running and any(_disrupted(p) for p in all_pods):
             self._preempted(workspace)
+            return
+        if running and PREEMPTION_ANNOTATION in (meta.get("annotations") or {}):
+            updated = copy(workspace)  # started again: the controller's note no longer applies
+            del updated["metadata"]["annotations"][PREEMPTION_ANNOTATION]
+            world.put(updated)
             return
         if world.cache.get("v1", "Service", service_name, namespace) is None:
             world.create(self._service(workspace, service_name))
