@@ -13,7 +13,6 @@ Exit codes: 1 the server failed or the run/metric is not there, 2 bad usage or i
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

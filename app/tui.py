@@ -46,8 +46,6 @@ from app.screens.logs import LogsScreen
 from app.screens.panes import PANE_CLASSES, PANE_IDS, JobsPane, Pane
 from app.screens.quotas import QuotaScreen
 from app.screens.yaml_view import YamlScreen
-from app.screens.connect import ConnectScreen
-from app.screens.tunnels import TunnelsScreen
 from app.tunnels.manager import TunnelManager, runtime_dir
 from themes import BUILTIN, DEFAULT, STYLESHEET, load_user_themes
 from widgets.prompt import Prompt

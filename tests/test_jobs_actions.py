@@ -366,7 +366,7 @@ async def test_quota_rows_show_nominal_usage_borrowing_and_lending(conn: Cluster
     cqs = (await conn.request("GET", f"{KUEUE}/clusterqueues"))["items"]
     lqs = (await conn.request("GET", f"{KUEUE}/localqueues"))["items"]
     rows = {row.name: row for row in quota_rows(cqs, lqs)}
-    assert list(rows) == [NLP_CQ, f"hyperpod-ns-research-clusterqueue", "hyperpod-ns-vision-clusterqueue"]
+    assert list(rows) == [NLP_CQ, "hyperpod-ns-research-clusterqueue", "hyperpod-ns-vision-clusterqueue"]
     nlp = rows[NLP_CQ]
     assert (nlp.cohort, nlp.admitted, nlp.pending) == ("hyperpod-cohort", 1, 0)
     assert [(lq.namespace, lq.name, lq.admitted) for lq in nlp.local_queues] == [(NLP, NLP_QUEUE, 1)]

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from textual.app import App, ComposeResult
 
-from app.model.jobs import ConditionEntry, EventEntry, JobDetail, JobRow, PodEntry
+from app.model.jobs import ConditionEntry, EventEntry, JobDetail, JobRow
 from app.screens.job_detail import JobDetailScreen
 from themes import BUILTIN, STYLESHEET
 from widgets.log_view import LogView

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from app.model.jobs import ConditionEntry, EventEntry, PodEntry, conditions_of, human_duration, parse_time, pod_gpus
+from app.model.jobs import ConditionEntry, EventEntry, PodEntry, conditions_of, parse_time, pod_gpus
 
 Obj = dict[str, Any]
 

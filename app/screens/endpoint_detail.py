@@ -14,7 +14,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from app.model.endpoints import FAILED_STATES, EndpointDetail, human_duration
+from app.model.endpoints import FAILED_STATES, EndpointDetail
+from app.model.jobs import human_duration
 from app.model.jobs import utcnow
 
 REFRESH_SECONDS = 1.0

@@ -8,7 +8,8 @@ from typing import Mapping
 from rich.text import Text
 from textual.binding import Binding
 
-from app.model.endpoints import STATES, endpoint_rows, human_duration
+from app.model.endpoints import STATES, endpoint_rows
+from app.model.jobs import human_duration
 from app.model.jobs import utcnow
 from app.screens.pane import Pane, sort_bindings
 from widgets.resource_table import ResourceTable, Row

@@ -385,7 +385,7 @@ class Inference(Controller):
     def _hyperpod(self, endpoint: dict[str, Any]) -> None:
         world = self.world
         meta, spec = endpoint["metadata"], endpoint.get("spec") or {}
-        name, namespace = meta["name"], meta["namespace"]
+        name = meta["name"]
         now = world.clock.timestamp()
         status = copy(endpoint.get("status") or {})
         conditions = status.setdefault("conditions", [])
@@ -517,7 +517,6 @@ class Inference(Controller):
         now = world.clock.timestamp()
         predictor = spec.get("predictor") or {}
         model_spec = predictor.get("model") or {}
-        model = (model_spec.get("modelFormat") or {}).get("name", "huggingface")
         status = copy(isvc.get("status") or {})
         conditions = status.setdefault("conditions", [])
         status["observedGeneration"] = meta.get("generation", 1)

@@ -688,7 +688,7 @@ class TrainingOperator(Controller):
             '  File "/workspace/train.py", line 214, in <module>',
             "    loss.backward()",
             "torch.distributed.DistBackendError: NCCL communicator was aborted on rank %d." % rank,
-            f"ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 1) local_rank: 0 (pid: 412) of binary: /usr/bin/python3",
+            "ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 1) local_rank: 0 (pid: 412) of binary: /usr/bin/python3",
         ])
         self._log(run, pods[0], [f"[rank0] NCCL watchdog: rank {rank} is unresponsive, aborting communicators"])
         if self.world.kubelet is not None:
