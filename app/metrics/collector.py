@@ -188,6 +188,9 @@ class GpuCollector:
         self._discovery_failed = ""
         self._pods_refused_until = 0.0
         self._pods_refused = ""
+        self._cluster_pods: list[Mapping[str, Any]] = []
+        self._cluster_pods_until = 0.0
+        self._cluster_pods_connection: Any = None
         self._last_good: dict[str, tuple[float, list[Device]]] = {}  # node -> (when, its devices then)
         self.view = GpuView()
         self.build_cpu_seconds = 0.0
@@ -231,16 +234,31 @@ class GpuCollector:
 
         if scope in CLUSTER_WIDE:
             return pods, True
+        if time.monotonic() < self._cluster_pods_until and connection is self._cluster_pods_connection:
+            return self._merged(self._cluster_pods, pods), True
         if time.monotonic() >= self._pods_refused_until:
             try:
                 answer = await connection.request("GET", "/api/v1/pods", {"fieldSelector": POD_FIELDS})
-                return list((answer or {}).get("items") or []), True
+                # Listing every pod of a large cluster each poll would cost the API server more than the scrape:
+                # other namespaces' holders are refreshed every DISCOVERY_SECONDS, the caller's own pods each poll.
+                self._cluster_pods = list((answer or {}).get("items") or [])
+                self._cluster_pods_until = time.monotonic() + DISCOVERY_SECONDS
+                self._cluster_pods_connection = connection
+                return self._merged(self._cluster_pods, pods), True
             except ApiError as exc:
                 self._pods_refused = str(exc)
                 self._pods_refused_until = time.monotonic() + DISCOVERY_SECONDS
         view.pods_note = (f"allocation of {scope} only: pods of other namespaces cannot be listed "
                           f"({self._pods_refused})")
         return pods, False
+
+    @staticmethod
+    def _merged(cluster: list[Mapping[str, Any]], own: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The cluster-wide list with the caller's fresher copies of its own pods in place of the listed ones."""
+        mine = {(p.get("metadata") or {}).get("uid") for p in own}
+        namespaces = {(p.get("metadata") or {}).get("namespace") for p in own}
+        return [p for p in cluster if (p.get("metadata") or {}).get("uid") not in mine
+                and (p.get("metadata") or {}).get("namespace") not in namespaces] + list(own)
 
     # --- one refresh -------------------------------------------------------------------------------------------
 
