@@ -216,6 +216,12 @@ class Tracking:
 
         raise TrackingError(f"no run {ref!r} (neither a run name nor a run id) at {redact(self.uri)}", "not-found")
 
+    def get(self, run_id: str) -> RunInfo:
+        """One run by id (a run outside the newest listed ones too)."""
+        if not self._experiments:
+            self.experiments()
+        return self._info(self._call(lambda c: c.get_run(run_id)))
+
     def history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         found = self._call(lambda c: c.get_metric_history(run_id, key))
         return [(m.step, m.timestamp, m.value) for m in found]
@@ -348,17 +354,31 @@ class Tracker:
     def history(self, run_id: str, key: str) -> History | None:
         return self.histories.get((run_id, key))
 
-    def poll(self, wanted: Iterable[tuple[str, str]], experiment: str | None = None) -> Poll:
+    def poll(self, wanted: Iterable[tuple[str, str]], experiment: str | None = None,
+             only: Iterable[str] | None = None) -> Poll:
         """fetch, then apply (the CLI, which has one thread)."""
-        return self.apply(self.fetch(wanted, experiment))
+        return self.apply(self.fetch(wanted, experiment, only))
 
-    def fetch(self, wanted: Iterable[tuple[str, str]], experiment: str | None = None) -> Poll:
-        """List the runs, then ask for each wanted (run id, metric) history's points past the last one held (only
-        where the run's latest record of it is newer, or unknown). Reads the histories, never changes them."""
+    def fetch(self, wanted: Iterable[tuple[str, str]], experiment: str | None = None,
+              only: Iterable[str] | None = None) -> Poll:
+        """List the runs (or, with `only`, get just those runs), then ask for each wanted (run id, metric) history's
+        points past the last one held (only where the run's latest record of it is newer, or unknown). A wanted run
+        missing from the listing (older than the newest listed) is got by id. Reads the histories, never changes
+        them."""
+        wanted = list(wanted)
         with self._lock:
             started = time.monotonic()
-            runs = self.tracking.runs(experiment)
+            runs = [self.tracking.get(r) for r in only] if only is not None else self.tracking.runs(experiment)
             by_id = {run.run_id: run for run in runs}
+            for run_id in dict.fromkeys(r for r, _ in wanted):
+                if run_id not in by_id:
+                    try:
+                        by_id[run_id] = self.tracking.get(run_id)
+                    except TrackingError as exc:
+                        if exc.kind != "not-found":
+                            raise
+                        continue
+                    runs.append(by_id[run_id])
             points: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
             for run_id, key in wanted:
                 run = by_id.get(run_id)
