@@ -203,3 +203,18 @@ def test_an_ambiguous_job_name_links_only_in_the_apps_namespace() -> None:
     assert link_runs([run], jobs, None) == {}
     assert link_runs([run], jobs, None, prefer_namespace="b") == {"r1": jobs[1]}
     assert link_runs([run], jobs[:1], None) == {"r1": jobs[0]}
+
+
+def test_gaps_every_other_point_merge_per_pixel_column_but_wide_gaps_still_break() -> None:
+    values = [math.nan if i % 2 else 1.0 + math.sin(i / 500) for i in range(20_000)]
+    values[10_000:12_000] = [math.nan] * 2000  # a gap ten columns wide
+    h = history(values)
+    parts = downsample(h.steps, h.values, h.bad_at, 200, envelope=h.envelope)
+    assert len(parts) == 2  # not 10,000 lines: one each side of the wide gap
+    assert all(math.isfinite(y) for _, ys in parts for y in ys)
+    assert parts[0][0][-1] < 10_000 < 12_000 <= parts[1][0][0]
+    assert max(len(xs) for xs, _ in parts) <= 2 * 200
+    # On a log axis, values at or below zero are gaps too, the rest drawn from the same extremes.
+    logged = history([1.0, 2.0, -1.0, 3.0, 0.0, 4.0] * 1000)
+    parts = downsample(logged.steps, logged.values, logged.bad_at, 100, log_y=True, envelope=logged.envelope)
+    assert all(y > 0 for _, ys in parts for y in ys) and parts

@@ -412,3 +412,27 @@ async def test_export_to_an_unwritable_place_says_so(mlflow_server, train, tmp_p
         await pilot.press("ctrl+s")
         assert any("could not save the CSV" in n.message for n in app._notifications)
         assert app.is_running
+
+
+async def test_a_long_history_is_smoothed_off_the_event_loop() -> None:
+    from app.screens.training import SMOOTH_IN_THREAD, SMOOTHING, TrainingPane
+    from tests.test_snapshots_training import RUNS, TrainingApp, curve
+
+    app = TrainingApp([])
+    async with app.run_test(size=(150, 48)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.table.row_count == len(RUNS))
+        run_id = RUNS[0][0].run_id
+        long = curve("loss", 3 * SMOOTH_IN_THREAD, 0.4, 2.2, 9)
+        pane.tracker.histories[(run_id, "loss")] = long
+        cursor_to(pane, "mistral-7b-sft")
+        await pilot.press("enter")
+        chart = pane.query_one("#training-charts")
+        await wait_for(pilot, lambda: any(line.label.startswith("loss") for line in chart.spec.lines))
+        await pilot.press("plus")
+        weight = SMOOTHING[pane.smoothing]
+        # The key was handled at once; the curve is smoothed in a thread and drawn when done.
+        await wait_for(pilot, lambda: any(line.label == "loss" and not line.faint for line in chart.spec.lines),
+                       timeout=30)
+        smoothed = next(line for line in chart.spec.lines if line.label == "loss" and not line.faint)
+        assert list(smoothed.ys) == smooth(long.steps, long.values, weight)

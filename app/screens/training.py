@@ -35,6 +35,8 @@ from widgets.resource_table import ResourceTable, Row
 SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
 ZOOMS = (None, 10000, 1000, 100)
 DEFAULT_METRICS = ("loss", "eval_loss")
+SMOOTH_IN_THREAD = 50_000
+"""A history longer than this is smoothed in a thread the first time (then only its new points, on the loop)."""
 JOB_STORES = ("hyperpodpytorchjobs", "pytorchjobs", "jobs", "jobsets", "workloads")
 STATUS_STYLES = {"RUNNING": "green", "FINISHED": "dim", "FAILED": "red", "KILLED": "yellow", "SCHEDULED": "cyan"}
 
@@ -98,6 +100,8 @@ class TrainingPane(Pane):
         self.now: Callable[[], float] = time.time
         self.job_tag: str | None = None
         self._smoothed: dict[tuple[str, str, str, float], Ema] = {}
+        self._smoothing: set[tuple[str, str, str, float]] = set()
+        """Smoothed curves being computed in a thread."""
         self._pending_job: tuple[str, str] | None = None
         self._pending_polls = 0
         self.poll_seconds = 5.0
@@ -398,25 +402,53 @@ class TrainingPane(Pane):
                 label = key if len(runs) == 1 else (run.name if len(metrics) == 1 else f"{run.name} {key}")
                 if history.gaps:
                     label += f" ({history.gaps} gap{'s' if history.gaps > 1 else ''})"
-                if weight:
+                ema = self._ema(run.run_id, key, history, weight) if weight else None
+                if ema is not None:
                     if single:
                         lines.append(ChartLine(key, xs, history.values, history.bad_at, history.envelope, faint=True))
-                    ema = self._ema(run.run_id, key, history, weight)
                     lines.append(ChartLine(label, xs, ema.values, history.bad_at, ema.envelope,
                                            color=COLORS[color % len(COLORS)]))
+                elif weight:  # being smoothed in a thread: the raw curve meanwhile
+                    lines.append(ChartLine(f"{label} (smoothing…)", xs, history.values, history.bad_at,
+                                           history.envelope, color=COLORS[color % len(COLORS)]))
                 else:
                     lines.append(ChartLine(label, xs, history.values, history.bad_at, history.envelope,
                                            color=COLORS[color % len(COLORS)]))
                 color += 1
         return lines
 
-    def _ema(self, run_id: str, key: str, history: History, weight: float) -> Ema:
+    def _ema(self, run_id: str, key: str, history: History, weight: float) -> Ema | None:
+        """The smoothed curve, fed the points it has not seen. A long history not smoothed yet is smoothed in a thread
+        (a million points take about half a second): None until then, and the chart is drawn again when it is done.
+        Only the current axis and weight of a curve are kept."""
         cache_key = (run_id, key, self.axis, weight)
         ema = self._smoothed.get(cache_key)
-        if ema is None or len(ema.values) > len(history.values):
+        if ema is None:
+            for stale in [k for k in self._smoothed if k[:2] == (run_id, key)]:
+                del self._smoothed[stale]
+            if len(history) > SMOOTH_IN_THREAD:
+                if cache_key not in self._smoothing:
+                    self._smoothing.add(cache_key)
+                    self.run_worker(self._smooth_in_thread(cache_key, history), group="training-smooth",
+                                    exit_on_error=False)
+                return None
             ema = self._smoothed[cache_key] = Ema(weight)
         ema.feed(history.xs(self.axis), history.values, history.bad_at)
         return ema
+
+    async def _smooth_in_thread(self, cache_key: tuple[str, str, str, float], history: History) -> None:
+        count = len(history)
+        xs = list(history.xs(cache_key[2])[:count])
+        ys = history.values[:count]
+        bad = [i for i in history.bad_at if i < count]
+        ema = Ema(cache_key[3])
+        try:
+            await in_daemon_thread(ema.feed, xs, ys, bad)
+        finally:
+            self._smoothing.discard(cache_key)
+        if (cache_key[2], cache_key[3]) == (self.axis, SMOOTHING[self.smoothing]) and cache_key[0] in self.charted:
+            self._smoothed[cache_key] = ema
+            self.draw_charts()
 
     def _draw_system(self, runs: list[RunInfo]) -> None:
         box = self.query_one("#training-system")
@@ -572,7 +604,8 @@ class TrainingPane(Pane):
                     continue
                 series.append((run.name, run.run_id, history))
                 start.append(window(history.xs(self.axis), ZOOMS[self.zoom])[0])
-                smoothed.append(self._ema(run.run_id, key, history, weight).values if weight else None)
+                ema = self._ema(run.run_id, key, history, weight) if weight else None
+                smoothed.append(ema.values if ema is not None else None)
         if not series:
             self.app.notify("nothing charted to export", severity="warning")
             return

@@ -264,15 +264,22 @@ def downsample(xs: Sequence[float], ys: Sequence[float], bad_at: Sequence[int], 
     """The points of [lo, hi) to draw on a chart `buckets` pixels wide: per bucket its minimum and maximum, in order.
 
     Returns the finite runs between gaps as separate segments (a line never bridges a NaN). With `log_y`, values
-    at or below zero are gaps too (a log axis cannot place them)."""
+    at or below zero are gaps too (a log axis cannot place them). Where there are more runs than pixel columns
+    (gaps every few points), gaps narrower than a column are merged into the runs around them: they could not be
+    seen, and a line per run would cost a draw call each."""
     count = min(len(xs), len(ys))  # the two lists may be read while one is being appended to
     hi = count if hi is None else min(hi, count)
     lo = min(lo, hi)
     buckets = max(1, buckets)
     bad_at = bad_at[:bisect_left(bad_at, hi)]
-    if log_y:
-        bad_at = sorted(set(bad_at) | {i for i in range(lo, hi) if ys[i] <= 0})
     spans = segments(lo, hi, bad_at)
+    use_envelope = envelope is not None
+    if log_y:
+        finite_spans = spans
+        spans = [piece for a, b in spans for piece in _positive_runs(ys, a, b)]
+        use_envelope = use_envelope and spans == finite_spans  # no value at or below zero: the same extremes
+    if len(spans) > buckets:
+        return _merged(xs, ys, spans, buckets, lo, hi)
     total = sum(b - a for a, b in spans) or 1
     out: list[Segment] = []
     for a, b in spans:
@@ -287,14 +294,71 @@ def downsample(xs: Sequence[float], ys: Sequence[float], bad_at: Sequence[int], 
         for k in range(share):
             start = a + int(k * size)
             end = a + int((k + 1) * size) if k < share - 1 else b
-            if envelope is not None and not log_y:
-                i_low, i_high = envelope.extremes(ys, start, end)
+            if use_envelope:
+                i_low, i_high = envelope.extremes(ys, start, end)  # type: ignore[union-attr]
             else:
                 chunk = ys[start:end]
                 i_low, i_high = start + chunk.index(min(chunk)), start + chunk.index(max(chunk))
             for i in ((i_low, i_high) if i_low < i_high else (i_high, i_low) if i_high < i_low else (i_low,)):
                 sx.append(xs[i])
                 sy.append(ys[i])
+        out.append((sx, sy))
+    return out
+
+
+def _positive_runs(ys: Sequence[float], a: int, b: int) -> list[tuple[int, int]]:
+    """[a, b) (all finite) split at the values at or below zero; one C-level `min` when there are none."""
+    if b <= a or min(ys[a:b]) > 0:
+        return [(a, b)] if b > a else []
+    out = []
+    start = a
+    for i in range(a, b):
+        if ys[i] <= 0:
+            if i > start:
+                out.append((start, i))
+            start = i + 1
+    if b > start:
+        out.append((start, b))
+    return out
+
+
+def _merged(xs: Sequence[float], ys: Sequence[float], spans: list[tuple[int, int]], buckets: int,
+            lo: int, hi: int) -> list[Segment]:
+    """Many short runs: per pixel column, the minimum and maximum of the runs' points in it; a column without any
+    point (a gap wider than a column) breaks the line."""
+    size = max(1.0, (hi - lo) / buckets)
+    out: list[Segment] = []
+    sx: list[float] = []
+    sy: list[float] = []
+    span = 0
+    for k in range(buckets):
+        start, end = lo + int(k * size), (lo + int((k + 1) * size) if k < buckets - 1 else hi)
+        if start >= hi:
+            break
+        i_low = i_high = -1
+        low, high = math.inf, -math.inf
+        while span < len(spans) and spans[span][1] <= start:
+            span += 1
+        j = span
+        while j < len(spans) and spans[j][0] < end:
+            a, b = max(spans[j][0], start), min(spans[j][1], end)
+            if b > a:
+                chunk = ys[a:b]
+                m, M = min(chunk), max(chunk)
+                if m < low:
+                    low, i_low = m, a + chunk.index(m)
+                if M > high:
+                    high, i_high = M, a + chunk.index(M)
+            j += 1
+        if i_low < 0:
+            if sx:
+                out.append((sx, sy))
+                sx, sy = [], []
+            continue
+        for i in ((i_low, i_high) if i_low < i_high else (i_high, i_low) if i_high < i_low else (i_low,)):
+            sx.append(xs[i])
+            sy.append(ys[i])
+    if sx:
         out.append((sx, sy))
     return out
 
