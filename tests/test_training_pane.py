@@ -436,3 +436,25 @@ async def test_a_long_history_is_smoothed_off_the_event_loop() -> None:
                        timeout=30)
         smoothed = next(line for line in chart.spec.lines if line.label == "loss" and not line.faint)
         assert list(smoothed.ys) == smooth(long.steps, long.values, weight)
+
+
+async def test_the_uri_is_looked_up_when_the_pane_is_shown_and_again_on_a_namespace_change(
+        mlflow_server, train, bare_cluster, demo_kubectl) -> None:
+    train(mlflow_server.uri, "published", "found-through-annotation", steps=5, end="FINISHED")
+    demo_kubectl(bare_cluster)("annotate", "namespace", NS, f"hyperdesk.dev/mlflow-tracking-uri={mlflow_server.uri}")
+    app = HyperdeskApp(Settings(namespace="default", mlflow=MlflowSettings(poll_seconds=0.3, timeout_seconds=3)),
+                       kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    async with app.run_test(size=(180, 50)) as pilot:
+        pane = app.pane("training")
+        await wait_for(pilot, lambda: app.health.state == "connected", timeout=20)
+        await pilot.pause(0.5)
+        assert pane.tracker is None and pane.state == "starting"  # hidden: nothing asked
+        await pilot.press("4")
+        await wait_for(pilot, lambda: "No MLflow tracking server configured" in chart_state(pane), timeout=20)
+        assert f"annotation hyperdesk.dev/mlflow-tracking-uri on namespace default" in chart_state(pane)
+        await pilot.press("colon", *f"ns {NS}", "enter")
+        await wait_for(pilot, lambda: "found-through-annotation" in names(pane), timeout=20)
+        assert f"from namespace {NS} annotation" in chart_state(pane)
+        await pilot.press("colon", *"ns default", "enter")
+        await wait_for(pilot, lambda: "No MLflow tracking server configured" in chart_state(pane), timeout=20)
+        assert names(pane) == []

@@ -156,12 +156,15 @@ class TrainingPane(Pane):
                     self.tracker, self.runs, self.charted = None, [], []  # another cluster or namespace
                     self._smoothed.clear()
                     self.refresh_view()
+                while not self._shown():  # nothing is asked before the pane is first shown
+                    await asyncio.sleep(0.25)
                 if self.tracker is None:
-                    while not self.display:
-                        await asyncio.sleep(0.25)
                     if not await self._resolve(settings):
-                        await asyncio.sleep(backoff)
-                        backoff = min(60.0, backoff * 2)
+                        tried, waited = self._scope(), 0.0
+                        while waited < backoff and self._scope() == tried:  # a :ctx or :ns asks again at once
+                            await asyncio.sleep(0.25)
+                            waited += 0.25
+                        backoff = self.poll_seconds if self._scope() != tried else min(60.0, backoff * 2)
                         continue
                     backoff = self.poll_seconds
                 await self.poll_once()
@@ -170,6 +173,12 @@ class TrainingPane(Pane):
             except Exception as exc:  # noqa: BLE001 - a bug in one round must not end the follow loop: show it
                 self._fail("error", f"Training pane: {type(exc).__name__}: {exc}")
             await self._until_next_poll()
+
+    def _shown(self) -> bool:
+        app: Any = self.app
+        if not hasattr(app, "active_pane"):
+            return bool(self.display)  # a bare app holding only this pane
+        return bool(self.display) and self.pane_id in (app.active_pane, getattr(app, "split_pane", None))
 
     def _scope(self) -> tuple[int, str | None]:
         return id(getattr(self.app, "engine", None)), getattr(self.app, "namespace", None)
