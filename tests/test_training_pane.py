@@ -458,3 +458,18 @@ async def test_the_uri_is_looked_up_when_the_pane_is_shown_and_again_on_a_namesp
         await pilot.press("colon", *"ns default", "enter")
         await wait_for(pilot, lambda: "No MLflow tracking server configured" in chart_state(pane), timeout=20)
         assert names(pane) == []
+
+
+async def test_the_experiment_picker_lists_one_experiments_runs(mlflow_server, train) -> None:
+    train(mlflow_server.uri, "exp-a", "run-in-a", steps=5, end="FINISHED")
+    train(mlflow_server.uri, "exp-b", "run-in-b", steps=5, end="FINISHED")
+    app = HyperdeskApp(settings(mlflow_server.uri), kubeconfig=None)
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("4")
+        pane = app.pane("training")
+        await wait_for(pilot, lambda: {"run-in-a", "run-in-b"} <= set(names(pane)), timeout=20)
+        await pick(pilot, "exp-a", menu="ctrl+e")
+        await wait_for(pilot, lambda: set(names(pane)) == {"run-in-a"}, timeout=20)
+        await wait_for(pilot, lambda: "runs of experiment exp-a, updated" in chart_state(pane))
+        await pick(pilot, "*", menu="ctrl+e")
+        await wait_for(pilot, lambda: {"run-in-a", "run-in-b"} <= set(names(pane)), timeout=20)

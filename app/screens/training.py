@@ -61,6 +61,7 @@ class TrainingPane(Pane):
         Binding("full_stop", "cursor(1)", "Cursor right", show=False, id="training.cursor_right"),
         Binding("c", "clear_cursor", "Hide cursor", show=False, id="training.cursor_hide"),
         Binding("j", "job", "Job", id="training.job"),
+        Binding("ctrl+e", "pick_experiment", "Experiment", id="training.experiment"),
         Binding("ctrl+s", "export", "Export CSV", id="training.export"),
         Binding("r", "refresh", "Refresh", show=False, id="training.refresh"),
         *sort_bindings({"N": "RUN", "E": "EXPERIMENT", "S": "STATUS", "J": "JOB", "A": "STARTED", "U": "DURATION"},
@@ -87,6 +88,8 @@ class TrainingPane(Pane):
         self.failing_since: float | None = None
         self.updated_at: float | None = None
         self.runs: list[RunInfo] = []
+        self.experiment: str | None = None
+        """The experiment (name) whose runs are listed; None: every experiment."""
         self.charted: list[str] = []
         """Run ids on the chart."""
         self.metrics: list[str] = []
@@ -250,7 +253,7 @@ class TrainingPane(Pane):
             return
         wanted = [(run_id, key) for run_id in self.charted for key in self._wanted_keys(run_id)]
         try:
-            poll = await in_daemon_thread(tracker.fetch, wanted)
+            poll = await in_daemon_thread(tracker.fetch, wanted, self.experiment)
         except TrackingError as exc:
             self._fail(exc.kind if exc.kind in ("unreachable", "slow") else "error", str(exc))
             self._after_poll()
@@ -368,7 +371,8 @@ class TrainingPane(Pane):
             line = Text(f"MLflow {uri}{source}: loading runs…")
         elif self.state == "live":
             updated = time.strftime("%H:%M:%S", time.localtime(self.updated_at)) if self.updated_at else ""
-            line = Text(f"MLflow {uri}{source}: {len(self.runs)} runs, updated {updated}")
+            scope = f" of experiment {self.experiment}" if self.experiment else ""
+            line = Text(f"MLflow {uri}{source}: {len(self.runs)} runs{scope}, updated {updated}")
         else:
             line = Text("")
         self.query_one("#training-state", Static).update(line)
@@ -547,6 +551,29 @@ class TrainingPane(Pane):
 
         title = "Add a metric" if add else "Chart which metric"
         self.app.push_screen(ChoiceScreen(title, [(k, k) for k in keys]), chosen)
+
+    def action_pick_experiment(self) -> None:
+        """List the runs of one experiment (or of all)."""
+        from app.screens.dialogs import ChoiceScreen
+
+        known = sorted(set(self.tracker.tracking.known_experiments.values())) if self.tracker else []
+        if not known:
+            self.app.notify("no experiments known yet (MLflow has not answered)", severity="warning")
+            return
+
+        def chosen(name: str | None) -> None:
+            if name is None:
+                return
+            self.experiment = None if name == "*" else name
+            self.charted = [r for r in self.charted if self.experiment is None
+                            or (self.tracker and self.tracker.runs.get(r)
+                                and self.tracker.runs[r].experiment == self.experiment)]
+            self.runs = [r for r in self.runs if self.experiment is None or r.experiment == self.experiment]
+            self.refresh_view()
+            self.poll_now()
+
+        self.app.push_screen(ChoiceScreen("List the runs of", [("*", "every experiment")] + [(n, n) for n in known]),
+                             chosen)
 
     def action_add_metric(self) -> None:
         self.action_pick_metric(add=True)

@@ -194,6 +194,11 @@ class Tracking:
         found = self._call(lambda c: c.search_runs(ids, max_results=max_results, order_by=["attributes.start_time DESC"]))
         return [self._info(run) for run in found]
 
+    @property
+    def known_experiments(self) -> dict[str, str]:
+        """experiment id -> name, as the last listing found them (no request)."""
+        return dict(self._experiments)
+
     def run(self, ref: str) -> RunInfo:
         """A run by id, or by name (the newest run of that name)."""
         ref = ref.strip()
