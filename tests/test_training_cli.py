@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.tui import closed_port
+from tests.plugins.tui import closed_port, write_kubeconfig
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
 
@@ -175,3 +175,11 @@ def test_new_points_come_through_the_step_interval_and_settings_do_not_leak(mlfl
     assert tracker.history(run_id, "loss").steps == list(range(80))
     assert tracker.fetch([(run_id, "loss")]).points == {}  # nothing new: nothing asked
     assert not [v for v in os.environ if v.startswith("MLFLOW_HTTP_REQUEST")]
+
+
+def test_a_cluster_that_cannot_be_asked_for_the_uri_is_a_runtime_failure(tmp_path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"gone": f"http://127.0.0.1:{closed_port()}"}, "gone")
+    for args in (("get", "runs"), ("curve", "x")):
+        result = hyperdesk(*args, uri=None, kubeconfig=kubeconfig)
+        assert result.returncode == 1, result
+        assert "the cluster could not be asked" in result.stderr
