@@ -61,7 +61,7 @@ class TrainingPane(Pane):
         Binding("full_stop", "cursor(1)", "Cursor right", show=False, id="training.cursor_right"),
         Binding("c", "clear_cursor", "Hide cursor", show=False, id="training.cursor_hide"),
         Binding("j", "job", "Job", id="training.job"),
-        Binding("ctrl+e", "pick_experiment", "Experiment", id="training.experiment"),
+        Binding("ctrl+e", "pick_experiment", "Experiment", show=False, id="training.experiment"),
         Binding("ctrl+s", "export", "Export CSV", id="training.export"),
         Binding("r", "refresh", "Refresh", show=False, id="training.refresh"),
         *sort_bindings({"N": "RUN", "E": "EXPERIMENT", "S": "STATUS", "J": "JOB", "A": "STARTED", "U": "DURATION"},
@@ -198,6 +198,22 @@ class TrainingPane(Pane):
                 waited += 0.25
             was_shown = self.display
 
+    def on_show(self) -> None:
+        """Shown: say at once when there is no URI to ask (the follow loop notices the pane within a quarter second)."""
+        settings = getattr(self.app, "settings", None)
+        if settings is not None and self.tracker is None and self.state == "starting":
+            self._no_local_uri(settings.mlflow)
+
+    def _no_local_uri(self, settings: Any) -> bool:
+        """True (and the state says so) when neither the config, the environment nor a cluster can give a URI now."""
+        from app.tracking.uri import local_uri, missing_uri_message
+
+        if local_uri(settings.tracking_uri).uri is not None or getattr(self.app, "engine", None) is not None:
+            return False
+        waiting = " Waiting for the cluster to ask it." if getattr(self.app, "kubeconfig", None) else ""
+        self._set_state("no-uri", missing_uri_message() + waiting)
+        return True
+
     async def _resolve(self, settings: Any) -> bool:
         from app.cluster.connection import ApiError
         from app.tracking.uri import cluster_uri, local_uri, missing_uri_message
@@ -207,8 +223,7 @@ class TrainingPane(Pane):
         if resolved.uri is None:
             engine = getattr(self.app, "engine", None)
             if engine is None:
-                waiting = " Waiting for the cluster to ask it." if getattr(self.app, "kubeconfig", None) else ""
-                self._set_state("no-uri", missing_uri_message() + waiting)
+                self._no_local_uri(settings)
                 return False
             scope = self._scope()
             try:
