@@ -17,8 +17,9 @@ from app import __version__
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 AREAS = ("spaces", "connect", "gpus", "training", "endpoints")
-"""Each area's headless verbs live in `app/cli_<area>.py`: `add_parsers(sub, common)` adds them, each parser sets
-`handler=fn(args, settings, kubeconfig) -> exit code`, and importing the module registers its `hyperdesk get` kinds.
+"""Each area's headless verbs live in `app/cli_<area>.py`: `add_parsers(sub, common)` adds its subcommands (each
+sets `handler=fn(args, settings, kubeconfig) -> exit code`) and any options of `get` for its kinds (default None,
+read from GetContext.options); `register_kinds()` registers its `hyperdesk get` kinds when `get` looks one up.
 Those modules import only argparse at the top, so `--version` stays fast."""
 
 
@@ -49,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("kind", help="what to list: contexts, jobs, queues")
     get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     _job_parsers(sub, common)
+    own = {action.dest for action in get._actions}
     for area in AREAS:
         importlib.import_module(f"app.cli_{area}").add_parsers(sub, common)
+    # Options areas added to `get` for their kinds (default None); get.run refuses one its kind does not read.
+    get.set_defaults(area_options=tuple(a.dest for a in get._actions if a.dest not in own))
 
     demo = sub.add_parser("demo", parents=[common], help="run hyperdesk against an embedded simulated cluster")
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="`serve ...` runs the cluster headless")
@@ -121,7 +125,8 @@ def _get(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     if namespace is None and not settings.all_namespaces and args.kind.lower() not in ("contexts", "context", "ctx"):
         namespace = "default"  # as kubectl: a context without a namespace means `default`, not every namespace
     try:
-        get.run(args.kind, args.output, get.GetContext(settings, kubeconfig, namespace))
+        options = {dest: getattr(args, dest, None) for dest in args.area_options}
+        get.run(args.kind, args.output, get.GetContext(settings, kubeconfig, namespace, options))
     except get.GetError as exc:
         return _fail(str(exc), exc.exit_code)
     return EXIT_OK

@@ -6,8 +6,272 @@ Imports only argparse at module level: `hyperdesk --version` imports this module
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """This area's subcommands; each sets `handler=fn(args, settings, kubeconfig) -> exit code`."""
+    connect = sub.add_parser("connect", parents=[common],
+                             help="open a tunnel to a space's IDE (foreground; Ctrl-C closes it)")
+    connect.add_argument("space", help="the space: NAME or NAMESPACE/NAME (a Workspace or a Kubeflow Notebook); "
+                                       "also pod/NAME or svc/NAME (an endpoint's service) in -n's namespace")
+    connect.add_argument("--via", metavar="SSH_HOST",
+                         help="through this login node or bastion ([user@]host[:port] or a ~/.ssh/config Host); "
+                              "default: the API server's pods/portforward")
+    connect.add_argument("--local-port", type=int, default=None,
+                         help="local port on 127.0.0.1 (default: the pod port; another one if it is taken)")
+    connect.add_argument("--port", type=int, default=None,
+                         help="the pod port (default: 8888 for a space), or the service port for svc/NAME")
+    connect.add_argument("--open", choices=("browser", "vscode", "print"), default=None,
+                         help="what to do once open (default: browser on a laptop, print on a login node)")
+    connect.add_argument("--path", default="/home/sagemaker-user",
+                         help="folder VS Code opens over SSH (--open vscode, spaces that run sshd)")
+    connect.add_argument("--accept-host-key", metavar="SHA256:...",
+                         help="trust the SSH host key with this fingerprint (shown when the key was unknown)")
+    connect.set_defaults(handler=_connect)
+
+    proxy = sub.add_parser("proxy", parents=[common],
+                           help="bridge stdin/stdout to a space's port (an SSH ProxyCommand)")
+    proxy.add_argument("space", help="the space: NAME or NAMESPACE/NAME; also pod/NAME or svc/NAME")
+    proxy.add_argument("--port", type=int, required=True, help="the pod port (22 for the space's sshd)")
+    proxy.add_argument("--via", metavar="SSH_HOST", help="through this login node (default: pods/portforward)")
+    proxy.set_defaults(handler=_proxy)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hyperdesk: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _check_port(value: int | None, option: str) -> str | None:
+    if value is not None and not 0 <= value < 65536:
+        return f"{option} must be between 0 and 65535"
+    return None
+
+
+def _cluster(settings: Any, kubeconfig: Any) -> tuple[Any, str] | str:
+    if kubeconfig is None:
+        return "no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`"
+    context = kubeconfig.context(settings.context)
+    if context is None:
+        from app.get import missing_context
+
+        return missing_context(kubeconfig, settings.context)
+    from app.cluster.connection import ClusterConnection
+
+    connection = ClusterConnection(list(kubeconfig.paths) or None, settings.context)
+    return connection, settings.namespace or context.namespace or "default"
+
+
+async def _route(connection: Any, target: Any, via: str | None) -> Any:
+    from app.tunnels.routes import PortForwardRoute, SshOptions, SshRoute, split_host
+
+    if via is None:
+        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
+    user, host, port = split_host(via)
+    if not target.pod_ip:
+        from app.tunnels.routes import RouteError
+
+        raise RouteError(f"pod {target.pod} has no IP yet: the login node cannot reach it")
+    return SshRoute(SshOptions(host, port=port, username=user), target.pod_ip, target.port)
+
+
+def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
+    import asyncio
+    import os
+    import signal
+
+    for value, option in ((args.local_port, "--local-port"), (args.port, "--port")):
+        if problem := _check_port(value, option):
+            return _fail(problem, EXIT_USAGE)
+    from app.tunnels import ide, placement
+    from app.tunnels.manager import Tunnel, TunnelManager, runtime_dir
+    from app.tunnels.routes import HostKeyError, RouteError, accept_host_key, split_host
+    from app.tunnels.targets import TargetError, find_target
+
+    where = placement.detect(os.environ)
+    mode = args.open or ("print" if where.login_node else "browser")
+    if mode == "vscode" and settings.readonly:
+        return _fail("hyperdesk is read-only (--readonly): --open vscode would write ~/.ssh/config", EXIT_USAGE)
+    if args.via:
+        try:
+            split_host(args.via)
+        except ValueError as exc:
+            return _fail(f"--via {exc}", EXIT_USAGE)
+    found = _cluster(settings, kubeconfig)
+    if isinstance(found, str):
+        return _fail(found, EXIT_USAGE if kubeconfig is not None else EXIT_FAILURE)
+    connection, namespace = found
+
+    async def main() -> int:
+        manager = TunnelManager(publish_dir=runtime_dir())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            target = await find_target(connection, args.space, namespace, args.port)
+            if args.accept_host_key and args.via:
+                user, host, port = split_host(args.via)
+                from pathlib import Path
+
+                await accept_host_key(host, port or 22, args.accept_host_key, Path.home() / ".ssh" / "known_hosts")
+                print(f"added {args.accept_host_key} for {host} to ~/.ssh/known_hosts", file=sys.stderr, flush=True)
+            route = await _route(connection, target, args.via)
+            local = target.port if args.local_port is None else args.local_port
+            tunnel = Tunnel(manager.unique_name(target.space), target.text, route, local, target.path)
+            await tunnel.start()
+            manager.add(tunnel)
+            print(f"tunnel open: {tunnel.url} -> {target.text} ({route.description})", flush=True)
+            if tunnel.note:
+                print(f"note: {tunnel.note}", flush=True)
+            if where.login_node:
+                print("this is a login node: on your laptop, run\n  "
+                      f"{where.laptop_command(tunnel.local_port, tunnel.local_port)}\n"
+                      f"then open http://127.0.0.1:{tunnel.local_port}{target.path}", flush=True)
+            _after_open(mode, tunnel, target, args, settings, where, ide)
+            print("Ctrl-C closes the tunnel.", flush=True)
+            await stop.wait()
+            return EXIT_OK
+        except TargetError as exc:
+            return _fail(str(exc), exc.exit_code)
+        except HostKeyError as exc:
+            return _fail(str(exc), EXIT_FAILURE)
+        except RouteError as exc:
+            return _fail(str(exc), EXIT_FAILURE)
+        except OSError as exc:
+            return _fail(f"cannot listen on 127.0.0.1: {exc.strerror or exc}", EXIT_FAILURE)
+        finally:
+            opened = len(manager) > 0
+            await manager.close_all()
+            await connection.close()
+            if opened:
+                print("tunnel closed", file=sys.stderr, flush=True)
+
+    return asyncio.run(main())
+
+
+def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namespace, settings: Any, where: Any,
+                ide: Any) -> None:
+    if mode == "browser" and not where.login_node:
+        if not ide.open_browser(tunnel.url):
+            print("no browser could be started: open the URL above yourself", flush=True)
+    elif mode == "vscode":
+        if target.runs_sshd:
+            from pathlib import Path
+
+            alias = ide.host_alias(target.namespace, target.space)
+            block = ide.ssh_block(alias, ide.proxy_command(target.namespace, target.space, 22))
+            config = Path.home() / ".ssh" / "config"
+            changed = ide.write_ssh_block(config, alias, block, settings.readonly)
+            print(f"{'wrote' if changed else 'kept'} Host {alias} in {config}", flush=True)
+            argv = ide.vscode_argv(alias, args.path)
+            if argv is None:
+                print(f"`code` is not on PATH: in VS Code, Remote-SSH: Connect to Host... {alias}", flush=True)
+            else:
+                ide.launch(argv)
+                print(f"started {' '.join(argv)}", flush=True)
+        else:
+            print(f"VS Code: Jupyter: Select kernel > Existing Jupyter Server > {tunnel.url}", flush=True)
+
+
+def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
+    """stdin -> the space's port -> stdout, for OpenSSH's ProxyCommand. Messages go to stderr only."""
+    import asyncio
+
+    if problem := _check_port(args.port, "--port"):
+        return _fail(problem, EXIT_USAGE)
+    from app.tunnels.routes import RouteError
+    from app.tunnels.targets import TargetError, find_target
+
+    found = _cluster(settings, kubeconfig)
+    if isinstance(found, str):
+        return _fail(found, EXIT_USAGE if kubeconfig is not None else EXIT_FAILURE)
+    connection, namespace = found
+
+    async def main() -> int:
+        route = None
+        try:
+            target = await find_target(connection, args.space, namespace, args.port)
+            route = await _route(connection, target, args.via)
+            await route.ensure()
+            stream = await route.open()
+            await _bridge(stream)
+            return EXIT_OK
+        except TargetError as exc:
+            return _fail(str(exc), exc.exit_code)
+        except RouteError as exc:
+            return _fail(str(exc), EXIT_FAILURE)
+        finally:
+            if route is not None:
+                await route.close()
+            await connection.close()
+
+    return asyncio.run(main())
+
+
+async def _bridge(stream: Any) -> None:
+    import asyncio
+    import os
+
+    loop = asyncio.get_running_loop()
+    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+
+    async def upstream() -> None:
+        while data := await loop.run_in_executor(None, os.read, stdin, 256 * 1024):
+            await stream.write(data)
+
+    async def downstream() -> None:
+        while data := await stream.read():
+            view = memoryview(data)
+            while view:
+                written = await loop.run_in_executor(None, os.write, stdout, view)
+                view = view[written:]
+
+    tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[0] in done and not tasks[1].done():
+            await tasks[1]  # stdin closed: let the rest of the answer come back
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await stream.close()
+
+
+# --- hyperdesk get tunnels -----------------------------------------------------------------------------------------
+
+def _tunnels(ctx: Any) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    from app.tunnels.manager import published_rows, runtime_dir
+
+    return [asdict(row) for row in published_rows(runtime_dir())]
+
+
+def _tunnel_cells(item: dict[str, Any]) -> dict[str, Any]:
+    from app.model.jobs import human_duration
+    from app.tunnels.manager import human_bytes
+
+    return {**item, "bytes_in": human_bytes(item["bytes_in"]), "bytes_out": human_bytes(item["bytes_out"]),
+            "uptime_seconds": human_duration(int(item["uptime_seconds"]))}
+
+
+def register_kinds() -> None:
+    """`hyperdesk get tunnels` (app.get.lookup calls this; importing app.get here would slow `--version`)."""
+    from app.get import Kind, register
+
+    register(Kind(
+        name="tunnels", aliases=("tunnel", "tun"), fetch=_tunnels,
+        columns=(("NAME", "name"), ("TARGET", "target"), ("LOCAL", "local"), ("ROUTE", "route"),
+                 ("STATE", "state"), ("IN", "bytes_in"), ("OUT", "bytes_out"), ("UPTIME", "uptime_seconds"),
+                 ("LAST ERROR", "last_error")),
+        description="tunnels open in running hyperdesk processes", display=_tunnel_cells,
+    ))
+

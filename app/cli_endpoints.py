@@ -17,6 +17,8 @@ import sys
 from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""A request body or manifest larger than this is refused before anything is sent."""
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -32,7 +34,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     invoke.add_argument("-N", "--requests", type=int, default=None,
                         help="send the body this many times and print latency percentiles (a load test)")
     invoke.add_argument("-c", "--concurrency", type=int, default=None, help="requests in flight at once (default 10)")
-    invoke.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each answer")
+    invoke.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds of silence tolerated: the wait for an answer and between a stream's chunks")
     invoke.add_argument("-o", "--output", choices=("text", "json"), default="text")
     invoke.set_defaults(handler=_invoke)
 
@@ -53,14 +56,20 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"hyperdesk: error: {message}", file=sys.stderr)
-    return code
+    from app.cli import _fail as fail
+
+    return fail(message, code)
 
 
 def _namespaces(settings: Any, kubeconfig: Any) -> tuple[str, str | None]:
-    context = kubeconfig.context(settings.context) if kubeconfig else None
-    namespace = settings.namespace or (context.namespace if context else None) or "default"
-    return namespace, None if settings.all_namespaces else namespace
+    from app.cli import _namespaces as namespaces
+
+    return namespaces(settings, kubeconfig)
+
+
+def _warn(lines: list[str]) -> None:
+    for line in dict.fromkeys(lines):
+        print(f"hyperdesk: warning: {line}", file=sys.stderr)
 
 
 def _run(settings: Any, kubeconfig: Any, work: Any, doing: str) -> int:
@@ -106,19 +115,33 @@ def _run(settings: Any, kubeconfig: Any, work: Any, doing: str) -> int:
 async def _find(connection: Any, discovery: Any, ref: str, lookup: str | None) -> Any:
     from app.cluster import endpoints as ep
 
-    return ep.match_endpoint(ref, await ep.fetch_endpoints(connection, discovery, lookup), lookup)
+    warnings: list[str] = []
+    rows = await ep.fetch_endpoints(connection, discovery, lookup, warnings)
+    return ep.match_endpoint(ref, rows, lookup, warnings)
 
 
 def _read_body(spec: str) -> str:
+    """`spec` itself, or the text of the file `@PATH` (`@-`: standard input), at most MAX_BODY_BYTES."""
     from app.cluster.actions import EXIT_BAD_INPUT, ActionError
 
     if not spec.startswith("@"):
-        return spec
-    path = spec[1:]
+        data = spec.encode("utf-8", "surrogateescape")
+        path = "--body"
+    else:
+        path = spec[1:]
+        try:
+            if path == "-":
+                data = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
+            else:
+                with open(path, "rb") as file:
+                    data = file.read(MAX_BODY_BYTES + 1)
+        except OSError as exc:
+            raise ActionError(f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
+    if len(data) > MAX_BODY_BYTES:
+        raise ActionError(f"{path} is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB; nothing was sent",
+                          EXIT_BAD_INPUT)
     try:
-        return sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
-    except OSError as exc:
-        raise ActionError(f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ActionError(f"{path} is not UTF-8 text", EXIT_BAD_INPUT) from None
 
@@ -129,15 +152,19 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     from app.cluster.actions import ActionError
     from app.model.endpoints import BodyError, parse_body
 
-    body: Any = None
+    body: str | None = None
+    if args.concurrency is not None and args.requests is None:
+        return _fail("--concurrency needs --requests/-N (a load run); nothing was sent", EXIT_USAGE)
+    if not args.timeout > 0:
+        return _fail(f"--timeout must be a positive number of seconds, not {args.timeout:g}", EXIT_USAGE)
     try:
         if args.body is not None:
-            body = parse_body(_read_body(args.body))  # checked before anything is sent
-        if args.requests is not None or args.concurrency is not None:
+            body = _read_body(args.body)
+            parse_body(body)  # checked before anything is sent; sent as typed
+        if args.requests is not None:
             from app.cluster.endpoints import check_load
 
-            check_load(args.requests if args.requests is not None else 1,
-                       args.concurrency if args.concurrency is not None else 10)
+            check_load(args.requests, args.concurrency if args.concurrency is not None else 10)
     except BodyError as exc:
         return _fail(f"--body: {exc}; nothing was sent", EXIT_USAGE)
     except ActionError as exc:
@@ -165,7 +192,7 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         if args.requests is not None:
             concurrency = args.concurrency or 10
             summary = await ep.load_test(connection, row, payload, path, args.requests, concurrency,
-                                         timeout=args.timeout)
+                                         timeout=args.timeout, readonly=settings.readonly)
             if args.output == "json":
                 print(json.dumps({"endpoint": f"{row.namespace}/{row.name}", "path": path, **summary.as_dict()},
                                  indent=2))
@@ -182,7 +209,8 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 sys.stdout.write(text)
                 sys.stdout.flush()
 
-        result = await ep.invoke(connection, row, payload, path, on_chunk=chunk, timeout=args.timeout)
+        result = await ep.invoke(connection, row, payload, path, on_chunk=chunk, timeout=args.timeout,
+                                 readonly=settings.readonly)
         if args.output == "json":
             try:
                 answer: Any = json.loads(result.text)
@@ -219,25 +247,22 @@ def _scale(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
 
         row = await _find(connection, discovery, args.endpoint, lookup)
         how = await ep.scale(connection, row, args.replicas, readonly=settings.readonly, discovery=discovery)
-        print(f"{row.kind} {row.namespace}/{row.name} scaled to {args.replicas} replicas ({how}; was "
-              f"{row.ready_text} ready)")
+        print(f"{row.kind} {row.namespace}/{row.name}: {how} (was {row.ready_text} ready)")
         return EXIT_OK
 
     return _run(settings, kubeconfig, work, "scale")
 
 
 def _deploy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
-    from app.cluster.actions import EXIT_BAD_INPUT, ActionError, parse_manifest, refuse_if_readonly
+    from app.cluster.actions import ActionError, parse_manifest, refuse_if_readonly
+    from app.cluster.endpoints import check_endpoint_manifest
 
     try:
         if not args.dry_run:
             refuse_if_readonly(settings.readonly, f"deploying {args.file}")
-        text = _read_body("@" + args.file)
-        documents = parse_manifest(text, "<stdin>" if args.file == "-" else args.file)
-        if not any(d.get("kind") in ("JumpStartModel", "InferenceEndpointConfig", "InferenceService")
-                   for d in documents):
-            raise ActionError(f"{args.file} holds no JumpStartModel, InferenceEndpointConfig or InferenceService "
-                              "(for other objects use `hyperdesk submit`)", EXIT_BAD_INPUT)
+        source = "<stdin>" if args.file == "-" else args.file
+        documents = parse_manifest(_read_body("@" + args.file), source)
+        check_endpoint_manifest(documents, source)
     except ActionError as exc:
         return _fail(str(exc), exc.exit_code)
     namespace, _ = _namespaces(settings, kubeconfig)
@@ -285,10 +310,12 @@ async def _get_endpoints(ctx: Any) -> list[dict[str, Any]]:
         from app.model.endpoints import endpoint_dict
         from app.model.jobs import utcnow
 
+        warnings: list[str] = []
         try:
-            rows = await fetch_endpoints(connection, discovery, ctx.namespace)
+            rows = await fetch_endpoints(connection, discovery, ctx.namespace, warnings)
         except ActionError as exc:
             raise GetError(str(exc), exc.exit_code) from None
+        _warn(warnings)
         now = utcnow()
         return [endpoint_dict(row, now) for row in rows]
 
@@ -309,7 +336,7 @@ def register_kinds() -> None:
 
     register(Kind(
         name="endpoints",
-        aliases=("endpoint", "ep", "inferenceendpoints"),
+        aliases=("endpoint", "inferenceendpoints"),  # not `ep`: kubectl's ep is the core Endpoints kind
         fetch=_get_endpoints,
         columns=(("NAMESPACE", "namespace"), ("NAME", "name"), ("KIND", "kind"), ("MODEL", "model"),
                  ("INSTANCE", "instance_type"), ("STATE", "state"), ("READY", "ready"), ("AUTOSCALE", "auto"),

@@ -15,37 +15,12 @@ import argparse
 import sys
 from typing import Any
 
-OPTIONS: dict[str, Any] = {"idle": False, "source": None}
-"""`get`'s GPU options, as parsed: the `get` framework hands a kind only its GetContext."""
-
-
-class _Remember(argparse.Action):
-    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
-        value = True if self.nargs == 0 else values
-        setattr(namespace, self.dest, value)
-        OPTIONS[self.dest] = value
-
-
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """This area's subcommands; each sets `handler=fn(args, settings, kubeconfig) -> exit code`."""
-    get = sub.choices.get("get")
-    if get is None:
-        return
-    OPTIONS.update(idle=False, source=None)
-    # `hyperdesk get` imports the area modules to register their kinds, but build_parser imported this one before
-    # app.get existed: register when `get` parses its KIND argument (never on `--version`, which stays light).
-    for action in get._actions:
-        if action.dest == "kind":
-            previous = action.type
-
-            def kind_with_gpus(value: str, previous: Any = previous) -> Any:
-                _register()
-                return previous(value) if previous else value
-
-            action.type = kind_with_gpus
-    get.add_argument("--idle", action=_Remember, nargs=0, default=argparse.SUPPRESS,
+    """`get gpus`'s options; the GPUs area has no subcommand of its own."""
+    get = sub.choices["get"]
+    get.add_argument("--idle", action="store_const", const=True, default=None,
                      help="gpus: only GPUs and MIG slices held by a pod and idle now")
-    get.add_argument("--source", action=_Remember, choices=("dcgm", "prometheus", "nvml"), default=argparse.SUPPRESS,
+    get.add_argument("--source", choices=("dcgm", "prometheus", "nvml"), default=None,
                      help="gpus: dcgm (scrape the exporters), prometheus (gpus.prometheus_url; the default when "
                           "set) or nvml (this machine's GPUs)")
 
@@ -55,7 +30,7 @@ async def _gpus(ctx: Any) -> list[dict[str, Any]]:
 
     threshold = ctx.settings.gpus.idle_threshold_percent
     url = ctx.settings.gpus.prometheus_url
-    source = OPTIONS["source"] or ("prometheus" if url else "dcgm")
+    source = ctx.options.get("source") or ("prometheus" if url else "dcgm")
     if source == "prometheus" and not url:
         raise GetError("--source prometheus needs gpus.prometheus_url in the configuration "
                        "(or HYPERDESK_GPUS__PROMETHEUS_URL)", exit_code=2)
@@ -70,20 +45,22 @@ async def _gpus(ctx: Any) -> list[dict[str, Any]]:
         from app.metrics.collector import GpuCollector
         from app.metrics.prometheus import PrometheusSource
 
-        prometheus = PrometheusSource(url) if source == "prometheus" and url else None
+        prometheus = (PrometheusSource(url, token_file=ctx.settings.gpus.prometheus_token_file)
+                      if source == "prometheus" and url else None)
 
         async def work(connection: Any, discovery: Any) -> list[Any]:
             nodes = await connection.request("GET", "/api/v1/nodes")
             pods = await connection.request("GET", "/api/v1/pods")
-            view = await GpuCollector(threshold, prometheus=prometheus).refresh(connection, (nodes or {}).get("items") or [],
-                                                         (pods or {}).get("items") or [])
+            collector = GpuCollector(threshold, prometheus=prometheus, idle_minutes=ctx.settings.gpus.idle_minutes)
+            view = await collector.refresh(connection, (nodes or {}).get("items") or [],
+                                           (pods or {}).get("items") or [])
             note = view.state_line()
             if note:
                 print(f"hyperdesk: warning: {note}", file=sys.stderr)
             return view.devices
 
         devices = await _with_cluster(ctx, work)
-    if OPTIONS["idle"]:
+    if ctx.options.get("idle"):
         devices = [d for d in devices if d.holder is not None and d.util_percent is not None
                    and d.util_percent <= threshold]
     return [d.as_dict() for d in devices]
@@ -105,11 +82,9 @@ def _cells(item: dict[str, Any]) -> dict[str, Any]:
             "temp": number(item["temp_c"], "C"), "holder": holder}
 
 
-def _register() -> None:
-    from app.get import REGISTRY, Kind, register
+def register_kinds() -> None:
+    from app.get import Kind, register
 
-    if "gpus" in REGISTRY:
-        return
     register(Kind(
         name="gpus",
         aliases=("gpu",),
@@ -118,8 +93,5 @@ def _register() -> None:
                  ("MEMORY", "memory"), ("POWER", "power"), ("TEMP", "temp"), ("XID", "xid"), ("HOLDER", "holder")),
         description="every GPU and MIG slice of the cluster, with live figures and the pod holding it",
         display=_cells,
+        options=("idle", "source"),
     ))
-
-
-if "app.get" in sys.modules:
-    _register()

@@ -16,31 +16,10 @@ import argparse
 import sys
 from typing import Any
 
-OPTIONS: dict[str, Any] = {"experiment": None}
-"""`get runs --experiment E`: the get parser is app/cli.py's; this area adds its option and keeps the value."""
-
-
-class _Remember(argparse.Action):
-    def __call__(self, parser: Any, namespace: Any, value: Any, option_string: str | None = None) -> None:
-        OPTIONS[self.dest] = value
-
-
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """This area's subcommands; each sets `handler=fn(args, settings, kubeconfig) -> exit code`."""
-    OPTIONS["experiment"] = None
-    get = sub.choices.get("get")
-    if get is not None:
-        # `hyperdesk get` imports the area modules to register their kinds, but build_parser imported this one
-        # before app.get: register when `get` parses its KIND (never on `--version`, which stays light).
-        for action in get._actions:
-            if action.dest == "kind":
-                def kind_with_runs(value: str, previous: Any = action.type) -> Any:
-                    register_kinds()
-                    return previous(value) if previous else value
-
-                action.type = kind_with_runs
-        get.add_argument("--experiment", action=_Remember, default=argparse.SUPPRESS,
-                         help="runs: only this MLflow experiment (name or id)")
+    sub.choices["get"].add_argument("--experiment", default=None,
+                                    help="runs: only this MLflow experiment (name or id)")
     curve = sub.add_parser("curve", parents=[common], help="draw a run's metric curves from MLflow")
     curve.add_argument("run", help="run name or run id")
     curve.add_argument("--metric", action="append", help="metric to draw (again for more; default loss)")
@@ -126,7 +105,7 @@ def _runs(ctx: Any) -> list[dict[str, Any]]:
 
     tracking = _tracking(ctx.settings, ctx.kubeconfig, ctx.namespace or _home_namespace(ctx.settings, ctx.kubeconfig))
     try:
-        runs = tracking.runs(OPTIONS.get("experiment"))
+        runs = tracking.runs(ctx.options.get("experiment"))
     except TrackingError as exc:
         raise GetError(str(exc), exit_code=_exit_code(exc)) from None
     links = _job_links(ctx, runs)
@@ -172,10 +151,8 @@ def _run_cells(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def register_kinds() -> None:
-    from app.get import REGISTRY, Kind, register
+    from app.get import Kind, register
 
-    if "runs" in REGISTRY:
-        return
     register(Kind(
         name="runs",
         aliases=("run",),
@@ -184,11 +161,8 @@ def register_kinds() -> None:
                  ("STEP", "step"), ("METRICS", "metrics"), ("JOB", "job"), ("RUN ID", "run_id")),
         description="MLflow runs with their latest metrics and the job each belongs to",
         display=_run_cells,
+        options=("experiment",),
     ))
-
-
-if "app.get" in sys.modules:  # imported by app.get.lookup (or after it): register now
-    register_kinds()
 
 
 # --- curve -------------------------------------------------------------------------------------------------------

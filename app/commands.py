@@ -23,6 +23,8 @@ VERBS: dict[str, str] = {
     "split": "split [PANE [PANE]] — show two panes side by side; `:split` alone toggles",
     "submit": "submit FILE — check a job manifest, dry-run it on the server, then create it",
     "queues": "queues — team quotas per ClusterQueue and flavor",
+    "tunnels": "tunnels — the open tunnels: route, state, bytes; close one or all",
+    "connect": "connect NAMESPACE/NAME — open a tunnel to a space's IDE",
     "help": "help — list every key of the focused pane",
     "q": "q — quit",
     "quit": "quit — quit",
@@ -52,7 +54,7 @@ def parse(text: str) -> Command:
         return Command("pane", (PANES[head],))
     if head not in VERBS:
         raise CommandError(f"unknown command :{head} — try :help")
-    if head in ("ns", "ctx", "theme", "submit") and len(rest) != 1:
+    if head in ("ns", "ctx", "theme", "submit", "connect") and len(rest) != 1:
         raise CommandError(f":{head} needs exactly one name, e.g. {VERBS[head].split(' — ')[0]}")
     if head == "split":
         unknown = [w for w in rest if w.lower() not in PANES]

@@ -59,6 +59,8 @@ class GpuSettings:
     prometheus_url: str | None = None
     """A Prometheus HTTP API with the dcgm-exporter series (e.g. HyperPod's observability add-on); when set, the
     GPUs pane and `get gpus` read the figures from it instead of scraping the exporters through the API server."""
+    prometheus_token_file: str | None = None
+    """A file holding a bearer token sent to `prometheus_url` (read at each connection, never shown)."""
 
 
 @dataclass

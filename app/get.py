@@ -32,6 +32,8 @@ class GetContext:
     kubeconfig: Kubeconfig | None
     namespace: str | None
     """None: all namespaces."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The `get` options an area adds for its kinds (`--idle`, `--experiment`...), by argparse dest; None when unset."""
 
 
 Fetch = Callable[[GetContext], "list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]"]
@@ -47,6 +49,8 @@ class Kind:
     description: str = ""
     display: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     """For the table only: the fetched dict -> the values its columns show (human ages, GPU text...)."""
+    options: tuple[str, ...] = ()
+    """The `get` options (argparse dests) this kind reads from GetContext.options; any other one set is an error."""
 
 
 REGISTRY: dict[str, Kind] = {}
@@ -61,10 +65,8 @@ def register(kind: Kind) -> Kind:
 def lookup(name: str) -> Kind:
     from app.cli import AREAS
 
-    for area in AREAS:  # each area's module registers its kinds when imported, or in its register_kinds()
-        module = importlib.import_module(f"app.cli_{area}")
-        if hasattr(module, "register_kinds"):  # modules imported earlier (by the parser) could not register then
-            module.register_kinds()
+    for area in AREAS:  # registering is not done on import: the parser imports these modules on `--version`'s path
+        importlib.import_module(f"app.cli_{area}").register_kinds()
     try:
         return REGISTRY[name.lower()]
     except KeyError:
@@ -74,6 +76,9 @@ def lookup(name: str) -> Kind:
 
 def run(name: str, output: str, ctx: GetContext, out: TextIO = sys.stdout) -> None:
     kind = lookup(name)
+    for dest, value in ctx.options.items():
+        if value is not None and dest not in kind.options:
+            raise GetError(f"--{dest.replace('_', '-')} does not apply to {kind.name}", exit_code=2)
     result = kind.fetch(ctx)
     if hasattr(result, "__await__"):
         import asyncio

@@ -46,7 +46,9 @@ from app.screens.logs import LogsScreen
 from app.screens.panes import PANE_CLASSES, PANE_IDS, JobsPane, Pane
 from app.screens.quotas import QuotaScreen
 from app.screens.yaml_view import YamlScreen
-from app.tunnels.manager import TunnelManager
+from app.screens.connect import ConnectScreen
+from app.screens.tunnels import TunnelsScreen
+from app.tunnels.manager import TunnelManager, runtime_dir
 from themes import BUILTIN, DEFAULT, STYLESHEET, load_user_themes
 from widgets.prompt import Prompt
 from widgets.topbar import TopBar, TopBarState
@@ -101,6 +103,7 @@ class HyperdeskApp(App[None]):
         Binding("colon", "command", "Command", id="app.command"),
         Binding("slash", "filter", "Filter", id="app.filter"),
         Binding("v", "toggle_split", "Split", id="app.split"),
+        Binding("ctrl+t", "tunnels", "Tunnels", show=False, id="app.tunnels"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("escape", "back", "Back", show=False, id="app.back"),
         Binding("q", "quit_app", "Quit", id="app.quit"),
@@ -120,7 +123,9 @@ class HyperdeskApp(App[None]):
         self.settings = settings
         self.kubeconfig = kubeconfig
         self.startup_errors = list(startup_errors or [])
-        self.tunnels = tunnels or TunnelManager()
+        self.tunnels = tunnels or TunnelManager(publish_dir=runtime_dir())
+        self.connect_sessions: dict = {}
+        """Space key -> its ConnectSession (app/tunnels/session.py), kept while the app runs."""
         self.readonly = settings.readonly
         context = kubeconfig.context(settings.context) if kubeconfig else None
         self.context_name: str | None = context.name if context else settings.context
@@ -280,6 +285,32 @@ class HyperdeskApp(App[None]):
         if confirmed:
             await self.tunnels.close_all()
             self.exit()
+
+    # ------------------------------------------------------------------ connect (app/screens/connecting.py)
+
+    def connect_space(self, key: str) -> None:
+        """The Spaces pane's `c` and `:connect NAMESPACE/NAME`: the connect dialog, opening the space's tunnel."""
+        from app.screens.connecting import connect_space
+
+        connect_space(self, key)
+
+    def action_tunnels(self) -> None:
+        self.open_tunnels()
+
+    def open_tunnels(self) -> None:
+        from app.screens.connecting import open_tunnels
+
+        open_tunnels(self)
+
+    def sync_space_connections(self) -> None:
+        """The Spaces pane shows which spaces have a tunnel (its `connections` attribute)."""
+        from app.screens.connecting import connections
+
+        for pane in self.query("#spaces"):
+            if hasattr(pane, "connections") and isinstance(pane, Pane):
+                pane.connections = connections(self)
+                if pane.display:
+                    self._show_pane_state(pane)
 
     # ----------------------------------------------------------------------------------------- job views
 
@@ -588,6 +619,10 @@ class HyperdeskApp(App[None]):
             self.open_quotas()
         elif command.verb == "submit":
             self.submit_file(command.args[0])
+        elif command.verb == "tunnels":
+            self.open_tunnels()
+        elif command.verb == "connect":
+            self.connect_space(command.args[0])
         elif command.verb == "q":
             self.action_quit_app()
 
@@ -663,15 +698,21 @@ class HyperdeskApp(App[None]):
 
     @staticmethod
     def _all_bindings() -> list[Binding]:
-        found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
-        from app.screens.endpoint_actions import ManifestPathScreen
-        from app.screens.endpoint_detail import EndpointDetailScreen
-        from app.screens.endpoint_invoke import InvokeScreen
+        """Every binding of the app and of each pane, screen and widget in app/screens and widgets: the ids a keymap
+        may name. Found by walking the classes, so a new screen's keys are remappable without being listed here."""
+        import pkgutil
 
-        for cls in (Pane, *PANE_CLASSES, Prompt, HelpScreen, ConfirmScreen, ChoiceScreen, JobDetailScreen,
-                    LogsScreen, YamlScreen, QuotaScreen, JobFormScreen, EndpointDetailScreen, InvokeScreen,
-                    ManifestPathScreen):
-            found.extend(b for b in cls.BINDINGS if isinstance(b, Binding))
+        import app.screens
+
+        for module in pkgutil.iter_modules(app.screens.__path__):
+            importlib.import_module(f"app.screens.{module.name}")
+        found = [b for b in HyperdeskApp.BINDINGS if isinstance(b, Binding)]
+        pending: list[type] = [Widget]
+        while pending:
+            cls = pending.pop()
+            pending.extend(cls.__subclasses__())
+            if cls.__module__.startswith(("app.", "widgets.")):
+                found.extend(b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding))
         return found
 
     # ------------------------------------------------------------------------------- cluster and state

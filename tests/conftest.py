@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.plugins.mlflow",
     "tests.plugins.endpoints",
     "tests.plugins.gpus",
+    "tests.plugins.ssh",
 ]

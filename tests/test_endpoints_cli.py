@@ -31,7 +31,7 @@ def test_get_endpoints_json_and_table(serving_cluster) -> None:
     assert (clip["kind"], clip["state"], clip["replicas_ready"], clip["replicas_desired"]) == ("InferenceService", "Ready", 1, 1)
     assert items["too-big"]["reason"].startswith("InstanceTypeNotAvailable")
 
-    table = hyperdesk(serving_cluster, "get", "ep", "-n", NAMESPACE)
+    table = hyperdesk(serving_cluster, "get", "endpoint", "-n", NAMESPACE)
     assert table.returncode == 0, table.stderr
     header, *lines = table.stdout.splitlines()
     assert header.split()[:7] == ["NAMESPACE", "NAME", "KIND", "MODEL", "INSTANCE", "STATE", "READY"]
@@ -92,6 +92,26 @@ def test_bad_input_is_refused_before_sending(serving_cluster) -> None:
     wrong = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--requests", "0")
     assert wrong.returncode == 2 and "1..100000" in wrong.stderr
 
+    alone = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "-c", "5")
+    assert alone.returncode == 2 and "--concurrency needs --requests" in alone.stderr
+    for timeout in ("0", "-1"):
+        never = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--timeout", timeout)
+        assert never.returncode == 2 and "--timeout must be a positive number" in never.stderr
+
+
+def test_readonly_invoke_sends_inference_requests_only(serving_cluster) -> None:
+    refused = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly",
+                        "--path", "/v2/repository/models/clip/unload", "--body", "{}")
+    assert refused.returncode == 2
+    assert "read-only" in refused.stderr and "/v2/repository/models/clip/unload" in refused.stderr
+    assert "nothing was sent" in refused.stderr
+    load = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly", "--path", "/sleep", "-N", "2")
+    assert load.returncode == 2 and "read-only" in load.stderr
+    allowed = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly", "--protocol", "kserve-v1",
+                        "-N", "3", "-c", "2", "-o", "json")
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["ok"] == 3
+
 
 def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
     kubectl = demo_kubectl(bare_cluster)
@@ -104,6 +124,10 @@ def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
                                             f"InferenceEndpointConfig/{NAMESPACE}/cli-config created"]
     invalid = hyperdesk(bare_cluster, "deploy", "-", stdin="kind: [unclosed\n")
     assert invalid.returncode == 2 and "invalid YAML" in invalid.stderr
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "side", "namespace": NAMESPACE}}
+    mixed = hyperdesk(bare_cluster, "deploy", "-", stdin=yaml.safe_dump_all([jumpstart("mixed"), config_map]))
+    assert mixed.returncode == 2 and "ConfigMap/side" in mixed.stderr and "nothing was sent" in mixed.stderr
+    assert kubectl.run("get", "jumpstartmodel", "mixed", "-n", NAMESPACE, check=False).returncode == 1
 
     bare_cluster.advance(60)
     refused = hyperdesk(bare_cluster, "scale", "cli-model", "-n", NAMESPACE, "--replicas", "2", "--readonly")
@@ -111,7 +135,7 @@ def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
     assert kubectl.json("get", "jumpstartmodel", "cli-model", "-n", NAMESPACE)["spec"]["replicas"] == 1
     scaled = hyperdesk(bare_cluster, "scale", "jumpstartmodel/cli-model", "-n", NAMESPACE, "--replicas", "2")
     assert scaled.returncode == 0, scaled.stderr
-    assert "scaled to 2 replicas (scale subresource" in scaled.stdout
+    assert f"JumpStartModel {NAMESPACE}/cli-model: replicas set to 2 (scale subresource)" in scaled.stdout
     assert kubectl.json("get", "jumpstartmodel", "cli-model", "-n", NAMESPACE)["spec"]["replicas"] == 2
 
     gone = hyperdesk(bare_cluster, "undeploy", "cli-config", "-n", NAMESPACE)
@@ -119,3 +143,35 @@ def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
     assert kubectl.json("get", "inferenceendpointconfig", "cli-config", "-n", NAMESPACE)["status"]["state"] == "DeletionPending"
     bare_cluster.advance(40)  # the operator's finalizer lets go once the model servers stopped
     assert kubectl.run("get", "inferenceendpointconfig", "cli-config", "-n", NAMESPACE, check=False).returncode == 1
+
+
+def test_kinds_the_user_may_not_list_are_said(demo_cluster) -> None:
+    from tests.plugins.endpoints import create, inference_service
+
+    access = {"users": [
+        {"name": "admin", "token": "admin-token", "rules": [
+            {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
+        {"name": "hyperpod-only", "token": "hp-token", "rules": [
+            {"verbs": ["get", "list", "watch"], "apiGroups": ["", "inference.sagemaker.aws.amazon.com"],
+             "resources": ["*"]}]},
+        {"name": "nothing", "token": "no-token", "rules": [
+            {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["namespaces"]}]},
+    ]}
+    handle = demo_cluster(scenario="bare", seed=5, mlflow=False, access=access)
+    create(handle, jumpstart(), inference_service())
+
+    def as_user(user: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERDESK_")}
+        env["KUBECONFIG"] = str(handle.cluster.server.kubeconfig_for(user))
+        return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=120,
+                              env=env)
+
+    partial = as_user("hyperpod-only", "get", "endpoints", "-n", NAMESPACE, "-o", "json")
+    assert partial.returncode == 0, partial.stderr
+    assert [i["name"] for i in json.loads(partial.stdout)] == ["deepseek-small"]
+    assert f"warning: cannot list inferenceservices in {NAMESPACE} (forbidden)" in partial.stderr
+    hidden = as_user("hyperpod-only", "invoke", "clip", "-n", NAMESPACE)
+    assert hidden.returncode == 2
+    assert f"no endpoint 'clip' in namespace {NAMESPACE} (cannot list inferenceservices" in hidden.stderr
+    blind = as_user("nothing", "get", "endpoints", "-n", NAMESPACE)
+    assert blind.returncode == 1 and "cannot list jumpstartmodels" in blind.stderr and "(forbidden)" in blind.stderr

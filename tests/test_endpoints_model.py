@@ -58,14 +58,64 @@ def test_states_and_pods_per_kind() -> None:
                                            {"type": "Ready", "status": "False", "reason": "PredictorNotReady"}]}}},
         "pods": {"ns/b-1": _pod("b-1", {"app": "b", "tier": "model"}, True),
                  "ns/b-2": _pod("b-2", {"app": "b"}, True),  # misses one label of the selector
-                 "ns/c-1": _pod("c-1", {"serving.kserve.io/inferenceservice": "c"}, True),
-                 "ns/c-2": _pod("c-2", {"serving.kserve.io/inferenceservice": "c"}, False)},
+                 "ns/c-1": _pod("c-1", {"serving.kserve.io/inferenceservice": "c", "component": "predictor"}, True),
+                 "ns/c-2": _pod("c-2", {"serving.kserve.io/inferenceservice": "c", "component": "predictor"}, False),
+                 # the InferenceService's transformer: same inferenceservice label, not a model server
+                 "ns/c-t": _pod("c-t", {"serving.kserve.io/inferenceservice": "c", "component": "transformer"}, True)},
     }
     rows = {r.name: r for r in endpoint_rows(stores)}
     assert (rows["a"].state, rows["a"].ready_text) == ("DeploymentPending", "0/2")
     assert rows["b"].state == "DeletionInProgress" and rows["b"].pods == ("ns/b-1",)
     assert (rows["c"].state, rows["c"].reason, rows["c"].ready_text) == ("NotReady", "loading", "1/2")
-    assert rows["c"].serving and not rows["a"].serving
+    assert rows["c"].pods == ("ns/c-1", "ns/c-2")
+    # One readiness rule: KServe's Ready condition; a HyperPod endpoint being deleted is not invocable even with a
+    # ready pod left.
+    assert not rows["c"].serving and not rows["a"].serving and not rows["b"].serving
+
+
+def _isvc(name: str, ready: str, **model_status) -> dict:
+    return {"metadata": {"name": name, "namespace": "ns", "uid": name},
+            "spec": {"predictor": {"minReplicas": 0, "model": {"storageUri": "s3://models/x"}}},
+            "status": {"conditions": [{"type": "Ready", "status": ready}], "modelStatus": model_status}}
+
+
+def test_kserve_state_trusts_ready_over_a_stale_failure() -> None:
+    from app.model.endpoints import endpoint_detail
+
+    failure = {"reason": "ModelLoadFailed", "message": "OOM on first load"}
+    stores = {"inferenceservices": {
+        # recovered: KServe keeps lastFailureInfo after the model loads; scaled to zero: no pods at all
+        "ns/recovered": _isvc("recovered", "True", lastFailureInfo=failure, states={"activeModelState": "Loaded"}),
+        "ns/failed": _isvc("failed", "False", lastFailureInfo=failure, states={"activeModelState": "FailedToLoad"}),
+        "ns/retrying": _isvc("retrying", "False", lastFailureInfo=failure, states={"activeModelState": "Pending"}),
+    }}
+    rows = {r.name: r for r in endpoint_rows(stores)}
+    assert (rows["recovered"].state, rows["recovered"].reason, rows["recovered"].serving) == ("Ready", "", True)
+    assert rows["failed"].state == "FailedToLoad" and rows["failed"].reason == "ModelLoadFailed: OOM on first load"
+    assert rows["retrying"].state == "NotReady" and "OOM on first load" in rows["retrying"].reason
+    assert "earlier failure, recovered since ModelLoadFailed" in endpoint_detail(rows["recovered"], stores).deployment
+
+
+def test_kserve_chat_template_names_the_inference_service() -> None:
+    row = endpoint_rows({"inferenceservices": {"ns/clip": _isvc("clip", "True")}})[0]
+    chat = next(p for p in row.protocols() if p.name == "openai-chat")
+    assert chat.body["model"] == "clip"
+
+
+def test_stream_events_of_other_shapes_are_skipped() -> None:
+    from app.model.endpoints import stream_text
+
+    lines = ["data: [1]", 'data: "text"', 'data: {"choices": ["a", 3]}', 'data: {"choices": "x"}',
+             'data: {"choices": [{"delta": "x"}, {"delta": {"content": 5}}]}',
+             'data: {"choices": [{"delta": {"content": "ok"}}]}']
+    assert stream_text(lines) == "ok"
+    stream = StreamText()
+    assert stream.feed("\n".join(lines) + "\n") == "ok"
+
+
+def test_cut_answers_count_apart() -> None:
+    summary = summarize([(200, 100.0, False), (200, 9000.0, True), (503, 5.0)], seconds=1.0, concurrency=1)
+    assert (summary.ok, summary.errors, summary.max_ms) == (1, {"503": 1, "cut": 1}, 100.0)
 
 
 def test_metrics_exposition_to_figures() -> None:
@@ -88,6 +138,23 @@ model_latency_milliseconds_count 100
     assert parse_metrics("this is { not metrics", "p").error.startswith("unreadable metrics")
     untyped = parse_metrics("\n".join(line for line in text.splitlines() if not line.startswith("#")), "p")
     assert (untyped.requests, untyped.latency_count, len(untyped.buckets)) == (100, 100, 3)
+    # A counter without a code/status label is neither success nor error.
+    unlabelled = EndpointFigures([parse_metrics("model_invocations_total 7\n", "p")], read_at=1.0)
+    assert (unlabelled.requests, unlabelled.errors, unlabelled.unknown) == (7, 0, 7)
+    assert "7 without a status code" in unlabelled.line()
+
+
+def test_metrics_port_falls_back_to_the_annotation_then_the_serving_port() -> None:
+    from app.cluster.endpoints import metrics_port
+
+    def pod(ports, annotations=None):
+        return {"metadata": {"annotations": annotations or {}}, "spec": {"containers": [{"ports": ports}]}}
+
+    http = {"name": "http", "containerPort": 8080}
+    assert metrics_port(pod([http, {"name": "metrics", "containerPort": 9091}])) == 9091
+    assert metrics_port(pod([http], {"prometheus.io/port": "8000"})) == 8000
+    assert metrics_port(pod([http])) == 8080
+    assert metrics_port(pod([])) is None
 
 
 def test_detail_says_why_a_pod_waits() -> None:

@@ -48,7 +48,7 @@ async def test_rows_detail_metrics_logs_and_yaml(serving_cluster) -> None:
         table.move_cursor(row=cell_texts(table, "NAME").index("too-big"))
         await pilot.press("d")
         assert isinstance(app.screen, EndpointDetailScreen)
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "Why:" in str(app.screen.query_one("#detail-summary").render()))
         summary = str(app.screen.query_one("#detail-summary").render())
         assert "Why: InstanceTypeNotAvailable: Instance type ml.g5.48xlarge is not available" in summary
         events = app.screen.query_one("#detail-events")
@@ -133,7 +133,10 @@ async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) ->
         await wait_for(pilot, lambda: cell_texts(table, "READY") == ["1/1"])
         await pilot.press("s")
         assert isinstance(app.screen, ChoiceScreen)
-        await pilot.pause()
+        from textual.widgets import OptionList
+
+        await wait_for(pilot, lambda: bool(app.screen.query(OptionList))
+                       and app.screen.query_one(OptionList).highlighted == 1)
         await pilot.press("down", "enter")  # from 1 (now, highlighted) to 2
         await wait_for(pilot, lambda: cell_texts(table, "READY") == ["1/2"], timeout=10)
         assert kubectl.json("get", "jumpstartmodel", "pane-model", "-n", NAMESPACE)["spec"]["replicas"] == 2
@@ -174,11 +177,14 @@ async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
     good.write_text(yaml.safe_dump(inference_service("from-pane")))
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: x\n")
+    mixed = tmp_path / "mixed.yaml"  # an endpoint and something else: a deploy takes endpoint kinds only
+    mixed.write_text(yaml.safe_dump_all([inference_service("not-this"), {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "side", "namespace": NAMESPACE}}]))
     app = _app(bare_cluster)
     async with app.run_test(size=(200, 45)) as pilot:
         await pilot.press("5")
         await wait_for(pilot, lambda: app.engine is not None, timeout=20)
-        for path in (bad, good):
+        for path in (bad, mixed, good):
             await pilot.press("n")
             assert isinstance(app.screen, ManifestPathScreen)
             await pilot.press(*str(path), "enter")
@@ -186,4 +192,5 @@ async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["from-pane"], timeout=10)
         notes = [str(n.message) for n in app._notifications]
         assert any(f"{bad}:4: invalid YAML" in n for n in notes), notes
+        assert any(f"{mixed} holds ConfigMap/side" in n and "nothing was sent" in n for n in notes), notes
         assert any(f"submitted InferenceService/{NAMESPACE}/from-pane" in n for n in notes), notes

@@ -8,7 +8,7 @@ import pytest
 
 from app.metrics.collector import GpuCollector, is_waste
 from app.metrics.summary import summarize
-from tests.plugins.gpus import add_objects, collect, gpu_node, gpu_pod
+from tests.plugins.gpus import VIEWER, add_objects, collect, first_h100, gpu_node, gpu_pod
 
 TEAM = "hyperpod-ns-nlp"
 
@@ -51,7 +51,8 @@ def test_mixed_strategy_mig_slices_use_the_graphics_engine_activity(hyperpod_clu
         per_profile: dict[str, int] = {}
         for device in node.devices:
             per_profile[device.mig_profile] = per_profile.get(device.mig_profile, 0) + 1
-            assert device.uuid.startswith("MIG-") and device.gi_id is not None
+            assert device.uuid.startswith("GPU-") and device.gi_id is not None  # the parent GPU's UUID
+        assert len({(d.uuid, d.gi_id) for d in node.devices}) == len(node.devices)
         assert {f"nvidia.com/mig-{p}": c for p, c in per_profile.items()} == {k: v for k, v in node.capacity.items() if v}
     slices = [d for d in hyperpod_view.devices if d.holder and d.holder.kind == "JobSet"]
     assert len(slices) == 2 and all(d.mig_profile == "3g.40gb" for d in slices)
@@ -70,9 +71,10 @@ def test_mixed_strategy_mig_slices_use_the_graphics_engine_activity(hyperpod_clu
 
 
 def test_an_idle_notebook_on_a_whole_gpu_becomes_waste(hyperpod_cluster):
-    collector = GpuCollector(idle_threshold_percent=5.0)
+    collector = GpuCollector(idle_threshold_percent=5.0, poll_seconds=16 * 60)  # 31 min is less than 2 polls
     start = 1_000_000.0
-    collect(hyperpod_cluster, collector=collector, now=start)
+    first = collect(hyperpod_cluster, collector=collector, now=start)
+    assert next(d for d in first.devices if d.holder and d.holder.name == "alice-notebook").idle_seconds is None
     view = collect(hyperpod_cluster, collector=collector, now=start + 31 * 60)
     notebook = next(d for d in view.devices if d.holder and d.holder.name == "alice-notebook")
     assert notebook.holder.kind == "Workspace" and notebook.mig_profile is None
@@ -82,6 +84,10 @@ def test_an_idle_notebook_on_a_whole_gpu_becomes_waste(hyperpod_cluster):
     assert all(d.holder.kind in ("Workspace", "Pod") for d in waste)  # training GPUs are busy, never waste
     assert not any(is_waste(d, 30) for d in view.devices if d.holder is None)
     assert len(notebook.history) == 2
+    # unseen for more than two polls (the pane was hidden): what it did meanwhile is unknown, the clock restarts
+    later = collect(hyperpod_cluster, collector=collector, now=start + 31 * 60 + 40 * 60)
+    again = next(d for d in later.devices if d.holder and d.holder.name == "alice-notebook")
+    assert again.idle_seconds is None and len(again.history) == 3
 
 
 def test_single_strategy_old_and_new_labels_and_a_node_without_exporter(bare_cluster, demo_kubectl):
@@ -107,7 +113,8 @@ def test_single_strategy_old_and_new_labels_and_a_node_without_exporter(bare_clu
     assert len(single.devices) == 56 and {d.mig_profile for d in single.devices} == {"1g.10gb"}
     held = [d for d in single.devices if d.holder]
     assert [(d.holder.pod, d.holder.kind, d.holder.name) for d in held] == [("sweep-0", "Job", "sweep")] * 2
-    assert all(d.uuid.startswith("MIG-") for d in held)
+    assert all(d.uuid.startswith("GPU-") for d in held)
+    assert len({(d.uuid, d.gi_id) for d in single.devices}) == 56
     [row] = summarize([single], 5.0)
     assert (row.product, row.profile, row.capacity, row.allocated, row.idle_held) == (
         "NVIDIA H100 80GB HBM3", "1g.10gb", 56, 2, 2)
@@ -130,19 +137,9 @@ def test_single_strategy_old_and_new_labels_and_a_node_without_exporter(bare_clu
     assert "no dcgm-exporter on 1 node" in view.state_line()
 
 
-VIEWER = {
-    "anonymous": False,
-    "users": [
-        {"name": "admin", "token": "admin-token", "rules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
-        {"name": "viewer", "token": "viewer-token",
-         "rules": [{"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods", "nodes"]}]},
-    ],
-}
-
-
 def test_forbidden_proxy_access_keeps_the_allocation(demo_cluster):
     handle = demo_cluster(scenario="bare", seed=3, mlflow=False, access=VIEWER)
-    add_objects(handle, gpu_pod("held", TEAM, _first_h100(handle), {"nvidia.com/gpu": 2}))
+    add_objects(handle, gpu_pod("held", TEAM, first_h100(handle), {"nvidia.com/gpu": 2}))
     viewer = handle.call(handle.cluster.server.kubeconfig_for, "viewer")
     view = collect(handle, kubeconfig=viewer)
     assert "forbidden" in view.forbidden.lower()
@@ -152,13 +149,3 @@ def test_forbidden_proxy_access_keeps_the_allocation(demo_cluster):
     assert all(d.util_percent is None for d in view.devices)
     admin = collect(handle)  # the same cluster for a user who may proxy: live figures
     assert admin.forbidden == "" and all(d.util_percent is not None for d in admin.devices)
-
-
-def _first_h100(handle) -> str:
-    store = handle.cluster.server.store
-    nodes = handle.call(store.list, "v1", "Node")
-    items = nodes["items"] if isinstance(nodes, dict) else nodes
-    return next(n["metadata"]["name"] for n in items
-                if n["metadata"]["labels"].get("nvidia.com/gpu.count") == "8"
-                and "mig.strategy" not in str(n["metadata"]["labels"])
-                and n["metadata"]["labels"].get("sagemaker.amazonaws.com/node-health-status") == "Schedulable")

@@ -25,18 +25,25 @@ FIELDS = {
 }
 
 
+def _xid(labels: str, code: int) -> str:
+    """dcgm-exporter >= 3.3.6 adds err_code/err_msg to the XID line only."""
+    message = {0: "No Error", 79: "GPU has fallen off the bus"}[code]
+    return f'{labels},err_code="{code}",err_msg="{message}"'
+
+
 def exposition(extra: str = "") -> str:
     lines = []
     for name, (whole, mig) in FIELDS.items():
-        lines += [f"# HELP {name} some help", f"# TYPE {name} gauge", f"{name}{{{GPU0}}} {whole}",
-                  f"{name}{{{MIG}}} {mig}"]
+        first, second = (_xid(GPU0, whole), _xid(MIG, mig)) if name == "DCGM_FI_DEV_XID_ERRORS" else (GPU0, MIG)
+        lines += [f"# HELP {name} some help", f"# TYPE {name} gauge", f"{name}{{{first}}} {whole}",
+                  f"{name}{{{second}}} {mig}"]
     return "\n".join(lines) + "\n" + extra
 
 
 def test_every_field_and_label_of_the_reference():
     result = ExpositionParser(wanted=None).parse(exposition())
     assert (result.samples, result.malformed) == (20, 0)
-    whole, mig = result.series
+    whole, mig = result.series  # the XID line's extra err_code/err_msg labels do not split a device in two
     assert {name: whole.values[name] for name in FIELDS} == {name: float(v[0]) for name, v in FIELDS.items()}
     assert {name: mig.values[name] for name in FIELDS} == {name: float(v[1]) for name, v in FIELDS.items()}
     assert (whole.hostname, whole.gpu, whole.uuid, whole.mig_profile, whole.gi_id, whole.pod) == (
@@ -108,4 +115,32 @@ def test_stale_figures_say_how_old_they_are():
     view = GpuView(nodes=[NodeGpus("n", metrics_state="ok")], exporters=1, scraped_at=1000.0)
     assert view.state_line(now=1005.0) == ""
     assert view.state_line(now=1030.0) == "stale: metrics from 30s ago"
-    assert view.state_line(now=1000.0 + 3 * 3600 + 120) == "stale: metrics from 3h02m ago"
+    assert view.state_line(now=1000.0 + 3 * 3600 + 120) == "stale: metrics from 3h ago"
+
+
+def test_a_time_sliced_gpu_is_one_device_with_every_pod_sharing_it():
+    shared = GPU0.replace(',container="main",namespace="team-a",pod="train-0"', "")
+    text = "".join(f'{name}{{{shared},container="c",namespace="{ns}",pod="{pod}"}} {value}\n'
+                   for ns, pod in (("team-a", "nb-0"), ("team-b", "nb-1"))
+                   for name, value in (("DCGM_FI_DEV_GPU_UTIL", 30), ("DCGM_FI_DEV_FB_USED", 1000),
+                                       ("DCGM_FI_DEV_FB_FREE", 80559)))
+    [series] = parse(text).series
+    assert series.pods == [("team-a", "nb-0"), ("team-b", "nb-1")] and series.pod == ("team-a", "nb-0")
+    assert reading(series).util_percent == 30.0 and reading(series).mem_total_mib == 81559.0
+
+
+def test_service_discovery_labels_name_the_exporter_and_exported_ones_the_holder():
+    from app.metrics.dcgm import pod_of
+    from app.metrics.prometheus import device_labels
+
+    metric = {"__name__": "DCGM_FI_DEV_GPU_UTIL", "gpu": "0", "UUID": "GPU-1", "Hostname": "node-a",
+              "job": "gpu-operator/nvidia-dcgm-exporter", "instance": "10.0.0.5:9400", "service": "nvidia-dcgm-exporter",
+              "endpoint": "gpu-metrics", "namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-x2x7q",
+              "container": "nvidia-dcgm-exporter", "node": "node-a",
+              "exported_namespace": "team-a", "exported_pod": "train-0", "exported_container": "main"}
+    labels = device_labels(metric)
+    assert pod_of(labels) == ("team-a", "train-0") and labels["container"] == "main"
+    assert labels["__exporter_pod"] == "nvidia-dcgm-exporter-x2x7q" and labels["__node"] == "node-a"
+    assert not {"job", "instance", "service", "endpoint", "__name__"} & set(labels)
+    assert pod_of({"exported_pod": "train-0", "exported_namespace": "team-a", "pod": "exp", "namespace": "ops"}) == (
+        "team-a", "train-0")

@@ -90,7 +90,7 @@ PODS = [
     for suffix, node in (("b2xkq", "hyperpod-i-0295d3cac5cb5bde7"), ("t9wzm", "hyperpod-i-0a566edb6dfdf1905"))
 ] + [
     {"metadata": {"name": "clip-vit-l-predictor-7d4b9c6f8-xk2pq", "namespace": NS,
-                  "labels": {"serving.kserve.io/inferenceservice": "clip-vit-l"}},
+                  "labels": {"serving.kserve.io/inferenceservice": "clip-vit-l", "component": "predictor"}},
      "spec": {"nodeName": "hyperpod-i-074bf20f876ffc474", "containers": [{"name": "kserve-container"}]},
      "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
 ]
@@ -138,7 +138,12 @@ class DetailApp(ViewApp):
 
 def test_endpoint_detail_view(snap_compare) -> None:
     async def settle(pilot) -> None:
-        await pilot.pause(0.3)
+        from tests.test_tui_navigation import wait_for
+
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: screen.metrics_line.startswith("2 pod(s)")
+                       and screen.query_one("#detail-events").row_count > 0)
+        await pilot.pause()
 
     assert snap_compare(DetailApp(), run_before=settle, terminal_size=(150, 48))
 

@@ -42,7 +42,7 @@ def view() -> GpuView:
             if gpu == 0 and profile == "2g.20gb":
                 holder, util = Holder("hyperpod-ns-vision", "workspace-bob-mig-lab-7c9d-x2", "Workspace",
                                       "bob-mig-lab"), 0.3
-            slices.append(Device(mig_name, gpu, f"MIG-{gpu}{gi:07x}-0000-0000-0000-000000000000", H100, profile, gi,
+            slices.append(Device(mig_name, gpu, f"GPU-{gpu:08x}-0000-0000-0000-000000000000", H100, profile, gi,
                                  util_percent=util, mem_used_mib=memory * 0.6 if holder else 0,
                                  mem_total_mib=memory, power_w=120 if holder else 9, temp_c=45 if holder else 31,
                                  xid=0, holder=holder, history=history,

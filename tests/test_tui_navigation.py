@@ -12,7 +12,7 @@ from app.config import Settings
 from app.screens.dialogs import ConfirmScreen, HelpScreen
 from app.screens.panes import PANE_IDS
 from app.tui import HyperdeskApp
-from tests.plugins.tui import closed_port, write_kubeconfig
+from tests.plugins.tui import closed_port, wait_for, write_kubeconfig
 from widgets.prompt import Prompt
 from widgets.resource_table import ResourceTable, Row
 from widgets.topbar import TopBar
@@ -251,14 +251,6 @@ async def test_keymap_overrides_from_settings() -> None:
         assert visible_panes(app) == ["jobs", "training"]
         await pilot.pause()
         assert any("unknown binding id 'app.nonsense'" in t for t in toasts(app))
-
-
-async def wait_for(pilot, condition, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        if condition():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_unreachable_cluster_is_shown_and_the_app_keeps_working(tmp_path: Path) -> None:

@@ -48,8 +48,10 @@ class ClusterConnection:
     """
 
     def __init__(self, kubeconfig_paths: list[Path] | None, context: str | None, timeout: float = 10.0,
-                 open_timeout: float = 30.0) -> None:
+                 open_timeout: float = 30.0, pool_size: int | None = None) -> None:
         self.kubeconfig_paths = kubeconfig_paths
+        self.pool_size = pool_size
+        """Connections open at once (the client's default, 100, when None); more requests wait for one."""
         self.context = context
         self.timeout = timeout
         self.open_timeout = open_timeout
@@ -77,6 +79,8 @@ class ClusterConnection:
         from kubernetes.aio import client, config
 
         configuration = client.Configuration()
+        if self.pool_size is not None:
+            configuration.connection_pool_maxsize = self.pool_size
         if self.kubeconfig_paths:
             loader = await config.load_kube_config(
                 config_file=os.pathsep.join(str(p) for p in self.kubeconfig_paths),
@@ -100,17 +104,19 @@ class ClusterConnection:
             await api_client.close()
 
     async def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any,
-                    headers: dict[str, str] | None, timeout: float | None) -> Any:
+                    headers: dict[str, str] | None, timeout: Any, data: bytes | None = None) -> Any:
         api_client = await self.open()
         params = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
         header_params = {"Accept": "application/json", **(headers or {})}
-        if body is not None and "Content-Type" not in header_params:
+        if (body is not None or data is not None) and "Content-Type" not in header_params:
             header_params["Content-Type"] = "application/json"
         try:
             _, url, header_params, body, _ = await api_client.param_serialize(
                 method=method, resource_path=path, query_params=params, header_params=header_params,
                 body=body, auth_settings=["BearerToken"],
             )
+            if data is not None:
+                return await _send_bytes(api_client, method, url, header_params, data, timeout)
             response = await api_client.call_api(method, url, header_params=header_params, body=body,
                                                  _request_timeout=timeout)
         except asyncio.TimeoutError:
@@ -143,6 +149,24 @@ class ClusterConnection:
             raise ApiError(response.status, f"the server answered {path} with something that is not JSON") from None
 
     @asynccontextmanager
+    async def response(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+                       data: bytes | None = None, headers: dict[str, str] | None = None,
+                       timeout: Any = None) -> AsyncIterator[Any]:
+        """One request whose raw answer the caller reads: yields the aiohttp response whatever its status, released
+        on exit. `body` is sent as JSON, `data` as the bytes given; `timeout` is seconds or an aiohttp ClientTimeout
+        (default: the connection's). Transport failures raise ApiError(0); a 401 makes the exec plugin run again on
+        the next request, as `request()` does.
+        """
+        response = await self._send(method, path, query, body, headers,
+                                    self.timeout if timeout is None else timeout, data)
+        try:
+            if response.status == 401 and self._credentials is not None:
+                self._credentials.invalidate()
+            yield response
+        finally:
+            response.release()
+
+    @asynccontextmanager
     async def stream(self, path: str, query: dict[str, Any] | None = None,
                      headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
         """A long-lived GET (watch, log follow): yields the aiohttp response, whose `.content` is read by the caller.
@@ -151,14 +175,12 @@ class ClusterConnection:
         """
         from aiohttp import ClientTimeout
 
-        response = await self._send("GET", path, query, None, headers, ClientTimeout(total=None, sock_connect=10))
-        try:
+        async with self.response("GET", path, query=query, headers=headers,
+                                 timeout=ClientTimeout(total=None, sock_connect=10)) as response:
             if response.status >= 400:
                 data = await response.read()
                 raise _api_error(response.status, response.reason or "", response.headers, data)
             yield response
-        finally:
-            response.release()
 
     async def probe(self) -> Health:
         """Ask the server its version: the cheapest request that proves the route and the credentials work."""
@@ -200,6 +222,24 @@ class ExecCredentials:
                 self._stale = False
             if getattr(loader, "token", None):
                 configuration.api_key["BearerToken"] = loader.token
+
+
+async def _send_bytes(api_client: Any, method: str, url: str, headers: dict[str, str], data: bytes,
+                      timeout: Any) -> Any:
+    """The client's own session and connection pool, with the body as given: its REST layer would JSON-encode
+    bytes under a JSON content type."""
+    rest = api_client.rest_client
+    if rest.pool_manager is None:
+        rest.pool_manager = rest._create_pool_manager()  # noqa: SLF001 - the client builds its pool lazily too
+    args: dict[str, Any] = {"headers": headers, "data": data, "timeout": timeout or 5 * 60}
+    configuration = api_client.configuration
+    if configuration.tls_server_name:
+        args["server_hostname"] = configuration.tls_server_name
+    if configuration.proxy:
+        args["proxy"] = configuration.proxy
+    if configuration.proxy_headers:
+        args["proxy_headers"] = configuration.proxy_headers
+    return await rest.pool_manager.request(method, url, **args)
 
 
 def _query_value(value: Any) -> str:

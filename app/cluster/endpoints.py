@@ -33,6 +33,9 @@ INVOKE_TIMEOUT = 120.0
 MAX_REQUESTS = 100_000
 MAX_CONCURRENCY = 256
 METRICS_PORT_NAMES = ("metrics", "http-metrics", "prometheus")
+PROMETHEUS_PORT_ANNOTATION = "prometheus.io/port"
+UNKNOWN_CODE = "unknown"
+"""The code of requests counted without a `code`/`status` label."""
 
 
 class EndpointError(ActionError):
@@ -55,8 +58,15 @@ async def _list(conn: ClusterConnection, path: str) -> dict[str, Obj]:
     return out
 
 
-async def fetch_stores(conn: ClusterConnection, discovery: Any, namespace: str | None) -> dict[str, dict[str, Obj]]:
-    """What `endpoint_rows` needs, listed once. A kind the user may not list is left out; the rest raises."""
+def forbidden_line(store: str, namespace: str | None) -> str:
+    where = f"in {namespace}" if namespace else "in any namespace"
+    return f"cannot list {store} {where} (forbidden)"
+
+
+async def fetch_stores(conn: ClusterConnection, discovery: Any, namespace: str | None,
+                       warnings: list[str] | None = None) -> dict[str, dict[str, Obj]]:
+    """What `endpoint_rows` needs, listed once. A kind the user may not list is left out and said in `warnings`
+    (`cannot list X in NS (forbidden)`); a kind the server lacks (404) is left out; other failures raise."""
     async def kind(name: str) -> tuple[str, dict[str, Obj]]:
         version = discovery.version(name)
         if not version:
@@ -64,7 +74,11 @@ async def fetch_stores(conn: ClusterConnection, discovery: Any, namespace: str |
         try:
             return name, await _list(conn, KINDS[name].path(version, namespace))
         except ApiError as exc:
-            if exc.status in (403, 404):
+            if exc.status == 403:
+                if warnings is not None:
+                    warnings.append(forbidden_line(name, namespace))
+                return name, {}
+            if exc.status == 404:
                 return name, {}
             raise
 
@@ -72,12 +86,21 @@ async def fetch_stores(conn: ClusterConnection, discovery: Any, namespace: str |
     return dict(parts)
 
 
-async def fetch_endpoints(conn: ClusterConnection, discovery: Any, namespace: str | None) -> list[EndpointRow]:
-    """The Endpoints pane's rows, fetched once (the CLI): `namespace` None lists every namespace."""
-    if not any(discovery.serves(k) for k in ENDPOINT_KINDS):
+async def fetch_endpoints(conn: ClusterConnection, discovery: Any, namespace: str | None,
+                          warnings: list[str] | None = None) -> list[EndpointRow]:
+    """The Endpoints pane's rows, fetched once (the CLI): `namespace` None lists every namespace. What the user may
+    not list is added to `warnings`; when that is every endpoint kind the cluster serves, EndpointError."""
+    served = [k for k in ENDPOINT_KINDS if discovery.serves(k)]
+    if not served:
         raise EndpointError("this cluster serves no inference endpoints (neither the HyperPod inference operator's "
                             "JumpStartModel/InferenceEndpointConfig nor KServe's InferenceService)", EXIT_FAILURE)
-    return endpoint_rows(await fetch_stores(conn, discovery, namespace))
+    said: list[str] = []
+    stores = await fetch_stores(conn, discovery, namespace, said)
+    if all(forbidden_line(k, namespace) in said for k in served):
+        raise EndpointError("; ".join(forbidden_line(k, namespace) for k in served), EXIT_FAILURE)
+    if warnings is not None:
+        warnings.extend(said)
+    return endpoint_rows(stores)
 
 
 _ALIASES: dict[str, str] = {}
@@ -99,14 +122,18 @@ def split_ref(ref: str) -> tuple[str | None, str]:
     return store, name
 
 
-def match_endpoint(ref: str, rows: Iterable[EndpointRow], namespace: str | None) -> EndpointRow:
-    """The one endpoint `ref` names among `rows`; EndpointError (exit 2) when none or several."""
+def match_endpoint(ref: str, rows: Iterable[EndpointRow], namespace: str | None,
+                   warnings: Iterable[str] = ()) -> EndpointRow:
+    """The one endpoint `ref` names among `rows`; EndpointError (exit 2) when none or several. `warnings` (kinds
+    the user may not list) are part of the answer when none is found: the endpoint may be among them."""
     store, name = split_ref(ref)
     found = [r for r in rows if r.name == name and (store is None or r.store == store)
              and (namespace is None or r.namespace == namespace)]
     where = f" in namespace {namespace}" if namespace else ""
     if not found:
-        raise EndpointError(f"no endpoint {ref!r}{where}", EXIT_BAD_INPUT)
+        unseen = [w for w in warnings if w.split(" ")[2] in ENDPOINT_KINDS and store in (None, w.split(" ")[2])]
+        tail = f" ({'; '.join(unseen)})" if unseen else ""
+        raise EndpointError(f"no endpoint {ref!r}{where}{tail}", EXIT_BAD_INPUT)
     if len(found) > 1:
         options = ", ".join(f"{r.kind.lower()}/{r.name}" + ("" if namespace else f" (-n {r.namespace})") for r in found)
         raise EndpointError(f"{ref!r} names several endpoints{where}: {options}; say which", EXIT_BAD_INPUT)
@@ -126,11 +153,16 @@ class InvokeResult:
     """The API server answered (a Status object: forbidden proxy, no endpoints), not the model."""
     streamed: bool = False
     truncated: bool = False
+    """Only part of the answer is here: cut by the size cap (`capped`) or broken off (`cut`)."""
     first_byte_ms: float | None = None
+    cut: str = ""
+    """Why the answer broke off before its end (a timeout, a reset), empty when it came whole."""
+    capped: bool = False
+    """The answer was longer than MAX_RESPONSE_BYTES and the rest was not read (deliberately)."""
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.status < 300
+        return 200 <= self.status < 300 and not self.cut
 
     def pretty(self) -> str:
         """The body as the user wants to read it: indented JSON, the text of a stream, or as it came."""
@@ -140,7 +172,7 @@ class InvokeResult:
             return stream_text(self.text.splitlines())
         try:
             return json.dumps(json.loads(self.text), indent=2, ensure_ascii=False)
-        except ValueError:
+        except (ValueError, RecursionError):
             return self.text
 
     def describe(self) -> str:
@@ -148,11 +180,16 @@ class InvokeResult:
         if self.status == 0:
             return f"no answer after {self.latency_ms:.0f} ms: {self.text}"
         who = "the API server" if self.from_apiserver else "the model server"
+        if self.cut:
+            return f"{self.status} from {who}, answer cut after {self.latency_ms:.0f} ms: {self.cut}"
         message = ""
         if not self.ok:
             message = _error_message(self.text)
             if self.from_apiserver and self.status == 403:
                 message = f"forbidden: {message} (a POST through the proxy needs `create` on services/proxy in this namespace)"
+        if self.capped:
+            message = f"{message}; " if message else ""
+            message += f"only the first {MAX_RESPONSE_BYTES // 1024 // 1024} MiB shown"
         tail = f": {message}" if message else ""
         return f"{self.status} from {who} in {self.latency_ms:.0f} ms{tail}"
 
@@ -160,7 +197,7 @@ class InvokeResult:
 def _error_message(text: str) -> str:
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text.strip().splitlines()[0][:300] if text.strip() else ""
     if isinstance(body, dict):
         error = body.get("error")
@@ -173,7 +210,7 @@ def _error_message(text: str) -> str:
 def _is_status(text: str) -> bool:
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(body, dict) and body.get("kind") == "Status" and body.get("apiVersion") == "v1"
 
@@ -191,75 +228,123 @@ def check_path(path: str) -> str:
     return path
 
 
+def inference_paths(row: EndpointRow) -> set[str]:
+    """The paths the endpoint's protocol templates send inference requests to (what --readonly allows)."""
+    return {p.path for p in row.protocols()} | {"/v1/completions", "/openai/v1/completions"}
+
+
+def check_readonly_path(row: EndpointRow, path: str, readonly: bool) -> None:
+    """Under --readonly only inference requests go out: a POST elsewhere on a model server can change it (Triton's
+    repository unload, vLLM's /sleep, a reset). Refused before anything is sent."""
+    if not readonly:
+        return
+    route = check_path(path).split("?", 1)[0]
+    if route not in inference_paths(row):
+        allowed = ", ".join(sorted(inference_paths(row)))
+        refuse_if_readonly(True, f"sending a POST to {route}: only the inference paths ({allowed}) are allowed; "
+                                 "nothing was sent")
+
+
+def check_endpoint_manifest(documents: list[Obj], source: str) -> None:
+    """A deploy takes endpoint kinds only (the pane and the CLI alike); other objects go through `submit`."""
+    kinds = set(ENDPOINT_KINDS.values())
+    others = [f"{d.get('kind') or '?'}/{(d.get('metadata') or {}).get('name') or '?'}" for d in documents
+              if d.get("kind") not in kinds]
+    if not documents or others:
+        what = f"holds {', '.join(others[:5])}{' …' if len(others) > 5 else ''}" if others else "is empty"
+        raise EndpointError(f"{source} {what}: a deploy takes only JumpStartModel, InferenceEndpointConfig and "
+                            "InferenceService objects (for others use `hyperdesk submit`); nothing was sent",
+                            EXIT_BAD_INPUT)
+
+
 def proxy_path(row: EndpointRow, path: str) -> str:
     path = check_path(path)
     return f"/api/v1/namespaces/{row.namespace}/services/{row.service}:{row.service_port}/proxy{path}"
 
 
 def check_ready(row: EndpointRow) -> None:
-    """EndpointError unless at least one model pod serves: a request now could only fail."""
-    if row.replicas_ready > 0 and row.state not in ("DeploymentFailed", "FailedToLoad"):
+    """EndpointError unless the endpoint serves (EndpointRow.serving: the one readiness rule)."""
+    if row.serving:
         return
     why = f" — {row.reason}" if row.reason else ""
     raise EndpointError(f"{row.kind} {row.namespace}/{row.name} is not ready ({row.state}, {row.ready_text} replicas "
                         f"ready){why}; nothing was sent", EXIT_FAILURE)
 
 
+def body_bytes(body: Any) -> bytes:
+    """What goes on the wire: a body the user typed (str/bytes) exactly as typed, else the value as JSON."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body).encode("utf-8")
+
+
 async def invoke(conn: ClusterConnection, row: EndpointRow, body: Any, path: str, *,
                  on_chunk: Callable[[str], Any] | None = None, timeout: float = INVOKE_TIMEOUT,
-                 check: bool = True) -> InvokeResult:
-    """POST `body` (JSON) to the endpoint's `path` through the API server's service proxy.
+                 check: bool = True, readonly: bool = False) -> InvokeResult:
+    """POST `body` to the endpoint's `path` through the API server's service proxy. A str/bytes body is sent as
+    given (the caller validated it as JSON), anything else as JSON.
 
     Streamed answers (`text/event-stream`) are read chunk by chunk, each passed to `on_chunk` as it arrives.
-    Never raises for an HTTP answer: errors are results (`status`, `from_apiserver`); no answer is status 0.
+    `timeout` bounds the silence: the wait for the answer and between its chunks, not a long stream's length.
+    Never raises for an HTTP answer: errors are results (`status`, `from_apiserver`); no answer is status 0, an
+    answer that broke off says so (`cut`).
     """
     from aiohttp import ClientTimeout
 
     if check:
         check_ready(row)
+    check_readonly_path(row, path, readonly)
     target = proxy_path(row, path)
+    data = body_bytes(body)
     started = time.perf_counter()
-    try:
-        response = await conn._send("POST", target, None, body,  # noqa: SLF001 - raw answer wanted
-                                    {"Accept": "application/json, text/event-stream"},
-                                    ClientTimeout(total=timeout, sock_connect=10))
-    except ApiError as exc:
-        return InvokeResult(0, str(exc), (time.perf_counter() - started) * 1000)
     first_byte: float | None = None
     chunks: list[bytes] = []
     size = 0
-    truncated = False
-    content_type = response.headers.get("Content-Type", "")
-    streamed = content_type.startswith("text/event-stream")
+    capped = False
+    cut = ""
     try:
-        decoder = _Utf8()
-        async for chunk in response.content.iter_any():
-            if first_byte is None:
-                first_byte = (time.perf_counter() - started) * 1000
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                truncated = True
-                break
-            chunks.append(chunk)
-            if on_chunk is not None and streamed:
-                piece = decoder.feed(chunk)
-                if piece:
-                    result = on_chunk(piece)
-                    if asyncio.iscoroutine(result):
-                        await result
-    except Exception as exc:  # noqa: BLE001 - a cut answer (timeout, reset) is a result, not a crash
-        if not chunks:
-            return InvokeResult(0, f"the answer stopped: {type(exc).__name__} {exc}".strip(),
-                                (time.perf_counter() - started) * 1000)
-        truncated = True
-    finally:
-        response.release()
+        async with conn.response("POST", target, data=data,
+                                 headers={"Accept": "application/json, text/event-stream"},
+                                 timeout=ClientTimeout(total=None, sock_connect=10, sock_read=timeout)) as response:
+            status = response.status
+            content_type = response.headers.get("Content-Type", "")
+            streamed = content_type.startswith("text/event-stream")
+            decoder = _Utf8()
+            try:
+                async for chunk in response.content.iter_any():
+                    if first_byte is None:
+                        first_byte = (time.perf_counter() - started) * 1000
+                    if size + len(chunk) > MAX_RESPONSE_BYTES:
+                        chunks.append(chunk[: MAX_RESPONSE_BYTES - size])
+                        size = MAX_RESPONSE_BYTES
+                        capped = True
+                        break
+                    size += len(chunk)
+                    chunks.append(chunk)
+                    if on_chunk is not None and streamed:
+                        piece = decoder.feed(chunk)
+                        if piece:
+                            result = on_chunk(piece)
+                            if asyncio.iscoroutine(result):
+                                await result
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a cut answer (timeout, reset) is a result, not a crash
+                cut = f"{type(exc).__name__} {exc}".strip() if str(exc) else type(exc).__name__
+                if isinstance(exc, asyncio.TimeoutError):
+                    cut = f"no data for {timeout:g} s"
+    except ApiError as exc:
+        return InvokeResult(0, str(exc), (time.perf_counter() - started) * 1000)
     latency = (time.perf_counter() - started) * 1000
     text = b"".join(chunks).decode("utf-8", "replace")
-    if truncated and size > MAX_RESPONSE_BYTES:
+    if not chunks and cut:
+        return InvokeResult(0, f"the answer stopped: {cut}", latency)
+    if capped:
         text += f"\n… cut at {MAX_RESPONSE_BYTES // 1024 // 1024} MiB"
-    return InvokeResult(response.status, text, latency, content_type, _is_status(text) if response.status >= 400 else False,
-                        streamed, truncated, first_byte)
+    return InvokeResult(status, text, latency, content_type, _is_status(text) if status >= 400 else False,
+                        streamed, capped or bool(cut), first_byte, cut, capped)
 
 
 class _Utf8:
@@ -276,23 +361,28 @@ class _Utf8:
 
 async def load_test(conn: ClusterConnection, row: EndpointRow, body: Any, path: str, requests: int, concurrency: int,
                     *, on_progress: Callable[[int, int], Any] | None = None,
-                    timeout: float = INVOKE_TIMEOUT) -> LoadSummary:
+                    timeout: float = INVOKE_TIMEOUT, readonly: bool = False) -> LoadSummary:
     """`requests` POSTs of `body`, at most `concurrency` at a time, as k9s's benchmark does; the figures.
 
+    The run has its own connection pool, sized for `concurrency`: the app's pool (shared with its watches) would
+    make requests queue for a connection, count that wait as latency, and stall the rest of the UI meanwhile.
     `on_progress(done, errors)` is called after each answer. Stream answers are read to their end.
     """
     check_load(requests, concurrency)
     check_ready(row)
+    check_readonly_path(row, path, readonly)
     check_path(path)
-    results: list[tuple[int, float]] = []
+    data = body_bytes(body)
+    results: list[tuple[int, float, bool]] = []
     errors = 0
     queue = iter(range(requests))
+    own = ClusterConnection(conn.kubeconfig_paths, conn.context, timeout=conn.timeout, pool_size=concurrency + 2)
 
     async def worker() -> None:
         nonlocal errors
         for _ in queue:
-            result = await invoke(conn, row, body, path, timeout=timeout, check=False)
-            results.append((result.status, result.latency_ms))
+            result = await invoke(own, row, data, path, timeout=timeout, check=False)
+            results.append((result.status, result.latency_ms, bool(result.cut)))
             if not result.ok:
                 errors += 1
             if on_progress is not None:
@@ -300,9 +390,14 @@ async def load_test(conn: ClusterConnection, row: EndpointRow, body: Any, path: 
                 if asyncio.iscoroutine(outcome):
                     await outcome
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, requests))))
-    return summarize(results, time.perf_counter() - started, concurrency)
+    try:
+        await own.open()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, requests))))
+        seconds = time.perf_counter() - started
+    finally:
+        await own.close()
+    return summarize(results, seconds, concurrency)
 
 
 def check_load(requests: int, concurrency: int) -> None:
@@ -320,7 +415,8 @@ def _label(row: EndpointRow) -> str:
 
 async def scale(conn: ClusterConnection, row: EndpointRow, replicas: int, *, readonly: bool,
                 discovery: Any = None) -> str:
-    """Set the endpoint's replicas; returns how (`scale subresource` or the patched field). The watch shows it."""
+    """Set the endpoint's replicas; returns what was done, in words (and whether an autoscaler owns the replicas).
+    The watch shows the result."""
     refuse_if_readonly(readonly, f"scaling {_label(row)}")
     if replicas < 0 or replicas > 1000:
         raise EndpointError(f"replicas must be 0..1000, not {replicas}", EXIT_BAD_INPUT)
@@ -329,8 +425,14 @@ async def scale(conn: ClusterConnection, row: EndpointRow, replicas: int, *, rea
     merge = {"Content-Type": "application/merge-patch+json"}
     try:
         if row.store in HYPERPOD_KINDS:
+            current = await conn.request("GET", path)
             await conn.request("PATCH", f"{path}/scale", body={"spec": {"replicas": replicas}}, headers=merge)
-            how = "scale subresource"
+            how = f"replicas set to {replicas} (scale subresource)"
+            auto = ((current or {}).get("spec") or {}).get("autoScalingSpec") or {}
+            if auto:
+                low, high = auto.get("minReplicaCount", "?"), auto.get("maxReplicaCount", "?")
+                how += (f"; warning: autoScalingSpec ({low}–{high}) owns the replicas, its autoscaler may change "
+                        "them back")
         else:
             current = await conn.request("GET", path)
             predictor = ((current or {}).get("spec") or {}).get("predictor") or {}
@@ -339,7 +441,11 @@ async def scale(conn: ClusterConnection, row: EndpointRow, replicas: int, *, rea
             if isinstance(high, int) and high < replicas:
                 patch["maxReplicas"] = replicas
             await conn.request("PATCH", path, body={"spec": {"predictor": patch}}, headers=merge)
-            how = "spec.predictor." + " and ".join(sorted(patch))
+            how = f"minReplicas set to {replicas}" + (f" and maxReplicas to {replicas}" if "maxReplicas" in patch
+                                                       else "")
+            top = patch.get("maxReplicas", high)
+            if isinstance(top, int) and top > replicas:
+                how += f"; KServe's autoscaler runs it between {replicas} and {top} replicas"
     except ApiError as exc:
         if exc.status == 404:
             raise EndpointError(f"{_label(row)} not found (deleted?)", EXIT_BAD_INPUT) from None
@@ -374,6 +480,8 @@ class PodFigures:
     buckets: list[tuple[float, float]] = field(default_factory=list)
     """(upper bound ms, cumulative count), ascending."""
     error: str = ""
+    note: str = ""
+    """Read, with a caveat (the exposition was cut at the size cap)."""
 
 
 @dataclass
@@ -389,7 +497,13 @@ class EndpointFigures:
 
     @property
     def errors(self) -> float:
-        return sum(v for p in self.pods for code, v in p.by_code.items() if not code.startswith("2"))
+        return sum(v for p in self.pods for code, v in p.by_code.items()
+                   if code != UNKNOWN_CODE and not code.startswith("2"))
+
+    @property
+    def unknown(self) -> float:
+        """Requests counted without a code/status label: neither success nor error."""
+        return sum(p.by_code.get(UNKNOWN_CODE, 0.0) for p in self.pods)
 
     @property
     def mean_ms(self) -> float | None:
@@ -419,6 +533,8 @@ class EndpointFigures:
         if not readable:
             return "; ".join(f"{p.pod}: {p.error}" for p in self.pods)
         parts = [f"{self.requests:.0f} requests", f"{self.errors:.0f} errors"]
+        if self.unknown:
+            parts.append(f"{self.unknown:.0f} without a status code")
         if previous is not None and self.read_at > previous.read_at:
             rate = max(0.0, self.requests - previous.requests) / (self.read_at - previous.read_at)
             parts.append(f"{rate:.1f} req/s")
@@ -429,6 +545,9 @@ class EndpointFigures:
             value = self.quantile_ms(q)
             if value is not None:
                 parts.append(f"{label} ≤{value:g} ms" if value != float("inf") else f"{label} >max bucket")
+        notes = [f"{p.pod}: {p.note}" for p in readable if p.note]
+        if notes:
+            parts.append(notes[0])
         unread = [p for p in self.pods if p.error]
         if unread:
             parts.append(f"{len(unread)} pod(s) unreadable: {unread[0].error}")
@@ -449,7 +568,7 @@ def parse_metrics(text: str, pod: str) -> PodFigures:
     for sample in (sample for family in families for sample in family.samples):
         if sample.name == "model_invocations_total":
             figures.requests += sample.value
-            code = sample.labels.get("code") or sample.labels.get("status") or "?"
+            code = sample.labels.get("code") or sample.labels.get("status") or UNKNOWN_CODE
             figures.by_code[code] = figures.by_code.get(code, 0.0) + sample.value
         elif sample.name == "model_latency_milliseconds_bucket":
             figures.buckets.append((float(sample.labels.get("le", "inf")), sample.value))
@@ -461,37 +580,68 @@ def parse_metrics(text: str, pod: str) -> PodFigures:
     return figures
 
 
-def metrics_port(pod: Obj) -> int | None:
-    for container in (pod.get("spec") or {}).get("containers") or ():
+def metrics_port(pod: Obj, serving_port: int | None = None) -> int | None:
+    """A container port named for metrics; else the pod's `prometheus.io/port` annotation; else `serving_port`
+    (model servers such as vLLM and TGI expose /metrics on the port they serve on)."""
+    containers = (pod.get("spec") or {}).get("containers") or ()
+    for container in containers:
         for port in container.get("ports") or ():
             if port.get("name") in METRICS_PORT_NAMES and port.get("containerPort"):
+                return int(port["containerPort"])
+    annotation = ((pod.get("metadata") or {}).get("annotations") or {}).get(PROMETHEUS_PORT_ANNOTATION)
+    if annotation is not None and str(annotation).strip().isdigit():
+        return int(str(annotation).strip())
+    if serving_port is not None:
+        return serving_port
+    for container in containers:  # the first declared port, which is the serving one by convention
+        for port in container.get("ports") or ():
+            if port.get("containerPort"):
                 return int(port["containerPort"])
     return None
 
 
-async def read_figures(conn: ClusterConnection, pods: Iterable[Obj], timeout: float = 5.0) -> EndpointFigures:
+async def read_capped(response: Any, limit: int = MAX_RESPONSE_BYTES) -> tuple[bytes, bool]:
+    """The body up to `limit` bytes, and whether there was more. (`content.read(n)` gives what is buffered, not n.)"""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            return b"".join(chunks), True
+        size += len(chunk)
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+async def read_figures(conn: ClusterConnection, pods: Iterable[Obj], timeout: float = 5.0,
+                       serving_port: int | None = None) -> EndpointFigures:
     """Each ready pod's metrics through `pods/<pod>:<port>/proxy/metrics`; a pod that fails says why."""
     from aiohttp import ClientTimeout
 
     async def one(pod: Obj) -> PodFigures:
         meta = pod["metadata"]
-        port = metrics_port(pod)
+        port = metrics_port(pod, serving_port)
         if port is None:
-            return PodFigures(meta["name"], error="no container port named metrics")
+            return PodFigures(meta["name"], error="no metrics port (no port named metrics, no prometheus.io/port)")
         path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}:{port}/proxy/metrics"
         try:
-            response = await conn._send("GET", path, None, None, {"Accept": "text/plain"},  # noqa: SLF001
-                                        ClientTimeout(total=timeout))
+            async with conn.response("GET", path, headers={"Accept": "text/plain"},
+                                     timeout=ClientTimeout(total=timeout)) as response:
+                data, capped = await read_capped(response)
+                status = response.status
         except ApiError as exc:
             return PodFigures(meta["name"], error=str(exc))
-        try:
-            data = await response.content.read(MAX_RESPONSE_BYTES)
-        finally:
-            response.release()
+        except Exception as exc:  # noqa: BLE001 - a read cut by the timeout or a reset: that pod's line says so
+            return PodFigures(meta["name"], error=f"metrics read failed: {type(exc).__name__} {exc}".strip())
         text = data.decode("utf-8", "replace")
-        if response.status >= 400:
-            return PodFigures(meta["name"], error=f"{response.status}: {_error_message(text) or text[:120]}")
-        return parse_metrics(text, meta["name"])
+        if status >= 400:
+            return PodFigures(meta["name"], error=f"{status}: {_error_message(text) or text[:120]}")
+        if capped:  # parse the whole lines read; the partial last one would be a parse error
+            text = text[: text.rfind("\n") + 1]
+        figures = parse_metrics(text, meta["name"])
+        if capped and not figures.error:
+            figures.note = f"metrics cut at {MAX_RESPONSE_BYTES // 1024 // 1024} MiB (the rest not read)"
+        return figures
 
     ready = [p for p in pods if pod_ready(p)]
     return EndpointFigures(list(await asyncio.gather(*(one(p) for p in ready))), time.monotonic())

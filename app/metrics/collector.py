@@ -20,12 +20,21 @@ from typing import Any
 from app.metrics.allocation import allocation, holder_of, profile_of
 from app.metrics.dcgm import ExpositionParser, Series, reading
 from app.metrics.model import GPU, Device, Holder, NodeGpus
+from app.model.status import human_age
 
 EXPORTER_SELECTORS = ("app=nvidia-dcgm-exporter", "app.kubernetes.io/name=dcgm-exporter")
 PORT = 9400
 MAX_BYTES = 16 * 1024 * 1024
 HISTORY = 90
 DISCOVERY_SECONDS = 30.0
+"""How long a lookup of the exporters is trusted, "no exporter on this node" included."""
+DISCOVERY_BACKOFF_MAX = 300.0
+STALE_GRACE_SECONDS = 120.0
+"""A node whose scrape fails keeps its last devices (marked stale, with their age) this long."""
+FORGET_SECONDS = 600.0
+"""Sparklines and idle clocks of a device unseen this long (or five polls, if longer) are dropped."""
+POD_FIELDS = "status.phase!=Succeeded,status.phase!=Failed"
+CLUSTER_WIDE = ("all namespaces", "")
 
 
 class MetricsTooLarge(Exception):
@@ -41,6 +50,12 @@ class GpuView:
     forbidden: str = ""
     """The API server's refusal of `pods/proxy` (RBAC), when it refused."""
     discovery_error: str = ""
+    discovery_forbidden: str = ""
+    """The API server's refusal to list pods across namespaces (to find the exporters)."""
+    history_error: str = ""
+    """Prometheus answered the figures but not the history query."""
+    pods_note: str = ""
+    """Set when the allocation covers only some namespaces (pods could not be listed cluster-wide)."""
     malformed: int = 0
     scraped_at: float | None = None
     """time.time() of the last refresh that read any metrics."""
@@ -62,20 +77,30 @@ class GpuView:
                 missing = sum(1 for n in self.nodes if n.metrics_state == "no-exporter")
                 if missing:
                     parts.append(f"no dcgm-exporter series in Prometheus for {missing} node{'s' if missing > 1 else ''}")
+            if self.history_error:
+                parts.append(f"no history: {self.history_error}")
         elif self.forbidden:
             parts.append(f"metrics forbidden: {self.forbidden} (needs get on pods/proxy); allocation only")
-        elif self.discovery_error:
+        elif self.discovery_error and not self.exporters:
             parts.append(f"cannot look for dcgm-exporter: {self.discovery_error}; allocation only")
+        elif self.discovery_forbidden and not self.exporters:
+            parts.append(f"cannot look for dcgm-exporter: {self.discovery_forbidden} (needs list on pods in all "
+                         f"namespaces); allocation only")
         elif self.nodes and not self.exporters:
             parts.append("no dcgm-exporter found: allocation only, no live figures")
         else:
+            if self.discovery_forbidden or self.discovery_error:
+                parts.append(f"cannot look for more dcgm-exporters ({self.discovery_forbidden or self.discovery_error})"
+                             f": scraping the {self.exporters} known")
             missing = [n.name for n in self.nodes if n.metrics_state == "no-exporter"]
-            failing = [n for n in self.nodes if n.metrics_state == "error"]
+            failing = [n for n in self.nodes if n.metrics_state in ("error", "stale")]
             if missing:
                 parts.append(f"no dcgm-exporter on {len(missing)} node{'s' if len(missing) > 1 else ''}")
             if failing:
                 parts.append(f"scrape failed on {len(failing)} node{'s' if len(failing) > 1 else ''}: "
                              f"{failing[0].metrics_error}")
+        if self.pods_note:
+            parts.append(self.pods_note)
         if self.malformed:
             parts.append(f"{self.malformed} malformed metric line{'s' if self.malformed > 1 else ''} skipped")
         if self.scraped_at is not None and now is not None and now - self.scraped_at > stale_after:
@@ -83,21 +108,19 @@ class GpuView:
         return "; ".join(parts)
 
 
-def human_age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
 class IdleTracker:
-    """Since when each held device has been under the idle threshold (a new holder starts the clock again)."""
+    """Since when each held device has been under the idle threshold (a new holder starts the clock again).
 
-    def __init__(self, threshold_percent: float) -> None:
+    A device not read for longer than `gap` (the pane was hidden, its node's scrape failed) starts its clock again
+    when it is read next: what it did meanwhile is unknown. A device's idle time is None until it has been seen idle
+    twice (or Prometheus's history says since when), never a made-up 0."""
+
+    def __init__(self, threshold_percent: float, gap: float = 10.0, forget: float = FORGET_SECONDS) -> None:
         self.threshold = threshold_percent
+        self.gap = gap
+        self.forget = forget
         self._since: dict[tuple[str, str, str], float] = {}
+        self._seen: dict[str, float] = {}  # device key -> when it was last read
 
     def start(self, device: Device, since: float) -> None:
         """Known from elsewhere (Prometheus's history): this held device has been idle since `since`."""
@@ -105,20 +128,33 @@ class IdleTracker:
             self._since[(device.key, device.holder.namespace, device.holder.pod)] = since
 
     def update(self, devices: Iterable[Device], now: float) -> None:
-        seen: set[tuple[str, str, str]] = set()
+        """`devices`: the ones read in this refresh."""
+        current: set[tuple[str, str, str]] = set()
         for device in devices:
-            if device.holder is None or device.util_percent is None:
-                device.idle_seconds = None
+            device.idle_seconds = None
+            if device.util_percent is None:
+                continue
+            last = self._seen.get(device.key)
+            self._seen[device.key] = now
+            if device.holder is None:
                 continue
             key = (device.key, device.holder.namespace, device.holder.pod)
-            if device.util_percent > self.threshold:
-                device.idle_seconds = None
-                continue
-            seen.add(key)
+            if device.util_percent > self.threshold or (last is not None and now - last > self.gap):
+                self._since.pop(key, None)
+                if device.util_percent > self.threshold:
+                    continue
+            current.add(key)
             since = self._since.setdefault(key, now)
-            device.idle_seconds = now - since
-        for key in set(self._since) - seen:
-            del self._since[key]
+            if since < now:
+                device.idle_seconds = now - since
+        # clocks of devices read now under another holder, or never read, or unseen for long, go
+        for key in list(self._since):
+            seen = self._seen.get(key[0])
+            if seen is None or now - seen > self.forget or (seen == now and key not in current):
+                del self._since[key]
+        for key, seen in list(self._seen.items()):
+            if now - seen > self.forget:
+                del self._seen[key]
 
 
 def is_waste(device: Device, idle_minutes: float) -> bool:
@@ -129,137 +165,227 @@ class GpuCollector:
     """Refreshes a `GpuView`. One per pane or CLI run: it keeps the parser's memory, the history and idle clocks."""
 
     def __init__(self, idle_threshold_percent: float = 5.0, concurrency: int = 16, timeout: float = 5.0,
-                 history: int = HISTORY, prometheus: Any = None, poll_seconds: float = 2.0) -> None:
+                 history: int = HISTORY, prometheus: Any = None, poll_seconds: float = 2.0,
+                 idle_minutes: float = 30.0) -> None:
         """`prometheus`: a PrometheusSource to read the figures from instead of scraping the exporters."""
         self.prometheus = prometheus
         self.poll_seconds = poll_seconds
+        self.idle_minutes = idle_minutes
         self._seeded = False
         self.threshold = idle_threshold_percent
         self.concurrency = concurrency
         self.timeout = timeout
         self.parser = ExpositionParser()
-        self.idle = IdleTracker(idle_threshold_percent)
+        self.forget_seconds = max(FORGET_SECONDS, 5 * poll_seconds)
+        self.idle = IdleTracker(idle_threshold_percent, gap=2 * poll_seconds + timeout, forget=self.forget_seconds)
         self._history: dict[str, deque[float]] = {}
+        self._history_seen: dict[str, float] = {}
         self._history_len = history
-        self._exporters: dict[str, tuple[str, str]] = {}  # node -> (namespace, pod)
-        self._discovered_at = -1e9
+        self._exporters: dict[str, tuple[str, str]] = {}  # node -> (namespace, pod), from the last lookup
+        self._next_discovery = 0.0  # time.monotonic() of the next lookup
+        self._discovery_backoff = DISCOVERY_SECONDS
+        self._discovery_refused = ""
+        self._discovery_failed = ""
+        self._pods_refused_until = 0.0
+        self._pods_refused = ""
+        self._last_good: dict[str, tuple[float, list[Device]]] = {}  # node -> (when, its devices then)
         self.view = GpuView()
-
-    def _stale(self, seconds: float) -> bool:
-        return time.monotonic() - self._discovered_at >= seconds
+        self.build_cpu_seconds = 0.0
+        """CPU time of the last refresh's parse and join (they run in a worker thread)."""
 
     # --- discovery ---------------------------------------------------------------------------------------------
 
     async def discover(self, connection: Any, force: bool = False) -> dict[str, tuple[str, str]]:
-        """node -> its running dcgm-exporter pod, looked up across namespaces (cached for DISCOVERY_SECONDS)."""
-        if not force and time.monotonic() - self._discovered_at < DISCOVERY_SECONDS:
+        """node -> its running dcgm-exporter pod, looked up across namespaces. A lookup (its "no exporter here"
+        included) is trusted for DISCOVERY_SECONDS; a refused or failed one is retried later and later, while the
+        exporters already known are still scraped."""
+        from app.cluster.connection import ApiError
+
+        if not force and time.monotonic() < self._next_discovery:
             return self._exporters
         found: dict[str, tuple[str, str]] = {}
-        for selector in EXPORTER_SELECTORS:
-            answer = await connection.request("GET", "/api/v1/pods", {"labelSelector": selector})
-            for pod in (answer or {}).get("items") or []:
-                found.update(exporter_nodes([pod]))
+        try:
+            for selector in EXPORTER_SELECTORS:
+                answer = await connection.request("GET", "/api/v1/pods", {"labelSelector": selector})
+                found.update(exporter_nodes((answer or {}).get("items") or []))
+        except ApiError as exc:
+            if exc.status == 403:
+                self._discovery_refused, self._discovery_failed = str(exc), ""
+            else:
+                self._discovery_refused, self._discovery_failed = "", str(exc)
+            self._next_discovery = time.monotonic() + self._discovery_backoff
+            self._discovery_backoff = min(DISCOVERY_BACKOFF_MAX, self._discovery_backoff * 2)
+            return self._exporters
+        self._discovery_refused = self._discovery_failed = ""
+        self._discovery_backoff = DISCOVERY_SECONDS
         self._exporters = found
-        self._discovered_at = time.monotonic()
+        self._next_discovery = time.monotonic() + DISCOVERY_SECONDS
         return found
+
+    async def cluster_pods(self, connection: Any, pods: list[Mapping[str, Any]], scope: str,
+                           view: GpuView) -> tuple[list[Mapping[str, Any]], bool]:
+        """The pods bound to nodes in every namespace, and whether they are that: the caller's pods are when their
+        scope is the whole cluster; otherwise they are listed here, and where that is refused the caller's pods
+        are used and the view says the allocation covers only `scope`."""
+        from app.cluster.connection import ApiError
+
+        if scope in CLUSTER_WIDE:
+            return pods, True
+        if time.monotonic() >= self._pods_refused_until:
+            try:
+                answer = await connection.request("GET", "/api/v1/pods", {"fieldSelector": POD_FIELDS})
+                return list((answer or {}).get("items") or []), True
+            except ApiError as exc:
+                self._pods_refused = str(exc)
+                self._pods_refused_until = time.monotonic() + DISCOVERY_SECONDS
+        view.pods_note = (f"allocation of {scope} only: pods of other namespaces cannot be listed "
+                          f"({self._pods_refused})")
+        return pods, False
 
     # --- one refresh -------------------------------------------------------------------------------------------
 
     async def refresh(self, connection: Any, nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]],
-                      now: float | None = None) -> GpuView:
+                      now: float | None = None, pods_scope: str = "all namespaces") -> GpuView:
+        """One refresh. `pods`: the pods at hand and `pods_scope` what they cover (a store's scope: `all
+        namespaces`, `namespace team-a`...); where that is not the whole cluster the pods are listed here."""
         from app.cluster.connection import ApiError
 
         now = time.time() if now is None else now
-        pods = list(pods)
-        inventory = allocation(nodes, pods)
-        by_name = {(p.get("metadata") or {}).get("namespace", "") + "/" + (p.get("metadata") or {}).get("name", ""): p
-                   for p in pods}
-        view = GpuView(nodes=sorted(inventory.values(), key=lambda n: n.name), scraped_at=self.view.scraped_at)
+        nodes = list(nodes)
+        view = GpuView(scraped_at=self.view.scraped_at)
+        pods, complete = await self.cluster_pods(connection, list(pods), pods_scope, view)
         if self.prometheus is not None:
-            await self._from_prometheus(view, inventory, by_name, now)
+            await self._from_prometheus(view, nodes, pods, now)
             return view
-        # The exporters among the pods already at hand (a cluster-wide pod store); ask the API server for the rest.
+        inventory_nodes = {(n.get("metadata") or {}).get("name", "") for n in nodes}
+        # Every exporter is among the pods when they cover the cluster; else ask the API server for the rest.
         exporters = exporter_nodes(p for p in pods if is_exporter(p))
-        if not set(inventory) <= set(exporters):
-            try:
-                complete = set(inventory) <= set(self._exporters)
-                exporters = {**await self.discover(connection, force=not complete and self._stale(5.0)), **exporters}
-            except ApiError as exc:
-                if exc.status == 403:
-                    view.forbidden = str(exc)
-                else:
-                    view.discovery_error = str(exc)
-        view.exporters = sum(1 for n in inventory if n in exporters)
-        scraped: dict[str, list[Series]] = {}
-        if exporters and not view.forbidden:
+        if complete:
+            self._exporters = dict(exporters)
+        elif not inventory_nodes <= set(exporters):
+            exporters = {**await self.discover(connection), **exporters}
+            view.discovery_forbidden, view.discovery_error = self._discovery_refused, self._discovery_failed
+        texts: dict[str, str] = {}
+        failures: dict[str, tuple[str, str]] = {}  # node -> (state, message)
+        targets = sorted(n for n in inventory_nodes if n in exporters)
+        if targets:
             semaphore = asyncio.Semaphore(self.concurrency)
-            targets = [node for node in view.nodes if node.name in exporters]
 
-            async def one(node: NodeGpus) -> None:
-                namespace, pod = exporters[node.name]
-                node.exporter = f"{namespace}/{pod}"
+            async def one(name: str) -> None:
+                namespace, pod = exporters[name]
                 async with semaphore:
                     try:
-                        text = await scrape(connection, namespace, pod, self.timeout)
+                        texts[name] = await scrape(connection, namespace, pod, self.timeout)
                     except ApiError as exc:
-                        node.metrics_state = "forbidden" if exc.status == 403 else "error"
-                        node.metrics_error = str(exc)
+                        failures[name] = ("forbidden" if exc.status == 403 else "error", str(exc))
                         if exc.status == 403:
                             view.forbidden = str(exc)
-                        return
+                        elif exc.status == 404:  # the exporter pod went away: look again next time
+                            self._next_discovery = 0.0
+                            self._exporters.pop(name, None)
                     except MetricsTooLarge as exc:
-                        node.metrics_state, node.metrics_error = "error", str(exc)
-                        return
-                result = self.parser.parse(text)
-                view.malformed += result.malformed
-                node.metrics_state = "ok"
-                scraped[node.name] = result.series
+                        failures[name] = ("error", str(exc))
 
-            await asyncio.gather(*(one(node) for node in targets))
-            if any(n.metrics_state == "error" and "404" in n.metrics_error for n in targets):
-                self._discovered_at = -1e9  # an exporter pod went away: look again next time
-        for node in view.nodes:
-            if node.name not in exporters:
-                node.metrics_state = "no-exporter"
-            if view.forbidden and node.metrics_state != "ok":
-                node.metrics_state = "forbidden"
-            node.devices = join(node, scraped.get(node.name), by_name)
-        if scraped:
-            view.scraped_at = now
-        self._remember(view, now)
-        self.view = view
+            await asyncio.gather(*(one(name) for name in targets))
+        await asyncio.to_thread(self._build, view, nodes, pods, exporters, texts, failures, now)
         return view
 
-    async def _from_prometheus(self, view: GpuView, inventory: Mapping[str, NodeGpus],
-                               pods: Mapping[str, Mapping[str, Any]], now: float) -> None:
+    def _build(self, view: GpuView, nodes: list[Mapping[str, Any]], pods: list[Mapping[str, Any]],
+               exporters: Mapping[str, tuple[str, str]], texts: Mapping[str, str],
+               failures: Mapping[str, tuple[str, str]], now: float) -> None:
+        """The pure part of a refresh (parse, join, remember), run off the event loop."""
+        started = time.thread_time()
+        inventory = allocation(nodes, pods)
+        by_name = pod_index(pods)
+        view.nodes = sorted(inventory.values(), key=lambda n: n.name)
+        view.exporters = sum(1 for n in inventory if n in exporters)
+        fresh: list[Device] = []
+        for node in view.nodes:
+            if node.name in exporters:
+                namespace, pod = exporters[node.name]
+                node.exporter = f"{namespace}/{pod}"
+            if node.name in texts:
+                result = self.parser.parse(texts[node.name])
+                view.malformed += result.malformed
+                node.metrics_state = "ok"
+                node.devices = join(node, result.series, by_name)
+                fresh.extend(node.devices)
+                self._last_good[node.name] = (now, node.devices)
+                continue
+            state, error = failures.get(node.name, ("no-exporter", ""))
+            if view.forbidden:
+                state = "forbidden"
+            node.metrics_state, node.metrics_error = state, error
+            node.devices = self._stale_devices(node, now) or join(node, None, by_name)
+        for name in [n for n, (when, _) in self._last_good.items() if now - when > STALE_GRACE_SECONDS]:
+            del self._last_good[name]
+        if texts:
+            view.scraped_at = now
+        self._remember(fresh, now)
+        self.view = view
+        self.build_cpu_seconds = time.thread_time() - started
+
+    def _stale_devices(self, node: NodeGpus, now: float) -> list[Device] | None:
+        """A node read before whose scrape fails now keeps its last devices for a while, marked stale."""
+        last = self._last_good.get(node.name)
+        if last is None or node.metrics_state == "forbidden" or now - last[0] > STALE_GRACE_SECONDS:
+            return None
+        node.stale_seconds = now - last[0]
+        node.metrics_state = "stale"
+        if not node.metrics_error:
+            node.metrics_error = "its dcgm-exporter is gone"
+        return last[1]
+
+    async def _from_prometheus(self, view: GpuView, nodes: list[Mapping[str, Any]],
+                               pods: list[Mapping[str, Any]], now: float) -> None:
         from app.metrics.prometheus import PrometheusError
 
         view.source = "prometheus"
-        by_host: dict[str, list[Series]] = {}
+        series: list[Series] = []
         history: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
         try:
-            for series in await self.prometheus.series():
-                by_host.setdefault(series.hostname, []).append(series)
-            if not self._seeded:
-                history = await self.prometheus.activity_history(self._history_len * self.poll_seconds / 60,
-                                                                 self.poll_seconds)
+            series = await self.prometheus.series()
         except PrometheusError as exc:
             view.discovery_error = str(exc)
-        view.exporters = sum(1 for name in inventory if name in by_host)
+        else:
+            if not self._seeded:
+                self._seeded = True  # one try: an empty or failed history is not asked for again
+                try:
+                    history = await self.prometheus.activity_history(self.idle_minutes, self.poll_seconds)
+                except PrometheusError as exc:
+                    view.history_error = str(exc)
+        await asyncio.to_thread(self._build_prometheus, view, nodes, pods, series, history, now)
+
+    def _build_prometheus(self, view: GpuView, nodes: list[Mapping[str, Any]], pods: list[Mapping[str, Any]],
+                          series: list[Series], history: Mapping[tuple[str, str, str], list[tuple[float, float]]],
+                          now: float) -> None:
+        inventory = allocation(nodes, pods)
+        by_name = pod_index(pods)
+        view.nodes = sorted(inventory.values(), key=lambda n: n.name)
+        pod_nodes = {pod: node for node, (_, pod) in exporter_nodes(p for p in pods if is_exporter(p)).items()}
+        by_node: dict[str, list[Series]] = {}
+        for item in series:
+            node = series_node(item.labels, inventory, pod_nodes)
+            if node is not None:
+                by_node.setdefault(node, []).append(item)
+        view.exporters = len(by_node)
+        fresh: list[Device] = []
         for node in view.nodes:
-            series = by_host.get(node.name)
-            node.metrics_state = "ok" if series else "no-exporter"
-            node.devices = join(node, series, pods)
-        if by_host:
+            found = by_node.get(node.name)
+            node.metrics_state = "ok" if found else "no-exporter"
+            node.devices = join(node, found, by_name)
+            if found:
+                fresh.extend(node.devices)
+        if by_node:
             view.scraped_at = now
         if history:
-            self._seed(view, history)
-            self._seeded = True
-        self._remember(view, now)
+            self._seed(view, {(series_node({"hostname": host}, inventory, pod_nodes) or host, uuid, gi): points
+                              for (host, uuid, gi), points in history.items()})
+        self._remember(fresh, now)
         self.view = view
 
     def _seed(self, view: GpuView, history: Mapping[tuple[str, str, str], list[tuple[float, float]]]) -> None:
-        """Sparklines and idle clocks from Prometheus's memory of the last minutes."""
+        """Sparklines and idle clocks from Prometheus's memory of the last `idle_minutes`."""
         for device in view.devices:
             points = history.get((device.node, device.uuid or "", "" if device.gi_id is None else str(device.gi_id)))
             if not points:
@@ -274,21 +400,41 @@ class GpuCollector:
                 if since is not None:
                     self.idle.start(device, since)
 
-    def _remember(self, view: GpuView, now: float) -> None:
-        live: set[str] = set()
-        for device in view.devices:
+    def _remember(self, devices: list[Device], now: float) -> None:
+        """History and idle clocks of the devices read in this refresh; those unseen for FORGET_SECONDS go."""
+        for device in devices:
             if device.util_percent is None:
                 continue
             key = device.key
-            live.add(key)
             history = self._history.get(key)
-            if history is None:
+            if history is None or now - self._history_seen.get(key, now) > self.forget_seconds:
                 history = self._history[key] = deque(maxlen=self._history_len)
             history.append(device.util_percent)
+            self._history_seen[key] = now
             device.history = tuple(history)
-        for key in set(self._history) - live:
-            del self._history[key]
-        self.idle.update(view.devices, now)
+        for key in [k for k, seen in self._history_seen.items() if now - seen > self.forget_seconds]:
+            del self._history_seen[key]
+            self._history.pop(key, None)
+        self.idle.update(devices, now)
+
+
+def pod_index(pods: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """namespace/name -> pod."""
+    return {(p.get("metadata") or {}).get("namespace", "") + "/" + (p.get("metadata") or {}).get("name", ""): p
+            for p in pods}
+
+
+def series_node(labels: Mapping[str, str], inventory: Mapping[str, Any], exporter_pods: Mapping[str, str]) -> str | None:
+    """The node a Prometheus series belongs to: a `node`-like label from service discovery, else its
+    `hostname`/`Hostname` when that is a node's name, else the node of the exporter pod it names (an exporter without
+    NODE_NAME puts its pod's name in `Hostname`)."""
+    for candidate in (labels.get("__node"), labels.get("hostname"), labels.get("Hostname")):
+        if candidate and candidate in inventory:
+            return candidate
+    for candidate in (labels.get("hostname"), labels.get("Hostname"), labels.get("__exporter_pod")):
+        if candidate and candidate in exporter_pods:
+            return exporter_pods[candidate]
+    return None
 
 
 def is_exporter(pod: Mapping[str, Any]) -> bool:
@@ -339,7 +485,7 @@ def join(node: NodeGpus, series: list[Series] | None, pods: Mapping[str, Mapping
     """The node's devices: from its exporter's series when scraped, else one row per allocated or free device.
 
     The series are the node's already: a direct scrape knows its exporter pod's node (an exporter without NODE_NAME
-    labels them with its pod's hostname, not the node's), Prometheus series were grouped by `hostname`/`Hostname`.
+    labels them with its pod's hostname, not the node's), Prometheus series were matched by `series_node`.
     A series without a GPU UUID or index identifies no device and is left out."""
     if series is not None:
         devices = [_device(node, s, pods) for s in series if s.uuid or s.gpu is not None]
@@ -352,16 +498,17 @@ def join(node: NodeGpus, series: list[Series] | None, pods: Mapping[str, Mapping
 def _device(node: NodeGpus, s: Series, pods: Mapping[str, Mapping[str, Any]]) -> Device:
     figures = reading(s)
     profile = s.mig_profile or node.single_profile
-    holder: Holder | None = None
-    if s.pod is not None:
-        namespace, name = s.pod
+    holders: list[Holder] = []
+    for namespace, name in s.pods or ([s.pod] if s.pod else []):
         pod = pods.get(f"{namespace}/{name}")
-        holder = holder_of(pod) if pod is not None else Holder(namespace, name, "Pod", name)
+        if pod is not None and is_exporter(pod):
+            continue  # a Prometheus target label naming the exporter itself, not a holder
+        holders.append(holder_of(pod) if pod is not None else Holder(namespace, name, "Pod", name))
     model = s.labels.get("modelName") or node.model.replace("-", " ")
     return Device(node=node.name, gpu=s.gpu, uuid=s.uuid, model=model, mig_profile=profile, gi_id=s.gi_id,
                   util_percent=figures.util_percent, mem_used_mib=figures.mem_used_mib,
                   mem_total_mib=figures.mem_total_mib, power_w=figures.power_w, temp_c=figures.temp_c,
-                  xid=figures.xid, holder=holder)
+                  xid=figures.xid, holder=holders[0] if holders else None, sharers=tuple(holders[1:]))
 
 
 def allocation_devices(node: NodeGpus) -> list[Device]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +35,21 @@ _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 @dataclass
 class Series:
-    """One device's fields from one scrape: the labels identify it, `values` holds field -> value."""
+    """One device's fields from one scrape: the labels identify it, `values` holds field -> value.
+
+    A device's lines do not all carry the same labels: dcgm-exporter >= 3.3.6 adds `err_code`/`err_msg` to
+    DCGM_FI_DEV_XID_ERRORS, and a time-sliced GPU is printed once per pod sharing it. Lines are grouped by device
+    (`device_key`), their values merged, and every pod named on them kept in `pods`."""
 
     labels: dict[str, str]
     values: dict[str, float] = field(default_factory=dict)
+    pods: list[tuple[str, str]] = field(default_factory=list)
+    """(namespace, pod) of every holder named on the device's lines, in order of appearance."""
+
+    def add_pod(self, labels: dict[str, str]) -> None:
+        pod = pod_of(labels)
+        if pod is not None and pod not in self.pods:
+            self.pods.append(pod)
 
     @property
     def hostname(self) -> str:
@@ -67,16 +79,31 @@ class Series:
 
     @property
     def pod(self) -> tuple[str, str] | None:
-        """(namespace, pod) of the holder, from either generation of label names; None when free."""
-        labels = self.labels
-        pod = labels.get("pod") or labels.get("pod_name") or ""
-        namespace = labels.get("namespace") or labels.get("pod_namespace") or ""
-        return (namespace, pod) if pod else None
+        """(namespace, pod) of the (first) holder; None when free."""
+        return self.pods[0] if self.pods else pod_of(self.labels)
 
-    @property
-    def key(self) -> tuple[str | None, int | None, int | None]:
-        """MIG series join by (UUID, GPU_I_ID); whole GPUs by UUID (the GPU index when no UUID)."""
-        return (self.uuid or f"gpu{self.gpu}", self.gi_id if self.mig_profile else None, None)
+
+def pod_of(labels: Mapping[str, str]) -> tuple[str, str] | None:
+    """(namespace, pod) a line names, from either generation of label names; None when none.
+
+    Scraped by a Prometheus through Kubernetes service discovery, `pod`/`namespace` are the exporter's own (target
+    labels) and dcgm-exporter's become `exported_pod`/`exported_namespace`: those win."""
+    pod = labels.get("exported_pod") or labels.get("pod") or labels.get("pod_name") or ""
+    if labels.get("exported_pod"):
+        namespace = labels.get("exported_namespace") or ""
+    else:
+        namespace = labels.get("namespace") or labels.get("pod_namespace") or ""
+    return (namespace, pod) if pod else None
+
+
+def device_key(labels: Mapping[str, str]) -> tuple[str, ...] | None:
+    """What identifies a device among one exporter's lines (or one Prometheus's, with the host): its GPU (UUID, else
+    index) and MIG instance; None when a line names no device."""
+    gpu = labels.get("UUID") or labels.get("uuid") or labels.get("gpu")
+    if not gpu:
+        return None
+    host = labels.get("hostname") or labels.get("Hostname") or ""
+    return (host, gpu, labels.get("GPU_I_ID", ""))
 
 
 @dataclass
@@ -92,10 +119,10 @@ class ExpositionParser:
 
     def __init__(self, wanted: frozenset[str] | None = WANTED) -> None:
         self.wanted = wanted
-        self._labels: dict[str, dict[str, str] | None] = {}
+        self._labels: dict[str, tuple[dict[str, str], tuple[str, ...] | None] | None] = {}
 
     def parse(self, text: str) -> ParseResult:
-        by_labels: dict[str, Series] = {}
+        by_device: dict[Any, Series] = {}
         result = ParseResult([])
         wanted = self.wanted
         for number, raw in enumerate(text.split("\n"), 1):
@@ -127,31 +154,35 @@ class ExpositionParser:
             except ValueError:
                 self._malformed(result, number, f"value {fields[0][:40]!r} is not a number")
                 continue
-            labels = self._label_set(block)
-            if labels is None:
+            known = self._label_set(block)
+            if known is None:
                 self._malformed(result, number, f"labels do not parse: {block[:80]!r}")
                 continue
-            series = by_labels.get(block)
+            labels, key = known
+            series = by_device.get(key or block)
             if series is None:
-                series = by_labels[block] = Series(labels)
+                series = by_device[key or block] = Series(labels)
+            series.add_pod(labels)
             if not math.isnan(value):
                 series.values[name] = value
             result.samples += 1
-        result.series = list(by_labels.values())
+        result.series = list(by_device.values())
         return result
 
-    def _label_set(self, block: str) -> dict[str, str] | None:
+    def _label_set(self, block: str) -> tuple[dict[str, str], tuple[str, ...] | None] | None:
+        """The labels of a block and the device they name, parsed once per distinct block."""
         if not block:
-            return {}
+            return {}, None
         try:
             return self._labels[block]
         except KeyError:
             pass
         labels = parse_label_block(block)
+        known = None if labels is None else (labels, device_key(labels))
         if len(self._labels) >= MAX_LABEL_CACHE:
             self._labels.clear()
-        self._labels[block] = labels
-        return labels
+        self._labels[block] = known
+        return known
 
     @staticmethod
     def _malformed(result: ParseResult, number: int, why: str) -> None:
@@ -203,7 +234,3 @@ def reading(series: Series) -> Reading:
     total = used + free if used is not None and free is not None else None
     xid = values.get(XID)
     return Reading(util, used, total, values.get(POWER), values.get(TEMP), None if xid is None else int(xid))
-
-
-def series_dicts(series: list[Series]) -> list[dict[str, Any]]:
-    return [{"labels": s.labels, "values": s.values} for s in series]

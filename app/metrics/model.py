@@ -53,6 +53,8 @@ class Device:
     temp_c: float | None = None
     xid: int | None = None
     holder: Holder | None = None
+    sharers: tuple[Holder, ...] = ()
+    """The other pods on a time-sliced (shared) GPU, besides `holder`."""
     idle_seconds: float | None = None
     """How long this device has been held and under the idle threshold; None while busy or free."""
     history: tuple[float, ...] = ()
@@ -68,10 +70,6 @@ class Device:
         if self.mig_profile:
             return f"{self.node}/{index}/{self.mig_profile}/{self.gi_id}"
         return f"{self.node}/{index}"
-
-    @property
-    def resource(self) -> str:
-        return MIG_PREFIX + self.mig_profile if self.mig_profile else GPU
 
     def as_dict(self) -> dict[str, Any]:
         """One GPU or MIG slice as `hyperdesk get gpus -o json` prints it."""
@@ -93,6 +91,7 @@ class Device:
             "pod": holder.pod if holder else None,
             "holder_kind": holder.kind if holder else None,
             "holder_name": (holder.name or holder.pod) if holder else None,
+            "shared_with": [f"{h.namespace}/{h.pod}" for h in self.sharers],
             "idle_seconds": _round(self.idle_seconds),
         }
 
@@ -129,8 +128,10 @@ class NodeGpus:
     exporter: str | None = None
     """namespace/name of the node's dcgm-exporter pod; None when it has none."""
     metrics_state: str = "pending"
-    """"ok", "no-exporter", "forbidden", "error" or "pending" (not scraped yet)."""
+    """"ok", "no-exporter", "forbidden", "error", "stale" (the last good devices kept) or "pending"."""
     metrics_error: str = ""
+    stale_seconds: float | None = None
+    """With "stale": the age of the devices shown."""
     devices: list[Device] = field(default_factory=list)
 
     @property

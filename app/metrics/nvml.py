@@ -47,6 +47,7 @@ def local_devices(node: str | None = None) -> list[Device]:
     nvml = _load()
     node = node or socket.gethostname()
     devices: list[Device] = []
+    failure = getattr(nvml, "NVMLError", Exception)
     try:
         for index in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
@@ -67,6 +68,8 @@ def local_devices(node: str | None = None) -> list[Device]:
             ))
             if mig_on:
                 devices.extend(_mig_instances(nvml, handle, node, index, model))
+    except failure as exc:
+        raise NvmlUnavailable(f"NVML failed reading the GPUs: {exc or type(exc).__name__}") from None
     finally:
         _try(nvml.nvmlShutdown)
     return devices

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from app.model.jobs import (ConditionEntry, EventEntry, PodEntry, _conditions, _pod_gpus, human_duration,
-                            parse_time)
+from app.model.jobs import ConditionEntry, EventEntry, PodEntry, conditions_of, human_duration, parse_time, pod_gpus
 
 Obj = dict[str, Any]
 
@@ -31,12 +30,15 @@ ENDPOINT_KINDS: dict[str, str] = {
 HYPERPOD_KINDS = ("jumpstartmodels", "inferenceendpointconfigs")
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 KSERVE_LABEL = "serving.kserve.io/inferenceservice"
+KSERVE_COMPONENT = ("component", "predictor")
+"""KServe labels a predictor's pods so; its transformer and explainer pods carry the same inferenceservice label."""
 
 STATES = ("DeploymentFailed", "FailedToLoad", "DeletionFailed", "DeploymentPending", "Pending",
           "DeploymentInProgress", "NotReady", "DeletionPending", "DeletionInProgress", "DeploymentComplete", "Ready",
           "DeletionComplete")
 """Every state a row can show, in the order a sort by state lists them: trouble first, serving last."""
 FAILED_STATES = frozenset({"DeploymentFailed", "FailedToLoad", "DeletionFailed"})
+DELETION_STATES = frozenset({"DeletionPending", "DeletionInProgress", "DeletionComplete", "DeletionFailed"})
 SERVING_STATES = frozenset({"DeploymentComplete", "Ready"})
 
 
@@ -80,7 +82,14 @@ class EndpointRow:
 
     @property
     def serving(self) -> bool:
-        return self.state in SERVING_STATES or (self.state not in FAILED_STATES and self.replicas_ready > 0)
+        """The one readiness rule (the pane's warning and the refusal before sending agree): KServe's own Ready
+        condition (true also when scaled to zero, and when the user may not list pods); for the HyperPod kinds a
+        ready replica. Never while failed or being deleted."""
+        if self.state in FAILED_STATES or self.state in DELETION_STATES:
+            return False
+        if self.kind == "InferenceService":
+            return self.state == "Ready"
+        return self.replicas_ready > 0
 
     @property
     def ready_text(self) -> str:
@@ -121,18 +130,23 @@ def _state(store: str, obj: Obj) -> tuple[str, str]:
             why = deployment.get("reason") if state in FAILED_STATES else ""
             reason = f"{why}: {detail}" if why and detail else why or detail
         return state, reason
+    # Ready first: KServe keeps `lastFailureInfo` after the model recovers, so a failure counts only while not Ready.
+    ready = _condition(obj, "Ready")
+    if ready is not None and ready.get("status") == "True":
+        return "Ready", ""
     model_status = status.get("modelStatus") or {}
     failure = model_status.get("lastFailureInfo") or {}
-    if (model_status.get("states") or {}).get("activeModelState") == "FailedToLoad" or failure:
+    states = model_status.get("states") or {}
+    if "FailedToLoad" in (states.get("activeModelState"), states.get("targetModelState")):
         why = failure.get("reason") or "FailedToLoad"
         return "FailedToLoad", f"{why}: {failure.get('message', '')}".rstrip(": ")
-    ready = _condition(obj, "Ready")
     if ready is None or ready.get("status") == "Unknown":
         return "Pending", "waiting for the KServe controller"
-    if ready.get("status") == "True":
-        return "Ready", ""
     predictor = _condition(obj, "PredictorReady") or {}
-    return "NotReady", predictor.get("message") or ready.get("message") or ready.get("reason") or ""
+    why = predictor.get("message") or ready.get("message") or ready.get("reason") or ""
+    if failure and not why:
+        why = f"{failure.get('reason', '')}: {failure.get('message', '')}".strip(": ")
+    return "NotReady", why
 
 
 def _model(store: str, spec: Obj) -> str:
@@ -186,18 +200,26 @@ def _autoscaling(store: str, spec: Obj) -> tuple[int, int] | None:
 
 class _Index:
     """Pods by (namespace, label, value) and Services by (namespace, name) and owner uid: the join stays linear at
-    thousands of endpoints instead of scanning every pod for each one."""
+    thousands of endpoints instead of scanning every pod for each one. Given `namespaces` and `keys`, only pods and
+    Services of those namespaces, and only those label keys, are indexed (what the endpoints' selectors can ask)."""
 
-    def __init__(self, pods: Iterable[Obj], services: Iterable[Obj]) -> None:
+    def __init__(self, pods: Iterable[Obj], services: Iterable[Obj], namespaces: set[str] | None = None,
+                 keys: set[str] | None = None) -> None:
         self.pods: dict[tuple[str, str, str], list[Obj]] = {}
         for pod in pods:
             meta = pod.get("metadata") or {}
+            namespace = meta.get("namespace", "")
+            if namespaces is not None and namespace not in namespaces:
+                continue
             for key, value in (meta.get("labels") or {}).items():
-                self.pods.setdefault((meta.get("namespace", ""), key, value), []).append(pod)
+                if keys is None or key in keys:
+                    self.pods.setdefault((namespace, key, value), []).append(pod)
         self.services: dict[tuple[str, str], Obj] = {}
         self.owned: dict[str, list[Obj]] = {}
         for service in services:
             meta = service.get("metadata") or {}
+            if namespaces is not None and meta.get("namespace", "") not in namespaces:
+                continue
             self.services[(meta.get("namespace", ""), meta.get("name", ""))] = service
             for ref in meta.get("ownerReferences") or ():
                 self.owned.setdefault(ref.get("uid", ""), []).append(service)
@@ -221,15 +243,19 @@ def _selector(selector: str) -> list[tuple[str, str]]:
     return [(k.strip(), v.strip().lstrip("=")) for k, v in pairs]
 
 
+def _pairs(store: str, obj: Obj) -> list[tuple[str, str]]:
+    name = (obj.get("metadata") or {}).get("name", "")
+    if store in HYPERPOD_KINDS:
+        return _selector((obj.get("status") or {}).get("selector") or "") or [("app", name)]
+    return [(KSERVE_LABEL, name), KSERVE_COMPONENT]
+
+
 def endpoint_pods(store: str, obj: Obj, pods: Iterable[Obj] | _Index) -> list[Obj]:
-    """The endpoint's model server pods: those its `status.selector` (HyperPod) or KServe's label picks."""
+    """The endpoint's model server pods: those its `status.selector` (HyperPod) or KServe's predictor labels pick."""
     index = pods if isinstance(pods, _Index) else _Index(pods, ())
     meta = obj["metadata"]
-    namespace, name = meta.get("namespace", ""), meta["name"]
-    if store in HYPERPOD_KINDS:
-        pairs = _selector((obj.get("status") or {}).get("selector") or "") or [("app", name)]
-    else:
-        pairs = [(KSERVE_LABEL, name)]
+    namespace = meta.get("namespace", "")
+    pairs = _pairs(store, obj)
     first, rest = pairs[0], pairs[1:]
     found = [p for p in index.pods.get((namespace, *first), [])
              if all(((p["metadata"].get("labels") or {}).get(k) == v) for k, v in rest)]
@@ -272,10 +298,22 @@ def endpoint_row(store: str, obj: Obj, index: _Index) -> EndpointRow:
 
 def endpoint_rows(stores: Mapping[str, Mapping[str, Obj]]) -> list[EndpointRow]:
     """Every endpoint in `stores` (store name -> key -> object), joined with `pods` and `services`."""
-    index = _Index((stores.get("pods") or {}).values(), (stores.get("services") or {}).values())
-    rows = [endpoint_row(store, obj, index)
-            for store in ENDPOINT_KINDS for obj in (stores.get(store) or {}).values()]
+    objects = [(store, obj) for store in ENDPOINT_KINDS for obj in (stores.get(store) or {}).values()]
+    if not objects:
+        return []
+    namespaces = {(obj.get("metadata") or {}).get("namespace", "") for _, obj in objects}
+    keys = {key for store, obj in objects for key, _ in _pairs(store, obj)}
+    index = _Index((stores.get("pods") or {}).values(), (stores.get("services") or {}).values(), namespaces, keys)
+    rows = [endpoint_row(store, obj, index) for store, obj in objects]
     return sorted(rows, key=lambda r: (r.namespace, r.name, r.kind))
+
+
+def endpoint_row_of(store: str, obj: Obj, stores: Mapping[str, Mapping[str, Obj]]) -> EndpointRow:
+    """One endpoint's row, joined with only its own namespace's pods and Services (the detail view's refresh)."""
+    namespace = (obj.get("metadata") or {}).get("namespace", "")
+    keys = {key for key, _ in _pairs(store, obj)}
+    index = _Index((stores.get("pods") or {}).values(), (stores.get("services") or {}).values(), {namespace}, keys)
+    return endpoint_row(store, obj, index)
 
 
 def endpoint_dict(row: EndpointRow, now: datetime) -> dict[str, Any]:
@@ -319,7 +357,7 @@ def _flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
 def endpoint_detail(row: EndpointRow, stores: Mapping[str, Mapping[str, Obj]], events_limit: int = 20) -> EndpointDetail:
     obj = (stores.get(row.store) or {}).get(f"{row.namespace}/{row.name}") or {}
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    conditions = sorted(_conditions(obj, row.kind),
+    conditions = sorted(conditions_of(obj, row.kind),
                         key=lambda c: (c.time is None, c.time or datetime.min.replace(tzinfo=timezone.utc)))
     if row.store in HYPERPOD_KINDS:
         ds = status.get("deploymentStatus") or {}
@@ -339,9 +377,10 @@ def endpoint_detail(row: EndpointRow, stores: Mapping[str, Mapping[str, Obj]], e
         ms = status.get("modelStatus") or {}
         states = ms.get("states") or {}
         failure = ms.get("lastFailureInfo") or {}
+        earlier = "earlier failure, recovered since " if failure and row.state == "Ready" else ""
         deployment = " ".join(p for p in (
             ms.get("transitionStatus", ""), f"model {states['activeModelState']}" if states.get("activeModelState") else "",
-            f"— {failure.get('reason', '')}: {failure.get('message', '')}" if failure else "") if p)
+            f"— {earlier}{failure.get('reason', '')}: {failure.get('message', '')}" if failure else "") if p)
         predictor = spec.get("predictor") or {}
         auto = {k: predictor[k] for k in ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget",
                                           "autoScaling") if k in predictor}
@@ -354,7 +393,7 @@ def endpoint_detail(row: EndpointRow, stores: Mapping[str, Mapping[str, Obj]], e
             node=(p.get("spec") or {}).get("nodeName") or "",
             phase=((p.get("status") or {}).get("phase") or "") + (" ready" if pod_ready(p) else ""),
             restarts=sum(int(cs.get("restartCount") or 0) for cs in (p.get("status") or {}).get("containerStatuses") or ()),
-            gpus=_pod_gpus(p),
+            gpus=pod_gpus(p),
         )
         for p in pod_objs if p
     )
@@ -392,6 +431,7 @@ def protocols(kind: str, name: str, model: str) -> list[Protocol]:
     chat = {"model": model.split(" ")[0].split("@")[0] or name, "messages": [{"role": "user", "content": CHAT_PROMPT}],
             "max_tokens": 128}
     if kind == "InferenceService":
+        chat = {**chat, "model": name}  # KServe's OpenAI routes serve the model under the InferenceService's name
         return [
             Protocol("openai-chat", "/openai/v1/chat/completions", chat, streams=True),
             Protocol("kserve-v1", f"/v1/models/{name}:predict", {"instances": [CHAT_PROMPT]}),
@@ -430,11 +470,18 @@ def stream_text(chunk_lines: Iterable[str]) -> str:
             break
         try:
             event = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        for choice in event.get("choices") or ():
-            delta = choice.get("delta") or {}
-            out.append(delta.get("content") or choice.get("text") or "")
+        if not isinstance(event, dict):  # `data: [1]` and the like: not an OpenAI event, skipped
+            continue
+        choices = event.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            piece = content if isinstance(content, str) else choice.get("text")
+            out.append(piece if isinstance(piece, str) else "")
     return "".join(out)
 
 
@@ -453,7 +500,8 @@ class LoadSummary:
     requests: int
     ok: int
     errors: dict[str, int]
-    """What went wrong -> how often: an HTTP status (`503`) or `transport` for requests with no answer."""
+    """What went wrong -> how often: an HTTP status (`503`), `transport` for requests with no answer, `cut` for
+    answers that broke off."""
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
@@ -487,12 +535,16 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def summarize(results: Iterable[tuple[int, float]], seconds: float, concurrency: int) -> LoadSummary:
-    """(HTTP status or 0 for no answer, latency ms) per request -> the figures; latencies of successes only."""
+def summarize(results: Iterable[tuple[int, float] | tuple[int, float, bool]], seconds: float,
+              concurrency: int) -> LoadSummary:
+    """(HTTP status or 0 for no answer, latency ms[, answer cut off]) per request -> the figures; latencies of
+    successes only. An answer that broke off counts as `cut`, whatever its status."""
     latencies, errors, total, ok = [], {}, 0, 0
-    for status, latency in results:
+    for status, latency, *rest in results:
         total += 1
-        if 200 <= status < 300:
+        if rest and rest[0]:
+            errors["cut"] = errors.get("cut", 0) + 1
+        elif 200 <= status < 300:
             ok += 1
             latencies.append(latency)
         else:

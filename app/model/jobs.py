@@ -387,7 +387,7 @@ class JobDetail:
     """Where Kueue admitted it: `ClusterQueue: flavor (resource=amount, ...)`."""
 
 
-def _conditions(obj: Obj | None, source: str) -> list[ConditionEntry]:
+def conditions_of(obj: Obj | None, source: str) -> list[ConditionEntry]:
     return [
         ConditionEntry(parse_time(c.get("lastTransitionTime")), source, c.get("type", ""), c.get("status", ""),
                        c.get("reason", ""), c.get("message", ""))
@@ -395,7 +395,7 @@ def _conditions(obj: Obj | None, source: str) -> list[ConditionEntry]:
     ]
 
 
-def _pod_gpus(pod: Obj) -> str:
+def pod_gpus(pod: Obj) -> str:
     wanted = _requests({"spec": pod.get("spec") or {}})
     parts = [str(v) if k == GPU else f"{v}×{k.removeprefix(MIG_PREFIX)}" for k, v in sorted(wanted.items())]
     return " + ".join(parts)
@@ -407,7 +407,7 @@ def job_detail(row: JobRow, stores: Mapping[str, Mapping[str, Obj]], events_limi
     store_name = row.key.split("/", 1)[0]
     job = (stores.get(store_name) or {}).get(f"{row.namespace}/{row.name}") or {}
     workload = (stores.get("workloads") or {}).get(row.workload or "") if row.workload else None
-    conditions = sorted(_conditions(job, "Job") + _conditions(workload, "Workload"),
+    conditions = sorted(conditions_of(job, "Job") + conditions_of(workload, "Workload"),
                         key=lambda c: (c.time is None, c.time or datetime.min.replace(tzinfo=timezone.utc)))
     pod_objs = [(stores.get("pods") or {}).get(key) for key in row.pods]
     pods = tuple(
@@ -416,7 +416,7 @@ def job_detail(row: JobRow, stores: Mapping[str, Mapping[str, Obj]], events_limi
             node=(p.get("spec") or {}).get("nodeName") or "",
             phase=(p.get("status") or {}).get("phase") or "",
             restarts=sum(int(cs.get("restartCount") or 0) for cs in (p.get("status") or {}).get("containerStatuses") or ()),
-            gpus=_pod_gpus(p),
+            gpus=pod_gpus(p),
         )
         for p in pod_objs if p
     )

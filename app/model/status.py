@@ -19,7 +19,7 @@ def describe_stores(stores: list[Store], now: float | None = None) -> str:
         elif status.state == "syncing":
             text = f"{store.name} syncing…"
         elif status.state == "stale":
-            text = f"{store.name} stale for {_age(now - status.since)} ({status.detail})"
+            text = f"{store.name} stale for {human_age(now - status.since)} ({status.detail})"
         elif status.state == "forbidden":
             text = f"{store.name}: access denied"
         else:
@@ -28,7 +28,8 @@ def describe_stores(stores: list[Store], now: float | None = None) -> str:
     return " · ".join(parts)
 
 
-def _age(seconds: float) -> str:
+def human_age(seconds: float) -> str:
+    """An age in one short word: 45s, 12m, 3h."""
     seconds = max(0, int(seconds))
     if seconds < 120:
         return f"{seconds}s"

@@ -71,15 +71,22 @@ class ChoiceScreen(ModalScreen["str | None"]):
 
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel", id="choice.cancel")]
 
-    def __init__(self, title: str, choices: list[tuple[str, str]]) -> None:
+    def __init__(self, title: str, choices: list[tuple[str, str]], initial: str | None = None) -> None:
         super().__init__()
         self._title = title
         self._choices = choices
+        self._initial = initial
+        """The value highlighted when the list opens (the current one), else the first."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="choice-box") as box:
             box.border_title = self._title
             yield OptionList(*(Option(label, id=value) for value, label in self._choices), id="choice-list")
+
+    def on_mount(self) -> None:
+        values = [value for value, _ in self._choices]
+        if self._initial in values:
+            self.query_one(OptionList).highlighted = values.index(self._initial)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

@@ -12,9 +12,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from app.model.endpoints import EndpointDetail, EndpointRow, endpoint_detail, endpoint_rows
+from app.model.endpoints import EndpointDetail, EndpointRow, endpoint_detail, endpoint_row_of
+from app.screens.endpoints import EndpointsPane
 
-KINDS = ("jumpstartmodels", "inferenceendpointconfigs", "inferenceservices", "pods", "services", "events")
+KINDS = (*EndpointsPane.kinds, "events")
+"""The pane's kinds, and the events its detail view lists."""
 
 
 def stores(app: Any) -> dict[str, dict]:
@@ -24,14 +26,16 @@ def stores(app: Any) -> dict[str, dict]:
     return {k: engine.stores[k].snapshot() for k in KINDS if k in engine.stores}
 
 
-def row_for(app: Any, key: str) -> EndpointRow | None:
-    return next((row for row in endpoint_rows(stores(app)) if row.key == key), None)
+def row_for(app: Any, key: str, snapshot: dict[str, dict] | None = None) -> EndpointRow | None:
+    """The row of one endpoint, computed from its own object (not the whole list's)."""
+    store, _, ref = key.partition("/")
+    snapshot = stores(app) if snapshot is None else snapshot
+    obj = (snapshot.get(store) or {}).get(ref)
+    return endpoint_row_of(store, obj, snapshot) if obj is not None else None
 
 
 def _refused(app: Any, doing: str) -> bool:
-    if app.readonly:
-        app.notify(f"hyperdesk is read-only (--readonly): not {doing}", severity="error")
-    return bool(app.readonly)
+    return bool(app._refuse_if_readonly(doing))  # noqa: SLF001 - the app's one read-only refusal
 
 
 def open_detail(app: Any, key: str) -> None:
@@ -39,8 +43,9 @@ def open_detail(app: Any, key: str) -> None:
     from app.screens.endpoint_detail import EndpointDetailScreen
 
     def load() -> EndpointDetail | None:
-        row = row_for(app, key)
-        return endpoint_detail(row, stores(app)) if row is not None else None
+        snapshot = stores(app)
+        row = row_for(app, key, snapshot)
+        return endpoint_detail(row, snapshot) if row is not None else None
 
     previous: list[EndpointFigures] = []
 
@@ -77,12 +82,12 @@ def open_invoke(app: Any, key: str) -> None:
 
     async def send(body: Any, path: str, on_chunk: Any) -> Any:
         row = current()
-        return await ep.invoke(app.engine.connection, row, body, path, on_chunk=on_chunk)
+        return await ep.invoke(app.engine.connection, row, body, path, on_chunk=on_chunk, readonly=app.readonly)
 
     async def load(body: Any, path: str, requests: int, concurrency: int, on_progress: Any) -> Any:
         row = current()
         return await ep.load_test(app.engine.connection, row, body, path, requests, concurrency,
-                                  on_progress=on_progress)
+                                  on_progress=on_progress, readonly=app.readonly)
 
     app.push_screen(InvokeScreen(row, send, load))
     if not row.serving:
@@ -127,15 +132,8 @@ def scale(app: Any, key: str) -> None:
         if value is not None and int(value) != row.replicas_desired:
             app.run_worker(_scale(app, row, int(value)), group="endpoint-actions", exit_on_error=False)
 
-    screen = ChoiceScreen(f"Replicas of {row.name} ({row.ready_text} ready)", choices)
-    app.push_screen(screen, chosen)
-
-    def highlight_current() -> None:
-        from textual.widgets import OptionList
-
-        screen.query_one(OptionList).highlighted = row.replicas_desired
-
-    app.call_after_refresh(highlight_current)
+    app.push_screen(ChoiceScreen(f"Replicas of {row.name} ({row.ready_text} ready)", choices,
+                                 initial=str(row.replicas_desired)), chosen)
 
 
 async def _scale(app: Any, row: EndpointRow, replicas: int) -> None:
@@ -151,7 +149,9 @@ async def _scale(app: Any, row: EndpointRow, replicas: int) -> None:
     except (ActionError, ApiError) as exc:
         app.notify(str(exc), severity="error", timeout=10)
         return
-    app.notify(f"{row.name}: {replicas} replicas asked ({how}); the list follows the cluster")
+    warning = "warning:" in how
+    app.notify(f"{row.name}: {how}; the list follows the cluster", severity="warning" if warning else "information",
+               timeout=10 if warning else 5)
 
 
 def delete(app: Any, keys: list[str]) -> None:
@@ -218,6 +218,33 @@ def deploy(app: App) -> None:
 
     def chosen(path: str | None) -> None:
         if path:
-            app.submit_file(path)  # type: ignore[attr-defined] - the Jobs pane's checked, all-or-nothing submit
+            deploy_file(app, path)
 
     app.push_screen(ManifestPathScreen(), chosen)
+
+
+def deploy_file(app: Any, path: str) -> None:
+    """Read and check the manifest (endpoint kinds only, as `hyperdesk deploy`), then the Jobs pane's checked,
+    dry-run-first, all-or-nothing submit."""
+    from pathlib import Path
+
+    from app.cluster.actions import ActionError, parse_manifest
+    from app.cluster.endpoints import check_endpoint_manifest
+
+    try:
+        file = Path(path).expanduser()
+        if file.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ActionError(f"{path} is larger than {MAX_MANIFEST_BYTES // 1024 // 1024} MiB")
+        documents = parse_manifest(file.read_text(encoding="utf-8"), path)
+        check_endpoint_manifest(documents, path)
+    except OSError as exc:
+        app.notify(f"cannot read {path}: {exc.strerror or exc}", title="Not deployed", severity="error", timeout=15)
+    except UnicodeDecodeError:
+        app.notify(f"{path} is not UTF-8 text", title="Not deployed", severity="error", timeout=15)
+    except ActionError as exc:
+        app.notify(str(exc), title="Not deployed", severity="error", timeout=15)
+    else:
+        app._submit_documents(documents, path)  # noqa: SLF001 - the app's submit worker
+
+
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024

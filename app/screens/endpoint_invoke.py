@@ -143,8 +143,9 @@ class InvokeScreen(Screen[None]):
         if self.running:
             self._set_status(Text("a request is still running (esc cancels it)", style="yellow"))
             return
+        body = self.query_one("#invoke-body", TextArea).text
         try:
-            body = parse_body(self.query_one("#invoke-body", TextArea).text)
+            parse_body(body)  # checked here; sent as typed
         except BodyError as exc:
             self._set_status(Text(f"{exc} — nothing was sent", style="bold red"))
             return
@@ -189,7 +190,10 @@ class InvokeScreen(Screen[None]):
         if result.first_byte_ms is not None and result.streamed:
             status.append(f"  (first byte after {result.first_byte_ms:.0f} ms)", style="dim")
         self._set_status(status)
-        pretty = result.pretty()
+        try:
+            pretty = result.pretty()
+        except Exception:  # noqa: BLE001 - an answer of an unexpected shape is shown as it came
+            pretty = result.text
         self._set_response(pretty, as_json=not result.streamed and pretty.lstrip()[:1] in ("{", "["))
 
     @work(exclusive=True, group="invoke", exit_on_error=False)

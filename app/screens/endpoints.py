@@ -20,7 +20,7 @@ class EndpointsPane(Pane):
     key = "5"
     columns = ("NAME", "NAMESPACE", "KIND", "MODEL", "INSTANCE", "STATE", "READY", "AUTOSCALE", "AGE", "URL")
     purpose = "Inference endpoints (HyperPod inference operator, KServe): invoke, load-test, scale, logs."
-    kinds = ("jumpstartmodels", "inferenceendpointconfigs", "inferenceservices", "pods", "services", "events")
+    kinds = ("jumpstartmodels", "inferenceendpointconfigs", "inferenceservices", "pods", "services")
     BINDINGS = [
         Binding("d", "detail", "Describe", id="endpoints.detail"),
         Binding("i", "invoke", "Invoke", id="endpoints.invoke"),

@@ -26,10 +26,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from app.metrics.collector import GpuCollector, GpuView, allocation_devices, human_age, is_waste
+from app.metrics.collector import GpuCollector, GpuView, allocation_devices, is_waste
 from app.metrics.allocation import allocation
 from app.metrics.model import Device, NodeGpus
 from app.metrics.summary import summarize
+from app.model.status import human_age
 from app.screens.gpu_table import GpuTable
 from app.screens.pane import Pane
 from widgets.resource_table import ResourceTable, Row
@@ -50,7 +51,6 @@ HOLDER_PANES = {
     "Workspace": ("spaces", "workspaces"),
     "Notebook": ("spaces", "notebooks"),
     "InferenceService": ("endpoints", "inferenceservices"),
-    "Deployment": ("endpoints", "deployments"),
 }
 
 
@@ -90,9 +90,12 @@ def _holder(device: Device) -> Text:
     if holder is None:
         return Text("free", style="dim")
     if holder.kind == "Pod" or not holder.name:
-        return Text(f"{holder.namespace}/{holder.pod}")
-    text = Text(f"{holder.namespace}/{holder.name} ")
-    text.append(f"({SHORT_KINDS.get(holder.kind, holder.kind)})", style="dim")
+        text = Text(f"{holder.namespace}/{holder.pod}")
+    else:
+        text = Text(f"{holder.namespace}/{holder.name} ")
+        text.append(f"({SHORT_KINDS.get(holder.kind, holder.kind)})", style="dim")
+    if device.sharers:
+        text.append(f" +{len(device.sharers)} shared", style="yellow")
     return text
 
 
@@ -135,6 +138,7 @@ class GpusPane(Pane):
         self._state = ""
         self._base_notice = ""
         self._devices: dict[str, Device] = {}
+        self._dirty = False
 
     def compose(self) -> ComposeResult:
         summary = Static("", id="gpus-summary")
@@ -153,8 +157,10 @@ class GpusPane(Pane):
             if settings.gpus.prometheus_url:
                 from app.metrics.prometheus import PrometheusSource
 
-                prometheus = PrometheusSource(settings.gpus.prometheus_url)
-        self.collector = GpuCollector(self.threshold, prometheus=prometheus, poll_seconds=self.poll_seconds)
+                prometheus = PrometheusSource(settings.gpus.prometheus_url,
+                                              token_file=settings.gpus.prometheus_token_file)
+        self.collector = GpuCollector(self.threshold, prometheus=prometheus, poll_seconds=self.poll_seconds,
+                                      idle_minutes=self.idle_minutes)
         if hasattr(self.app, "engine"):
             self.run_worker(self._poll(), exclusive=True, group="gpus-poll", exit_on_error=False)
 
@@ -172,9 +178,11 @@ class GpusPane(Pane):
             started = time.monotonic()
             try:
                 nodes = engine.stores["nodes"].snapshot().values()
-                pods = engine.stores["pods"].snapshot().values()
+                pod_store = engine.stores["pods"]
+                pods = pod_store.snapshot().values()
                 assert self.collector is not None
-                self.view = await self.collector.refresh(engine.connection, nodes, pods)
+                scope = pod_store.status.scope if pod_store.status.state == "live" else "unknown scope"
+                self.view = await self.collector.refresh(engine.connection, nodes, pods, pods_scope=scope)
                 self._state = self.view.state_line(time.time(), stale_after=max(10.0, 3 * self.poll_seconds))
             except ApiError as exc:
                 self._state = f"metrics: {exc}"
@@ -186,13 +194,18 @@ class GpusPane(Pane):
             self.refresh_view()
             await asyncio.sleep(max(0.0, self.poll_seconds - (time.monotonic() - started)))
 
-    def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row]:
-        """Called by the app when the node or pod store changes: allocation at once, figures from the last poll."""
+    def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row] | None:
+        """Called by the app when the node or pod store changes, and by the poll: until the first poll, the
+        allocation from the stores; then the table changes only when a poll brings a new view (None: keep it)."""
         if self.view is None:
             inventory = allocation(stores.get("nodes", {}).values(), stores.get("pods", {}).values())
             self._fallback = sorted(inventory.values(), key=lambda n: n.name)
             for node in self._fallback:
                 node.devices = allocation_devices(node)
+            return self._rows()
+        if not self._dirty:
+            return None
+        self._dirty = False
         return self._rows()
 
     def show_view(self, view: GpuView, state: str = "") -> None:
@@ -202,6 +215,7 @@ class GpusPane(Pane):
         self.refresh_view()
 
     def refresh_view(self) -> None:
+        self._dirty = True
         refresh = getattr(self.app, "refresh_pane", None)
         if refresh is not None and getattr(self.app, "engine", None) is not None:
             refresh(self.pane_id)
@@ -275,6 +289,8 @@ class GpusPane(Pane):
         badges = " ".join(node.badges)
         state = {"no-exporter": "no exporter", "forbidden": "metrics forbidden", "error": "scrape failed",
                  "pending": ""}.get(node.metrics_state, "")
+        if node.metrics_state == "stale":
+            state = f"scrape failed, figures {human_age(node.stale_seconds or 0)} old"
         detail = Text(f"{allocated}/{capacity} allocated", style="bold")
         if node.mig_strategy in ("single", "mixed"):
             detail.append(f" · MIG {node.mig_strategy}")
@@ -408,7 +424,7 @@ class GpusPane(Pane):
         if table.filter_text:
             table.set_filter("")
         for row_key in table.rows:
-            if row_key.value in wanted or str(row_key.value).endswith(f"/{holder.namespace}/{holder.name}"):
+            if row_key.value in wanted:
                 table.move_cursor(row=table.get_row_index(row_key.value), animate=False)
                 return
         self.app.notify(f"{holder.kind} {holder.namespace}/{holder.name} is not listed in the {pane_id} pane",

@@ -2,13 +2,19 @@
 
 - `jumpstart()`, `endpoint_config()`, `inference_service()`: manifests of each kind in the bare cluster's
   `hyperpod-ns-nlp` namespace, on an instance type its nodes offer (pass another, or a `storage` URI with an unknown
-  scheme, to make it fail); `create(handle, *objects)` stores them as a client would.
+  scheme, to make it fail); `create(handle, *objects)` creates them as a client would: hyperdesk's own submit
+  (checked, server dry run, then POST) over HTTP, on its own event loop in a helper thread, so both plain and async
+  tests can call it.
 - `serving_cluster` (module scope): the bare cluster with one endpoint of each kind serving, plus a JumpStartModel
   and an InferenceService that fail to deploy.
+
+Not reachable in the simulator: `DeletionFailed` (its operator's cleanup never fails); the model tests cover that
+state from plain objects.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,12 +59,23 @@ def inference_service(name: str = "clip", storage: str = "s3://demo-models/clip"
 
 
 def create(handle: DemoThread, *objects: dict[str, Any]) -> None:
-    for obj in objects:
-        handle.call(lambda o=obj: _create(handle, o))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _create(handle, list(objects))).result(timeout=60)
 
 
-async def _create(handle: DemoThread, obj: dict[str, Any]) -> None:
-    handle.cluster.server.store.create(obj)
+async def _create(handle: DemoThread, objects: list[dict[str, Any]]) -> None:
+    from app.cluster.actions import submit
+    from app.cluster.connection import ClusterConnection
+    from app.cluster.discovery import discover
+
+    conn = ClusterConnection([handle.kubeconfig_path], None)
+    try:
+        await conn.open()
+        await submit(conn, objects, readonly=False, discovery=await discover(conn), namespace=NAMESPACE)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="module")

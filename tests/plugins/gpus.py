@@ -30,6 +30,17 @@ from app.metrics.collector import GpuCollector, GpuView
 from tests.plugins.tui import closed_port
 
 
+VIEWER: dict[str, Any] = {
+    # a user who may list pods and nodes but not proxy to pods (no live figures)
+    "anonymous": False,
+    "users": [
+        {"name": "admin", "token": "admin-token", "rules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
+        {"name": "viewer", "token": "viewer-token",
+         "rules": [{"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods", "nodes"]}]},
+    ],
+}
+
+
 def gpu_node(name: str, *, count: int = 8, product: str = "NVIDIA-H100-80GB-HBM3", memory: int = 81559,
              strategy: str = "", mig_config: str = "", label_style: str | None = None,
              exporter: bool = True) -> dict[str, Any]:
@@ -89,16 +100,19 @@ def add_objects(handle: Any, *objects: dict[str, Any], settle: float = 5.0) -> N
 
 
 def collect(handle: Any, *, kubeconfig: Path | None = None, collector: GpuCollector | None = None,
-            now: float | None = None) -> GpuView:
-    """One refresh, as the pane does it: nodes and pods listed, exporters found and scraped through the proxy."""
+            now: float | None = None, namespace: str | None = None) -> GpuView:
+    """One refresh, as the pane does it: nodes and pods listed, exporters found and scraped through the proxy.
+    `namespace`: the pods at hand are those of this namespace only (a pane scoped to it)."""
     collector = collector or GpuCollector()
 
     async def run() -> GpuView:
         connection = ClusterConnection([kubeconfig or handle.kubeconfig_path], None)
         try:
             nodes = (await connection.request("GET", "/api/v1/nodes"))["items"]
-            pods = (await connection.request("GET", "/api/v1/pods"))["items"]
-            return await collector.refresh(connection, nodes, pods, now=now)
+            path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+            pods = (await connection.request("GET", path))["items"]
+            scope = f"namespace {namespace}" if namespace else "all namespaces"
+            return await collector.refresh(connection, nodes, pods, now=now, pods_scope=scope)
         finally:
             await connection.close()
 
@@ -114,15 +128,26 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[Any, list[str]], str
         pytest.fail("Prometheus is not installed: .ci/run installs it (Debian: apt-get install prometheus)")
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(handle: Any, exporters: list[str]) -> str:
+    def start(handle: Any, exporters: list[str], service_discovery: bool = False) -> str:
+        """`service_discovery`: label each target as a ServiceMonitor does (the exporter's own `pod`, `namespace`,
+        `container`, `service`, `endpoint`: dcgm's pod labels become `exported_*`), and give the series the
+        exporter pod's name as `Hostname`, as an exporter without NODE_NAME does."""
         base = urllib.parse.urlsplit(handle.url)
         assert base.scheme == "http", "scraping through the proxy needs the demo cluster's plain-HTTP server"
-        targets = [{"targets": [base.netloc], "labels": {
-            "__metrics_path__": f"/api/v1/namespaces/{ns}/pods/{pod}:9400/proxy/metrics"}}
-            for ns, pod in (e.split("/") for e in exporters)]
+        jobs = []
+        for n, (ns, pod) in enumerate(e.split("/") for e in exporters):
+            labels = {"__metrics_path__": f"/api/v1/namespaces/{ns}/pods/{pod}:9400/proxy/metrics"}
+            job: dict[str, Any] = {"job_name": f"dcgm-{n}", "static_configs": [{"targets": [base.netloc],
+                                                                              "labels": labels}]}
+            if service_discovery:
+                labels.update({"namespace": ns, "pod": pod, "container": "nvidia-dcgm-exporter",
+                               "service": "nvidia-dcgm-exporter", "endpoint": "gpu-metrics"})
+                job["metric_relabel_configs"] = [{"source_labels": ["Hostname"], "regex": ".+",
+                                                  "target_label": "Hostname", "replacement": pod}]
+            jobs.append(job)
         config = tmp_path / "prometheus.yml"
         config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-                                          "scrape_configs": [{"job_name": "dcgm", "static_configs": targets}]}))
+                                          "scrape_configs": jobs}))
         port = closed_port()
         process = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
@@ -148,3 +173,14 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[[Any, list[str]], str
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def first_h100(handle: Any) -> str:
+    """The name of a healthy whole-GPU 8-GPU node of a demo cluster."""
+    store = handle.cluster.server.store
+    nodes = handle.call(store.list, "v1", "Node")
+    items = nodes["items"] if isinstance(nodes, dict) else nodes
+    return next(n["metadata"]["name"] for n in items
+                if n["metadata"]["labels"].get("nvidia.com/gpu.count") == "8"
+                and "mig.strategy" not in str(n["metadata"]["labels"])
+                and n["metadata"]["labels"].get("sagemaker.amazonaws.com/node-health-status") == "Schedulable")

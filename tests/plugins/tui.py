@@ -47,3 +47,12 @@ def write_kubeconfig(path: Path, contexts: dict[str, str], current: str, namespa
     }
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+async def wait_for(pilot, condition, timeout: float = 15.0) -> None:
+    """Poll `condition()` between frames until it holds; fail after `timeout` seconds."""
+    for _ in range(int(timeout / 0.1)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("condition not reached in time")

@@ -92,6 +92,7 @@ BASIC_USER = Rule(
     api_groups=("authorization.k8s.io",),
     resources=("selfsubjectaccessreviews", "selfsubjectrulesreviews"),
 )
+SELF_REVIEWER = Rule(verbs=("create",), api_groups=("authentication.k8s.io",), resources=("selfsubjectreviews",))
 ALLOW_ALL = Rule(verbs=("*",), api_groups=("*",), resources=("*",), non_resource_urls=("*",))
 
 
@@ -162,7 +163,7 @@ class AccessControl:
         """A user's own rules and those of the default roles every authenticated user has."""
         if user.name == ANONYMOUS:
             return user.rules
-        return (BASIC_USER, DISCOVERY, *user.rules)
+        return (BASIC_USER, SELF_REVIEWER, DISCOVERY, *user.rules)
 
     def allowed(self, user: User, info: RequestInfo) -> bool:
         if not info.is_resource:
@@ -229,6 +230,13 @@ class AccessControl:
         if allowed:
             status["reason"] = "allowed by the hyperdesk demo server's access rules"
         return status
+
+    def self_review(self, user: User, spec: dict[str, Any]) -> dict[str, Any]:
+        """The status of a SelfSubjectReview (`kubectl auth whoami`): who the request's credentials say it is."""
+        info: dict[str, Any] = {"username": user.name}
+        if user.groups:
+            info["groups"] = list(user.groups)
+        return {"userInfo": info}
 
     def rules_review(self, user: User, spec: dict[str, Any]) -> dict[str, Any]:
         """The status of a SelfSubjectRulesReview: the rules that apply in `spec.namespace`."""

@@ -254,6 +254,16 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
         tracks_generation=False,
     ),
     _builtin(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        (),
+        namespaced=False,
+        verbs=("create",),
+        tracks_generation=False,
+    ),
+    _builtin(
         "authorization.k8s.io",
         "v1",
         "SelfSubjectRulesReview",

@@ -21,7 +21,7 @@ from .jsonpath import JsonPathError, field_path, find_first
 from .patch import MERGE_PATCH, STRATEGIC_MERGE_PATCH, apply_patch
 from .schemas import decode_problem, schema_of
 from .selectors import Selection, format_label_selector, selector_from_label_selector
-from .store import StoredObject, fresh_copy, new_uid, now_timestamp
+from .store import StoredObject, fresh_copy, new_uid
 from .strategies import NAMESPACE_KIND, namespace_content_removed, strategy_for
 from .validation import apply_schema, validate_metadata
 
@@ -198,7 +198,7 @@ class ResourceStorage:
             obj.pop("status", None)
         self._check_namespace(namespace, meta.get("name", ""))
         meta["uid"] = new_uid()
-        meta["creationTimestamp"] = now_timestamp()
+        meta["creationTimestamp"] = self.store.timestamp()
         if kind.tracks_generation:
             meta["generation"] = 1
         self.strategy.default(obj)
@@ -494,7 +494,7 @@ class ResourceStorage:
                 return Written(old)
             new_meta = dict(meta)
             new = {**old.obj, "metadata": new_meta}
-            new_meta["deletionTimestamp"] = now_timestamp()
+            new_meta["deletionTimestamp"] = self.store.timestamp()
             new_meta["deletionGracePeriodSeconds"] = 0
             if kind.tracks_generation and "generation" in new_meta:
                 new_meta["generation"] = int(new_meta["generation"]) + 1

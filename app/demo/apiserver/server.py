@@ -141,6 +141,7 @@ class ApiServer:
         self._reviews = {
             ("authorization.k8s.io", "selfsubjectaccessreviews"): self.access.access_review,
             ("authorization.k8s.io", "selfsubjectrulesreviews"): self.access.rules_review,
+            ("authentication.k8s.io", "selfsubjectreviews"): self.access.self_review,
         }
         self._discovery_subresources: list[Subresource] = []
         self._hooks: list[RequestHook] = []
@@ -550,7 +551,7 @@ class ApiServer:
             "kind": kind.kind,
             "apiVersion": kind.api_version(info.version),
             "metadata": {"creationTimestamp": None},
-            "spec": spec,
+            **({"spec": spec} if kind.kind != "SelfSubjectReview" else {}),
             "status": answer(request[USER], spec),
         }
         return _respond(encode(review), 201)

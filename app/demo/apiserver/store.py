@@ -196,6 +196,13 @@ class Store:
         self._snapshot_cache = snapshot_cache
         self._namespace_counts: dict[str, int] = {}
         self._storages: dict[str, ResourceStorage] = {}
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """Where creation and deletion timestamps come from: the wall clock, or a simulation's clock (the demo
+        points it at simulated time, so an object's age agrees with its conditions and events)."""
+
+    def timestamp(self) -> str:
+        """Now, by this store's clock, as the API server writes timestamps (RFC 3339, seconds, UTC)."""
+        return self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     # --- revision and history -------------------------------------------------------------------------------
 

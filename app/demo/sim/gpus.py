@@ -5,7 +5,8 @@ The inventory of a node comes from its labels, as the GPU operator's feature dis
 runs a `nvidia-dcgm-exporter-*` pod in namespace `gpu-operator`; its port 9400 answers `GET /metrics`, reached
 through the API server's `pods/proxy`, with the Prometheus text that dcgm-exporter prints: the default fields, the
 labels `gpu`, `UUID`, `pci_bus_id`, `device`, `modelName`, `Hostname`, `GPU_I_PROFILE`/`GPU_I_ID` on MIG instances,
-and `container`/`namespace`/`pod` for the pod holding each device.
+and `container`/`namespace`/`pod` for the pod holding each device; `err_code`/`err_msg` on
+`DCGM_FI_DEV_XID_ERRORS` (dcgm-exporter >= 3.3.6). MIG instances carry their parent GPU's `UUID`.
 
 Two knobs for tests and demos: a node labelled `nvidia.com/gpu.deploy.dcgm-exporter=false` (the GPU operator's
 own switch) gets no exporter, and the node annotation `demo.hyperdesk.dev/dcgm-labels` picks the exporter
@@ -93,10 +94,10 @@ class NodeGpus:
     label_style: str = "current"  # see LABEL_STYLE_ANNOTATION
 
 
-def _uuid(node: str, index: int, profile: str = "", instance: int | None = None) -> str:
-    digest = hashlib.sha1(f"{node}/{index}/{profile}/{instance}".encode()).hexdigest()
-    body = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
-    return f"MIG-{body}" if profile else f"GPU-{body}"
+def _uuid(node: str, index: int) -> str:
+    """The GPU's UUID. dcgm-exporter labels a MIG instance's series with its parent GPU's UUID (and GPU_I_ID)."""
+    digest = hashlib.sha1(f"{node}/{index}//None".encode()).hexdigest()
+    return f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
 def node_inventory(node: dict[str, Any]) -> NodeGpus | None:
@@ -123,7 +124,7 @@ def node_inventory(node: dict[str, Any]) -> NodeGpus | None:
             for n in range(instances):
                 instance_id = first + n
                 inventory.devices.append(
-                    Device(name, index, _uuid(name, index, profile, instance_id), pci, model,
+                    Device(name, index, _uuid(name, index), pci, model,
                            profile_memory_mib(profile), GPU if strategy == "single" else MIG_PREFIX + profile,
                            profile, instance_id)
                 )
@@ -235,6 +236,11 @@ def device_values(device: Device, activity: str | None, seed: int, t: float, xid
     return values
 
 
+XID_MESSAGES = {0: "No Error", 13: "Graphics Engine Exception", 31: "GPU memory page fault",
+                48: "Double Bit ECC Error", 79: "GPU has fallen off the bus"}
+"""err_msg of the XID errors the scenarios raise (dcgm-exporter >= 3.3.6 labels DCGM_FI_DEV_XID_ERRORS with them)."""
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -267,6 +273,9 @@ def exposition(inventory: NodeGpus, activity: dict[tuple[str, str], str], seed: 
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {type_}")
         for labels, values in series:
+            if name == "DCGM_FI_DEV_XID_ERRORS" and inventory.label_style != "old":
+                code = int(values[name])
+                labels = {**labels, "err_code": str(code), "err_msg": XID_MESSAGES.get(code, "Unknown Error")}
             rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
             lines.append(f"{name}{{{rendered}}} {values[name]}")
     return "\n".join(lines) + "\n"

@@ -85,6 +85,7 @@ class Simulation:
 
     async def start(self) -> None:
         world = self.world = World(self.server, self.seed, self.clock)
+        self.server.store.clock = self.clock.now  # creation and deletion times in simulated time, as conditions are
         if self.scenario == "empty":
             return
         world.devices = DeviceAllocator()

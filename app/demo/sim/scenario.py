@@ -12,7 +12,7 @@
 - Over the first half hour (simulated before the demo opens, see `PREROLL`): a 16-GPU HyperPodPyTorchJob
   pre-training run, a PyTorchJob fine-tune that crashes once on an NCCL timeout and restarts, a Job on A10Gs, a
   sweep on MIG slices that finishes, a JobSet on MIG slices, a 24-GPU job that can never fit its team's quota,
-  notebooks (one idle on a whole GPU), a JumpStartModel and an InferenceEndpointConfig. Ninety seconds after the
+  notebooks (one idle on a whole GPU, one stopped by a Kueue preemption), a JumpStartModel and an InferenceEndpointConfig. Ninety seconds after the
   demo opens an experimentation job preempts the fine-tune; a KServe InferenceService comes up after thirty.
 
 `bare` has the same nodes, namespaces, queues and priority classes and every controller running, but no jobs,
@@ -385,6 +385,14 @@ def workspace(team: str, name: str, display: str, owner: str, *, running: bool, 
             "spec": spec}
 
 
+def preempted(obj: dict[str, Any]) -> dict[str, Any]:
+    """A Workspace that Kueue preempted before the demo opened: jupyter-k8s stopped it and noted why."""
+    from .workspaces import PREEMPTED_REASON, PREEMPTION_ANNOTATION
+
+    obj["metadata"]["annotations"][PREEMPTION_ANNOTATION] = PREEMPTED_REASON
+    return obj
+
+
 @dataclass
 class Submission:
     at: float
@@ -438,6 +446,10 @@ def hyperpod_timeline() -> list[Submission]:
                                           template="sagemaker-code-editor-template", app_type="code-editor")),
         Submission(560, lambda: workspace("research", "dan-eda", "Dan's data exploration", "dan@example.com", running=True,
                                           resources={"requests": {"cpu": "2", "memory": "8Gi"}}, node_selector=g5)),
+        Submission(580, lambda: preempted(workspace(
+            "nlp", "erin-lora-debug", "Erin's LoRA debugging", "erin@example.com", running=False,
+            resources={"requests": {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1"},
+                       "limits": {"nvidia.com/gpu": "1"}}, node_selector=g5))),
         Submission(600, lambda: {
             "apiVersion": "inference.sagemaker.aws.amazon.com/v1", "kind": "JumpStartModel",
             "metadata": {"name": "deepseek-r1-distill", "namespace": namespace("nlp"),

@@ -6,6 +6,13 @@ says `Progressing` while the pod starts and `Available` (reason `ResourcesReady`
 `deploymentName`, `serviceName` and `accessURL`. `Stopped` scales the Deployment to zero: the pod goes away and
 the conditions say `Stopped` (reason `DesiredStateStopped`).
 
+Stopping takes `STOP_SECONDS` (JupyterLab saves and shuts its kernels down) before the Deployment scales to zero;
+meanwhile `Stopped` is False with "Workspace is stopping". A workspace whose container keeps crashing is `Degraded`
+(reason `ComputeError`, with the container's state): the demo JupyterLab needs `MIN_MEMORY` and is OOM-killed with
+less. Under Kueue, `preempt()` plays Kueue evicting a workspace's pod for a higher-priority workload: the pod gets
+`DisruptionTarget=True` (reason `Preempted`), and the controller, as jupyter-k8s does, stops the workspace and notes
+why in the annotation `workspace.jupyter.org/preemption-reason`; its `Stopped` condition then says `Preempted`.
+
 Each running workspace pod answers HTTP on its port 8888 with a page that says it is the demo JupyterLab: a small
 aiohttp server on 127.0.0.1 that is registered for the pod's `pods/portforward` and for `pods/proxy` and
 `services/proxy`. A notebook holding a GPU computes nothing: the dcgm-exporter shows it idle.
@@ -22,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from .base import Controller, World
-from .objects import copy, owner_reference, set_condition
+from .objects import copy, milli, owner_reference, set_condition
 
 GROUP = "workspace.jupyter.org"
 API_VERSION = f"{GROUP}/v1alpha1"
@@ -30,6 +37,11 @@ NAME_LABEL = f"{GROUP}/workspace-name"
 PORT = 8888
 DEFAULT_IMAGE = "public.ecr.aws/sagemaker/sagemaker-distribution:2.4-gpu"
 ACCESS_DOMAIN = "spaces.demo.hyperpod.local"
+STOP_SECONDS = 1.0
+MIN_MEMORY_MIB = 2048
+CRASH_SECONDS = 4.0
+PREEMPTION_ANNOTATION = f"{GROUP}/preemption-reason"
+PREEMPTED_REASON = "Workspace preempted due to resource contention"
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -48,8 +60,10 @@ PAGE = """<!doctype html>
 class JupyterServer:
     """The stand-in for one workspace's JupyterLab: HTTP on a free 127.0.0.1 port."""
 
-    def __init__(self, namespace: str, name: str, display: str) -> None:
+    def __init__(self, namespace: str, name: str, display: str, started: str = "") -> None:
         self.namespace, self.name, self.display = namespace, name, display
+        self.started = started
+        """When it started, in simulated time: nobody uses the demo JupyterLab, so it is also its last activity."""
         self.port = 0
         self._runner: web.AppRunner | None = None
 
@@ -72,7 +86,7 @@ class JupyterServer:
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         if path.rstrip("/").endswith("/api/status") or path == "/api/status":
-            body = {"started": "demo", "last_activity": "demo", "connections": 0, "kernels": 0}
+            body = {"started": self.started, "last_activity": self.started, "connections": 0, "kernels": 0}
             return web.Response(text=json.dumps(body), content_type="application/json")
         if path.rstrip("/").endswith("/api") or path == "/api":
             return web.Response(text=json.dumps({"version": "2.14.2"}), content_type="application/json")
@@ -91,6 +105,8 @@ class Workspaces(Controller):
         self._starting: set[tuple[str, str]] = set()
         self._registered: dict[tuple[str, str], str] = {}  # workspace -> pod name registered
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: dict[tuple[str, str], float] = {}  # workspace -> when its stop began (elapsed seconds)
+        self._crashing: set[tuple[str, int]] = set()  # (pod uid, restart count) whose OOM kill is scheduled
 
     def reconcile(self) -> None:
         workspaces = self.cache.all(API_VERSION, "Workspace")
@@ -102,6 +118,11 @@ class Workspaces(Controller):
             self._reconcile(workspace)
         for key in [k for k in self._servers if k not in seen]:
             self._drop_server(key)
+        for key in [k for k in self._stopping if k not in seen]:
+            del self._stopping[key]
+        if self._crashing:
+            live = {p["metadata"].get("uid") for p in self.cache.all("v1", "Pod")}
+            self._crashing = {mark for mark in self._crashing if mark[0] in live}
 
     def _reconcile(self, workspace: dict[str, Any]) -> None:
         world = self.world
@@ -110,10 +131,30 @@ class Workspaces(Controller):
         running = spec.get("desiredStatus", "Running") == "Running"
         deployment_name, service_name = f"workspace-{name}", f"workspace-{name}-service"
         now = world.clock.timestamp()
+        all_pods = [p for p in self.cache.all("v1", "Pod", namespace)
+                    if (p["metadata"].get("labels") or {}).get(NAME_LABEL) == name]
+        if running and any(_disrupted(p) for p in all_pods):
+            self._preempted(workspace)
+            return
+        if running and PREEMPTION_ANNOTATION in (meta.get("annotations") or {}):
+            updated = copy(workspace)  # started again: the controller's note no longer applies
+            del updated["metadata"]["annotations"][PREEMPTION_ANNOTATION]
+            world.put(updated)
+            return
         if world.cache.get("v1", "Service", service_name, namespace) is None:
             world.create(self._service(workspace, service_name))
         deployment = world.cache.get("apps/v1", "Deployment", deployment_name, namespace)
         replicas = 1 if running else 0
+        key = (namespace, name)
+        if running:
+            self._stopping.pop(key, None)
+        elif deployment is not None and int((deployment.get("spec") or {}).get("replicas", 1)) > 0 \
+                and not any(_disrupted(p) for p in all_pods):  # an evicted pod goes at once
+            began = self._stopping.setdefault(key, world.clock.elapsed)
+            if world.clock.elapsed - began < STOP_SECONDS - 1e-9:
+                replicas = 1  # JupyterLab is still shutting its kernels down
+                if began == world.clock.elapsed:
+                    world.after(STOP_SECONDS, self._wake)
         if deployment is None:
             deployment = world.create(self._deployment(workspace, deployment_name, replicas))
         elif int((deployment.get("spec") or {}).get("replicas", 1)) != replicas:
@@ -130,12 +171,16 @@ class Workspaces(Controller):
         status["deploymentName"] = deployment_name
         status["serviceName"] = service_name
         generation = meta.get("generation")
+        crash = self._crash_state(pods)
+        preempted = (meta.get("annotations") or {}).get(PREEMPTION_ANNOTATION)
         if not running:
             set_condition(conditions, "Available", "False", "DesiredStateStopped", "Workspace is stopped", now, generation=generation)
             set_condition(conditions, "Progressing", "False", "DesiredStateStopped", "Workspace is stopped", now, generation=generation)
             set_condition(conditions, "Degraded", "False", "NoError", "No errors detected", now, generation=generation)
-            set_condition(conditions, "Stopped", "True" if not pods else "False", "DesiredStateStopped",
-                          "Workspace is stopped" if not pods else "Workspace is stopping", now, generation=generation)
+            set_condition(conditions, "Stopped", "True" if not pods else "False",
+                          "Preempted" if preempted else "DesiredStateStopped",
+                          (str(preempted) if preempted else "Workspace is stopped") if not pods else "Workspace is stopping",
+                          now, generation=generation)
             status.pop("accessURL", None)
             self._drop_server((namespace, name))
         elif ready_pod is not None:
@@ -146,6 +191,14 @@ class Workspaces(Controller):
             status["accessURL"] = f"https://{ACCESS_DOMAIN}/workspaces/{namespace}/{name}/"
             self._serve(workspace, ready_pod)
             world.activity[(namespace, ready_pod["metadata"]["name"])] = "idle"
+            self._oom_if_starved(ready_pod)
+        elif crash is not None:
+            set_condition(conditions, "Available", "False", "ComputeError", crash, now, generation=generation)
+            set_condition(conditions, "Progressing", "False", "ComputeError", crash, now, generation=generation)
+            set_condition(conditions, "Degraded", "True", "ComputeError", crash, now, generation=generation)
+            set_condition(conditions, "Stopped", "False", "DesiredStateRunning", "Workspace is not available", now,
+                          generation=generation)
+            status.pop("accessURL", None)
         else:
             unscheduled = next((c for p in pods for c in (p.get("status") or {}).get("conditions") or []
                                 if c.get("type") == "PodScheduled" and c.get("status") == "False"), None)
@@ -159,6 +212,53 @@ class Workspaces(Controller):
             updated = copy(workspace)
             updated["status"] = status
             world.put(updated)
+
+    def _wake(self) -> None:
+        self.dirty = True
+        self.world.wake()
+
+    @staticmethod
+    def _crash_state(pods: list[dict[str, Any]]) -> str | None:
+        """The message of a workspace container that keeps crashing, or None."""
+        for pod in pods:
+            for entry in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (entry.get("state") or {}).get("waiting") or {}
+                last = (entry.get("lastState") or {}).get("terminated") or {}
+                if waiting.get("reason") == "CrashLoopBackOff" or (last.get("exitCode") and not entry.get("ready")):
+                    why = last.get("message") or last.get("reason") or "exited"
+                    return (f"Container {entry.get('name')} keeps crashing ({why}, exit code {last.get('exitCode')}, "
+                            f"{entry.get('restartCount', 0)} restarts)")
+        return None
+
+    def _oom_if_starved(self, pod: dict[str, Any]) -> None:
+        """The demo JupyterLab needs MIN_MEMORY_MIB: with less, the kernel's first import gets it OOM-killed."""
+        container = pod["spec"]["containers"][0]
+        requests = (container.get("resources") or {}).get("requests") or {}
+        memory = milli(requests.get("memory", "4Gi")) // 1000
+        if memory >= MIN_MEMORY_MIB * 1024 * 1024:
+            return
+        restarts = sum(int(e.get("restartCount", 0)) for e in (pod.get("status") or {}).get("containerStatuses") or [])
+        mark = (pod["metadata"]["uid"], restarts)
+        if mark in self._crashing:
+            return
+        self._crashing.add(mark)
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+        def kill() -> None:
+            current = self.cache.get("v1", "Pod", key[1], key[0])
+            if current is not None and self.world.kubelet is not None and current["metadata"]["uid"] == mark[0]:
+                self.world.kubelet.exit_container(current, container["name"], 137,
+                                                  message=f"OOMKilled: JupyterLab needs {MIN_MEMORY_MIB // 1024}Gi")
+
+        self.world.after(CRASH_SECONDS, kill)
+
+    def _preempted(self, workspace: dict[str, Any]) -> None:
+        """Kueue evicted the workspace's pod: stop the workspace and say why, as jupyter-k8s does."""
+        updated = copy(workspace)
+        updated["spec"]["desiredStatus"] = "Stopped"
+        updated["metadata"].setdefault("annotations", {})[PREEMPTION_ANNOTATION] = PREEMPTED_REASON
+        if self.world.put(updated) is not None:
+            self.world.event(workspace, "Preempted", PREEMPTED_REASON, type_="Warning", component=self.name)
 
     def _service(self, workspace: dict[str, Any], name: str) -> dict[str, Any]:
         meta = workspace["metadata"]
@@ -219,7 +319,8 @@ class Workspaces(Controller):
             if key in self._starting:
                 return
             self._starting.add(key)
-            server = JupyterServer(key[0], key[1], str((workspace.get("spec") or {}).get("displayName", key[1])))
+            server = JupyterServer(key[0], key[1], str((workspace.get("spec") or {}).get("displayName", key[1])),
+                                   started=self.world.clock.timestamp())
             task = asyncio.get_running_loop().create_task(self._start_server(key, server))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -273,3 +374,26 @@ class Workspaces(Controller):
             await server.stop()
         self._servers.clear()
 
+
+
+def _disrupted(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def preempt(world: World, namespace: str, name: str, by: str = "a higher-priority workload") -> bool:
+    """Kueue's side of a preemption: mark the pods of workspace `namespace/name` as disruption targets.
+    Returns False when the workspace has no pod to preempt."""
+    pods = [p for p in world.cache.all("v1", "Pod", namespace)
+            if (p["metadata"].get("labels") or {}).get(NAME_LABEL) == name
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    now = world.clock.timestamp()
+    for pod in pods:
+        updated = copy(pod)
+        set_condition(updated.setdefault("status", {}).setdefault("conditions", []), "DisruptionTarget", "True",
+                      "Preempted", f"Preempted to accommodate {by} due to prioritization in the ClusterQueue", now,
+                      style="pod")
+        world.put(updated)
+        world.event(pod, "Preempted", f"Preempted to accommodate {by}", type_="Normal", component="kueue-admission")
+    world.wake()
+    return bool(pods)

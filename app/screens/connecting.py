@@ -1,0 +1,195 @@
+"""The glue between the connect dialog / Tunnels view and the tunnel core: what their keys do. Blocking or network
+work runs in workers; results come back as state the dialogs poll (`ConnectSession.view()`, `TunnelManager.rows()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.screens.connect import ConnectScreen
+from app.screens.dialogs import ConfirmScreen
+from app.screens.tunnels import TunnelsScreen
+from app.tunnels import ide
+from app.tunnels.placement import detect
+from app.tunnels.routes import RouteError
+from app.tunnels.session import ConnectSession, ConnectView
+from app.tunnels.targets import TargetError, space_target
+
+if TYPE_CHECKING:
+    from app.tui import HyperdeskApp
+
+SPACE_STORES = ("workspaces", "notebooks", "pods")
+
+
+def known_hosts() -> Path:
+    return Path.home() / ".ssh" / "known_hosts"
+
+
+def space_key(key: str) -> str:
+    """`namespace/name`, also from a row key that starts with its store (`workspaces/ns/name`)."""
+    parts = key.split("/")
+    return "/".join(parts[-2:])
+
+
+class ConnectController:
+    """What the connect dialog's keys do for one space's session."""
+
+    def __init__(self, app: "HyperdeskApp", session: ConnectSession) -> None:
+        self.app, self.session = app, session
+
+    def start(self) -> None:
+        self.app.run_worker(self._open(), group=f"connect:{self.session.target.key}", exclusive=True,
+                            exit_on_error=False)
+
+    async def _open(self) -> None:
+        engine = self.app.engine
+        if engine is None:
+            self.session.state, self.session.error = "failed", "not connected to a cluster"
+            return
+        await self.session.open(self.app.tunnels, engine.connection, None)
+        self.app.sync_space_connections()
+
+    def connect_browser(self, view: ConnectView) -> None:
+        if not view.url:
+            self.app.notify("the tunnel is not open yet", severity="warning")
+        elif view.login_node:
+            self.app.notify("hyperdesk runs on a login node: no browser here. Run the laptop line (c copies it), "
+                            f"then open {view.url} on the laptop", timeout=10)
+        elif not ide.has_graphical_browser():
+            self.app.copy_to_clipboard(view.url)
+            self.app.notify(f"no graphical browser here: copied {view.url}, open it yourself", timeout=10)
+        else:
+            self.app.run_worker(asyncio.to_thread(ide.open_browser, view.url), exit_on_error=False)
+            self.app.notify(f"opening {view.url}")
+
+    def connect_vscode(self, view: ConnectView) -> None:
+        target = self.session.target
+        if not view.url:
+            self.app.notify("the tunnel is not open yet", severity="warning")
+            return
+        if not target.runs_sshd:
+            self.app.copy_to_clipboard(view.url)
+            self.app.notify(f"copied {view.url}: in VS Code, Jupyter: Select Kernel > Existing Jupyter Server, "
+                            "and paste it", timeout=10)
+            return
+        if self.app.readonly:
+            self.app.notify("hyperdesk is read-only (--readonly): not writing ~/.ssh/config", severity="error")
+            return
+        self.app.run_worker(self._vscode(), exit_on_error=False)
+
+    async def _vscode(self) -> None:
+        target = self.session.target
+        try:
+            alias = ide.host_alias(target.namespace, target.space)
+            block = ide.ssh_block(alias, ide.proxy_command(target.namespace, target.space, 22),
+                                  user="sagemaker-user")
+            config = Path.home() / ".ssh" / "config"
+            await asyncio.to_thread(ide.write_ssh_block, config, alias, block, self.app.readonly)
+            argv = ide.vscode_argv(alias, "/home/sagemaker-user")
+        except (TargetError, OSError) as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        if argv is None:
+            self.app.notify(f"wrote Host {alias} in {config}; `code` is not on PATH: in VS Code, "
+                            f"Remote-SSH: Connect to Host… {alias}", timeout=12)
+        else:
+            ide.launch(argv)
+            self.app.notify(f"wrote Host {alias} in {config}; started VS Code")
+
+    def connect_reroute(self, via: str) -> None:
+        self.session.via = via
+        self.start()
+
+    def connect_accept_key(self, fingerprint: str) -> None:
+        self.app.run_worker(self._accept(fingerprint), group=f"connect:{self.session.target.key}", exclusive=True,
+                            exit_on_error=False)
+
+    async def _accept(self, fingerprint: str) -> None:
+        try:
+            await self.session.accept_key(known_hosts())
+        except RouteError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self.app.notify(f"trusted {fingerprint}: added to {known_hosts()}")
+        await self._open()
+
+    def connect_close(self) -> None:
+        tunnel = self.session.tunnel
+        if tunnel is not None:
+            TunnelsController(self.app).close_tunnels([tunnel.name])
+
+    def open_tunnels(self) -> None:
+        self.app.open_tunnels()
+
+
+class TunnelsController:
+    def __init__(self, app: "HyperdeskApp") -> None:
+        self.app = app
+
+    def open_tunnel_dialog(self, name: str) -> None:
+        for session in self.app.connect_sessions.values():
+            if session.tunnel is not None and session.tunnel.name == name:
+                open_dialog(self.app, session)
+                return
+
+    def close_tunnels(self, names: list[str]) -> None:
+        question = f"Close {'the tunnel ' + names[0] if len(names) == 1 else f'all {len(names)} tunnels'}?"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.run_worker(self._close(names), exit_on_error=False)
+
+        self.app.push_screen(ConfirmScreen(question), answered)
+
+    async def _close(self, names: list[str]) -> None:
+        for name in names:
+            await self.app.tunnels.close(name)
+        for session in self.app.connect_sessions.values():
+            if session.tunnel is not None and session.tunnel.name in names:
+                session.tunnel, session.state = None, "closed"
+        self.app.sync_space_connections()
+        self.app.notify(f"closed {', '.join(names)}")
+
+
+def open_dialog(app: "HyperdeskApp", session: ConnectSession) -> ConnectController:
+    controller = ConnectController(app, session)
+    app.push_screen(ConnectScreen(f"Connect — {session.target.key}", session.view, controller))
+    return controller
+
+
+def connect_space(app: "HyperdeskApp", key: str) -> None:
+    """The Spaces pane's `c`: reuse this space's open tunnel, or resolve its pod and open one."""
+    key = space_key(key)
+    session = app.connect_sessions.get(key)
+    if session is not None and session.tunnel is not None:
+        open_dialog(app, session)
+        return
+    if app.engine is None:
+        app.notify("not connected to a cluster", severity="error")
+        return
+    stores = {name: app.engine.stores[name].snapshot() for name in SPACE_STORES if name in app.engine.stores}
+    try:
+        target = space_target(stores, key)
+    except TargetError as exc:
+        app.notify(str(exc), severity="error")
+        return
+    session = ConnectSession(target, detect(os.environ), via=session.via if session else "")
+    app.connect_sessions[key] = session
+    open_dialog(app, session).start()
+
+
+def connections(app: "HyperdeskApp") -> dict[str, str]:
+    """space key -> short text for the Spaces pane: `127.0.0.1:8888 api` / `... ssh`."""
+    return {key: f"{s.tunnel.row().local} {s.tunnel.route.kind}" for key, s in app.connect_sessions.items()
+            if s.tunnel is not None}
+
+
+def open_tunnels(app: "HyperdeskApp") -> None:
+    app.push_screen(TunnelsScreen(app.tunnels.rows, TunnelsController(app)))
+
+
+def any_session(app: Any) -> bool:
+    return bool(app.connect_sessions)

@@ -1,0 +1,113 @@
+"""What the IDE needs once a tunnel is open: a browser on the local URL, VS Code's "existing Jupyter server" URL,
+or, for a space whose image runs sshd, a managed `Host hyperdesk-<space>` block in `~/.ssh/config` whose
+`ProxyCommand` is `hyperdesk proxy` (a stdio bridge over the same routes) and `code --remote ssh-remote+...`.
+
+The block sits between marker comments; the rest of the file is never touched, and it is written atomically with the
+file's own permissions (0600 for a new file). Every command runs from an argv list, never through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from app.tunnels.targets import TargetError, check_name
+
+BEGIN = "# >>> hyperdesk managed: {alias} >>> (written by hyperdesk; edits inside are replaced)"
+END = "# <<< hyperdesk managed: {alias} <<<"
+SAFE_WORD = re.compile(r"^[A-Za-z0-9._/:@=+-]+$")
+
+
+def host_alias(namespace: str, space: str) -> str:
+    return f"hyperdesk-{check_name(namespace, 'namespace')}-{check_name(space, 'space name')}"
+
+
+def proxy_command(namespace: str, space: str, port: int, extra: list[str] | None = None) -> list[str]:
+    """The argv of `hyperdesk proxy` for this space, as an SSH ProxyCommand runs it."""
+    argv = [*hyperdesk_argv(), "proxy", f"{namespace}/{space}", "--port", str(port), *(extra or [])]
+    for word in argv:
+        if not SAFE_WORD.match(word):
+            raise TargetError(f"cannot put {word!r} in an SSH ProxyCommand safely", 2)
+    return argv
+
+
+def hyperdesk_argv() -> list[str]:
+    found = shutil.which("hyperdesk")
+    return [found] if found else [sys.executable, "-m", "app"]
+
+
+def ssh_block(alias: str, proxy: list[str], user: str = "root") -> str:
+    """The managed block for `alias`. OpenSSH splits ProxyCommand on spaces and runs it via the user's shell: every
+    word was checked against SAFE_WORD, so nothing in it is special to a shell."""
+    return "\n".join([
+        BEGIN.format(alias=alias),
+        f"Host {alias}",
+        f"    User {user}",
+        f"    ProxyCommand {' '.join(proxy)}",
+        "    StrictHostKeyChecking yes",
+        "    ServerAliveInterval 15",
+        END.format(alias=alias),
+    ]) + "\n"
+
+
+def write_ssh_block(config: Path, alias: str, block: str, readonly: bool) -> bool:
+    """Insert or replace `alias`'s managed block in `config`; True when the file changed."""
+    if readonly:
+        raise TargetError(f"hyperdesk is read-only (--readonly): not writing {config}", 2)
+    text = config.read_text(encoding="utf-8") if config.exists() else ""
+    begin, end = BEGIN.format(alias=alias), END.format(alias=alias)
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == begin), None)
+    if start is not None:
+        stop = next((i for i in range(start, len(lines)) if lines[i].rstrip("\n") == end), None)
+        if stop is None:
+            raise TargetError(f"{config}: the hyperdesk block for {alias} has no end marker; fix the file by hand", 1)
+        new = "".join(lines[:start]) + block + "".join(lines[stop + 1:])
+    else:
+        separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        new = text + separator + block
+    if new == text:
+        return False
+    config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = config.stat().st_mode & 0o777 if config.exists() else 0o600
+    temporary = config.with_name(f".{config.name}.hyperdesk-tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(new)
+    os.replace(temporary, config)
+    return True
+
+
+def vscode_argv(alias: str, path: str) -> list[str] | None:
+    """`code --remote ssh-remote+<alias> <path>`, or None when VS Code's `code` is not on PATH."""
+    code = shutil.which("code")
+    if code is None:
+        return None
+    if not path.startswith("/") or not SAFE_WORD.match(path):
+        raise TargetError(f"{path!r} is not a plain absolute path", 2)
+    return [code, "--remote", f"ssh-remote+{alias}", path]
+
+
+def launch(argv: list[str]) -> None:
+    """Start a program detached from the terminal, without a shell."""
+    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+
+
+def has_graphical_browser(environ: dict[str, str] | None = None, platform: str = sys.platform) -> bool:
+    """Only a graphical browser may be started: a console one (lynx, w3m) would fight the TUI for the terminal."""
+    env = os.environ if environ is None else environ
+    return platform in ("darwin", "win32") or bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+def open_browser(url: str) -> bool:
+    """The user's browser on `url`; False when there is no graphical one to start."""
+    import webbrowser
+
+    if not has_graphical_browser():
+        return False
+    return webbrowser.open(url)

@@ -1,0 +1,339 @@
+"""Routes: how one TCP stream reaches a port inside the cluster.
+
+- `PortForwardRoute`: the API server's `pods/portforward` subresource, spoken over aiohttp's WebSocket with the
+  `v4.channel.k8s.io` framing (channel 0 data, channel 1 errors; each opens with the port as two little-endian
+  bytes). One WebSocket per stream, authenticated exactly as the cluster connection's other requests.
+- `SshRoute`: a `direct-tcpip` channel through a login node or bastion over asyncssh, which reads `~/.ssh/config`
+  (Host aliases, User, Port, IdentityFile, ProxyJump), uses the agent and verifies the host key against
+  known_hosts. One SSH connection carries every stream; keepalives detect a dead route and `ensure()` dials again.
+
+Both give the tunnel an `asyncio`-style pair: `(read(n) -> bytes, write(bytes), close())` behind `Stream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"
+SAFE_HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+KEEPALIVE_SECONDS = 5.0
+KEEPALIVE_COUNT = 2
+
+
+class RouteError(Exception):
+    """The route cannot reach the target now (server down, refused, forbidden); the message is for the user."""
+
+
+class HostKeyError(RouteError):
+    """The SSH server's host key is unknown or changed: the connection was refused. `fingerprint` is the key the
+    server offered (SHA256), so the user can compare it with what their administrator publishes."""
+
+    def __init__(self, message: str, host: str, port: int, fingerprint: str | None, changed: bool) -> None:
+        super().__init__(message)
+        self.host, self.port, self.fingerprint, self.changed = host, port, fingerprint, changed
+
+
+class Stream(Protocol):
+    async def read(self) -> bytes: ...
+    """The next chunk; b'' at the end."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Route(Protocol):
+    kind: str
+    """`ssh` or `api`."""
+    description: str
+
+    async def ensure(self) -> None:
+        """Make sure the route is up (dial it if needed); RouteError when it cannot be."""
+
+    async def open(self) -> Stream: ...
+
+    async def wait_lost(self) -> BaseException | None:
+        """Return when a route with a persistent connection has lost it (never, for a route without one)."""
+
+    async def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------- api portforward
+
+
+class _WsStream:
+    def __init__(self, session: Any, socket: Any, port: int) -> None:
+        self._session, self._socket, self._port = session, socket, port
+        self._headers_seen: set[int] = set()
+
+    async def read(self) -> bytes:
+        from aiohttp import WSMsgType
+
+        while True:
+            message = await self._socket.receive()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                return b""
+            if message.type != WSMsgType.BINARY or not message.data:
+                continue
+            channel, payload = message.data[0], message.data[1:]
+            if channel not in self._headers_seen:  # the port header that opens each channel
+                self._headers_seen.add(channel)
+                payload = payload[2:]
+            if channel == 1 and payload:
+                raise RouteError(payload.decode("utf-8", "replace").strip())
+            if channel == 0 and payload:
+                return bytes(payload)
+
+    async def write(self, data: bytes) -> None:
+        await self._socket.send_bytes(b"\x00" + data)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._socket.close()
+
+
+class PortForwardRoute:
+    """`pods/portforward` through the API server of a `ClusterConnection`."""
+
+    kind = "api"
+
+    def __init__(self, connection: Any, namespace: str, pod: str, port: int) -> None:
+        self.connection, self.namespace, self.pod, self.port = connection, namespace, pod, port
+        self.description = "api portforward"
+        self._session: Any = None
+
+    async def ensure(self) -> None:
+        from app.cluster.connection import ApiError
+
+        try:
+            await self.connection.open()
+        except ApiError as exc:
+            raise RouteError(str(exc)) from None
+
+    async def open(self) -> Stream:
+        import aiohttp
+
+        from app.cluster.connection import ApiError
+
+        try:
+            api_client = await self.connection.open()
+        except ApiError as exc:
+            raise RouteError(str(exc)) from None
+        path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}/portforward"
+        _, url, headers, _, _ = await api_client.param_serialize(
+            method="GET", resource_path=path, query_params=[("ports", str(self.port))],
+            header_params={}, auth_settings=["BearerToken"])
+        url = url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        if self._session is None or self._session.closed:
+            ssl_context = getattr(api_client.rest_client, "ssl_context", None)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context or False))
+        try:
+            socket = await self._session.ws_connect(url, headers=headers, protocols=(PORTFORWARD_PROTOCOL,),
+                                                    max_msg_size=16 * 1024 * 1024, heartbeat=30)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise RouteError(f"the API server refused the port-forward to {self.namespace}/{self.pod}:{self.port}:"
+                             f" {exc.status} {exc.message}") from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise RouteError(f"cannot reach the API server {self.connection.server}: {exc or type(exc).__name__}"
+                             ) from None
+        return _WsStream(self._session, socket, self.port)
+
+    async def wait_lost(self) -> BaseException | None:
+        await asyncio.Event().wait()
+        return None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+# --------------------------------------------------------------------------------------------------------- ssh
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """Where the login node is and how to trust it. Unset values come from `~/.ssh/config` (asyncssh reads it)."""
+
+    host: str
+    port: int | None = None
+    username: str | None = None
+    known_hosts: Path | None = None
+    """None: the user's own (~/.ssh/known_hosts and the config's UserKnownHostsFile)."""
+    client_keys: tuple[Path, ...] | None = None
+    """None: the agent and the default identities, as `ssh` uses them."""
+    config: tuple[Path, ...] | None = None
+    """None: ~/.ssh/config."""
+
+
+class _SshStream:
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def read(self) -> bytes:
+        try:
+            return await self._reader.read(256 * 1024)
+        except (ConnectionError, OSError):
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+
+def split_host(text: str) -> tuple[str | None, str, int | None]:
+    """`user@host:port` -> (user, host, port); every part but the host optional."""
+    user, _, rest = text.rpartition("@")
+    host, port = rest, None
+    if rest.count(":") == 1:
+        host, _, port_text = rest.partition(":")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+        port = int(port_text)
+    if not SAFE_HOST.match(host) or (user and not SAFE_HOST.match(user)):
+        raise ValueError(f"{text!r} is not a valid SSH host ([user@]host[:port], letters, digits, '.', '-', '_')")
+    return user or None, host, port
+
+
+class SshRoute:
+    """`direct-tcpip` to `remote_host:remote_port` through one SSH connection to a login node."""
+
+    kind = "ssh"
+
+    def __init__(self, options: SshOptions, remote_host: str, remote_port: int) -> None:
+        self.options, self.remote_host, self.remote_port = options, remote_host, remote_port
+        self.description = f"ssh via {options.host}"
+        self._connection: Any = None
+        self._lock = asyncio.Lock()
+
+    def _kwargs(self) -> dict[str, Any]:
+        o = self.options
+        kwargs: dict[str, Any] = {"keepalive_interval": KEEPALIVE_SECONDS, "keepalive_count_max": KEEPALIVE_COUNT,
+                                  "connect_timeout": 10}
+        if o.port is not None:
+            kwargs["port"] = o.port
+        if o.username is not None:
+            kwargs["username"] = o.username
+        if o.known_hosts is not None:
+            kwargs["known_hosts"] = str(o.known_hosts)
+        if o.client_keys is not None:
+            kwargs["client_keys"] = [str(p) for p in o.client_keys]
+            kwargs["agent_path"] = None
+        if o.config is not None:
+            kwargs["config"] = [str(p) for p in o.config]
+        return kwargs
+
+    async def ensure(self) -> None:
+        import asyncssh
+
+        async with self._lock:
+            if self._connection is not None and not self._connection.is_closed():
+                return
+            self._connection = None
+            try:
+                self._connection = await asyncssh.connect(self.options.host, **self._kwargs())
+            except asyncssh.HostKeyNotVerifiable as exc:
+                raise await self._host_key_error(exc) from None
+            except asyncssh.PermissionDenied:
+                raise RouteError(f"{self.options.host} refused the SSH login: no key of the agent or "
+                                 "~/.ssh was accepted") from None
+            except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+                raise RouteError(f"cannot reach {self.options.host} over SSH: "
+                                 f"{getattr(exc, 'reason', None) or exc or type(exc).__name__}") from None
+
+    async def _host_key_error(self, exc: Exception) -> HostKeyError:
+        """Ask the server for its key (nothing else is sent) so the refusal can show the fingerprint."""
+        import asyncssh
+
+        host, port = self.options.host, self.options.port or 22
+        fingerprint = None
+        with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError):
+            key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), 10)
+            fingerprint = key.get_fingerprint("sha256") if key is not None else None
+        changed = self._known_keys(host, port) > 0
+        what = "CHANGED" if changed else "not known"
+        message = (f"the host key of {host} port {port} is {what} (server offered {fingerprint or 'no key'}); "
+                   "connection refused." + ("" if changed else " Check the fingerprint, then accept it with "
+                                            f"`hyperdesk connect ... --accept-host-key {fingerprint}` or with `a` "
+                                            "in the connect dialog."))
+        return HostKeyError(message, host, port, fingerprint, changed)
+
+    def _known_keys(self, host: str, port: int) -> int:
+        """How many keys known_hosts already trusts for this host: any means the offered key CHANGED (never
+        offered for acceptance), none means it is simply unknown."""
+        import asyncssh
+
+        path = self.options.known_hosts or Path.home() / ".ssh" / "known_hosts"
+        try:
+            known = asyncssh.read_known_hosts(str(path))
+            return len(known.match(host, host, port)[0])
+        except (OSError, ValueError, asyncssh.Error):
+            return 0
+
+    async def open(self) -> Stream:
+        import asyncssh
+
+        await self.ensure()
+        try:
+            reader, writer = await self._connection.open_connection(self.remote_host, self.remote_port)
+        except asyncssh.ChannelOpenError as exc:
+            raise RouteError(f"{self.options.host} could not connect to {self.remote_host}:{self.remote_port}: "
+                             f"{exc.reason}") from None
+        except (asyncssh.Error, OSError) as exc:
+            raise RouteError(f"the SSH connection to {self.options.host} failed: {exc}") from None
+        return _SshStream(reader, writer)
+
+    async def wait_lost(self) -> BaseException | None:
+        connection = self._connection
+        if connection is None:
+            return None
+        await connection.wait_closed()
+        return RouteError(f"the SSH connection to {self.options.host} was lost")
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+            with contextlib.suppress(Exception):
+                await connection.wait_closed()
+
+
+async def accept_host_key(host: str, port: int, expected_fingerprint: str, known_hosts: Path) -> str:
+    """The user's explicit step: fetch the server's key again, check it matches the fingerprint the user saw, and
+    append it to `known_hosts`. Raises RouteError when the key differs (never adds one the user did not see)."""
+    import asyncssh
+
+    try:
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), 10)
+    except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+        raise RouteError(f"cannot read the host key of {host}: {exc or type(exc).__name__}") from None
+    if key is None:
+        raise RouteError(f"{host} offered no host key")
+    fingerprint = key.get_fingerprint("sha256")
+    if fingerprint != expected_fingerprint:
+        raise RouteError(f"{host} now offers {fingerprint}, not {expected_fingerprint}: not accepted")
+    name = host if port == 22 else f"[{host}]:{port}"
+    if known_hosts.exists():
+        try:
+            trusted = asyncssh.read_known_hosts(str(known_hosts)).match(host, host, port)[0]
+        except (ValueError, asyncssh.Error):
+            trusted = []
+        if any(k.get_fingerprint("sha256") == fingerprint for k in trusted):
+            return fingerprint
+        if trusted:
+            raise RouteError(f"{known_hosts} already trusts another key for {name}: the host key CHANGED. If the "
+                             f"change is expected, remove the old one yourself (ssh-keygen -R '{name}')")
+    known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    line = f"{name} {key.export_public_key('openssh').decode().strip()}\n"
+    with open(known_hosts, "a", encoding="utf-8") as handle:
+        handle.write(line)
+    return fingerprint

@@ -1,0 +1,123 @@
+"""One user's "connect to this space": the target, the route they chose, the tunnel once open, and what the connect
+dialog shows of it (`ConnectView`, plain data). No Textual here: the app's glue runs `open()` in a worker and the
+dialog polls `view()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.tunnels.manager import Tunnel, TunnelManager
+from app.tunnels.placement import Placement
+from app.tunnels.routes import (HostKeyError, PortForwardRoute, RouteError, SshOptions, SshRoute, accept_host_key,
+                                split_host)
+from app.tunnels.targets import Target
+
+
+@dataclass(frozen=True)
+class ConnectView:
+    """What the connect dialog shows."""
+
+    target: str
+    pod: str
+    state: str
+    """connecting, open, reconnecting, failed, closed"""
+    route: str
+    via: str
+    url: str = ""
+    local: str = ""
+    note: str = ""
+    error: str = ""
+    fingerprint: str = ""
+    """A refused, unknown SSH host key the user may accept (never a changed one)."""
+    login_node: bool = False
+    laptop_command: str = ""
+    vscode: str = ""
+
+
+class ConnectSession:
+    def __init__(self, target: Target, placement: Placement, via: str = "", local_port: int | None = None) -> None:
+        self.target, self.placement, self.via = target, placement, via
+        self.local_port = target.port if local_port is None else local_port
+        self.tunnel: Tunnel | None = None
+        self.state = "connecting"
+        self.error = ""
+        self.fingerprint = ""
+        self._host: tuple[str, int] | None = None
+
+    def route(self, connection: Any, known_hosts: Path | None = None) -> Any:
+        if not self.via:
+            return PortForwardRoute(connection, self.target.namespace, self.target.pod, self.target.port)
+        user, host, port = split_host(self.via)
+        if not self.target.pod_ip:
+            raise RouteError(f"pod {self.target.pod} has no IP yet: the login node cannot reach it")
+        self._host = (host, port or 22)
+        return SshRoute(SshOptions(host, port=port, username=user, known_hosts=known_hosts),
+                        self.target.pod_ip, self.target.port)
+
+    async def open(self, manager: TunnelManager, connection: Any, known_hosts: Path | None = None) -> None:
+        """Open (or move to another route) this session's tunnel; failures become the view's state. A new route is
+        dialled before the open tunnel is given up, so a typo in the SSH host never costs a working tunnel."""
+        previous = self.tunnel
+        self.error, self.fingerprint = "", ""
+        if previous is None:
+            self.state = "connecting"
+        try:
+            route = self.route(connection, known_hosts)
+            await route.ensure()
+        except HostKeyError as exc:
+            self._failed(str(exc), "" if exc.changed else (exc.fingerprint or ""))
+            return
+        except (RouteError, ValueError) as exc:
+            self._failed(str(exc))
+            return
+        if previous is not None:
+            self.local_port = previous.local_port  # the same local port on the new route
+            await manager.close(previous.name)
+            self.tunnel = None
+        tunnel = Tunnel(manager.unique_name(self.target.space), self.target.text, route, self.local_port,
+                        self.target.path)
+        try:
+            await tunnel.start()
+        except RouteError as exc:
+            self._failed(str(exc))
+            return
+        except OSError as exc:
+            await route.close()
+            self._failed(f"cannot listen on 127.0.0.1:{self.local_port}: {exc.strerror or exc}")
+            return
+        manager.add(tunnel)
+        self.tunnel = tunnel
+        self.state = "open"
+
+    def _failed(self, error: str, fingerprint: str = "") -> None:
+        self.error, self.fingerprint = error, fingerprint
+        if self.tunnel is None:
+            self.state = "failed"
+
+    async def accept_key(self, known_hosts: Path) -> None:
+        """The user's explicit yes to the fingerprint the dialog showed."""
+        if not self.fingerprint or self._host is None:
+            return
+        host, port = self._host
+        await accept_host_key(host, port, self.fingerprint, known_hosts)
+        self.fingerprint = ""
+
+    def view(self) -> ConnectView:
+        tunnel = self.tunnel
+        state = tunnel.state if tunnel is not None else self.state
+        route = tunnel.route.description if tunnel else (f"ssh via {self.via}" if self.via else "api portforward")
+        if tunnel is None:
+            return ConnectView(self.target.text, self.target.pod, state, route, self.via, error=self.error,
+                               fingerprint=self.fingerprint, login_node=self.placement.login_node)
+        port = tunnel.local_port
+        if self.error:  # a new route that failed: the open tunnel stays on its own route
+            route = f"{tunnel.route.description} (kept: {'ssh via ' + self.via if self.via else 'api'} failed)"
+        laptop = self.placement.laptop_command(port, port) if self.placement.login_node else ""
+        vscode = (f"Remote-SSH host hyperdesk-{self.target.namespace}-{self.target.space} (v writes it)"
+                  if self.target.runs_sshd else f"Jupyter: Existing Jupyter Server → {tunnel.url}")
+        return ConnectView(self.target.text, self.target.pod, state, route, self.via, tunnel.url,
+                           f"127.0.0.1:{port}", tunnel.note, tunnel.last_error or self.error, self.fingerprint,
+                           self.placement.login_node, laptop, vscode)

@@ -1,0 +1,204 @@
+"""`hyperdesk connect`, `hyperdesk proxy` and `hyperdesk get tunnels` as a user runs them: real processes against the
+simulated cluster, the real OpenSSH client and sshd."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from app.tunnels import ide
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = "hyperpod-ns-nlp/alice-notebook"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HYPERDESK_", "SSH_"))}
+    environ.update(HOME=str(home), XDG_RUNTIME_DIR=str(tmp_path / "run"), XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+                   XDG_DATA_HOME=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    return environ
+
+
+def hyperdesk(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def start_connect(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen([sys.executable, "-m", "app", "connect", *args], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    if not first.startswith("tunnel open: "):
+        process.kill()
+        raise AssertionError(f"connect said {first!r}: {process.stderr.read() if process.stderr else ''}")
+    return process, first
+
+
+def test_connect_serves_the_space_until_ctrl_c(hyperpod_cluster, env):
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    process, first = start_connect(SPACE, "--open", "print", "--local-port", "0", "--kubeconfig", kubeconfig,
+                                   env=env)
+    try:
+        url = first.split()[2]
+        assert url.startswith("http://127.0.0.1:") and "workspace hyperpod-ns-nlp/alice-notebook:8888" in first
+        assert "api portforward" in first
+        page = urllib.request.urlopen(url, timeout=20).read().decode()
+        assert "Demo JupyterLab" in page
+        deadline = time.monotonic() + 10
+        while True:  # the process publishes its tunnels about once a second
+            listed = json.loads(hyperdesk("get", "tunnels", "-o", "json", env=env).stdout)
+            if listed and listed[0]["bytes_in"] >= len(page) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert [(t["name"], t["state"], t["url"]) for t in listed] == [("alice-notebook", "open", url)]
+        table = hyperdesk("get", "tunnels", env=env).stdout
+        assert table.splitlines()[0].split()[:5] == ["NAME", "TARGET", "LOCAL", "ROUTE", "STATE"]
+        assert "alice-notebook" in table and "api portforward" in table
+        header, line = table.splitlines()[:2]
+        uptime = line[header.index("UPTIME"):].split()[0]
+        assert uptime[:-1].isdigit() and uptime[-1] in "smhd", uptime  # kubectl's compact age: 3s, 2m
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "tunnel closed" in err and "Traceback" not in err
+    assert json.loads(hyperdesk("get", "tunnels", "-o", "json", env=env).stdout) == []
+
+
+def test_connect_on_a_login_node_prints_the_laptop_command(hyperpod_cluster, env):
+    env = {**env, "SSH_CONNECTION": "203.0.113.9 50022 198.51.100.7 22", "USER": "alice"}
+    process, first = start_connect(SPACE, "--local-port", "0", "--kubeconfig", str(hyperpod_cluster.kubeconfig_path),
+                                   env=env)
+    try:
+        port = first.split()[2].rsplit(":", 1)[1].rstrip("/")
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert lines[1].strip() == f"ssh -N -L {port}:127.0.0.1:{port} alice@198.51.100.7"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, env):
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    missing = hyperdesk("connect", "hyperpod-ns-nlp/nope", "--open", "print", "--kubeconfig", kubeconfig, env=env)
+    assert missing.returncode == 2 and "no space hyperpod-ns-nlp/nope" in missing.stderr
+    bad = hyperdesk("connect", "hyperpod-ns-nlp/Bad;name", "--kubeconfig", kubeconfig, env=env)
+    assert bad.returncode == 2 and "not a valid space name" in bad.stderr
+    port = hyperdesk("connect", SPACE, "--local-port", "70000", "--kubeconfig", kubeconfig, env=env)
+    assert port.returncode == 2 and "--local-port" in port.stderr
+    readonly = hyperdesk("connect", SPACE, "--open", "vscode", "--readonly", "--kubeconfig", kubeconfig, env=env)
+    assert readonly.returncode == 2 and "read-only" in readonly.stderr
+    assert not (Path(env["HOME"]) / ".ssh" / "config").exists()
+    down = hyperdesk("connect", SPACE, "--kubeconfig", str(Path(env["HOME"]) / "none.yaml"), env=env)
+    assert down.returncode == 2 and "Traceback" not in down.stderr
+    for result in (missing, bad, port, readonly, down):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_proxy_is_an_openssh_proxycommand_to_the_space_sshd(hyperpod_cluster, env, sshd, ssh_keys, tmp_path):
+    """The space's image runs sshd on pod port 22 (here: the test sshd behind that pod port); the real `ssh`
+    client reaches it through the managed Host block whose ProxyCommand is `hyperdesk proxy`."""
+    namespace, name = SPACE.split("/")
+    pods = hyperpod_cluster.call(lambda: [k for k in hyperpod_cluster.cluster.server.port_forwards._targets
+                                          if k[:2][0] == namespace and k[2] == 8888 and name in k[1]])
+    pod = pods[0][1]
+    forwards = hyperpod_cluster.cluster.server.port_forwards
+    hyperpod_cluster.call(forwards.register, namespace, pod, 22, sshd.port)
+    try:
+        alias = ide.host_alias(namespace, name)
+        proxy = ide.proxy_command(namespace, name, 22, ["--kubeconfig", str(hyperpod_cluster.kubeconfig_path)])
+        config = tmp_path / "ssh_config"
+        config.write_text("# my own settings\nHost *\n    ServerAliveInterval 30\n")
+        assert ide.write_ssh_block(config, alias, ide.ssh_block(alias, proxy, user="root"), readonly=False)
+        key_type, key = sshd.host_key.with_suffix(".pub").read_text().split()[:2]
+        known = tmp_path / "proxy_known_hosts"
+        known.write_text(f"{alias} {key_type} {key}\n")
+        result = subprocess.run(
+            ["ssh", "-F", str(config), "-i", str(ssh_keys.private), "-o", f"UserKnownHostsFile={known}",
+             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", alias, "echo", "through-hyperdesk-proxy"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "through-hyperdesk-proxy"
+        assert config.read_text().startswith("# my own settings\nHost *\n    ServerAliveInterval 30\n")
+    finally:
+        hyperpod_cluster.call(forwards.unregister, namespace, pod, 22)
+
+
+def test_proxy_to_a_closed_port_fails_cleanly(hyperpod_cluster, env):
+    result = subprocess.run([sys.executable, "-m", "app", "proxy", SPACE, "--port", "2222", "--kubeconfig",
+                             str(hyperpod_cluster.kubeconfig_path)], cwd=ROOT, env=env, input="",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "connection refused" in result.stderr and result.stdout == ""
+
+
+def test_connect_via_an_unknown_login_node_refuses_until_the_key_is_accepted(hyperpod_cluster, env, sshd, ssh_keys):
+    """Through the real sshd as login node, with the user's own ~/.ssh (key, empty known_hosts, no config)."""
+    import shutil
+
+    ssh_dir = Path(env["HOME"]) / ".ssh"
+    shutil.copy(ssh_keys.private, ssh_dir / "id_ed25519")
+    (ssh_dir / "known_hosts").write_text("")
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    via = f"root@127.0.0.1:{sshd.port}"
+    refused = hyperdesk("connect", SPACE, "--via", via, "--open", "print", "--local-port", "0", "--kubeconfig",
+                        kubeconfig, env=env)
+    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(sshd.host_key.with_suffix(".pub"))],
+                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    assert refused.returncode == 1 and "is not known" in refused.stderr and fingerprint in refused.stderr
+    assert (ssh_dir / "known_hosts").read_text() == ""
+    wrong = hyperdesk("connect", SPACE, "--via", via, "--accept-host-key", "SHA256:not-the-key", "--kubeconfig",
+                      kubeconfig, env=env)
+    assert wrong.returncode == 1 and "not accepted" in wrong.stderr
+    process, first = start_connect(SPACE, "--via", via, "--accept-host-key", fingerprint, "--open", "print",
+                                   "--local-port", "0", "--kubeconfig", kubeconfig, env=env)
+    try:
+        assert "ssh via 127.0.0.1" in first
+        assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 " in (ssh_dir / "known_hosts").read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
+def test_connect_to_a_service_and_to_a_pod_port(hyperpod_cluster, env):
+    """Any pod or service port, as kubectl port-forward names them: an endpoint's service resolves to a ready pod
+    behind it and the service port's targetPort."""
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    args = ("-n", "hyperpod-ns-nlp", "--open", "print", "--local-port", "0", "--kubeconfig", kubeconfig)
+    process, first = start_connect("svc/workspace-alice-notebook-service", *args, env=env)
+    try:
+        assert "service hyperpod-ns-nlp/workspace-alice-notebook-service:8888" in first
+        assert "Demo JupyterLab" in urllib.request.urlopen(first.split()[2], timeout=20).read().decode()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    pod = json.loads(subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "get", "pods", "-n", "hyperpod-ns-nlp", "-l",
+         "workspace.jupyter.org/workspace-name=alice-notebook", "-o", "json"],
+        capture_output=True, text=True, check=True).stdout)["items"][0]["metadata"]["name"]
+    process, first = start_connect(f"pod/{pod}", "--port", "8888", *args, env=env)
+    try:
+        assert f"pod hyperpod-ns-nlp/{pod}:8888" in first
+        assert "Demo JupyterLab" in urllib.request.urlopen(first.split()[2], timeout=20).read().decode()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    no_port = hyperdesk("connect", f"pod/{pod}", *args, env=env)
+    assert no_port.returncode == 2 and "needs --port" in no_port.stderr
+    wrong = hyperdesk("connect", "svc/workspace-alice-notebook-service", "--port", "9999", *args, env=env)
+    assert wrong.returncode == 2 and "has no port 9999 (ports: 8888)" in wrong.stderr
+    missing = hyperdesk("connect", "svc/nope", *args, env=env)
+    assert missing.returncode == 2 and "no service hyperpod-ns-nlp/nope" in missing.stderr

@@ -1,0 +1,315 @@
+"""The Spaces core against real servers: the simulated cluster (`bare_cluster`, its jupyter-k8s controller, kubelet
+and scheduler) with the upstream Workspace CRDs applied, so every create is validated against their schema. Time
+moves with `advance`. Refusals that need users and rules use the local API server with token users."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.cluster import spaces
+from app.cluster.actions import ActionError, ReadOnlyError
+from app.cluster.connection import ApiError, ClusterConnection
+from app.demo.apiserver import LocalApiServer
+from app.demo.sim import DemoThread
+from app.demo.sim.workspaces import preempt
+from app.model.spaces import SpaceRequest, SpaceRow, space_rows
+from tests.plugins.tui import closed_port, write_kubeconfig
+from tests.reference import REFERENCE
+
+NLP = "hyperpod-ns-nlp"
+TEMPLATE = "sagemaker-jupyter-template"
+CRDS = [REFERENCE / "crds" / f"workspace.jupyter.org_{n}.yaml" for n in ("workspaces", "workspacetemplates")]
+
+
+@pytest.fixture
+async def conn(bare_cluster: DemoThread, demo_kubectl) -> AsyncIterator[ClusterConnection]:
+    kubectl = demo_kubectl(bare_cluster)
+    for crd in CRDS:
+        kubectl("apply", "--server-side", "-f", str(crd))
+    connection = ClusterConnection([bare_cluster.kubeconfig_path], None)
+    yield connection
+    await connection.close()
+
+
+async def rows(conn: ClusterConnection, namespace: str | None = NLP) -> dict[str, SpaceRow]:
+    return {r.name: r for r in await spaces.fetch_spaces(conn, namespace)}
+
+
+async def advance_until(cluster: DemoThread, conn: ClusterConnection, name: str, status: str, step: float = 1.0,
+                        limit: float = 120) -> SpaceRow:
+    """Move simulated time until the space shows `status` (or fail, saying what it showed instead)."""
+    waited, row = 0.0, None
+    while waited <= limit:
+        row = (await rows(conn)).get(name)
+        if row is not None and row.status == status:
+            return row
+        cluster.advance(step)
+        waited += step
+    raise AssertionError(f"{name} never became {status}: last {row and (row.status, row.reason)}")
+
+
+def request(name: str, **fields) -> SpaceRequest:
+    return SpaceRequest(name=name, namespace=NLP, template=TEMPLATE, **fields)
+
+
+async def test_create_from_a_template_starts_runs_stops_and_starts_again(conn, bare_cluster) -> None:
+    created = await spaces.create(conn, request("my-lab", cpu="4", memory="16Gi", queue=f"{NLP}-localqueue",
+                                               priority="experimentation-priority"), readonly=False)
+    spec = created["spec"]
+    assert spec["templateRef"] == {"name": TEMPLATE, "namespace": "jupyter-k8s-system"}
+    assert spec["resources"]["requests"] == {"cpu": "4", "memory": "16Gi"}
+    assert spec["idleShutdown"]["idleTimeoutInMinutes"] == 120, "the template's default idle shutdown"
+    assert spec["storage"] == {"size": "20Gi"}, "the template's default storage"
+    bare_cluster.advance(1)
+    assert (await rows(conn))["my-lab"].status == "Starting"
+    running = await advance_until(bare_cluster, conn, "my-lab", "Running")
+    assert running.access_url and running.queue == f"{NLP}-localqueue"
+    assert running.priority == "experimentation-priority" and running.pods
+
+    assert await spaces.set_running(conn, NLP, "my-lab", False, readonly=False) == "Running"
+    bare_cluster.advance(0)  # the controller sees the change; JupyterLab takes a moment to shut its kernels down
+    stopping = (await rows(conn))["my-lab"]
+    assert (stopping.status, stopping.reason) == ("Stopping", "Workspace is stopping")
+    await advance_until(bare_cluster, conn, "my-lab", "Stopped")
+    assert await spaces.set_running(conn, NLP, "my-lab", True, readonly=False) == "Stopped"
+    bare_cluster.advance(1)
+    assert (await rows(conn))["my-lab"].status == "Starting"
+    await advance_until(bare_cluster, conn, "my-lab", "Running")
+
+
+async def test_a_space_whose_jupyterlab_keeps_crashing_is_degraded_and_says_why(conn, bare_cluster) -> None:
+    await spaces.create(conn, SpaceRequest(name="tiny", namespace=NLP, cpu="1", memory="1Gi"), readonly=False)
+    row = await advance_until(bare_cluster, conn, "tiny", "Degraded")
+    assert "OOMKilled" in row.reason and "exit code 137" in row.reason
+
+
+async def test_a_preempted_space_is_stopped_says_why_and_starts_again(conn, bare_cluster) -> None:
+    await spaces.create(conn, request("governed", queue=f"{NLP}-localqueue", priority="fine-tuning-priority"),
+                        readonly=False)
+    await advance_until(bare_cluster, conn, "governed", "Running")
+    assert bare_cluster.call(lambda: preempt(bare_cluster.cluster.simulation.world, NLP, "governed"))
+    bare_cluster.advance(1)
+    row = (await rows(conn))["governed"]
+    assert row.status == "Preempted"
+    assert row.reason == "Workspace preempted due to resource contention"
+    assert row.pods == (), "Kueue evicted its pod"
+    ws = await spaces.get(conn, NLP, "governed")
+    assert ws["spec"]["desiredStatus"] == "Stopped"
+    assert await spaces.set_running(conn, NLP, "governed", True, readonly=False) == "Preempted"
+    await advance_until(bare_cluster, conn, "governed", "Running")
+    ws = await spaces.get(conn, NLP, "governed")
+    assert "workspace.jupyter.org/preemption-reason" not in (ws["metadata"].get("annotations") or {}), \
+        "the controller drops its note once the space runs again"
+
+
+async def test_out_of_bounds_bad_names_and_unknown_mig_profiles_are_refused_before_sending(conn, bare_cluster) -> None:
+    cases = {
+        "CPU 64 is above the template's maximum 16": request("big", cpu="64"),
+        "memory 1Gi is below the template's minimum 2Gi": request("small", memory="1Gi"),
+        "storage 500Gi is above the template's maximum 200Gi": request("huge-disk", storage="500Gi"),
+        "GPUs 2 is above the template's maximum 1": request("two-gpus", gpus=2),
+        "MIG profile 7g.80gb: no node offers it (offered: 1g.10gb, 2g.20gb, 3g.40gb)": request("mig", mig_profile="7g.80gb"),
+        "name 'My_Lab': lower-case letters": request("My_Lab"),
+        "image 'evil/miner:latest' is not allowed by sagemaker-jupyter-template": request("img", image="evil/miner:latest"),
+        "queue 'nope': no such LocalQueue in hyperpod-ns-nlp": request("q", queue="nope"),
+    }
+    for expected, bad in cases.items():
+        with pytest.raises(ActionError) as refused:
+            await spaces.create(conn, bad, readonly=False)
+        assert expected in str(refused.value) and str(refused.value).endswith("(nothing was created)")
+        assert refused.value.exit_code == 2
+    assert await rows(conn) == {}, "nothing was created, not even in part"
+    ok = await spaces.create(conn, request("one-gpu", gpus=1), readonly=False)
+    assert ok["spec"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+
+
+async def test_a_name_the_server_rejects_is_reported_and_nothing_changes(conn, bare_cluster) -> None:
+    await spaces.create(conn, request("taken", display_name="First"), readonly=False)
+    with pytest.raises(ActionError) as refused:
+        await spaces.create(conn, request("taken", display_name="Second"), readonly=False)
+    assert "the server rejected space hyperpod-ns-nlp/taken" in str(refused.value)
+    assert "already exists" in str(refused.value) and refused.value.exit_code == 2
+    assert (await rows(conn))["taken"].display_name == "First"
+
+
+async def test_the_crd_schema_rejects_what_a_template_cannot_catch(conn, bare_cluster) -> None:
+    manifest, problems = await spaces.prepare(conn, request("valid"))
+    assert problems == []
+    manifest["spec"]["desiredStatus"] = "Paused"  # not in the CRD's enum
+    with pytest.raises(ActionError) as refused:
+        await spaces.create_manifest(conn, manifest, readonly=False)
+    assert "desiredStatus" in str(refused.value) and "nothing was created" in str(refused.value)
+    assert await rows(conn) == {}
+
+
+async def test_edit_resources_only_of_a_stopped_space_and_within_bounds(conn, bare_cluster) -> None:
+    await spaces.create(conn, request("resize"), readonly=False)
+    with pytest.raises(ActionError, match="is Starting: stop it before changing its resources"):
+        await spaces.edit_resources(conn, NLP, "resize", cpu="8", readonly=False)
+    await spaces.set_running(conn, NLP, "resize", False, readonly=False)
+    await advance_until(bare_cluster, conn, "resize", "Stopped")
+    with pytest.raises(ActionError, match="CPU 32 is above the template's maximum 16"):
+        await spaces.edit_resources(conn, NLP, "resize", cpu="32", readonly=False)
+    await spaces.edit_resources(conn, NLP, "resize", cpu="8", mig_profile="1g.10gb", readonly=False)
+    row = (await rows(conn))["resize"]
+    assert (row.cpu, row.mig_profile, row.gpus) == ("8", "1g.10gb", 0)
+
+
+async def test_delete_removes_the_space_and_says_its_storage_goes(conn, bare_cluster) -> None:
+    await spaces.create(conn, request("gone", storage="30Gi"), readonly=False)
+    current = await spaces.get(conn, NLP, "gone")
+    assert spaces.storage_note(current) == ("its 30Gi home volume is deleted with it and its files are lost "
+                                            "(stop keeps them)")
+    await spaces.delete(conn, NLP, "gone", readonly=False)
+    assert "gone" not in await rows(conn)
+    with pytest.raises(ActionError, match="no space 'gone' in namespace hyperpod-ns-nlp"):
+        await spaces.delete(conn, NLP, "gone", readonly=False)
+
+
+async def test_read_only_refuses_every_change_before_sending_anything() -> None:
+    async with LocalApiServer() as server:
+        seen: list[str] = []
+
+        async def record(request, info) -> None:
+            seen.append(request.method)
+
+        server.api.add_request_hook(record)
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            for call in (spaces.create(conn, request("x"), readonly=True),
+                         spaces.set_running(conn, NLP, "x", True, readonly=True),
+                         spaces.delete(conn, NLP, "x", readonly=True),
+                         spaces.edit_resources(conn, NLP, "x", cpu="2", readonly=True)):
+                with pytest.raises(ReadOnlyError):
+                    await call
+            assert seen == []
+        finally:
+            await conn.close()
+
+
+async def test_a_forbidden_namespace_is_refused_before_the_create_and_mine_is_who_the_server_says() -> None:
+    access = {"anonymous": False, "users": [
+        {"name": "alice", "token": "alice-token", "rules": [
+            {"verbs": ["get", "list", "watch", "create"], "apiGroups": ["workspace.jupyter.org"],
+             "resources": ["workspaces", "workspacetemplates"], "namespaces": ["team-a"]}]},
+    ]}
+    async with LocalApiServer(access=access, user="alice") as server:
+        for name in ("team-a", "team-b"):
+            server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            assert await spaces.whoami(conn) == "alice"
+            with pytest.raises(ActionError) as refused:
+                await spaces.create(conn, SpaceRequest(name="lab", namespace="team-b", cpu="1", memory="2Gi"),
+                                    readonly=False)
+            assert str(refused.value) == "you may not create workspaces in namespace team-b (nothing was created)"
+            assert refused.value.exit_code == 2
+            await spaces.create(conn, SpaceRequest(name="lab", namespace="team-a", cpu="1", memory="2Gi"),
+                                readonly=False)
+            stored = await spaces.get(conn, "team-a", "lab")
+            assert stored["metadata"]["annotations"]["workspace.jupyter.org/created-by"] == "alice"
+            mine = space_rows({"workspaces": {"team-a/lab": stored}}, owner="alice")
+            assert [r.name for r in mine] == ["lab"]
+        finally:
+            await conn.close()
+
+
+async def test_an_edit_keeps_limits_only_gpus_other_limits_and_the_rest(conn, bare_cluster) -> None:
+    manifest, problems = await spaces.prepare(conn, request("limited", cpu="2"))
+    assert problems == []
+    manifest["spec"]["desiredStatus"] = "Stopped"
+    manifest["spec"]["resources"] = {"requests": {"cpu": "2", "memory": "8Gi"},
+                                     "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"}}
+    await spaces.create_manifest(conn, manifest, readonly=False)
+    await advance_until(bare_cluster, conn, "limited", "Stopped")
+    await spaces.edit_resources(conn, NLP, "limited", cpu="4", readonly=False)
+    resources = (await spaces.get(conn, NLP, "limited"))["spec"]["resources"]
+    assert resources == {"requests": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"},
+                         "limits": {"memory": "16Gi", "nvidia.com/gpu": "1"}}
+    assert (await rows(conn))["limited"].gpus == 1
+
+
+async def test_queues_are_checked_when_priority_classes_are_not_readable_and_an_unreachable_server_says_so(
+        tmp_path) -> None:
+    access = {"anonymous": False, "users": [
+        {"name": "alice", "token": "alice-token", "rules": [
+            {"verbs": ["get", "list"], "apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"]}]},
+    ]}
+    async with LocalApiServer(access=access, user="alice") as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+        server.store.create({"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "LocalQueue",
+                             "metadata": {"name": "team-a-queue", "namespace": "team-a"},
+                             "spec": {"clusterQueue": "cq"}})
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            _, queues, priorities = await spaces.create_choices(conn, "team-a")
+            assert (queues, priorities) == (["team-a-queue"], None), "a forbidden priority list skips only its check"
+        finally:
+            await conn.close()
+    down = write_kubeconfig(tmp_path / "down.yaml", {"down": f"http://127.0.0.1:{closed_port()}"}, "down")
+    conn = ClusterConnection([down], None)
+    try:
+        for call in (lambda: spaces.whoami(conn), lambda: spaces.can(conn, "create", "workspaces", "team-a"),
+                     lambda: spaces.create_choices(conn, "team-a")):
+            with pytest.raises(ApiError) as unreachable:
+                await call()
+            assert unreachable.value.status == 0, "not a made-up answer: the cluster could not be reached"
+    finally:
+        await conn.close()
+
+
+async def test_idle_time_stops_being_asked_after_the_first_refusal() -> None:
+    access = {"anonymous": False, "users": [
+        {"name": "alice", "token": "alice-token", "rules": [
+            {"verbs": ["get", "list"], "apiGroups": ["workspace.jupyter.org"], "resources": ["*"]}]},
+    ]}
+    async with LocalApiServer(access=access, user="alice") as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+        for name in ("one", "two", "three"):
+            server.store.put({
+                "apiVersion": "workspace.jupyter.org/v1alpha1", "kind": "Workspace",
+                "metadata": {"name": name, "namespace": "team-a"},
+                "spec": {"displayName": name, "desiredStatus": "Running"},
+                "status": {"conditions": [{"type": "Available", "status": "True", "reason": "ResourcesReady"}]}})
+        proxied: list[str] = []
+
+        async def record(request, info) -> None:
+            if "/proxy/" in request.path:
+                proxied.append(request.path)
+
+        server.api.add_request_hook(record)
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            listed = await spaces.fetch_spaces(conn, "team-a")
+            assert [(r.name, r.status, r.idle_since) for r in listed] == [
+                ("one", "Running", None), ("three", "Running", None), ("two", "Running", None)], \
+                "a listing shows the spaces without their idle time"
+            proxied.clear()
+            with pytest.raises(spaces.ActivityForbidden):
+                await spaces.activities(conn, listed, parallel=1)
+            assert len(proxied) == 1, "the first refusal ends the round"
+        finally:
+            await conn.close()
+
+
+async def test_a_kubeflow_notebook_stops_starts_and_is_deleted() -> None:
+    async with LocalApiServer() as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow-user"}})
+        server.store.put({
+            "apiVersion": "kubeflow.org/v1", "kind": "Notebook", "metadata": {"name": "nb", "namespace": "kubeflow-user"},
+            "spec": {"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter-scipy:v1"}]}}},
+            "status": {"readyReplicas": 1}})
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            assert await spaces.set_notebook_running(conn, "kubeflow-user", "nb", False, readonly=False) == "Running"
+            stopped = await spaces.get(conn, "kubeflow-user", "nb", "notebooks")
+            assert stopped["metadata"]["annotations"]["kubeflow-resource-stopped"]
+            await spaces.set_notebook_running(conn, "kubeflow-user", "nb", True, readonly=False)
+            started = await spaces.get(conn, "kubeflow-user", "nb", "notebooks")
+            assert "kubeflow-resource-stopped" not in (started["metadata"].get("annotations") or {})
+            await spaces.delete(conn, "kubeflow-user", "nb", store="notebooks", readonly=False)
+            assert [r.name for r in await spaces.fetch_spaces(conn, "kubeflow-user")] == []
+        finally:
+            await conn.close()

@@ -1,0 +1,102 @@
+"""`hyperdesk get spaces|templates` and `hyperdesk space create|start|stop|delete|edit`, run as a user runs them: a
+subprocess against the simulated cluster's kubeconfig, its output and its exit code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from app.demo.sim import DemoThread
+from tests.plugins.tui import closed_port, write_kubeconfig
+from tests.reference import REFERENCE
+from tests.test_jobs_cli import hyperdesk
+
+pytestmark = pytest.mark.usefixtures("isolated_home")
+
+NLP = "hyperpod-ns-nlp"
+JSON_FIELDS = {"name", "namespace", "display_name", "owner", "app_type", "status", "image", "gpus", "mig_profile",
+               "idle_minutes", "template"}
+
+
+def test_get_spaces_lists_the_scenarios_spaces_with_their_status_and_compute(hyperpod_cluster: DemoThread) -> None:
+    result = hyperdesk("get", "spaces", "-A", "-o", "json", kubeconfig=hyperpod_cluster.kubeconfig_path)
+    assert result.returncode == 0, result.stderr
+    items = {i["name"]: i for i in json.loads(result.stdout)}
+    assert JSON_FIELDS <= set(items["alice-notebook"])
+    alice, bob, carol = items["alice-notebook"], items["bob-mig-lab"], items["carol-code-editor"]
+    assert (alice["status"], alice["gpus"], alice["owner"], alice["app_type"]) == (
+        "Running", 1, "alice@example.com", "JupyterLab")
+    assert (bob["mig_profile"], bob["gpus"], bob["namespace"]) == ("2g.20gb", 0, "hyperpod-ns-vision")
+    assert (carol["status"], carol["app_type"], carol["template"]) == (
+        "Stopped", "Code Editor", "sagemaker-code-editor-template")
+    assert alice["idle_minutes"] == 240 and alice["display_name"] == "Alice's GPU notebook"
+    assert isinstance(alice["idle_for_minutes"], int) and alice["idle_for_minutes"] >= 0, "from its JupyterLab"
+    assert carol["idle_for_minutes"] is None
+    erin = items["erin-lora-debug"]
+    assert (erin["status"], erin["reason"], erin["queue"]) == (
+        "Preempted", "Workspace preempted due to resource contention", "hyperpod-ns-nlp-localqueue")
+
+    table = hyperdesk("get", "spaces", "-n", "hyperpod-ns-vision", kubeconfig=hyperpod_cluster.kubeconfig_path)
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:3] == ["NAMESPACE", "NAME", "DISPLAY"]
+    assert len(lines) == 2 and "bob-mig-lab" in lines[1] and "1×2g.20gb" in lines[1] and "Running" in lines[1]
+
+
+def test_get_templates_shows_defaults_images_and_bounds(hyperpod_cluster: DemoThread) -> None:
+    result = hyperdesk("get", "templates", "-o", "yaml", kubeconfig=hyperpod_cluster.kubeconfig_path)
+    assert result.returncode == 0, result.stderr
+    templates = {t["name"]: t for t in yaml.safe_load(result.stdout)}
+    jupyter = templates["sagemaker-jupyter-template"]
+    assert jupyter["bounds"]["cpu"] == {"min": "1", "max": "16"}
+    assert jupyter["storage"] == {"default": "20Gi", "min": "5Gi", "max": "200Gi"}
+    assert jupyter["allowed_images"] == ["public.ecr.aws/sagemaker/sagemaker-distribution:2.4-gpu"]
+    table = hyperdesk("get", "templates", kubeconfig=hyperpod_cluster.kubeconfig_path)
+    assert "cpu 1-16, memory 2Gi-128Gi, gpu 0-1" in table.stdout
+
+
+def test_create_start_stop_and_delete_from_the_command_line(bare_cluster: DemoThread, demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("apply", "--server-side", "-f", str(REFERENCE / "crds" / "workspace.jupyter.org_workspaces.yaml"))
+    config = bare_cluster.kubeconfig_path
+    dry = hyperdesk("space", "create", "cli-lab", "-n", NLP, "--template", "sagemaker-jupyter-template", "--cpu", "4",
+                    "--dry-run", kubeconfig=config)
+    assert dry.returncode == 0, dry.stderr
+    assert yaml.safe_load(dry.stdout)["spec"]["resources"]["requests"]["cpu"] == "4"
+    assert "nothing was created" in dry.stderr
+    assert kubectl("get", "workspaces", "-n", NLP, "-o", "name") == ""
+
+    bad = hyperdesk("space", "create", "cli-lab", "-n", NLP, "--template", "sagemaker-jupyter-template",
+                    "--mig", "7g.80gb", kubeconfig=config)
+    assert bad.returncode == 2 and "MIG profile 7g.80gb: no node offers it" in bad.stderr
+    created = hyperdesk("space", "create", "cli-lab", "-n", NLP, "--template", "sagemaker-jupyter-template",
+                        "--display-name", "CLI lab", kubeconfig=config)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == "space hyperpod-ns-nlp/cli-lab created"
+    assert kubectl.json("get", "workspace", "cli-lab", "-n", NLP)["spec"]["displayName"] == "CLI lab"
+
+    stop = hyperdesk("space", "stop", "cli-lab", "-n", NLP, kubeconfig=config)
+    assert stop.returncode == 0 and "stopping" in stop.stdout
+    assert kubectl.json("get", "workspace", "cli-lab", "-n", NLP)["spec"]["desiredStatus"] == "Stopped"
+    start = hyperdesk("space", "start", "cli-lab", "-n", NLP, kubeconfig=config)
+    assert start.returncode == 0 and "starting" in start.stdout
+    assert kubectl.json("get", "workspace", "cli-lab", "-n", NLP)["spec"]["desiredStatus"] == "Running"
+
+    readonly = hyperdesk("space", "delete", "cli-lab", "-n", NLP, "--readonly", kubeconfig=config)
+    assert readonly.returncode == 2 and "read-only" in readonly.stderr
+    deleted = hyperdesk("space", "delete", "cli-lab", "-n", NLP, kubeconfig=config)
+    assert deleted.returncode == 0 and "home volume is deleted with it" in deleted.stdout
+    missing = hyperdesk("space", "stop", "cli-lab", "-n", NLP, kubeconfig=config)
+    assert missing.returncode == 2 and "no space 'cli-lab' in namespace hyperpod-ns-nlp" in missing.stderr
+
+
+def test_usage_errors_and_an_unreachable_cluster_are_one_line(tmp_path) -> None:
+    config = write_kubeconfig(tmp_path / "kubeconfig", {"down": f"http://127.0.0.1:{closed_port()}"}, "down")
+    no_verb = hyperdesk("space", kubeconfig=config)
+    assert no_verb.returncode == 2 and "space needs a verb" in no_verb.stderr
+    down = hyperdesk("get", "spaces", kubeconfig=config)
+    assert down.returncode == 1 and down.stderr.startswith("hyperdesk: error: cannot reach")
+    create = hyperdesk("space", "create", "x", "--cpu", "1", kubeconfig=config)
+    assert create.returncode == 1 and len(create.stderr.strip().splitlines()) == 1

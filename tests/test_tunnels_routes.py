@@ -1,0 +1,210 @@
+"""Tunnels over each route, against real servers on 127.0.0.1: the simulated cluster's `pods/portforward`, a real
+OpenSSH sshd and asyncssh's server as the login node. An HTTP request through the tunnel reaches the space's page."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from app.cluster.connection import ClusterConnection
+from app.tunnels.manager import Tunnel, TunnelManager
+from app.tunnels.routes import HostKeyError, PortForwardRoute, RouteError, SshOptions, SshRoute, accept_host_key
+from app.tunnels.targets import TargetError, find_space
+
+SPACE = "hyperpod-ns-nlp/alice-notebook"
+
+
+def jupyter_port(cluster, namespace: str, pod: str) -> int:
+    """Where the simulator serves the space's demo JupyterLab: what a login node reaches as the pod's IP:8888."""
+    return cluster.call(lambda: cluster.cluster.server.port_forwards._targets[(namespace, pod, 8888)])
+
+
+async def fetch(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=20)) as response:
+            return response.status, await response.text()
+
+
+@pytest.fixture
+async def connection(hyperpod_cluster):
+    connection = ClusterConnection([hyperpod_cluster.kubeconfig_path], None)
+    yield connection
+    await connection.close()
+
+
+def ssh_options(keys, port: int) -> SshOptions:
+    return SshOptions("127.0.0.1", port=port, username="root", known_hosts=keys.known_hosts,
+                      client_keys=(keys.private,), config=(keys.config,))
+
+
+async def test_api_portforward_reaches_the_space_page(connection):
+    target = await find_space(connection, SPACE, "default")
+    assert target.kind == "Workspace" and target.port == 8888
+    tunnel = Tunnel("alice", target.text, PortForwardRoute(connection, target.namespace, target.pod, target.port))
+    await tunnel.start()
+    try:
+        status, page = await fetch(f"{tunnel.url}lab")
+        assert status == 200
+        assert "Demo JupyterLab" in page and "hyperpod-ns-nlp/alice-notebook" in page
+        assert tunnel.row().bytes_in >= len(page) and tunnel.row().route == "api portforward"
+    finally:
+        await tunnel.close()
+
+
+async def test_ssh_routes_reach_the_space_page(hyperpod_cluster, connection, sshd, asyncssh_server, ssh_keys):
+    target = await find_space(connection, SPACE, "default")
+    port = jupyter_port(hyperpod_cluster, target.namespace, target.pod)
+    for server_port, name in ((sshd.port, "openssh"), (asyncssh_server.port, "asyncssh")):
+        tunnel = Tunnel(name, target.text, SshRoute(ssh_options(ssh_keys, server_port), "127.0.0.1", port))
+        await tunnel.start()
+        try:
+            status, page = await fetch(f"{tunnel.url}lab")
+            assert status == 200 and "Demo JupyterLab" in page, name
+            assert tunnel.row().route == "ssh via 127.0.0.1"
+        finally:
+            await tunnel.close()
+
+
+async def test_a_taken_local_port_picks_another_and_says_so(connection):
+    target = await find_space(connection, SPACE, "default")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        tunnel = Tunnel("alice", target.text, PortForwardRoute(connection, target.namespace, target.pod, 8888),
+                        local_port=busy)
+        await tunnel.start()
+        try:
+            assert tunnel.local_port != busy
+            assert tunnel.note == f"local port {busy} was taken; using {tunnel.local_port}"
+            status, page = await fetch(tunnel.url)
+            assert status == 200 and "Demo JupyterLab" in page
+        finally:
+            await tunnel.close()
+
+
+async def test_the_listener_binds_loopback_only(connection):
+    target = await find_space(connection, SPACE, "default")
+    tunnel = Tunnel("alice", target.text, PortForwardRoute(connection, target.namespace, target.pod, 8888))
+    await tunnel.start()
+    try:
+        assert {s.getsockname()[0] for s in tunnel._server.sockets} == {"127.0.0.1"}
+    finally:
+        await tunnel.close()
+
+
+async def test_an_unknown_host_key_refuses_with_its_fingerprint(asyncssh_server, ssh_keys, tmp_path):
+    import asyncssh
+
+    empty = tmp_path / "empty_known_hosts"
+    empty.touch()
+    options = SshOptions("127.0.0.1", port=asyncssh_server.port, username="root", known_hosts=empty,
+                         client_keys=(ssh_keys.private,), config=(ssh_keys.config,))
+    expected = asyncssh.read_public_key(str(asyncssh_server.host_key.with_suffix(".pub"))).get_fingerprint()
+    tunnel = Tunnel("x", "x", SshRoute(options, "127.0.0.1", 9))
+    with pytest.raises(HostKeyError) as refused:
+        await tunnel.start()
+    assert refused.value.fingerprint == expected and not refused.value.changed
+    assert expected in str(refused.value) and "refused" in str(refused.value)
+    assert empty.read_text() == ""  # nothing was accepted on the user's behalf
+    # The explicit step: accepting the fingerprint the user saw, after which the route comes up.
+    assert await accept_host_key("127.0.0.1", asyncssh_server.port, expected, empty) == expected
+    route = SshRoute(options, "127.0.0.1", 9)
+    await route.ensure()
+    await route.close()
+
+
+async def test_accepting_a_different_fingerprint_adds_nothing(asyncssh_server, tmp_path):
+    known = tmp_path / "known_hosts"
+    with pytest.raises(RouteError, match="not accepted"):
+        await accept_host_key("127.0.0.1", asyncssh_server.port, "SHA256:somethingelse", known)
+    assert not known.exists()
+
+
+async def test_a_changed_host_key_refuses(asyncssh_server, ssh_keys, tmp_path):
+    from tests.plugins.ssh import keygen
+
+    other = keygen(tmp_path / "other_host_key")
+    changed = tmp_path / "changed_known_hosts"
+    key_type, key = other.with_suffix(".pub").read_text().split()[:2]
+    changed.write_text(f"[127.0.0.1]:{asyncssh_server.port} {key_type} {key}\n")
+    options = SshOptions("127.0.0.1", port=asyncssh_server.port, username="root", known_hosts=changed,
+                         client_keys=(ssh_keys.private,), config=(ssh_keys.config,))
+    with pytest.raises(HostKeyError) as refused:
+        await SshRoute(options, "127.0.0.1", 9).ensure()
+    assert refused.value.fingerprint is not None and refused.value.changed
+    assert "CHANGED" in str(refused.value) and "--accept-host-key" not in str(refused.value)
+    with pytest.raises(RouteError, match="CHANGED"):  # accepting never replaces a trusted key
+        await accept_host_key("127.0.0.1", asyncssh_server.port, refused.value.fingerprint, changed)
+    assert changed.read_text().count("\n") == 1
+
+
+async def test_a_stopped_sshd_comes_back_on_the_same_local_port(hyperpod_cluster, connection, sshd, ssh_keys):
+    target = await find_space(connection, SPACE, "default")
+    port = jupyter_port(hyperpod_cluster, target.namespace, target.pod)
+    manager = TunnelManager()
+    tunnel = Tunnel("alice", target.text, SshRoute(ssh_options(ssh_keys, sshd.port), "127.0.0.1", port))
+    await tunnel.start()
+    manager.add(tunnel)
+    local = tunnel.local_port
+    try:
+        assert (await fetch(tunnel.url))[0] == 200
+        sshd.kill()
+        await wait_for(lambda: tunnel.state == "reconnecting", 30)
+        assert tunnel.last_error
+        with pytest.raises(aiohttp.ClientError):  # while the route is down, a request fails fast, not hangs
+            await fetch(tunnel.url)
+        sshd.start()
+        await wait_for(lambda: tunnel.state == "open", 30)
+        assert tunnel.local_port == local and tunnel.reconnects == 1
+        status, page = await fetch(tunnel.url)
+        assert status == 200 and "Demo JupyterLab" in page
+        assert manager.rows()[0].local == f"127.0.0.1:{local}"
+    finally:
+        await manager.close_all()
+    assert len(manager) == 0
+
+
+async def test_a_space_that_does_not_exist_is_a_clear_error(connection):
+    with pytest.raises(TargetError, match="no space hyperpod-ns-nlp/nope"):
+        await find_space(connection, "hyperpod-ns-nlp/nope", "default")
+    with pytest.raises(TargetError, match="not a valid"):
+        await find_space(connection, "hyperpod-ns-nlp/Bad_Name;rm", "default")
+
+
+async def wait_for(condition, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_the_api_route_survives_an_api_server_outage_on_the_same_port(hyperpod_cluster, connection):
+    """pods/portforward refused (the API server answers 503), then the API server restarting: the tunnel says so,
+    keeps its local port, and carries requests again once the server is back."""
+    target = await find_space(connection, SPACE, "default")
+    tunnel = Tunnel("alice", target.text, PortForwardRoute(connection, target.namespace, target.pod, 8888))
+    await tunnel.start()
+    faults = hyperpod_cluster.cluster.server.faults
+    local = tunnel.local_port
+    try:
+        hyperpod_cluster.call(faults.fail, 1.0, status=503, match=lambda info: info.subresource == "portforward")
+        with pytest.raises(aiohttp.ClientError):
+            await fetch(tunnel.url)
+        await wait_for(lambda: tunnel.state == "error", 5)
+        assert "503" in tunnel.last_error and "refused the port-forward" in tunnel.last_error
+        hyperpod_cluster.call(faults.clear)
+        restart = asyncio.ensure_future(asyncio.to_thread(hyperpod_cluster.call, faults.restart, 1.0))
+        await restart
+        status, page = await fetch(tunnel.url)
+        assert status == 200 and "Demo JupyterLab" in page
+        assert tunnel.state == "open" and tunnel.local_port == local
+    finally:
+        hyperpod_cluster.call(faults.clear)
+        await tunnel.close()

@@ -1,0 +1,156 @@
+"""Pure parts of the tunnel core: the managed ~/.ssh/config block, placement detection, space resolution."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from app.tunnels import ide
+from app.tunnels.placement import detect
+from app.tunnels.routes import split_host
+from app.tunnels.targets import TargetError, space_target
+
+ALIAS = "hyperdesk-team-a-alice"
+PROXY = ["/usr/bin/hyperdesk", "proxy", "team-a/alice", "--port", "22"]
+
+
+def test_the_managed_block_is_added_replaced_and_leaves_the_rest_alone(tmp_path):
+    config = tmp_path / ".ssh" / "config"
+    config.parent.mkdir()
+    mine = "Host bastion\n    HostName 203.0.113.5\n    User me\n"
+    config.write_text(mine)
+    os.chmod(config, 0o640)
+    assert ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, PROXY), readonly=False)
+    first = config.read_text()
+    assert first.startswith(mine + "\n# >>> hyperdesk managed: hyperdesk-team-a-alice >>>")
+    assert "    ProxyCommand /usr/bin/hyperdesk proxy team-a/alice --port 22\n" in first
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640  # the file keeps its permissions
+    # the same block again changes nothing; a new one replaces it in place; the user's lines after it stay
+    assert not ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, PROXY), readonly=False)
+    config.write_text(config.read_text() + "Host later\n    User x\n")
+    assert ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, [*PROXY[:-1], "2222"]), readonly=False)
+    text = config.read_text()
+    assert text.count("hyperdesk managed: hyperdesk-team-a-alice >>>") == 1 and "--port 2222" in text
+    assert text.startswith(mine) and text.endswith("Host later\n    User x\n")
+
+
+def test_a_new_config_is_private_and_readonly_refuses(tmp_path):
+    config = tmp_path / ".ssh" / "config"
+    with pytest.raises(TargetError, match="read-only"):
+        ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, PROXY), readonly=True)
+    assert not config.exists()
+    ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, PROXY), readonly=False)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+
+
+def test_a_broken_block_is_not_guessed_at(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("# >>> hyperdesk managed: hyperdesk-team-a-alice >>> (written by hyperdesk; edits inside are "
+                      "replaced)\nHost hyperdesk-team-a-alice\n")
+    before = config.read_text()
+    with pytest.raises(TargetError, match="no end marker"):
+        ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, PROXY), readonly=False)
+    assert config.read_text() == before
+
+
+def test_names_are_validated_before_a_command_line():
+    with pytest.raises(TargetError):
+        ide.host_alias("team-a", "alice;rm -rf ~")
+    with pytest.raises(TargetError):
+        ide.proxy_command("team-a", "alice", 22, ["--kubeconfig", "/tmp/a b"])
+
+
+def test_vscode_is_launched_by_argv_only_when_code_exists(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert ide.vscode_argv(ALIAS, "/home/sagemaker-user") is None
+    code = tmp_path / "code"
+    code.write_text("#!/bin/sh\n")
+    code.chmod(0o755)
+    assert ide.vscode_argv(ALIAS, "/home/sagemaker-user") == \
+        [str(code), "--remote", f"ssh-remote+{ALIAS}", "/home/sagemaker-user"]
+    for bad in ("relative/dir", "/home/$(reboot)", "/home/a b"):
+        with pytest.raises(TargetError):
+            ide.vscode_argv(ALIAS, bad)
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, (False, "")),
+    ({"SSH_CONNECTION": "203.0.113.9 50022 198.51.100.7 22", "USER": "alice"}, (True, "198.51.100.7")),
+    ({"SSH_CONNECTION": "2001:db8::9 50022 2001:db8::7 22", "USER": "alice"}, (True, "2001:db8::7")),
+])
+def test_placement_comes_from_the_ssh_session(environ, expected):
+    placement = detect(environ)
+    assert (placement.login_node, placement.host) == expected
+    if placement.login_node:
+        host = f"[{expected[1]}]" if ":" in expected[1] else expected[1]
+        assert placement.laptop_command(18888, 8888) == f"ssh -N -L 18888:127.0.0.1:8888 alice@{host}"
+
+
+def test_a_login_node_without_ssh_connection_uses_its_hostname():
+    placement = detect({"SSH_CLIENT": "203.0.113.9 50022 22", "USER": "bob"})
+    assert placement.login_node and placement.host and " " not in placement.host
+
+
+def test_split_host():
+    assert split_host("me@login.example.com:2222") == ("me", "login.example.com", 2222)
+    assert split_host("bastion") == (None, "bastion", None)
+    for bad in ("host:ssh", "a b", "-oProxyCommand=x", "-host", "me@host:99999", "me;x@host"):
+        with pytest.raises(ValueError):
+            split_host(bad)
+
+
+def pod(name: str, labels: dict, ready: bool = True, ip: str = "10.1.2.3", ports=()) -> dict:
+    return {"metadata": {"name": name, "namespace": "team-a", "labels": labels},
+            "spec": {"containers": [{"name": "main", "ports": list(ports)}]},
+            "status": {"phase": "Running" if ready else "Pending", "podIP": ip,
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_space_resolution_for_workspaces_and_notebooks():
+    stores = {
+        "workspaces": {"team-a/alice": {"metadata": {"name": "alice"}, "spec": {"desiredStatus": "Running"}}},
+        "notebooks": {"team-a/nb": {"metadata": {"name": "nb"}}},
+        "pods": {"team-a/w-1": pod("w-1", {"workspace.jupyter.org/workspace-name": "alice"},
+                                   ports=[{"containerPort": 22, "name": "ssh"}]),
+                 "team-a/nb-0": pod("nb-0", {"notebook-name": "nb"}),
+                 "team-a/other": pod("other", {"workspace.jupyter.org/workspace-name": "bob"})},
+    }
+    target = space_target(stores, "team-a/alice")
+    assert (target.kind, target.pod, target.port, target.pod_ip, target.runs_sshd) == \
+        ("Workspace", "w-1", 8888, "10.1.2.3", True)
+    notebook = space_target(stores, "team-a/nb")
+    assert (notebook.kind, notebook.pod, notebook.path) == ("Notebook", "nb-0", "/notebook/team-a/nb/")
+    stores["pods"]["team-a/w-1"] = pod("w-1", {"workspace.jupyter.org/workspace-name": "alice"}, ready=False)
+    with pytest.raises(TargetError, match="its pod is starting"):
+        space_target(stores, "team-a/alice")
+    stores["workspaces"]["team-a/alice"]["spec"]["desiredStatus"] = "Stopped"
+    with pytest.raises(TargetError, match="stopped"):
+        space_target(stores, "team-a/alice")
+    with pytest.raises(TargetError, match="not a valid namespace"):
+        space_target(stores, "Team_A/alice")
+
+
+def test_only_a_graphical_browser_is_started():
+    assert not ide.has_graphical_browser({}, "linux")  # a console browser would take the TUI's terminal
+    assert ide.has_graphical_browser({"DISPLAY": ":0"}, "linux")
+    assert ide.has_graphical_browser({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert ide.has_graphical_browser({}, "darwin")
+
+
+def test_a_service_port_maps_to_its_target_port_by_number_or_name():
+    from app.tunnels.targets import service_pod_port
+
+    backend = pod("b-1", {}, ports=[{"containerPort": 8080, "name": "http"}])
+    service = {"metadata": {"name": "ep"}, "spec": {"ports": [{"port": 80, "targetPort": "http"},
+                                                              {"port": 9000, "targetPort": 9090}]}}
+    assert service_pod_port(service, backend, 80) == 8080
+    assert service_pod_port(service, backend, 9000) == 9090
+    with pytest.raises(TargetError, match="several ports"):
+        service_pod_port(service, backend, None)
+    single = {"metadata": {"name": "one"}, "spec": {"ports": [{"port": 8888}]}}
+    assert service_pod_port(single, backend, None) == 8888
+    named = {"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80, "targetPort": "grpc"}]}}
+    with pytest.raises(TargetError, match="no port named 'grpc'"):
+        service_pod_port(named, backend, 80)
