@@ -42,9 +42,10 @@ def _tracking(settings: Any, kubeconfig: Any, namespace: str | None = None) -> A
     resolved = local_uri(settings.mlflow.tracking_uri)
     uri = resolved.uri
     if uri is None and kubeconfig is not None:
-        uri, tried = _cluster_uri(settings, kubeconfig, namespace)
+        uri, tried, asked = _cluster_uri(settings, kubeconfig, namespace)
         if uri is None:
-            raise GetError(missing_uri_message(tried), exit_code=2)
+            # not published: a setup problem (2); the cluster could not be asked: a runtime failure (1)
+            raise GetError(missing_uri_message(tried), exit_code=2 if asked else 1)
     if uri is None:
         raise GetError(missing_uri_message(), exit_code=2)
     try:
@@ -53,7 +54,8 @@ def _tracking(settings: Any, kubeconfig: Any, namespace: str | None = None) -> A
         raise GetError(str(exc), exit_code=2) from None
 
 
-def _cluster_uri(settings: Any, kubeconfig: Any, namespace: str | None) -> tuple[str | None, str]:
+def _cluster_uri(settings: Any, kubeconfig: Any, namespace: str | None) -> tuple[str | None, str, bool]:
+    """(URI or None, where it was looked for, whether the cluster answered)."""
     import asyncio
 
     from app.get import GetContext, GetError, _with_cluster
@@ -69,9 +71,18 @@ def _cluster_uri(settings: Any, kubeconfig: Any, namespace: str | None) -> tuple
     try:
         asyncio.run(_with_cluster(GetContext(settings, kubeconfig, namespace), work))
     except GetError as exc:
-        return None, f"the cluster could not be asked: {exc}"
+        return None, f"the cluster could not be asked: {exc}", False
     resolved = found["resolved"]
-    return resolved.uri, resolved.source
+    return resolved.uri, resolved.source, True
+
+
+def _home_namespace(settings: Any, kubeconfig: Any) -> str | None:
+    """The namespace whose annotation may name the tracking server: --namespace, else the context's (as `get`)."""
+    if kubeconfig is None:
+        return settings.namespace
+    from app.cli import _namespaces
+
+    return _namespaces(settings, kubeconfig)[0]
 
 
 def _fail(message: str, code: int) -> int:
@@ -91,7 +102,7 @@ def _runs(ctx: Any) -> list[dict[str, Any]]:
     from app.get import GetError
     from app.tracking.client import TrackingError
 
-    tracking = _tracking(ctx.settings, ctx.kubeconfig, ctx.namespace)
+    tracking = _tracking(ctx.settings, ctx.kubeconfig, ctx.namespace or _home_namespace(ctx.settings, ctx.kubeconfig))
     try:
         runs = tracking.runs(ctx.options.get("experiment"))
     except TrackingError as exc:
@@ -115,14 +126,15 @@ def _job_links(ctx: Any, runs: list[Any]) -> dict[str, str]:
     async def work(connection: Any, discovery: Any) -> list[dict[str, Any]]:
         from app.cluster.queues import fetch_jobs
 
-        rows = await fetch_jobs(connection, discovery, None)
+        rows = await fetch_jobs(connection, discovery, ctx.namespace)  # None with -A only
         return [{"key": r.key, "namespace": r.namespace, "name": r.name, "state": r.state} for r in rows]
 
     try:
         jobs = asyncio.run(_with_cluster(ctx, work))
-    except GetError:
+    except GetError as exc:  # e.g. jobs forbidden here: the links the tags give, and say why the rest are missing
+        print(f"warning: jobs could not be listed, runs are linked by their {tag} tag only: {exc}", file=sys.stderr)
         return {run.run_id: "/".join(p for p in run.job_ref(tag) if p) for run in runs if tag in run.tags}
-    links = link_runs(runs, [JobRef(**j) for j in jobs], tag)
+    links = link_runs(runs, [JobRef(**j) for j in jobs], tag, ctx.namespace)
     return {run_id: job.text for run_id, job in links.items()}
 
 
@@ -165,7 +177,7 @@ def _curve(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     if args.height < 5 or (args.width is not None and args.width < 20):
         return _fail("the chart needs at least 20 columns and 5 rows", 2)
     try:
-        tracking = _tracking(settings, kubeconfig, getattr(settings, "namespace", None))
+        tracking = _tracking(settings, kubeconfig, _home_namespace(settings, kubeconfig))
         run = tracking.run(args.run)
     except GetError as exc:
         return _fail(str(exc), exc.exit_code)
@@ -193,7 +205,7 @@ def _draw_loop(args: argparse.Namespace, run: Any, metrics: list[str], tracker: 
     width = args.width or shutil.get_terminal_size((100, 24)).columns
     while True:
         try:
-            tracker.poll([(run.run_id, m) for m in metrics], experiment=run.experiment_id)
+            tracker.poll([(run.run_id, m) for m in metrics], only=[run.run_id])  # this run, however old
         except TrackingError as exc:
             if not args.follow:
                 return _fail(str(exc), _exit_code(exc))
@@ -207,6 +219,9 @@ def _draw_loop(args: argparse.Namespace, run: Any, metrics: list[str], tracker: 
         sys.stdout.write(text if tty else _plain(text))
         sys.stdout.flush()
         if not args.follow or run.status not in ("RUNNING", "SCHEDULED"):
+            empty = [m for m in metrics if not (h := tracker.history(run.run_id, m)) or not h.steps]
+            if empty:
+                return _fail(f"run {run.name} has no points of {', '.join(map(repr, empty))}", 1)
             return 0
         time.sleep(args.interval)
 

@@ -45,6 +45,9 @@ class MlflowSettings:
     timeout_seconds: float = 10.0
     """How long one MLflow request may take before the server counts as slow."""
 
+    POSITIVE = ("poll_seconds", "timeout_seconds")
+    """Settings that must be above 0 (0 would poll in a busy loop)."""
+
 
 @dataclass
 class GpuSettings:
@@ -142,7 +145,7 @@ def _merge_mapping(target: Any, node: yaml.MappingNode, path: Path, prefix: str)
             continue
         value = yaml.safe_load(yaml.serialize(value_node))
         try:
-            setattr(target, key, _coerce(hint, value))
+            setattr(target, key, _positive(target, key, _coerce(hint, value)))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{path}:{value_node.start_mark.line + 1}: {name}: {exc}") from None
 
@@ -166,9 +169,15 @@ def _apply_env(settings: Settings, env: typing.Mapping[str, str]) -> None:
             raise ConfigError(f"environment variable {var}: names a section, not a setting")
         try:
             value: Any = raw if hint in (str, str | None) else yaml.safe_load(raw)
-            setattr(target, leaf, _coerce(hint, value))
+            setattr(target, leaf, _positive(target, leaf, _coerce(hint, value)))
         except (TypeError, ValueError, yaml.YAMLError) as exc:
             raise ConfigError(f"environment variable {var}: {exc}") from None
+
+
+def _positive(target: Any, name: str, value: Any) -> Any:
+    if name in getattr(type(target), "POSITIVE", ()) and value is not None and not value > 0:
+        raise ValueError(f"must be above 0, got {value!r}")
+    return value
 
 
 def _coerce(hint: Any, value: Any) -> Any:

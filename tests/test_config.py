@@ -52,6 +52,8 @@ def test_keymap_overrides_are_read(tmp_path: Path) -> None:
         ("gpus: 3\n", ":1: gpus: expected a mapping"),
         ("- a\n- b\n", ":1: the file must be a mapping"),
         ("keys:\n  app.split: [1]\n", ":2: keys: expected a mapping of strings to strings"),
+        ("mlflow:\n  poll_seconds: 0\n", ":2: mlflow.poll_seconds: must be above 0, got 0.0"),
+        ("mlflow:\n  timeout_seconds: -1\n", ":2: mlflow.timeout_seconds: must be above 0, got -1.0"),
     ],
 )
 def test_malformed_file_names_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
@@ -69,3 +71,5 @@ def test_bad_environment_variable_is_named(tmp_path: Path) -> None:
         load_settings(tmp_path / "absent.yaml", environ={"HYPERDESK_COLOUR": "blue"})
     with pytest.raises(ConfigError, match="HYPERDESK_READONLY: expected true or false"):
         load_settings(tmp_path / "absent.yaml", environ={"HYPERDESK_READONLY": "perhaps"})
+    with pytest.raises(ConfigError, match="HYPERDESK_MLFLOW__POLL_SECONDS: must be above 0"):
+        load_settings(tmp_path / "absent.yaml", environ={"HYPERDESK_MLFLOW__POLL_SECONDS": "0"})

@@ -15,6 +15,7 @@ from app.screens.training import TrainingPane
 from app.tracking.client import RunInfo, Tracker, Tracking
 from app.tracking.curves import History
 from app.tracking.links import JobRef
+from tests.test_tui_navigation import wait_for
 from themes import BUILTIN, STYLESHEET
 
 NOW = 1_795_000_000.0  # seconds: the pane's clock, fixed
@@ -76,8 +77,13 @@ class TrainingApp(App[None]):
             pane.chart_runs(self.charted)
 
 
-async def _settle(pilot) -> None:
-    await pilot.pause(0.2)
+async def _settle(pilot, lines: int = 0) -> None:
+    """Wait until the table holds the runs and the chart its lines (and the chart has a size), then one more frame."""
+    pane = pilot.app.query_one(TrainingPane)
+    chart = pane.query_one("#training-charts")
+    await wait_for(pilot, lambda: pane.table.row_count == len(RUNS) and len(chart.spec.lines) >= lines
+                   and chart.size.width > 0)
+    await pilot.pause()
 
 
 def test_runs_list(snap_compare) -> None:
@@ -89,7 +95,7 @@ def test_single_curve_with_gaps(snap_compare) -> None:
         pane = pilot.app.query_one(TrainingPane)
         pane.metrics = ["loss"]
         pane.chart_runs(["a" * 32])
-        await pilot.pause(0.2)
+        await _settle(pilot, lines=2)
 
     assert snap_compare(TrainingApp([]), run_before=single, terminal_size=SIZE)
 
@@ -99,6 +105,6 @@ def test_overlay_with_legend(snap_compare) -> None:
         pane = pilot.app.query_one(TrainingPane)
         pane.metrics = ["loss"]
         pane.chart_runs(["a" * 32, "b" * 32])
-        await pilot.pause(0.2)
+        await _settle(pilot, lines=2)
 
     assert snap_compare(TrainingApp([]), run_before=overlay, terminal_size=SIZE)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
 from app.tracking.chart import ChartLine, ChartSpec, render_chart
 from app.tracking.curves import SQL_INF, Ema, History, csv_rows, downsample, nearest, segments, smooth, window
 
@@ -59,9 +61,9 @@ def test_smoothing_matches_tensorboard_on_even_steps() -> None:
 
 
 def test_smoothing_weights_by_distance_and_skips_gaps() -> None:
-    # xs 0, 1, 3: the mean spacing is 1.5; the last point, two away, decays the past by 0.5 ** (2 / 1.5).
+    # xs 0, 1, 3: the mean spacing 1.5 rounds to the unit 2; the last point, two away, decays the past by 0.5.
     far = smooth([0, 1, 3], [0.0, 0.0, 1.0], 0.5)
-    d1, d2 = 0.5 ** (1 / 1.5), 0.5 ** (2 / 1.5)
+    d1, d2 = 0.5 ** (1 / 2), 0.5
     norm = (0.5 * d1 + (1 - d1)) * d2 + (1 - d2)
     assert math.isclose(far[2], (1 - d2) / norm)
     # Evenly spaced, the same values smooth less towards the new one.
@@ -127,8 +129,92 @@ def test_a_password_in_the_tracking_uri_is_never_shown() -> None:
     from app.tracking.client import describe_error
     from app.tracking.uri import redact
 
-    assert redact("https://alice:s3cret@mlflow.example.com:8443/x") == "https://alice:***@mlflow.example.com:8443/x"
+    assert redact("https://alice:s3cret@mlflow.example.com:8443/x") == "https://***@mlflow.example.com:8443/x"
     assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     error = describe_error(ConnectionError("Max retries exceeded with url https://alice:s3cret@mlflow.example.com "
                                            "(Connection refused)"), "https://alice:s3cret@mlflow.example.com")
     assert "s3cret" not in str(error) and error.kind == "unreachable"
+
+
+def test_user_info_and_secret_query_values_are_never_shown() -> None:
+    from app.tracking.client import describe_error
+    from app.tracking.uri import redact
+
+    assert redact("https://ghp_tok3n@mlflow.example.com/x") == "https://***@mlflow.example.com/x"
+    assert redact("https://u:p4ss@[::1]:5000/") == "https://***@[::1]:5000/"
+    assert redact("http://[fe80::1]:5000") == "http://[fe80::1]:5000"
+    shown = redact("https://h.example/mlflow?sig=AbC%2Fxyz&sv=2022&access_token=t0ken")
+    assert "AbC" not in shown and "t0ken" not in shown and "sv=2022" in shown
+    uri = "https://alice:s3cret@h.example/?token=abcdef"
+    error = describe_error(ConnectionError("Max retries exceeded with url https://alice:s3cret@h.example"
+                                           "/api/2.0/mlflow/runs/search?token=abcdef (Connection refused)"), uri)
+    assert "s3cret" not in str(error) and "abcdef" not in str(error) and error.kind == "unreachable"
+
+
+def test_ema_fed_piece_by_piece_equals_the_whole_series() -> None:
+    rng = random.Random(7)
+    xs, x = [], 0
+    for _ in range(3000):
+        x += rng.choice((1, 1, 1, 3, 10, 40))
+        xs.append(x)
+    ys = [rng.random() if i % 97 else math.nan for i in range(len(xs))]
+    for weight in (0.6, 0.95):
+        whole = Ema(weight).feed(xs, ys)
+        ema = Ema(weight)
+        for end in (1, 2, 5, 50, 51, 400, 1999, 3000):  # as a followed run grows
+            ema.feed(xs[:end], ys[:end])
+        assert ema.values == whole
+    # Evenly spaced points by 10 steps smooth exactly as TensorBoard does, per point.
+    values = [rng.random() for _ in range(200)]
+    assert Ema(0.6).feed(list(range(0, 2000, 10)), values) == pytest.approx(tensorboard_smoothing(values, 0.6))
+
+
+def test_points_logged_without_a_step_are_kept_and_followed() -> None:
+    h = History("loss")
+    assert h.extend([(0, 1000, 1.0), (0, 2000, 0.9)]) == 2
+    assert h.extend([(0, 1000, 1.0), (0, 2000, 0.9), (0, 3000, 0.8)]) == 1
+    assert h.values == [1.0, 0.9, 0.8] and h.times == [1000, 2000, 3000]
+    assert h.extend([(0, 3000, 0.8)]) == 0  # the same point twice is one point
+
+
+def test_a_chart_read_while_its_lists_grow_draws_what_both_hold() -> None:
+    h = history([1.0 - i / 1000 for i in range(1000)])
+    ys = h.values[:600]  # the values list lagging behind the steps list
+    parts = downsample(h.steps, ys, h.bad_at, 50, envelope=h.envelope)
+    assert parts and all(len(xs) == len(ys_) for xs, ys_ in parts)
+    assert max(x for xs, _ in parts for x in xs) <= 599
+    text = render_chart(ChartSpec(lines=[ChartLine("a", h.steps, ys, h.bad_at, h.envelope)]), 80, 20)
+    assert text
+
+
+def test_csv_rows_follow_the_zoom_and_the_smoothing() -> None:
+    h = history([1.0, 0.5, math.nan, 0.25])
+    rows = csv_rows([("run-a", "abc", h)], start=[1], smoothed=[[1.0, 0.75, math.nan, 0.5]])
+    assert rows[0][-1] == "smoothed" and len(rows) == 4
+    assert rows[1][3:] == ["1", "1000500", "0.5", "0.75"] and rows[2][-2:] == ["nan", "nan"]
+
+
+def test_an_ambiguous_job_name_links_only_in_the_apps_namespace() -> None:
+    from app.tracking.client import RunInfo
+    from app.tracking.links import JobRef, link_runs
+
+    run = RunInfo("r1", "llama", "0", "exp", "RUNNING", 0, None)
+    jobs = [JobRef("jobs/a/llama", "a", "llama"), JobRef("jobs/b/llama", "b", "llama")]
+    assert link_runs([run], jobs, None) == {}
+    assert link_runs([run], jobs, None, prefer_namespace="b") == {"r1": jobs[1]}
+    assert link_runs([run], jobs[:1], None) == {"r1": jobs[0]}
+
+
+def test_gaps_every_other_point_merge_per_pixel_column_but_wide_gaps_still_break() -> None:
+    values = [math.nan if i % 2 else 1.0 + math.sin(i / 500) for i in range(20_000)]
+    values[10_000:12_000] = [math.nan] * 2000  # a gap ten columns wide
+    h = history(values)
+    parts = downsample(h.steps, h.values, h.bad_at, 200, envelope=h.envelope)
+    assert len(parts) == 2  # not 10,000 lines: one each side of the wide gap
+    assert all(math.isfinite(y) for _, ys in parts for y in ys)
+    assert parts[0][0][-1] < 10_000 < 12_000 <= parts[1][0][0]
+    assert max(len(xs) for xs, _ in parts) <= 2 * 200
+    # On a log axis, values at or below zero are gaps too, the rest drawn from the same extremes.
+    logged = history([1.0, 2.0, -1.0, 3.0, 0.0, 4.0] * 1000)
+    parts = downsample(logged.steps, logged.values, logged.bad_at, 100, log_y=True, envelope=logged.envelope)
+    assert all(y > 0 for _, ys in parts for y in ys) and parts

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.tui import closed_port
+from tests.plugins.tui import closed_port, write_kubeconfig
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
 
@@ -55,7 +55,8 @@ def test_get_runs_json_links_runs_to_jobs(mlflow_server, runs, bare_cluster, dem
     kubectl = demo_kubectl(bare_cluster)
     kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "bert-sweep"))
     kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "llm-sft"))
-    result = hyperdesk("get", "runs", "-o", "json", uri=mlflow_server.uri, kubeconfig=bare_cluster.kubeconfig_path)
+    result = hyperdesk("get", "runs", "-o", "json", "-n", NS, uri=mlflow_server.uri,
+                       kubeconfig=bare_cluster.kubeconfig_path)
     assert result.returncode == 0, result.stderr
     items = {item["name"]: item for item in json.loads(result.stdout)}
     assert set(items) >= {"bert-sweep", "tagged-run", "gappy"}
@@ -137,3 +138,48 @@ def test_curve_follow_redraws_until_the_run_ends(mlflow_server, train) -> None:
     assert "loss: 40 points" in first + out  # the first draw
     assert out.rstrip().splitlines()[-1].startswith("loss: 100 points") and "at step 99" in out
     assert "live-run (finished)" in out
+
+
+def test_curve_of_a_run_older_than_the_listing_and_a_run_without_points(mlflow_server, train) -> None:
+    from app.tracking.client import Tracker, Tracking
+
+    old = train(mlflow_server.uri, "crowded", "oldest", steps=20, end="FINISHED")
+    tracking = Tracking(mlflow_server.uri, timeout=5)
+    # The run is not among the runs listed (here: the listing is of another experiment): a poll gets it by id.
+    train(mlflow_server.uri, "elsewhere", "newer", steps=1, end="FINISHED")
+    tracker = Tracker(tracking)
+    poll = tracker.poll([(old, "loss")], experiment="elsewhere")
+    assert old in tracker.runs and len(tracker.history(old, "loss")) == 20 and (old, "loss") in poll.changed
+    by_id = hyperdesk("curve", old, "--width", "80", uri=mlflow_server.uri)
+    assert by_id.returncode == 0 and "loss: 20 points" in by_id.stdout
+    only_system = train(mlflow_server.uri, "crowded", "no-loss-yet", steps=5, only_system=True)
+    empty = hyperdesk("curve", only_system, "--metric", "system/gpu_0_utilization_percentage", "--metric", "loss",
+                      uri=mlflow_server.uri)
+    assert empty.returncode == 1 and "no points of 'loss'" in empty.stderr
+
+
+def test_new_points_come_through_the_step_interval_and_settings_do_not_leak(mlflow_server, train) -> None:
+    from app.tracking.client import Tracker, Tracking
+
+    run_id = train(mlflow_server.uri, "interval", "grows", steps=50)
+    tracking = Tracking(mlflow_server.uri, timeout=7)
+    tracker = Tracker(tracking)
+    tracker.poll([(run_id, "loss")])
+    assert tracker.history(run_id, "loss").steps == list(range(50))
+    assert tracking.history_since(run_id, "loss", 45, 49) == [p for p in tracking.history(run_id, "loss")
+                                                               if p[0] >= 45]
+    train(mlflow_server.uri, "interval", "grows", steps=30, start=50, run_id=run_id)
+    poll = tracker.fetch([(run_id, "loss")])
+    assert sorted(p[0] for p in poll.points[(run_id, "loss")]) == list(range(49, 80))  # not the 49 before
+    tracker.apply(poll)
+    assert tracker.history(run_id, "loss").steps == list(range(80))
+    assert tracker.fetch([(run_id, "loss")]).points == {}  # nothing new: nothing asked
+    assert not [v for v in os.environ if v.startswith("MLFLOW_HTTP_REQUEST")]
+
+
+def test_a_cluster_that_cannot_be_asked_for_the_uri_is_a_runtime_failure(tmp_path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"gone": f"http://127.0.0.1:{closed_port()}"}, "gone")
+    for args in (("get", "runs"), ("curve", "x")):
+        result = hyperdesk(*args, uri=None, kubeconfig=kubeconfig)
+        assert result.returncode == 1, result
+        assert "the cluster could not be asked" in result.stderr

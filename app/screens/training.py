@@ -2,15 +2,17 @@
 
 The runs table lists every run of the tracking server (status, start, duration, latest values of the charted
 metrics, params, the linked job). `enter` charts the run under the cursor, or the marked runs overlaid. The chart
-follows live: while the pane is visible a self-rescheduling worker polls the server in a thread (one poll at a time,
-never overlapping), and a history is fetched only when its run logged steps past the last one held. A failing or
-slow server leaves the last data on screen with a line that says so, and the pane recovers on a later poll.
+follows live: while the pane is visible a self-rescheduling worker polls the server in a daemon thread (one poll in
+flight at a time; a poll asked for meanwhile runs once it ends), and only points past the last one held are fetched.
+The points are added to the histories on the event loop, where the charts read them. A failing or slow server
+leaves the last data on screen with a line that says so, and the pane recovers on a later poll.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -33,6 +35,8 @@ from widgets.resource_table import ResourceTable, Row
 SMOOTHING = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
 ZOOMS = (None, 10000, 1000, 100)
 DEFAULT_METRICS = ("loss", "eval_loss")
+SMOOTH_IN_THREAD = 50_000
+"""A history longer than this is smoothed in a thread the first time (then only its new points, on the loop)."""
 JOB_STORES = ("hyperpodpytorchjobs", "pytorchjobs", "jobs", "jobsets", "workloads")
 STATUS_STYLES = {"RUNNING": "green", "FINISHED": "dim", "FAILED": "red", "KILLED": "yellow", "SCHEDULED": "cyan"}
 
@@ -57,6 +61,7 @@ class TrainingPane(Pane):
         Binding("full_stop", "cursor(1)", "Cursor right", show=False, id="training.cursor_right"),
         Binding("c", "clear_cursor", "Hide cursor", show=False, id="training.cursor_hide"),
         Binding("j", "job", "Job", id="training.job"),
+        Binding("ctrl+e", "pick_experiment", "Experiment", show=False, id="training.experiment"),
         Binding("ctrl+s", "export", "Export CSV", id="training.export"),
         Binding("r", "refresh", "Refresh", show=False, id="training.refresh"),
         *sort_bindings({"N": "RUN", "E": "EXPERIMENT", "S": "STATUS", "J": "JOB", "A": "STARTED", "U": "DURATION"},
@@ -83,6 +88,8 @@ class TrainingPane(Pane):
         self.failing_since: float | None = None
         self.updated_at: float | None = None
         self.runs: list[RunInfo] = []
+        self.experiment: str | None = None
+        """The experiment (name) whose runs are listed; None: every experiment."""
         self.charted: list[str] = []
         """Run ids on the chart."""
         self.metrics: list[str] = []
@@ -96,8 +103,15 @@ class TrainingPane(Pane):
         self.now: Callable[[], float] = time.time
         self.job_tag: str | None = None
         self._smoothed: dict[tuple[str, str, str, float], Ema] = {}
+        self._smoothing: set[tuple[str, str, str, float]] = set()
+        """Smoothed curves being computed in a thread."""
         self._pending_job: tuple[str, str] | None = None
+        self._pending_polls = 0
         self.poll_seconds = 5.0
+        self._polling = False
+        self._poll_again = False
+        self._resolved_scope: tuple[int, str | None] | None = None
+        """(engine identity, namespace) the tracking URI was looked up on the cluster for; None: not from the cluster."""
         self._following = False
         """True once the follow worker runs (a pane given its data directly, as in snapshots, never polls)."""
 
@@ -131,17 +145,46 @@ class TrainingPane(Pane):
 
     @work(exclusive=True, group="training-follow", exit_on_error=False)
     async def follow(self) -> None:
-        """Self-rescheduling: resolve the tracking URI, then poll while the pane is visible; one poll at a time."""
+        """Self-rescheduling: once the pane is first shown, resolve the tracking URI (backing off while it cannot be
+        found, again after a context or namespace change where the cluster gave it), then poll while the pane is
+        visible. An error in one round is shown in the state line; the loop goes on."""
         app: Any = self.app
         settings = app.settings.mlflow
         self._following = True
-        while self.tracker is None:
-            if await self._resolve(settings):
-                break
-            await asyncio.sleep(self.poll_seconds)
+        backoff = self.poll_seconds
         while True:
-            await self.poll_once()
+            try:
+                if self.tracker is not None and self._resolved_scope is not None \
+                        and self._resolved_scope != self._scope():
+                    self.tracker, self.runs, self.charted = None, [], []  # another cluster or namespace
+                    self._smoothed.clear()
+                    self.refresh_view()
+                while not self._shown():  # nothing is asked before the pane is first shown
+                    await asyncio.sleep(0.25)
+                if self.tracker is None:
+                    if not await self._resolve(settings):
+                        tried, waited = self._scope(), 0.0
+                        while waited < backoff and self._scope() == tried:  # a :ctx or :ns asks again at once
+                            await asyncio.sleep(0.25)
+                            waited += 0.25
+                        backoff = self.poll_seconds if self._scope() != tried else min(60.0, backoff * 2)
+                        continue
+                    backoff = self.poll_seconds
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug in one round must not end the follow loop: show it
+                self._fail("error", f"Training pane: {type(exc).__name__}: {exc}")
             await self._until_next_poll()
+
+    def _shown(self) -> bool:
+        app: Any = self.app
+        if not hasattr(app, "active_pane"):
+            return bool(self.display)  # a bare app holding only this pane
+        return bool(self.display) and self.pane_id in (app.active_pane, getattr(app, "split_pane", None))
+
+    def _scope(self) -> tuple[int, str | None]:
+        return id(getattr(self.app, "engine", None)), getattr(self.app, "namespace", None)
 
     async def _until_next_poll(self) -> None:
         """Wait `poll_seconds` of the pane being visible; a pane that is shown again polls at once."""
@@ -155,18 +198,41 @@ class TrainingPane(Pane):
                 waited += 0.25
             was_shown = self.display
 
+    def on_show(self) -> None:
+        """Shown: say at once when there is no URI to ask (the follow loop notices the pane within a quarter second)."""
+        settings = getattr(self.app, "settings", None)
+        if settings is not None and self.tracker is None and self.state == "starting":
+            self._no_local_uri(settings.mlflow)
+
+    def _no_local_uri(self, settings: Any) -> bool:
+        """True (and the state says so) when neither the config, the environment nor a cluster can give a URI now."""
+        from app.tracking.uri import local_uri, missing_uri_message
+
+        if local_uri(settings.tracking_uri).uri is not None or getattr(self.app, "engine", None) is not None:
+            return False
+        waiting = " Waiting for the cluster to ask it." if getattr(self.app, "kubeconfig", None) else ""
+        self._set_state("no-uri", missing_uri_message() + waiting)
+        return True
+
     async def _resolve(self, settings: Any) -> bool:
+        from app.cluster.connection import ApiError
         from app.tracking.uri import cluster_uri, local_uri, missing_uri_message
 
         resolved = local_uri(settings.tracking_uri)
+        scope = None
         if resolved.uri is None:
             engine = getattr(self.app, "engine", None)
             if engine is None:
-                waiting = " Waiting for the cluster to ask it." if getattr(self.app, "kubeconfig", None) else ""
-                self._set_state("no-uri", missing_uri_message() + waiting)
+                self._no_local_uri(settings)
                 return False
-            resolved = await cluster_uri(engine.connection, getattr(self.app, "namespace", None),
-                                         settings.configmap, settings.annotation)
+            scope = self._scope()
+            try:
+                resolved = await cluster_uri(engine.connection, getattr(self.app, "namespace", None),
+                                             settings.configmap, settings.annotation)
+            except ApiError as exc:  # the cluster could not be asked (status 0): not the same as "not published"
+                self._set_state("no-uri", f"No MLflow tracking URI yet: the cluster could not be asked where it is "
+                                          f"({exc}). Retrying.")
+                return False
             if resolved.uri is None:
                 self._set_state("no-uri", missing_uri_message(resolved.source))
                 return False
@@ -176,48 +242,85 @@ class TrainingPane(Pane):
             self._set_state("error", str(exc))
             return False
         self.tracker = Tracker(tracking)
+        self._resolved_scope = scope
         self.uri_source = resolved.source
         self._set_state("connecting", "")
         return True
 
     async def poll_once(self) -> None:
+        """One poll, or, while one is in flight, ask it to run once more when it ends (polls never pile up)."""
+        if self._polling:
+            self._poll_again = True
+            return
+        self._polling = True
+        try:
+            while True:
+                self._poll_again = False
+                await self._poll()
+                if not self._poll_again:
+                    break
+        finally:
+            self._polling = False
+
+    async def _poll(self) -> None:
         tracker = self.tracker
         if tracker is None:
             return
         wanted = [(run_id, key) for run_id in self.charted for key in self._wanted_keys(run_id)]
         try:
-            poll = await asyncio.to_thread(tracker.poll, wanted)
+            poll = await in_daemon_thread(tracker.fetch, wanted, self.experiment)
         except TrackingError as exc:
-            if self.failing_since is None:
-                self.failing_since = self.now()
-            self._set_state(exc.kind if exc.kind in ("unreachable", "slow") else "error", str(exc))
-            if self.charted:
-                self.draw_charts()  # what a poll that failed half-way did bring
+            self._fail(exc.kind if exc.kind in ("unreachable", "slow") else "error", str(exc))
+            self._after_poll()
             return
         except Exception as exc:  # noqa: BLE001 - a client bug must not end the worker: show it, retry
-            self._set_state("error", f"{type(exc).__name__}: {exc}")
+            self._fail("error", f"{type(exc).__name__}: {exc}")
+            self._after_poll()
             return
+        if tracker is not self.tracker:
+            return  # the scope changed while it ran
+        tracker.apply(poll)
+        self._prune(tracker)
         self.failing_since = None
         self.updated_at = self.now()
         self.runs = poll.runs
         self._set_state("live", "")
         self.refresh_view(charts=bool(poll.changed) or not self.charted)
+        self._after_poll()
+
+    def _after_poll(self) -> None:
         if self._pending_job is not None:
+            self._pending_polls += 1
             self._open_pending_job()
+
+    def _fail(self, state: str, detail: str) -> None:
+        if self.failing_since is None:
+            self.failing_since = self.now()
+        self._set_state(state, detail)
+
+    def _prune(self, tracker: Tracker) -> None:
+        """Keep only the histories and smoothed curves of what is charted (a long session charts many runs)."""
+        keep = {(run_id, key) for run_id in self.charted for key in self._wanted_keys(run_id)}
+        tracker.prune(keep)
+        for cache_key in [k for k in self._smoothed if (k[0], k[1]) not in keep]:
+            del self._smoothed[cache_key]
 
     def _wanted_keys(self, run_id: str) -> list[str]:
         run = self.tracker.runs.get(run_id) if self.tracker else None
         keys = self.chart_metrics()
-        if run is not None:
+        # system charts show the first charted run only, and only while the pane is shown
+        if run is not None and self.charted and run_id == self.charted[0] and self.display:
             keys += [k for k in run.metric_keys if k.startswith(SYSTEM_PREFIX)]
         return keys
 
     def chart_metrics(self) -> list[str]:
         if self.metrics:
             return list(self.metrics)
-        present = {k for run in self._charted_runs() for k in run.metrics} or {"loss"}
-        return [k for k in DEFAULT_METRICS if k in present] or [sorted(k for k in present
-                                                                       if not k.startswith(SYSTEM_PREFIX))[0]]
+        present = {k for run in self._charted_runs() for k in run.metrics}
+        if not present:
+            return ["loss"]
+        training = sorted(k for k in present if not k.startswith(SYSTEM_PREFIX))
+        return [k for k in DEFAULT_METRICS if k in present] or training[:1]
 
     def _charted_runs(self) -> list[RunInfo]:
         runs = self.tracker.runs if self.tracker else {}
@@ -229,7 +332,7 @@ class TrainingPane(Pane):
         from app.model.jobs import job_rows
 
         jobs = [JobRef(j.key, j.namespace, j.name, j.state) for j in job_rows(stores)] if stores else []
-        self.links = link_runs(self.runs, jobs, self.job_tag)
+        self.links = link_runs(self.runs, jobs, self.job_tag, getattr(self.app, "namespace", None))
         return self._rows()
 
     def _rows(self) -> list[Row]:
@@ -272,9 +375,10 @@ class TrainingPane(Pane):
         uri = redact(self.tracker.tracking.uri) if self.tracker else ""
         source = f" (from {self.uri_source})" if self.uri_source else ""
         if self.state in ("unreachable", "slow", "error"):
-            since = time.strftime("%H:%M:%S", time.localtime(self.failing_since)) if self.failing_since else ""
+            since = f" (since {time.strftime('%H:%M:%S', time.localtime(self.failing_since))})" \
+                if self.failing_since else ""
             kept = " Showing the last data;" if self.runs else ""
-            line = Text(f"{self.state_detail} (since {since}).{kept} retrying every {self.poll_seconds:g} s.",
+            line = Text(f"{self.state_detail}{since}.{kept} retrying every {self.poll_seconds:g} s.",
                         style="bold red" if self.state != "slow" else "bold yellow")
         elif self.state == "no-uri":
             line = Text(self.state_detail, style="yellow")
@@ -282,7 +386,8 @@ class TrainingPane(Pane):
             line = Text(f"MLflow {uri}{source}: loading runs…")
         elif self.state == "live":
             updated = time.strftime("%H:%M:%S", time.localtime(self.updated_at)) if self.updated_at else ""
-            line = Text(f"MLflow {uri}{source}: {len(self.runs)} runs, updated {updated}")
+            scope = f" of experiment {self.experiment}" if self.experiment else ""
+            line = Text(f"MLflow {uri}{source}: {len(self.runs)} runs{scope}, updated {updated}")
         else:
             line = Text("")
         self.query_one("#training-state", Static).update(line)
@@ -303,6 +408,8 @@ class TrainingPane(Pane):
         title = " · ".join(metrics) + (f" · smoothing {weight:g}" if weight else "") + \
             (f" · last {last} {unit}" if last else "") + (" · log" if self.log_y else "")
         missing = [f"{run.name}: no {k}" for run in runs for k in metrics if k not in run.metrics]
+        if not metrics:
+            missing = ["no training metrics yet (only system metrics)"]
         chart.show(ChartSpec(title=title, lines=lines, x_label="wall time (min)" if self.axis == "time" else "step",
                              log_y=self.log_y, last=last, cursor=self.cursor,
                              empty_text="; ".join(missing) or "no points yet"))
@@ -323,25 +430,53 @@ class TrainingPane(Pane):
                 label = key if len(runs) == 1 else (run.name if len(metrics) == 1 else f"{run.name} {key}")
                 if history.gaps:
                     label += f" ({history.gaps} gap{'s' if history.gaps > 1 else ''})"
-                if weight:
+                ema = self._ema(run.run_id, key, history, weight) if weight else None
+                if ema is not None:
                     if single:
                         lines.append(ChartLine(key, xs, history.values, history.bad_at, history.envelope, faint=True))
-                    ema = self._ema(run.run_id, key, history, weight)
                     lines.append(ChartLine(label, xs, ema.values, history.bad_at, ema.envelope,
                                            color=COLORS[color % len(COLORS)]))
+                elif weight:  # being smoothed in a thread: the raw curve meanwhile
+                    lines.append(ChartLine(f"{label} (smoothing…)", xs, history.values, history.bad_at,
+                                           history.envelope, color=COLORS[color % len(COLORS)]))
                 else:
                     lines.append(ChartLine(label, xs, history.values, history.bad_at, history.envelope,
                                            color=COLORS[color % len(COLORS)]))
                 color += 1
         return lines
 
-    def _ema(self, run_id: str, key: str, history: History, weight: float) -> Ema:
+    def _ema(self, run_id: str, key: str, history: History, weight: float) -> Ema | None:
+        """The smoothed curve, fed the points it has not seen. A long history not smoothed yet is smoothed in a thread
+        (a million points take about half a second): None until then, and the chart is drawn again when it is done.
+        Only the current axis and weight of a curve are kept."""
         cache_key = (run_id, key, self.axis, weight)
         ema = self._smoothed.get(cache_key)
-        if ema is None or len(ema.values) > len(history.values):
+        if ema is None:
+            for stale in [k for k in self._smoothed if k[:2] == (run_id, key)]:
+                del self._smoothed[stale]
+            if len(history) > SMOOTH_IN_THREAD:
+                if cache_key not in self._smoothing:
+                    self._smoothing.add(cache_key)
+                    self.run_worker(self._smooth_in_thread(cache_key, history), group="training-smooth",
+                                    exit_on_error=False)
+                return None
             ema = self._smoothed[cache_key] = Ema(weight)
         ema.feed(history.xs(self.axis), history.values, history.bad_at)
         return ema
+
+    async def _smooth_in_thread(self, cache_key: tuple[str, str, str, float], history: History) -> None:
+        count = len(history)
+        xs = list(history.xs(cache_key[2])[:count])
+        ys = history.values[:count]
+        bad = [i for i in history.bad_at if i < count]
+        ema = Ema(cache_key[3])
+        try:
+            await in_daemon_thread(ema.feed, xs, ys, bad)
+        finally:
+            self._smoothing.discard(cache_key)
+        if (cache_key[2], cache_key[3]) == (self.axis, SMOOTHING[self.smoothing]) and cache_key[0] in self.charted:
+            self._smoothed[cache_key] = ema
+            self.draw_charts()
 
     def _draw_system(self, runs: list[RunInfo]) -> None:
         box = self.query_one("#training-system")
@@ -402,10 +537,14 @@ class TrainingPane(Pane):
 
     def chart_runs(self, run_ids: list[str]) -> None:
         self.charted = list(run_ids)
+        self._pending_job = None  # a user's choice wins over a run still awaited for the Jobs pane's `t`
         self.cursor = None
         self.draw_charts()
+        self.poll_now()
+
+    def poll_now(self) -> None:
         if self.tracker is not None and self._following:
-            self.run_worker(self.poll_once, group="training-poll-now", exclusive=True, exit_on_error=False)
+            self.run_worker(self.poll_once, group="training-poll-now", exit_on_error=False)
 
     def action_pick_metric(self, add: bool = False) -> None:
         from app.screens.dialogs import ChoiceScreen
@@ -427,6 +566,29 @@ class TrainingPane(Pane):
 
         title = "Add a metric" if add else "Chart which metric"
         self.app.push_screen(ChoiceScreen(title, [(k, k) for k in keys]), chosen)
+
+    def action_pick_experiment(self) -> None:
+        """List the runs of one experiment (or of all)."""
+        from app.screens.dialogs import ChoiceScreen
+
+        known = sorted(set(self.tracker.tracking.known_experiments.values())) if self.tracker else []
+        if not known:
+            self.app.notify("no experiments known yet (MLflow has not answered)", severity="warning")
+            return
+
+        def chosen(name: str | None) -> None:
+            if name is None:
+                return
+            self.experiment = None if name == "*" else name
+            self.charted = [r for r in self.charted if self.experiment is None
+                            or (self.tracker and self.tracker.runs.get(r)
+                                and self.tracker.runs[r].experiment == self.experiment)]
+            self.runs = [r for r in self.runs if self.experiment is None or r.experiment == self.experiment]
+            self.refresh_view()
+            self.poll_now()
+
+        self.app.push_screen(ChoiceScreen("List the runs of", [("*", "every experiment")] + [(n, n) for n in known]),
+                             chosen)
 
     def action_add_metric(self) -> None:
         self.action_pick_metric(add=True)
@@ -478,23 +640,42 @@ class TrainingPane(Pane):
         self.app.show_job(job.key)  # type: ignore[attr-defined]
 
     def action_refresh(self) -> None:
-        if self.tracker is not None and self._following:
-            self.run_worker(self.poll_once, group="training-poll-now", exclusive=True, exit_on_error=False)
+        self.poll_now()
 
     def action_export(self) -> None:
+        """Save what the chart shows: the charted metrics of the charted runs, within the zoom, with the smoothed
+        values beside the raw ones when smoothing is on."""
         runs = self._charted_runs()
-        series = [(run.name, run.run_id, h) for run in runs for key in self.chart_metrics()
-                  if self.tracker and (h := self.tracker.history(run.run_id, key))]
+        weight = SMOOTHING[self.smoothing]
+        series, start, smoothed = [], [], []
+        for run in runs:
+            for key in self.chart_metrics():
+                history = self.tracker.history(run.run_id, key) if self.tracker else None
+                if history is None or not history.steps:
+                    continue
+                series.append((run.name, run.run_id, history))
+                start.append(window(history.xs(self.axis), ZOOMS[self.zoom])[0])
+                ema = self._ema(run.run_id, key, history, weight) if weight else None
+                smoothed.append(ema.values if ema is not None else None)
         if not series:
             self.app.notify("nothing charted to export", severity="warning")
             return
-        path = export_csv(series, Path.home() / "hyperdesk-curves",
-                          f"{runs[0].name}{'-and-more' if len(runs) > 1 else ''}-{'-'.join(self.chart_metrics())}")
-        self.app.notify(f"saved {sum(len(h) for _, _, h in series)} points to {path}")
+        stem = f"{runs[0].name}{'-and-more' if len(runs) > 1 else ''}-{'-'.join(self.chart_metrics())}"
+        try:
+            path = export_csv(series, Path.home() / "hyperdesk-curves", stem, start, smoothed)
+        except OSError as exc:
+            self.app.notify(f"could not save the CSV: {exc.strerror or exc}"
+                            f"{f' ({exc.filename})' if exc.filename else ''}", severity="error")
+            return
+        count = sum(len(h) - first for (_, _, h), first in zip(series, start))
+        self.app.notify(f"saved {count} points to {path}")
 
     def show_job_runs(self, namespace: str, name: str) -> None:
         """The reverse link: chart the runs of this job (from the Jobs pane's `t`)."""
         self._pending_job = (namespace, name)
+        self._pending_polls = 0
+        if self.state != "live":
+            self.app.notify(f"waiting for MLflow… (the runs of {namespace}/{name} are charted once it answers)")
         self._open_pending_job()
 
     def _open_pending_job(self) -> None:
@@ -509,6 +690,10 @@ class TrainingPane(Pane):
                 self.app.notify(f"no MLflow run for job {namespace}/{name} (run name = job name, or the "
                                 f"{self.job_tag or 'hyperdesk.job'} tag)", severity="warning")
                 self._pending_job = None
+            elif self._pending_polls >= 1:  # one poll failed: give up rather than hijack the chart later
+                self.app.notify(f"MLflow is not answering: the runs of job {namespace}/{name} were not charted "
+                                f"({self.state_detail or self.state})", severity="warning")
+                self._pending_job = None
             return
         self._pending_job = None
         run = found[0]
@@ -517,12 +702,39 @@ class TrainingPane(Pane):
         self.chart_runs([run.run_id])
 
 
-def export_csv(series: list[tuple[str, str, History]], directory: Path, stem: str) -> Path:
+async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) in its own daemon thread: a call that hangs on a dead server never holds a slot of the loop's default
+    pool (other workers' `to_thread`) and never keeps the app from exiting."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not future.done():
+            future.set_result(value) if ok else future.set_exception(value)
+
+    def runner() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            ok, result = False, exc
+        else:
+            ok = True
+        try:
+            loop.call_soon_threadsafe(settle, ok, result)
+        except RuntimeError:
+            pass  # the loop is gone (the app quit)
+
+    threading.Thread(target=runner, name="hyperdesk-mlflow", daemon=True).start()
+    return await future
+
+
+def export_csv(series: list[tuple[str, str, History]], directory: Path, stem: str,
+               start: list[int] | None = None, smoothed: list[Any] | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:120]
     path = directory / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(csv_rows(series))
+        csv.writer(handle).writerows(csv_rows(series, start, smoothed))
     return path
 
 

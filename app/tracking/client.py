@@ -5,9 +5,11 @@ Every call here blocks: the TUI runs them in thread workers, the CLI directly. m
 at module import, so the first frame does not wait for it. Failures become `TrackingError` with one line for people.
 
 `Tracker` is what the Training pane and `hyperdesk curve --follow` poll: it keeps the runs and the histories it has
-fetched, and on each poll asks for a metric's history only when the run's latest step for it moved past the last
-step held (the tracking API has no "points after step N" query; the run's own latest-metric record tells whether a
-fetch is needed at all, and only the new steps are appended and smoothed).
+fetched, and on each poll asks for a metric's history only when the run's latest record for it (step, timestamp)
+moved past the last point held. On an http(s) server only the points from the last step held on are asked for
+(the server's `get-history-bulk-interval` with `start_step`); other stores (plugins, `sqlite:///`) give the whole
+history, of which only the new points are appended. `Tracker.fetch` runs in a thread and returns the new points;
+`Tracker.apply` adds them (on the UI's event loop in the pane, so a chart being drawn never sees a list grow).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class RunInfo:
     """key -> latest value"""
     steps: dict[str, int] = field(default_factory=dict)
     """key -> latest step"""
+    stamps: dict[str, int] = field(default_factory=dict)
+    """key -> timestamp (ms) of the latest record"""
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -103,12 +107,15 @@ def describe_error(exc: BaseException, uri: str) -> TrackingError:
     """One line for any failure of the mlflow client."""
     if isinstance(exc, TrackingError):
         return exc
-    from app.tracking.uri import redact
+    from app.tracking.uri import redact, secrets_of
 
     shown = redact(uri)
-    text = str(exc).replace(uri, shown)
+    message = str(exc).replace(uri, shown)
+    for secret in secrets_of(uri):
+        message = message.replace(secret, "***")
+    text = message
     text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    lowered = text.lower() + " " + str(exc).lower().replace(uri.lower(), "")
+    lowered = text.lower().replace(shown.lower(), "") + " " + message.lower().replace(shown.lower(), "")
     uri = shown
     if "timed out" in lowered or "timeout" in lowered:
         return TrackingError(f"MLflow at {uri} is slow: no answer within the timeout ({text[:160]})", "slow")
@@ -144,10 +151,6 @@ class Tracking:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
-                # A TUI must fail fast and say so: mlflow's default is 7 retries with backoff and a 120 s timeout.
-                # The user's own settings of these variables win.
-                os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-                os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, self.timeout))))
                 try:
                     from mlflow.tracking import MlflowClient
 
@@ -163,7 +166,8 @@ class Tracking:
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         client = self.client()
         try:
-            return fn(client, *args, **kwargs)
+            with _http_settings(self.timeout):
+                return fn(client, *args, **kwargs)
         except TrackingError:
             raise
         except Exception as exc:  # noqa: BLE001 - every client failure becomes one line
@@ -190,6 +194,11 @@ class Tracking:
         found = self._call(lambda c: c.search_runs(ids, max_results=max_results, order_by=["attributes.start_time DESC"]))
         return [self._info(run) for run in found]
 
+    @property
+    def known_experiments(self) -> dict[str, str]:
+        """experiment id -> name, as the last listing found them (no request)."""
+        return dict(self._experiments)
+
     def run(self, ref: str) -> RunInfo:
         """A run by id, or by name (the newest run of that name)."""
         ref = ref.strip()
@@ -212,14 +221,46 @@ class Tracking:
 
         raise TrackingError(f"no run {ref!r} (neither a run name nor a run id) at {redact(self.uri)}", "not-found")
 
+    def get(self, run_id: str) -> RunInfo:
+        """One run by id (a run outside the newest listed ones too)."""
+        if not self._experiments:
+            self.experiments()
+        return self._info(self._call(lambda c: c.get_run(run_id)))
+
     def history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         found = self._call(lambda c: c.get_metric_history(run_id, key))
         return [(m.step, m.timestamp, m.value) for m in found]
 
+    @property
+    def http(self) -> bool:
+        return self.uri.lower().startswith(("http://", "https://"))
+
+    def history_since(self, run_id: str, key: str, start_step: int, end_step: int | None) -> list[tuple[int, int, float]]:
+        """The points of steps start_step..end_step: on an http(s) server through `get-history-bulk-interval` (only
+        those steps travel), else (or where that answer may be sampled, or the server lacks the call) the whole
+        history."""
+        if not self.http:
+            return self.history(run_id, key)
+        end = end_step if end_step is not None and end_step >= start_step else 2 ** 62
+        try:
+            found = self._call(lambda c: _bulk_interval(self.uri, run_id, key, start_step, end, self.timeout))
+        except TrackingError as exc:
+            if exc.kind in ("unreachable", "slow"):
+                raise
+            return self.history(run_id, key)  # an older server or a proxy without the call
+        if found is None:
+            return self.history(run_id, key)
+        return found
+
     def _info(self, run: Any) -> RunInfo:
         info, data = run.info, run.data
-        metric_objs = getattr(data, "_metric_objs", None) or []
-        steps = {m.key: m.step for m in metric_objs}
+        # The latest record of each metric, with its step and time, is only on the private `_metric_objs` (the
+        # public `data.metrics` has values only). Without it the steps are unknown and a poll asks for the points
+        # past the last one held every time (still only the new ones on an http server).
+        metric_objs = getattr(data, "_metric_objs", None)
+        metric_objs = metric_objs if isinstance(metric_objs, (list, tuple)) else []
+        steps = {m.key: m.step for m in metric_objs if hasattr(m, "step")}
+        stamps = {m.key: m.timestamp for m in metric_objs if hasattr(m, "timestamp")}
         return RunInfo(
             run_id=info.run_id,
             name=info.run_name or data.tags.get("mlflow.runName") or info.run_id,
@@ -230,22 +271,84 @@ class Tracking:
             end_time=info.end_time,
             metrics=dict(data.metrics),
             steps=steps,
+            stamps=stamps,
             params=dict(data.params),
             tags={k: v for k, v in data.tags.items() if not k.startswith("mlflow.") or k == "mlflow.runName"},
         )
 
 
+BULK_MAX = 2500
+"""The server's cap on points per run of one `get-history-bulk-interval` answer; at the cap it samples."""
+
+_ENV_LOCK = threading.Lock()
+
+
+class _http_settings:
+    """mlflow's HTTP client takes its retries and timeout from the environment only. For one call, set them to fail
+    fast (a TUI must say "unreachable" in seconds: mlflow's default is 7 retries with backoff and 120 s) unless the
+    user set them, then put the environment back, so one client's timeout is not another's and nothing leaks into
+    child processes."""
+
+    def __init__(self, timeout: float) -> None:
+        self.values = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(max(1, math.ceil(timeout))))}
+        self.set: list[str] = []
+
+    def __enter__(self) -> None:
+        _ENV_LOCK.acquire()
+        for name, value in self.values.items():
+            if name not in os.environ:
+                os.environ[name] = value
+                self.set.append(name)
+
+    def __exit__(self, *exc: Any) -> None:
+        for name in self.set:
+            os.environ.pop(name, None)
+        self.set = []
+        _ENV_LOCK.release()
+
+
+def _bulk_interval(uri: str, run_id: str, key: str, start: int, end: int,
+                   timeout: float) -> list[tuple[int, int, float]] | None:
+    """Points of steps start..end from the server; None where the answer may be sampled (as many points as the cap:
+    the caller then fetches the whole history)."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    response = http_request(get_default_host_creds(uri), "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+                            "GET", max_retries=0, timeout=max(1, math.ceil(timeout)),
+                            params={"run_ids": run_id, "metric_key": key, "start_step": start, "end_step": end,
+                                    "max_results": BULK_MAX})
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    found = (response.json() or {}).get("metrics") or []
+    if len(found) >= BULK_MAX:
+        return None
+    return [(int(m.get("step", 0)), int(m.get("timestamp", 0)), _float(m.get("value"))) for m in found]
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 @dataclass
 class Poll:
-    """What one poll brought: the runs, and which (run id, metric) histories gained points."""
+    """What one poll brought: the runs, and the new points of the wanted (run id, metric) histories."""
 
     runs: list[RunInfo]
-    changed: set[tuple[str, str]]
+    points: dict[tuple[str, str], list[tuple[int, int, float]]]
     seconds: float
+    changed: set[tuple[str, str]] = field(default_factory=set)
+    """Filled by `Tracker.apply`: the histories that gained points (or were made)."""
 
 
 class Tracker:
-    """Runs and the histories the screen wants, fetched incrementally. Blocking: one poll at a time, in a thread."""
+    """Runs and the histories the screen wants, fetched incrementally. `fetch` blocks (run it in a thread, one at a
+    time); `apply` does not (the pane runs it on its event loop, where the charts read the histories)."""
 
     def __init__(self, tracking: Tracking) -> None:
         self.tracking = tracking
@@ -256,31 +359,62 @@ class Tracker:
     def history(self, run_id: str, key: str) -> History | None:
         return self.histories.get((run_id, key))
 
-    def poll(self, wanted: Iterable[tuple[str, str]], experiment: str | None = None) -> Poll:
-        """List the runs, then bring each wanted (run id, metric) history up to the run's latest step.
-        Polls from two threads (the timer's and a key's) take turns."""
-        with self._lock:
-            return self._poll(list(wanted), experiment)
+    def poll(self, wanted: Iterable[tuple[str, str]], experiment: str | None = None,
+             only: Iterable[str] | None = None) -> Poll:
+        """fetch, then apply (the CLI, which has one thread)."""
+        return self.apply(self.fetch(wanted, experiment, only))
 
-    def _poll(self, wanted: list[tuple[str, str]], experiment: str | None) -> Poll:
-        started = time.monotonic()
-        runs = self.tracking.runs(experiment)
-        self.runs = {run.run_id: run for run in runs}
-        changed: set[tuple[str, str]] = set()
-        for run_id, key in wanted:
-            run = self.runs.get(run_id)
-            if run is None:
-                continue
-            history = self.histories.get((run_id, key))
-            latest = run.steps.get(key)
-            if key not in run.metrics:
-                continue  # the metric is absent from this run: nothing to fetch
-            if history is not None and latest is not None and history.last_step is not None \
-                    and latest <= history.last_step:
-                continue
-            points = self.tracking.history(run_id, key)
+    def fetch(self, wanted: Iterable[tuple[str, str]], experiment: str | None = None,
+              only: Iterable[str] | None = None) -> Poll:
+        """List the runs (or, with `only`, get just those runs), then ask for each wanted (run id, metric) history's
+        points past the last one held (only where the run's latest record of it is newer, or unknown). A wanted run
+        missing from the listing (older than the newest listed) is got by id. Reads the histories, never changes
+        them."""
+        wanted = list(wanted)
+        with self._lock:
+            started = time.monotonic()
+            runs = [self.tracking.get(r) for r in only] if only is not None else self.tracking.runs(experiment)
+            by_id = {run.run_id: run for run in runs}
+            for run_id in dict.fromkeys(r for r, _ in wanted):
+                if run_id not in by_id:
+                    try:
+                        by_id[run_id] = self.tracking.get(run_id)
+                    except TrackingError as exc:
+                        if exc.kind != "not-found":
+                            raise
+                        continue
+                    runs.append(by_id[run_id])
+            points: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
+            for run_id, key in wanted:
+                run = by_id.get(run_id)
+                if run is None or key not in run.metrics:
+                    continue  # the run or the metric is absent: nothing to fetch
+                history = self.histories.get((run_id, key))
+                last = history.last_point if history is not None else None
+                latest_step, latest_ts = run.steps.get(key), run.stamps.get(key)
+                if last is not None and latest_step is not None and latest_ts is not None \
+                        and (latest_step, latest_ts) <= last:
+                    continue
+                if last is None:
+                    points[(run_id, key)] = self.tracking.history(run_id, key)
+                else:
+                    points[(run_id, key)] = self.tracking.history_since(run_id, key, last[0], latest_step)
+            return Poll(runs, points, time.monotonic() - started)
+
+    def apply(self, poll: Poll) -> Poll:
+        """Take in what `fetch` brought: the runs, and the new points appended to their histories."""
+        self.runs = {run.run_id: run for run in poll.runs}
+        for pair, points in poll.points.items():
+            history = self.histories.get(pair)
             if history is None:
-                history = self.histories[(run_id, key)] = History(key)
-            if history.extend(points) or not history.steps:
-                changed.add((run_id, key))
-        return Poll(runs, changed, time.monotonic() - started)
+                history = self.histories[pair] = History(pair[1])
+                poll.changed.add(pair)
+            if history.extend(points):
+                poll.changed.add(pair)
+        return poll
+
+    def prune(self, keep: Iterable[tuple[str, str]]) -> None:
+        """Forget the histories not in `keep` (runs no longer charted)."""
+        keep = set(keep)
+        for pair in [p for p in self.histories if p not in keep]:
+            del self.histories[pair]

@@ -62,20 +62,28 @@ class History:
                 return value
         return None
 
-    def extend(self, points: Iterable[tuple[int, int, float]]) -> int:
-        """Append (step, timestamp ms, value) points past the last step held; returns how many were new.
+    @property
+    def last_point(self) -> tuple[int, int] | None:
+        """(step, timestamp ms) of the last point held."""
+        return (self.steps[-1], self.times[-1]) if self.steps else None
 
-        Points come in any order (MLflow orders a history by time); they are sorted by step, and a step already held
-        is not added twice, so a full history fetched again only adds what is new."""
-        last = self.last_step
-        fresh = sorted(p for p in points if last is None or p[0] > last)
+    def extend(self, points: Iterable[tuple[int, int, float]]) -> int:
+        """Append (step, timestamp ms, value) points past the last one held; returns how many were new.
+
+        Points come in any order (MLflow orders a history by time); they are sorted by (step, timestamp), and a
+        (step, timestamp) already held is not added twice, so a full history fetched again only adds what is new.
+        Points are told apart by step and time: a metric logged without a step (all at step 0) keeps every point."""
+        last = self.last_point
+        fresh = sorted(p for p in points if last is None or (p[0], p[1]) > last)
         added = 0
         isfinite = math.isfinite
         steps, times, values, bad_at, minutes = self.steps, self.times, self.values, self.bad_at, self.minutes
-        t0 = times[0] if times else (fresh[0][1] if fresh else 0)
+        t0 = times[0] if times else (min(p[1] for p in fresh) if fresh else 0)
+        previous = last
         for step, ts, value in fresh:
-            if steps and step == steps[-1]:
-                continue  # the same step logged twice: keep the first, as MLflow's UI does
+            if (step, ts) == previous:
+                continue  # the same point twice (one step logged twice at the same instant): keep the first
+            previous = (step, ts)
             value = float(value)
             if value >= SQL_INF or value <= -SQL_INF:
                 value = math.copysign(math.inf, value)  # how MLflow's SQL stores keep ±inf
@@ -152,6 +160,17 @@ class Envelope:
         return i_low, i_high
 
 
+def nice_unit(spacing: float) -> float:
+    """The "nice" number (1, 2 or 5 times a power of ten) nearest to `spacing` on a log scale: the EMA's spacing
+    unit. Evenly spaced steps (1, 10, 50...) keep exactly their own spacing; the unit moves only when the mean spacing
+    crosses into another nice number, so smoothing does not depend on how many points existed at the first feed."""
+    if not spacing > 0 or not math.isfinite(spacing):
+        return 1.0
+    exponent = math.floor(math.log10(spacing))
+    candidates = [base * 10.0 ** exponent for base in (1, 2, 5, 10)]
+    return min(candidates, key=lambda c: abs(math.log(c / spacing)))
+
+
 class Ema:
     """TensorBoard's debiased EMA, each point's decay scaled by its distance from the previous one, fed
     incrementally (a followed run smooths only its new points).
@@ -159,10 +178,14 @@ class Ema:
     With evenly spaced points this is exactly TensorBoard's smoothing (decay `weight` per point, divided by
     `1 - weight**n` so the start is not pulled towards zero). A point twice as far from its predecessor decays the
     past twice as much (`weight**2`). Non-finite values stay gaps and do not disturb the average. The spacing unit
-    is the mean spacing of the points seen at the first feed."""
+    is `nice_unit` of the mean spacing of all the points fed so far; when it changes the average is rebuilt, so
+    feeding a series piece by piece gives exactly what feeding it whole does."""
 
     def __init__(self, weight: float) -> None:
         self.weight = min(max(weight, 0.0), 0.999)
+        self._reset()
+
+    def _reset(self) -> None:
         self.values: list[float] = []
         self.envelope = Envelope()
         self._acc = self._norm = 0.0
@@ -171,18 +194,22 @@ class Ema:
 
     def feed(self, xs: Sequence[float], ys: Sequence[float], bad_at: Sequence[int] = ()) -> list[float]:
         """Smooth the points of (xs, ys) past those already fed; returns all smoothed values so far."""
+        count = min(len(xs), len(ys))
+        if len(self.values) > count:
+            self._reset()
         start = len(self.values)
-        if start >= len(ys):
+        if start >= count:
             return self.values
         weight = self.weight
-        if self._unit is None:
-            n = len(xs) - start
-            self._unit = ((xs[-1] - xs[start]) / (n - 1) if n > 1 else 1.0) or 1.0
-        unit = self._unit
+        unit = nice_unit((xs[count - 1] - xs[0]) / (count - 1)) if count > 1 else 1.0
+        if self._unit is not None and unit != self._unit:
+            self._reset()
+            start = 0
+        self._unit = unit
         acc, norm, prev_x = self._acc, self._norm, self._prev_x
         append = self.values.append
         isfinite = math.isfinite
-        for i in range(start, len(ys)):
+        for i in range(start, count):
             y = ys[i]
             if weight == 0 or not isfinite(y):
                 append(y)
@@ -237,12 +264,22 @@ def downsample(xs: Sequence[float], ys: Sequence[float], bad_at: Sequence[int], 
     """The points of [lo, hi) to draw on a chart `buckets` pixels wide: per bucket its minimum and maximum, in order.
 
     Returns the finite runs between gaps as separate segments (a line never bridges a NaN). With `log_y`, values
-    at or below zero are gaps too (a log axis cannot place them)."""
-    hi = len(ys) if hi is None else hi
+    at or below zero are gaps too (a log axis cannot place them). Where there are more runs than pixel columns
+    (gaps every few points), gaps narrower than a column are merged into the runs around them: they could not be
+    seen, and a line per run would cost a draw call each."""
+    count = min(len(xs), len(ys))  # the two lists may be read while one is being appended to
+    hi = count if hi is None else min(hi, count)
+    lo = min(lo, hi)
     buckets = max(1, buckets)
-    if log_y:
-        bad_at = sorted(set(bad_at) | {i for i in range(lo, hi) if ys[i] <= 0})
+    bad_at = bad_at[:bisect_left(bad_at, hi)]
     spans = segments(lo, hi, bad_at)
+    use_envelope = envelope is not None
+    if log_y:
+        finite_spans = spans
+        spans = [piece for a, b in spans for piece in _positive_runs(ys, a, b)]
+        use_envelope = use_envelope and spans == finite_spans  # no value at or below zero: the same extremes
+    if len(spans) > buckets:
+        return _merged(xs, ys, spans, buckets, lo, hi)
     total = sum(b - a for a, b in spans) or 1
     out: list[Segment] = []
     for a, b in spans:
@@ -257,14 +294,71 @@ def downsample(xs: Sequence[float], ys: Sequence[float], bad_at: Sequence[int], 
         for k in range(share):
             start = a + int(k * size)
             end = a + int((k + 1) * size) if k < share - 1 else b
-            if envelope is not None and not log_y:
-                i_low, i_high = envelope.extremes(ys, start, end)
+            if use_envelope:
+                i_low, i_high = envelope.extremes(ys, start, end)  # type: ignore[union-attr]
             else:
                 chunk = ys[start:end]
                 i_low, i_high = start + chunk.index(min(chunk)), start + chunk.index(max(chunk))
             for i in ((i_low, i_high) if i_low < i_high else (i_high, i_low) if i_high < i_low else (i_low,)):
                 sx.append(xs[i])
                 sy.append(ys[i])
+        out.append((sx, sy))
+    return out
+
+
+def _positive_runs(ys: Sequence[float], a: int, b: int) -> list[tuple[int, int]]:
+    """[a, b) (all finite) split at the values at or below zero; one C-level `min` when there are none."""
+    if b <= a or min(ys[a:b]) > 0:
+        return [(a, b)] if b > a else []
+    out = []
+    start = a
+    for i in range(a, b):
+        if ys[i] <= 0:
+            if i > start:
+                out.append((start, i))
+            start = i + 1
+    if b > start:
+        out.append((start, b))
+    return out
+
+
+def _merged(xs: Sequence[float], ys: Sequence[float], spans: list[tuple[int, int]], buckets: int,
+            lo: int, hi: int) -> list[Segment]:
+    """Many short runs: per pixel column, the minimum and maximum of the runs' points in it; a column without any
+    point (a gap wider than a column) breaks the line."""
+    size = max(1.0, (hi - lo) / buckets)
+    out: list[Segment] = []
+    sx: list[float] = []
+    sy: list[float] = []
+    span = 0
+    for k in range(buckets):
+        start, end = lo + int(k * size), (lo + int((k + 1) * size) if k < buckets - 1 else hi)
+        if start >= hi:
+            break
+        i_low = i_high = -1
+        low, high = math.inf, -math.inf
+        while span < len(spans) and spans[span][1] <= start:
+            span += 1
+        j = span
+        while j < len(spans) and spans[j][0] < end:
+            a, b = max(spans[j][0], start), min(spans[j][1], end)
+            if b > a:
+                chunk = ys[a:b]
+                m, M = min(chunk), max(chunk)
+                if m < low:
+                    low, i_low = m, a + chunk.index(m)
+                if M > high:
+                    high, i_high = M, a + chunk.index(M)
+            j += 1
+        if i_low < 0:
+            if sx:
+                out.append((sx, sy))
+                sx, sy = [], []
+            continue
+        for i in ((i_low, i_high) if i_low < i_high else (i_high, i_low) if i_high < i_low else (i_low,)):
+            sx.append(xs[i])
+            sy.append(ys[i])
+    if sx:
         out.append((sx, sy))
     return out
 
@@ -281,10 +375,22 @@ def nearest(xs: Sequence[float], x: float) -> int | None:
     return i if xs[i] - x < x - xs[i - 1] else i - 1
 
 
-def csv_rows(series: Sequence[tuple[str, str, History]]) -> list[list[str]]:
-    """(run name, run id, history) -> CSV rows: run, run_id, metric, step, timestamp_ms, value (NaN/inf as text)."""
-    rows = [["run", "run_id", "metric", "step", "timestamp_ms", "value"]]
-    for name, run_id, history in series:
-        for step, ts, value in zip(history.steps, history.times, history.values):
-            rows.append([name, run_id, history.key, str(step), str(ts), repr(value) if finite(value) else str(value)])
+def csv_rows(series: Sequence[tuple[str, str, History]], start: Sequence[int] | None = None,
+             smoothed: Sequence[Sequence[float] | None] | None = None) -> list[list[str]]:
+    """(run name, run id, history) -> CSV rows: run, run_id, metric, step, timestamp_ms, value (NaN/inf as text),
+    and `smoothed` where smoothed values are given. `start[i]`: the first point of series i to write (the zoom)."""
+    with_smoothed = smoothed is not None and any(s is not None for s in smoothed)
+    rows = [["run", "run_id", "metric", "step", "timestamp_ms", "value"] + (["smoothed"] if with_smoothed else [])]
+
+    def text(value: float) -> str:
+        return repr(value) if finite(value) else str(value)
+
+    for index, (name, run_id, history) in enumerate(series):
+        first = start[index] if start is not None else 0
+        curve = smoothed[index] if smoothed is not None else None
+        for i in range(first, len(history)):
+            row = [name, run_id, history.key, str(history.steps[i]), str(history.times[i]), text(history.values[i])]
+            if with_smoothed:
+                row.append(text(curve[i]) if curve is not None and i < len(curve) else "")
+            rows.append(row)
     return rows

@@ -22,8 +22,10 @@ class JobRef:
         return f"{self.namespace}/{self.name}"
 
 
-def link_runs(runs: Iterable[RunInfo], jobs: Iterable[JobRef], job_tag: str | None) -> dict[str, JobRef]:
-    """run id -> the job it belongs to, for the runs whose job exists."""
+def link_runs(runs: Iterable[RunInfo], jobs: Iterable[JobRef], job_tag: str | None,
+              prefer_namespace: str | None = None) -> dict[str, JobRef]:
+    """run id -> the job it belongs to, for the runs whose job exists. A job name found in several namespaces, the
+    run not saying which, links to the one in `prefer_namespace` (the app's namespace), else to none."""
     by_name: dict[str, list[JobRef]] = {}
     for job in jobs:
         by_name.setdefault(job.name, []).append(job)
@@ -35,8 +37,10 @@ def link_runs(runs: Iterable[RunInfo], jobs: Iterable[JobRef], job_tag: str | No
             candidates = [j for j in candidates if j.namespace == namespace]
         if len(candidates) == 1:
             links[run.run_id] = candidates[0]
-        elif candidates:  # the same name in several namespaces and the run does not say which: keep the first
-            links[run.run_id] = sorted(candidates, key=lambda j: j.key)[0]
+        elif candidates and prefer_namespace:  # the same name in several namespaces, the run does not say which
+            preferred = [j for j in candidates if j.namespace == prefer_namespace]
+            if len(preferred) == 1:
+                links[run.run_id] = preferred[0]
     return links
 
 

@@ -63,18 +63,50 @@ async def cluster_uri(connection: Any, namespace: str | None, configmap: str | N
     return Resolved(None, "; ".join(tried))
 
 
+SECRET_QUERY_KEYS = ("token", "access_token", "id_token", "refresh_token", "sig", "signature", "password", "secret",
+                     "key", "api_key", "apikey", "x-amz-signature", "x-amz-security-token", "x-amz-credential", "auth",
+                     "authorization", "client_secret")
+"""Query parameters that carry credentials (OAuth tokens, SAS and pre-signed URL signatures)."""
+
+
 def redact(uri: str) -> str:
-    """The URI to show: a password in it (`https://user:secret@host`) replaced by `***`."""
-    from urllib.parse import urlsplit, urlunsplit
+    """The URI to show: any user info (`https://user:secret@host`, a bare token as user) becomes `***`, and the
+    values of query parameters that carry credentials (`token`, `sig`, `X-Amz-Signature`...) become `***`."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     try:
         parts = urlsplit(uri)
     except ValueError:
         return uri
-    if parts.password is None:
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]  # the host part keeps its IPv6 brackets and port
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in SECRET_QUERY_KEYS for k, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() in SECRET_QUERY_KEYS else v) for k, v in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
         return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def secrets_of(uri: str) -> list[str]:
+    """The secret pieces of a URI (its user info and secret query values), to scrub from error messages that quote
+    the URI in another form (with an API path appended, its query re-ordered)."""
+    from urllib.parse import parse_qsl, quote, urlsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return []
+    found = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        found += [userinfo] + [p for p in userinfo.split(":") if p]
+    found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() in SECRET_QUERY_KEYS and v]
+    found += [quote(v, safe="") for v in list(found)]
+    return sorted({f for f in found if len(f) >= 3}, key=len, reverse=True)
 
 
 def missing_uri_message(tried: str = "") -> str:

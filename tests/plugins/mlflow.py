@@ -102,7 +102,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 class TcpProxy:
     """127.0.0.1:port -> target, one thread per connection pair. `down()` closes every connection and refuses new
-    ones (accepts and closes at once), `slow(s)` holds each chunk s seconds, `up()` restores."""
+    ones (accepts and closes at once), `slow(s)` holds each chunk s seconds, `hold()` keeps every request from the
+    client until `up()` (`held` counts the requests waiting), `up()` restores."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -111,6 +112,8 @@ class TcpProxy:
         self.uri = f"http://127.0.0.1:{self.port}"
         self.delay = 0.0
         self.is_down = False
+        self.holding = False
+        self.held = 0
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -126,9 +129,13 @@ class TcpProxy:
     def slow(self, seconds: float) -> None:
         self.delay = seconds
 
+    def hold(self) -> None:
+        self.holding = True
+
     def up(self) -> None:
         self.is_down = False
         self.delay = 0.0
+        self.holding = False
 
     def close(self) -> None:
         self._closed = True
@@ -163,6 +170,15 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is a and self.holding:
+                        with self._lock:
+                            self.held += 1
+                        try:
+                            while self.holding and not self.is_down:
+                                time.sleep(0.02)
+                        finally:
+                            with self._lock:
+                                self.held -= 1
                     if self.delay:
                         time.sleep(self.delay)
                     (b if sock is a else a).sendall(data)
@@ -197,7 +213,8 @@ class Trainer:
 
     def __call__(self, uri: str, experiment: str, run_name: str, *, steps: int = 100, start: int = 0,
                  run_id: str | None = None, tags: dict[str, str] | None = None, bad: dict[int, str] | None = None,
-                 end: str | None = None, lr: float = 0.05, seed: int = 0, system: bool = False) -> str:
+                 end: str | None = None, lr: float = 0.05, seed: int = 0, system: bool = False,
+                 only_system: bool = False, stepless: bool = False) -> str:
         argv = [str(self.python), "-P", str(TRAIN_SCRIPT), uri, experiment, run_name, "--steps", str(steps),
                 "--start", str(start), "--lr", str(lr), "--seed", str(seed)]
         if run_id:
@@ -210,6 +227,10 @@ class Trainer:
             argv += ["--end", end]
         if system:
             argv.append("--system")
+        if only_system:
+            argv.append("--only-system")
+        if stepless:
+            argv.append("--stepless")
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             raise AssertionError(f"training loop failed ({result.returncode}):\n{result.stderr[-3000:]}")

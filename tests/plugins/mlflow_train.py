@@ -1,11 +1,13 @@
 """A real, small training loop that logs to MLflow: run by the test MLflow venv's Python (numpy + mlflow there).
 
     python mlflow_train.py URI EXPERIMENT RUN_NAME --steps N [--run-id ID] [--start S] [--tag K=V ...]
-                           [--bad STEP=nan|inf ...] [--end FINISHED] [--system]
+                           [--bad STEP=nan|inf ...] [--end FINISHED] [--system] [--only-system] [--stepless]
 
 Fits a linear regression with mini-batch SGD in numpy and logs the training loss of each step (and an eval loss every
 10 steps, the learning rate, and with --system a `system/gpu_0_utilization_percentage`) with `log_batch`, a few
-hundred points per call. `--run-id` continues a run (a run followed while it trains). Prints the run id.
+hundred points per call. `--run-id` continues a run (a run followed while it trains). `--only-system` logs only the
+system metrics (as MLflow's system-metrics monitor does for a run that logs nothing else yet); `--stepless` logs the
+loss without a step (all at step 0, as `log_metric` does by default). Prints the run id.
 Not imported by pytest: it runs in the MLflow server's own environment, with `python -P` (this folder holds a
 `mlflow.py` that would shadow the package).
 """
@@ -30,6 +32,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--system", action="store_true")
+    parser.add_argument("--only-system", action="store_true")
+    parser.add_argument("--stepless", action="store_true")
     args = parser.parse_args()
 
     import numpy as np
@@ -66,7 +70,12 @@ def main() -> None:
         loss = float(np.mean(error ** 2))
         weights -= args.lr * 2 * features[batch].T @ error / 32
         ts = now + step * 100
-        metrics.append(Metric("loss", bad.get(step, loss), ts, step))
+        if args.only_system:
+            metrics.append(Metric("system/gpu_0_utilization_percentage", 90.0 + step % 7, ts, step))
+            continue
+        metrics.append(Metric("loss", bad.get(step, loss), ts, 0 if args.stepless else step))
+        if args.stepless:
+            continue
         metrics.append(Metric("learning_rate", args.lr, ts, step))
         if step % 10 == 0:
             eval_loss = float(np.mean((features[:256] @ weights - targets[:256]) ** 2))

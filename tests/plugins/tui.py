@@ -18,7 +18,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         path.mkdir()
         monkeypatch.setenv(var, str(path))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
-    for var in [v for v in os.environ if v.startswith("HYPERDESK_") or v == "MLFLOW_TRACKING_URI"]:
+    for var in [v for v in os.environ if v.startswith(("HYPERDESK_", "MLFLOW_HTTP_")) or v == "MLFLOW_TRACKING_URI"]:
         monkeypatch.delenv(var)
     return tmp_path
 
