@@ -8,17 +8,14 @@ from typing import Callable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from app.model.jobs import JobDetail, human_duration, utcnow
+from app.screens.detail import EVENT_COLUMNS, ago, conditions_table, event_cells, events_table, fill, section
 
 REFRESH_SECONDS = 1.0
-
-
-def _ago(time: datetime | None, now: datetime) -> str:
-    return human_duration(int((now - time).total_seconds())) if time else ""
 
 
 class JobDetailScreen(Screen[None]):
@@ -38,21 +35,15 @@ class JobDetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail"):
             yield Static(id="detail-summary")
-            with Vertical(classes="detail-section") as section:
-                section.border_title = "Conditions"
-                yield DataTable(id="detail-conditions", cursor_type="none", zebra_stripes=True)
-            with Vertical(classes="detail-section") as section:
-                section.border_title = "Pods"
-                yield DataTable(id="detail-pods", cursor_type="row")
-            with Vertical(classes="detail-section") as section:
-                section.border_title = "Events"
-                yield DataTable(id="detail-events", cursor_type="none", zebra_stripes=True)
+            yield section("Conditions", conditions_table())
+            yield section("Pods", DataTable(id="detail-pods", cursor_type="row"))
+            yield section("Events", events_table())
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#detail-conditions", DataTable).add_columns("AGE", "OF", "TYPE", "STATUS", "REASON", "MESSAGE")
         self.query_one("#detail-pods", DataTable).add_columns("POD", "NODE", "PHASE", "RESTARTS", "GPUS")
-        self.query_one("#detail-events", DataTable).add_columns("AGE", "TYPE", "REASON", "OBJECT", "MESSAGE")
+        self.query_one("#detail-events", DataTable).add_columns(*EVENT_COLUMNS)
         self.show()
         self.set_interval(REFRESH_SECONDS, self.show)
 
@@ -81,19 +72,12 @@ class JobDetailScreen(Screen[None]):
         if detail.admission:
             text.append(f"\nAdmitted to {detail.admission}", style="dim")
         summary.update(text)
-        self._fill("#detail-conditions", [
-            (_ago(c.time, now), c.source, c.type, c.status, c.reason, c.message) for c in detail.conditions])
-        self._fill("#detail-pods", [(p.name, p.node, p.phase, str(p.restarts), p.gpus) for p in detail.pods])
-        self._fill("#detail-events", [
-            (_ago(e.time, now), e.type, e.reason + (f" ×{e.count}" if e.count > 1 else ""), e.object, e.message)
-            for e in detail.events])
-
-    def _fill(self, selector: str, rows: list[tuple[str, ...]]) -> None:
-        table = self.query_one(selector, DataTable)
-        current = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
-        if current != rows:
-            table.clear()
-            table.add_rows(rows)
+        fill(self.query_one("#detail-conditions", DataTable), [
+            (ago(c.time, now), c.source, c.type, c.status, c.reason, c.message) for c in detail.conditions])
+        fill(self.query_one("#detail-pods", DataTable),
+             [(p.name, p.node, p.phase, str(p.restarts), p.gpus) for p in detail.pods])
+        fill(self.query_one("#detail-events", DataTable), [
+            event_cells(e.time, e.type, e.reason, e.count, e.object, e.message, now) for e in detail.events])
 
     def action_logs(self) -> None:
         detail = self._load()

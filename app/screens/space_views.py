@@ -11,11 +11,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from app.model.jobs import human_duration, utcnow
+from app.screens.detail import EVENT_COLUMNS, ago, conditions_table, event_cells, events_table, fill, section
 from app.model.spaces import (
     COMPUTE_FIELDS, MIG_PREFIX, SpaceDetail, SpaceRequest, TemplateInfo, resolve, validate_request,
     workspace_manifest,
@@ -25,10 +26,6 @@ Submit = Callable[[dict], Awaitable["str | None"]]
 """Sends what a form built; returns None when it was done, else why not (shown in the form, which stays open)."""
 
 REFRESH_SECONDS = 1.0
-
-
-def _ago(time: datetime | None, now: datetime) -> str:
-    return human_duration(int((now - time).total_seconds())) if time else ""
 
 
 class SpaceDetailScreen(Screen[None]):
@@ -49,21 +46,15 @@ class SpaceDetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail"):
             yield Static(id="detail-summary")
-            with Vertical(classes="detail-section") as section:
-                section.border_title = "Conditions"
-                yield DataTable(id="detail-conditions", cursor_type="none", zebra_stripes=True)
-            with Vertical(classes="detail-section") as section:
-                section.border_title = "Pod"
-                yield DataTable(id="detail-pods", cursor_type="none")
-            with Vertical(classes="detail-section") as section:
-                section.border_title = "Events"
-                yield DataTable(id="detail-events", cursor_type="none", zebra_stripes=True)
+            yield section("Conditions", conditions_table())
+            yield section("Pod", DataTable(id="detail-pods", cursor_type="none"))
+            yield section("Events", events_table())
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#detail-conditions", DataTable).add_columns("AGE", "TYPE", "STATUS", "REASON", "MESSAGE")
         self.query_one("#detail-pods", DataTable).add_columns("POD", "NODE", "PHASE", "RESTARTS")
-        self.query_one("#detail-events", DataTable).add_columns("AGE", "TYPE", "REASON", "OBJECT", "MESSAGE")
+        self.query_one("#detail-events", DataTable).add_columns(*EVENT_COLUMNS)
         self.show()
         self.set_interval(REFRESH_SECONDS, self.show)
 
@@ -101,17 +92,11 @@ class SpaceDetailScreen(Screen[None]):
             text.append(f"\nTemplate bounds ({t.key}): ", style="dim")
             text.append(t.bounds_text or "none")
         summary.update(text)
-        self._fill("#detail-conditions", [(_ago(c[0], now), c[1], c[2], c[3], c[4]) for c in detail.conditions])
-        self._fill("#detail-pods", [(p[0], p[1], p[2], str(p[3])) for p in detail.pods])
-        self._fill("#detail-events", [
-            (_ago(e[0], now), e[1], e[2] + (f" ×{e[5]}" if e[5] > 1 else ""), e[3], e[4]) for e in detail.events])
-
-    def _fill(self, selector: str, rows: list[tuple[str, ...]]) -> None:
-        table = self.query_one(selector, DataTable)
-        current = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
-        if current != rows:
-            table.clear()
-            table.add_rows(rows)
+        fill(self.query_one("#detail-conditions", DataTable),
+             [(ago(c[0], now), c[1], c[2], c[3], c[4]) for c in detail.conditions])
+        fill(self.query_one("#detail-pods", DataTable), [(p[0], p[1], p[2], str(p[3])) for p in detail.pods])
+        fill(self.query_one("#detail-events", DataTable),
+             [event_cells(e[0], e[1], e[2], e[5], e[3], e[4], now) for e in detail.events])
 
     def action_yaml(self) -> None:
         detail = self._load()
