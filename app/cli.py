@@ -214,6 +214,29 @@ def _start_log(path: str, command: str | None) -> None:
     logging.getLogger("hyperdesk").info("hyperdesk %s: %s", __version__, command or "tui")
 
 
+def run_headless(main: Any, doing: str) -> int:
+    """Run a headless command's coroutine function `main()`: its exit code, or, for any failure, one line on stderr
+    and a non-zero exit (the traceback goes to the log file only)."""
+    import asyncio
+
+    from app.cluster.actions import ActionError
+    from app.cluster.connection import ApiError, first_line
+
+    try:
+        return asyncio.run(main())
+    except ActionError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except ApiError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback in the log file
+        logging.getLogger("hyperdesk").exception("%s failed", doing)
+        return _fail(first_line(exc), EXIT_FAILURE)
+
+
 def _fail(message: str, code: int) -> int:
     print(f"hyperdesk: error: {message}", file=sys.stderr)
     return code
@@ -265,10 +288,7 @@ def _namespaces(settings: Any, kubeconfig: Any) -> tuple[str, str | None]:
 
 
 def _job_command(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
-    import asyncio
-
     from app.cluster.actions import ActionError, refuse_if_readonly
-    from app.cluster.connection import ApiError, first_line
 
     if args.command == "template":
         return _template(args, kubeconfig=kubeconfig, settings=settings)
@@ -305,19 +325,7 @@ def _job_command(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> in
         finally:
             await connection.close()
 
-    try:
-        return asyncio.run(main())
-    except ActionError as exc:
-        return _fail(str(exc), exc.exit_code)
-    except ApiError as exc:
-        return _fail(str(exc), EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback in the log file
-        logging.getLogger("hyperdesk").exception("%s failed", args.command)
-        return _fail(first_line(exc), EXIT_FAILURE)
+    return run_headless(main, args.command)
 
 
 def _read_manifest(path: str) -> list[dict[str, Any]]:

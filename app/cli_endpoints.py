@@ -74,11 +74,8 @@ def _warn(lines: list[str]) -> None:
 
 def _run(settings: Any, kubeconfig: Any, work: Any, doing: str) -> int:
     """`work(connection, discovery)` against the context's cluster; failures become one line and an exit code."""
-    import asyncio
-    import logging
-
-    from app.cluster.actions import ActionError
-    from app.cluster.connection import ApiError, ClusterConnection, first_line
+    from app.cli import run_headless
+    from app.cluster.connection import ClusterConnection
 
     if kubeconfig is None:
         return _fail("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`", EXIT_FAILURE)
@@ -97,19 +94,7 @@ def _run(settings: Any, kubeconfig: Any, work: Any, doing: str) -> int:
         finally:
             await connection.close()
 
-    try:
-        return asyncio.run(main())
-    except ActionError as exc:
-        return _fail(str(exc), exc.exit_code)
-    except ApiError as exc:
-        return _fail(str(exc), EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback in the log file
-        logging.getLogger("hyperdesk").exception("%s failed", doing)
-        return _fail(first_line(exc), EXIT_FAILURE)
+    return run_headless(main, doing)
 
 
 async def _find(connection: Any, discovery: Any, ref: str, lookup: str | None) -> Any:

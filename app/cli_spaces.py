@@ -52,11 +52,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
-    import asyncio
-    import logging
-
-    from app.cluster.actions import ActionError
-    from app.cluster.connection import ApiError, ClusterConnection, first_line
+    from app.cli import run_headless
+    from app.cluster.connection import ClusterConnection
 
     verb = getattr(args, "space_verb", None)
     if verb is None:
@@ -112,17 +109,7 @@ def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         finally:
             await connection.close()
 
-    try:
-        return asyncio.run(main())
-    except ActionError as exc:
-        return _fail(str(exc), exc.exit_code)
-    except ApiError as exc:
-        return _fail(str(exc), EXIT_FAILURE)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback in the log file
-        logging.getLogger("hyperdesk").exception("space %s failed", verb)
-        return _fail(first_line(exc), EXIT_FAILURE)
+    return run_headless(main, f"space {verb}")
 
 
 # --- hyperdesk get spaces|templates ----------------------------------------------------------------------------------

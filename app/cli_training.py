@@ -13,6 +13,7 @@ Exit codes: 1 the server failed or the run/metric is not there, 2 bad usage or i
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -86,9 +87,7 @@ def _home_namespace(settings: Any, kubeconfig: Any) -> str | None:
 
 
 def _fail(message: str, code: int) -> int:
-    import sys
-
-    print(f"error: {message}", file=sys.stderr)
+    print(f"hyperdesk: error: {message}", file=sys.stderr)
     return code
 
 

@@ -451,7 +451,7 @@ async def test_the_uri_is_looked_up_when_the_pane_is_shown_and_again_on_a_namesp
         assert pane.tracker is None and pane.state == "starting"  # hidden: nothing asked
         await pilot.press("4")
         await wait_for(pilot, lambda: "No MLflow tracking server configured" in chart_state(pane), timeout=20)
-        assert f"annotation hyperdesk.dev/mlflow-tracking-uri on namespace default" in chart_state(pane)
+        assert "annotation hyperdesk.dev/mlflow-tracking-uri on namespace default" in chart_state(pane)
         await pilot.press("colon", *f"ns {NS}", "enter")
         await wait_for(pilot, lambda: "found-through-annotation" in names(pane), timeout=20)
         assert f"from namespace {NS} annotation" in chart_state(pane)
