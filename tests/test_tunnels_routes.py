@@ -208,3 +208,68 @@ async def test_the_api_route_survives_an_api_server_outage_on_the_same_port(hype
     finally:
         hyperpod_cluster.call(faults.clear)
         await tunnel.close()
+
+
+async def keep_alive_target() -> tuple[asyncio.base_events.Server, int, list[int]]:
+    """A target that answers each chunk and keeps the connection until the client's end arrives (like an HTTP
+    keep-alive server); `ended` counts the connections it saw end."""
+    ended: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(1024):
+            writer.write(b"pong")
+            await writer.drain()
+        ended.append(1)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], ended
+
+
+async def test_a_closed_client_releases_its_stream_on_each_route(connection, asyncssh_server, ssh_keys):
+    """The client's end reaches the target (SSH: half-close; port-forward: the stream ends), so no stream waits
+    forever on a keep-alive target after its client has gone."""
+    server, port, ended = await keep_alive_target()
+    target = await find_space(connection, SPACE, "default")
+    routes = [SshRoute(ssh_options(ssh_keys, asyncssh_server.port), "127.0.0.1", port),
+              PortForwardRoute(connection, target.namespace, target.pod, 8888)]
+    try:
+        for route in routes:
+            tunnel = Tunnel("alice", "keep-alive", route)
+            await tunnel.start()
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", tunnel.local_port)
+                if route.kind == "ssh":
+                    writer.write(b"ping")
+                    assert await reader.readexactly(4) == b"pong"
+                await wait_for(lambda: len(tunnel._streams) == 1, 10)
+                writer.close()
+                await wait_for(lambda: not tunnel._streams, 10)
+            finally:
+                await tunnel.close()
+        assert ended == [1]  # the SSH target saw the end of the client's data
+    finally:
+        server.close()
+
+
+async def test_closing_a_tunnel_with_streams_open_logs_no_errors(asyncssh_server, ssh_keys):
+    server, port, _ = await keep_alive_target()
+    loop = asyncio.get_running_loop()
+    errors: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    tunnel = Tunnel("alice", "keep-alive", SshRoute(ssh_options(ssh_keys, asyncssh_server.port), "127.0.0.1", port))
+    await tunnel.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", tunnel.local_port)
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"pong"
+        await tunnel.close()
+        assert await reader.read() == b""  # the tunnel closed the client's connection
+        await asyncio.sleep(0)  # let done callbacks of the cancelled connection tasks run
+        assert errors == []
+        writer.close()
+    finally:
+        loop.set_exception_handler(previous)
+        await tunnel.close()
+        server.close()

@@ -155,21 +155,27 @@ class Tunnel:
         assert task is not None
         self._streams.add(task)
         try:
-            try:
-                stream = await self.route.open()
-            except RouteError as exc:
-                # the listener stays; the state says the target cannot be reached now (until a stream gets through)
-                self._set("error" if self.state in ("open", "error") else self.state, str(exc))
-                return
-            if self.state == "error":
-                self._set("open")
-            try:
-                await self._pump(reader, writer, stream)
-            finally:
-                await stream.close()
+            await self._carry(reader, writer)
+        except asyncio.CancelledError:
+            # the tunnel is closing; re-raising would make asyncio log the connection callback as an error
+            pass
         finally:
             writer.close()
             self._streams.discard(task)
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            stream = await self.route.open()
+        except RouteError as exc:
+            # the listener stays; the state says the target cannot be reached now (until a stream gets through)
+            self._set("error" if self.state in ("open", "error") else self.state, str(exc))
+            return
+        if self.state == "error":
+            self._set("open")
+        try:
+            await self._pump(reader, writer, stream)
+        finally:
+            await stream.close()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: Any) -> None:
         async def upstream() -> None:
@@ -192,7 +198,10 @@ class Tunnel:
                     self._set(self.state, str(exc))
             if tasks[0] in done and not tasks[0].cancelled() and tasks[0].exception() is None \
                     and not tasks[1].done():
-                # the client finished sending: let the answer come back (half-close), bounded by the target
+                # the client finished sending: tell the target (half-close), then let the answer come back; the
+                # target ends the stream once it has answered
+                with contextlib.suppress(Exception):
+                    await stream.write_eof()
                 with contextlib.suppress(Exception):
                     await tasks[1]
         finally:

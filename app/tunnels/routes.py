@@ -44,6 +44,9 @@ class Stream(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
+    async def write_eof(self) -> None:
+        """The local client finished sending: pass the end on (a half-close where the route has one)."""
+
     async def close(self) -> None: ...
 
 
@@ -91,6 +94,10 @@ class _WsStream:
 
     async def write(self, data: bytes) -> None:
         await self._socket.send_bytes(b"\x00" + data)
+
+    async def write_eof(self) -> None:
+        # the v4 port-forward protocol cannot half-close a stream: the end of the client's data ends the stream
+        await self.close()
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -184,6 +191,10 @@ class _SshStream:
     async def write(self, data: bytes) -> None:
         self._writer.write(data)
         await self._writer.drain()
+
+    async def write_eof(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.write_eof()
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
