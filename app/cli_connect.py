@@ -213,22 +213,50 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     return asyncio.run(main())
 
 
+async def _in_daemon_thread(function: Any, *args: Any) -> Any:
+    """`function(*args)` in a daemon thread. Unlike the default executor, which `asyncio.run` joins on the way out,
+    a thread still blocked in os.read(stdin) never keeps `hyperdesk proxy` from exiting when the route fails."""
+    import asyncio
+    import threading
+
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = function(*args)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop has gone: the process is exiting
+
+    threading.Thread(target=run, name="hyperdesk-proxy-io", daemon=True).start()
+    return await future
+
+
 async def _bridge(stream: Any) -> None:
     import asyncio
     import os
 
-    loop = asyncio.get_running_loop()
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
 
     async def upstream() -> None:
-        while data := await loop.run_in_executor(None, os.read, stdin, 256 * 1024):
+        while data := await _in_daemon_thread(os.read, stdin, 256 * 1024):
             await stream.write(data)
+        await stream.write_eof()
 
     async def downstream() -> None:
         while data := await stream.read():
             view = memoryview(data)
             while view:
-                written = await loop.run_in_executor(None, os.write, stdout, view)
+                written = await _in_daemon_thread(os.write, stdout, view)
                 view = view[written:]
 
     tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
@@ -242,6 +270,7 @@ async def _bridge(stream: Any) -> None:
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await stream.close()
 
 

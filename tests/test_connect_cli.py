@@ -202,3 +202,21 @@ def test_connect_to_a_service_and_to_a_pod_port(hyperpod_cluster, env):
     assert wrong.returncode == 2 and "has no port 9999 (ports: 8888)" in wrong.stderr
     missing = hyperdesk("connect", "svc/nope", *args, env=env)
     assert missing.returncode == 2 and "no service hyperpod-ns-nlp/nope" in missing.stderr
+
+
+def test_proxy_exits_when_the_route_fails_while_stdin_stays_open(hyperpod_cluster, env):
+    """ssh keeps the ProxyCommand's stdin open: a failed route must still end the proxy, or ssh hangs forever."""
+    process = subprocess.Popen([sys.executable, "-m", "app", "proxy", SPACE, "--port", "2222", "--kubeconfig",
+                                str(hyperpod_cluster.kubeconfig_path)], cwd=ROOT, env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process.wait(timeout=30)  # stdin is still open here
+        assert process.stdout is not None and process.stderr is not None
+        stdout, stderr = process.stdout.read(), process.stderr.read()
+        assert process.returncode == 1 and "connection refused" in stderr and stdout == ""
+    finally:
+        process.kill()
+        process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -23,6 +23,8 @@ PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"
 SAFE_HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 KEEPALIVE_SECONDS = 5.0
 KEEPALIVE_COUNT = 2
+WS_QUIET_AFTER_EOF = 2.0
+"""Seconds a port-forward stream waits for more of the answer once its client has finished sending."""
 
 
 class RouteError(Exception):
@@ -73,12 +75,34 @@ class _WsStream:
     def __init__(self, session: Any, socket: Any, port: int) -> None:
         self._session, self._socket, self._port = session, socket, port
         self._headers_seen: set[int] = set()
+        self._ending = asyncio.Event()
+        self._pending: asyncio.Future[Any] | None = None
+
+    async def _receive(self) -> Any:
+        """The next WebSocket message; None once the client has finished and the target stays quiet."""
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._socket.receive())
+        if not self._ending.is_set():
+            ending = asyncio.ensure_future(self._ending.wait())
+            try:
+                await asyncio.wait([self._pending, ending], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ending.cancel()
+        if not self._pending.done():
+            done, _ = await asyncio.wait([self._pending], timeout=WS_QUIET_AFTER_EOF)
+            if not done:
+                return None
+        pending, self._pending = self._pending, None
+        return pending.result()
 
     async def read(self) -> bytes:
         from aiohttp import WSMsgType
 
         while True:
-            message = await self._socket.receive()
+            message = await self._receive()
+            if message is None:
+                await self.close()
+                return b""
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
                 return b""
             if message.type != WSMsgType.BINARY or not message.data:
@@ -96,10 +120,14 @@ class _WsStream:
         await self._socket.send_bytes(b"\x00" + data)
 
     async def write_eof(self) -> None:
-        # the v4 port-forward protocol cannot half-close a stream: the end of the client's data ends the stream
-        await self.close()
+        # the v4 port-forward protocol cannot half-close a stream, and closing now would lose the answer (or the
+        # error) still on its way: from now on the stream ends once the target has been quiet for a moment
+        self._ending.set()
 
     async def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         with contextlib.suppress(Exception):
             await self._socket.close()
 
