@@ -273,3 +273,62 @@ async def test_closing_a_tunnel_with_streams_open_logs_no_errors(asyncssh_server
         loop.set_exception_handler(previous)
         await tunnel.close()
         server.close()
+
+
+async def test_a_malformed_ssh_config_is_a_clear_error_and_the_supervisor_survives_it(
+        hyperpod_cluster, connection, sshd, ssh_keys):
+    target = await find_space(connection, SPACE, "default")
+    port = jupyter_port(hyperpod_cluster, target.namespace, target.pod)
+    ssh_keys.config.write_text("Host *\n    Port abc\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        wanted = probe.getsockname()[1]
+    tunnel = Tunnel("alice", target.text, SshRoute(ssh_options(ssh_keys, sshd.port), "127.0.0.1", port), wanted)
+    with pytest.raises(RouteError, match="line 2: Invalid Port"):
+        await tunnel.start()
+    with socket.socket() as again:  # the local port was released
+        again.bind(("127.0.0.1", wanted))
+
+    ssh_keys.config.write_text("")
+    await tunnel.start()
+    try:
+        sshd.kill()
+        await wait_for(lambda: tunnel.state == "reconnecting", 30)
+        ssh_keys.config.write_text("Host *\n    Port abc\n")
+        sshd.start()
+        await wait_for(lambda: "Invalid Port" in tunnel.last_error, 30)
+        assert tunnel.state == "reconnecting"
+        ssh_keys.config.write_text("")
+        await wait_for(lambda: tunnel.state == "open", 30)
+        assert (await fetch(tunnel.url))[0] == 200
+    finally:
+        await tunnel.close()
+
+
+async def test_a_cancelled_connect_leaves_no_listener_and_no_connection(ssh_keys):
+    """A login node that accepts TCP but never answers: the user gives up (the worker is cancelled) mid-dial."""
+    peers: list[asyncio.StreamReader] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(reader)
+        await reader.read()  # until hyperdesk hangs up
+        writer.close()
+        peers.remove(reader)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        wanted = probe.getsockname()[1]
+    tunnel = Tunnel("alice", "x", SshRoute(ssh_options(ssh_keys, server.sockets[0].getsockname()[1]), "127.0.0.1",
+                                           8888), wanted)
+    try:
+        start = asyncio.ensure_future(tunnel.start())
+        await wait_for(lambda: len(peers) == 1, 10)
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        with socket.socket() as again:  # the local port was released
+            again.bind(("127.0.0.1", wanted))
+        await wait_for(lambda: not peers, 10)  # and the half-made SSH connection hung up
+    finally:
+        server.close()

@@ -124,11 +124,14 @@ class Tunnel:
         sock, self.local_port, self.note = bind_local(self.preferred_port)
         try:
             await self.route.ensure()
-        except RouteError:
+            self._server = await asyncio.start_server(self._accept, sock=sock)
+        except BaseException:  # RouteError, a bug, or the connect being cancelled: release the port and the route
+            if self._server is not None:
+                self._server.close()
+                self._server = None
             sock.close()
-            await self.route.close()
+            await asyncio.shield(self.route.close())
             raise
-        self._server = await asyncio.start_server(self._accept, sock=sock)
         self.started = time.monotonic()
         self._set("open")
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
@@ -143,8 +146,8 @@ class Tunnel:
                 try:
                     await self.route.ensure()
                     break
-                except RouteError as exc:
-                    self._set("reconnecting", str(exc))
+                except Exception as exc:  # noqa: BLE001 - whatever the dial raised, the supervisor keeps trying
+                    self._set("reconnecting", str(exc) or type(exc).__name__)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, BACKOFF_MAX)
             self.reconnects += 1

@@ -288,6 +288,8 @@ class SshRoute:
             except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
                 raise RouteError(f"cannot reach {self.options.host} over SSH: "
                                  f"{getattr(exc, 'reason', None) or exc or type(exc).__name__}") from None
+            except ValueError as exc:  # asyncssh's ConfigParseError and other bad settings (a key file, a port)
+                raise RouteError(f"cannot use the SSH settings for {self.options.host}: {exc}") from None
 
     async def _host_key_error(self, exc: Exception) -> HostKeyError:
         """Ask the server for its key (nothing else is sent) so the refusal can show the fingerprint."""

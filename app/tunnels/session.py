@@ -5,6 +5,7 @@ dialog polls `view()`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,17 +67,25 @@ class ConnectSession:
             self.state = "connecting"
         try:
             route = self.route(connection, known_hosts)
-            await route.ensure()
-        except HostKeyError as exc:
-            self._failed(str(exc), "" if exc.changed else (exc.fingerprint or ""))
-            return
         except (RouteError, ValueError) as exc:
             self._failed(str(exc))
             return
+        try:
+            await route.ensure()
+        except BaseException as exc:
+            await asyncio.shield(route.close())  # a refused dial or a cancelled connect leaves no connection behind
+            if isinstance(exc, HostKeyError):
+                self._failed(str(exc), "" if exc.changed else (exc.fingerprint or ""))
+                return
+            if isinstance(exc, (RouteError, ValueError)):
+                self._failed(str(exc))
+                return
+            raise
         if previous is not None:
             self.local_port = previous.local_port  # the same local port on the new route
-            await manager.close(previous.name)
             self.tunnel = None
+            # once begun, closing the old tunnel completes even if this connect is cancelled meanwhile
+            await asyncio.shield(manager.close(previous.name))
         tunnel = Tunnel(manager.unique_name(self.target.space), self.target.text, route, self.local_port,
                         self.target.path)
         try:
