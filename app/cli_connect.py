@@ -89,7 +89,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             return _fail(problem, EXIT_USAGE)
     from app.tunnels import ide, placement
     from app.tunnels.manager import Tunnel, TunnelManager, runtime_dir
-    from app.tunnels.routes import HostKeyError, RouteError, accept_host_key, split_host
+    from app.tunnels.routes import RouteError, accept_host_key, split_host
     from app.tunnels.targets import TargetError, find_target
 
     where = placement.detect(os.environ)
@@ -101,20 +101,17 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             split_host(args.via)
         except ValueError as exc:
             return _fail(f"--via {exc}", EXIT_USAGE)
+    elif args.accept_host_key:
+        return _fail("--accept-host-key needs --via: only an SSH login node has a host key", EXIT_USAGE)
     found = _cluster(settings, kubeconfig)
     if isinstance(found, str):
         return _fail(found, EXIT_USAGE if kubeconfig is not None else EXIT_FAILURE)
     connection, namespace = found
 
-    async def main() -> int:
-        manager = TunnelManager(publish_dir=runtime_dir())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+    async def body(manager: Any, stop: asyncio.Event) -> int:
         try:
             target = await find_target(connection, args.space, namespace, args.port)
-            if args.accept_host_key and args.via:
+            if args.accept_host_key:
                 user, host, port = split_host(args.via)
                 from pathlib import Path
 
@@ -123,7 +120,10 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             route = await _route(connection, target, args.via)
             local = target.port if args.local_port is None else args.local_port
             tunnel = Tunnel(manager.unique_name(target.space), target.text, route, local, target.path)
-            await tunnel.start()
+            try:
+                await tunnel.start()
+            except OSError as exc:
+                return _fail(f"cannot listen on 127.0.0.1:{local}: {exc.strerror or exc}", EXIT_FAILURE)
             manager.add(tunnel)
             print(f"tunnel open: {tunnel.url} -> {target.text} ({route.description})", flush=True)
             if tunnel.note:
@@ -132,19 +132,43 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 print("this is a login node: on your laptop, run\n  "
                       f"{where.laptop_command(tunnel.local_port, tunnel.local_port)}\n"
                       f"then open http://127.0.0.1:{tunnel.local_port}{target.path}", flush=True)
-            _after_open(mode, tunnel, target, args, settings, where, ide)
+                print(f"warning: {placement.SHARED_NODE_WARNING}", file=sys.stderr, flush=True)
+            try:
+                _after_open(mode, tunnel, target, args, settings, where, ide)
+            except OSError as exc:
+                print(f"warning: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; the tunnel "
+                      "stays open", file=sys.stderr, flush=True)
+            except TargetError as exc:
+                print(f"warning: {exc}; the tunnel stays open", file=sys.stderr, flush=True)
             print("Ctrl-C closes the tunnel.", flush=True)
             await stop.wait()
             return EXIT_OK
         except TargetError as exc:
             return _fail(str(exc), exc.exit_code)
-        except HostKeyError as exc:
+        except RouteError as exc:  # HostKeyError included: its message carries the fingerprint
             return _fail(str(exc), EXIT_FAILURE)
-        except RouteError as exc:
-            return _fail(str(exc), EXIT_FAILURE)
-        except OSError as exc:
-            return _fail(f"cannot listen on 127.0.0.1: {exc.strerror or exc}", EXIT_FAILURE)
+
+    async def main() -> int:
+        manager = TunnelManager(publish_dir=runtime_dir())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        work = asyncio.ensure_future(body(manager, stop))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([work, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
+                return work.result()
+            # Ctrl-C while still connecting (or while the tunnel is open): give up whatever is in flight
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            if len(manager) == 0:
+                print("hyperdesk: connect cancelled", file=sys.stderr, flush=True)
+                return 130
+            return EXIT_OK
         finally:
+            stopped.cancel()
             opened = len(manager) > 0
             await manager.close_all()
             await connection.close()

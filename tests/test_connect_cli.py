@@ -87,8 +87,9 @@ def test_connect_on_a_login_node_prints_the_laptop_command(hyperpod_cluster, env
         assert lines[1].strip() == f"ssh -N -L {port}:127.0.0.1:{port} alice@198.51.100.7"
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0
+    assert "warning: a login node is shared: every user on it can reach its 127.0.0.1 ports" in stderr
 
 
 def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, env):
@@ -104,7 +105,9 @@ def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, 
     assert not (Path(env["HOME"]) / ".ssh" / "config").exists()
     down = hyperdesk("connect", SPACE, "--kubeconfig", str(Path(env["HOME"]) / "none.yaml"), env=env)
     assert down.returncode == 2 and "Traceback" not in down.stderr
-    for result in (missing, bad, port, readonly, down):
+    no_via = hyperdesk("connect", SPACE, "--accept-host-key", "SHA256:x", "--kubeconfig", kubeconfig, env=env)
+    assert no_via.returncode == 2 and "--accept-host-key needs --via" in no_via.stderr
+    for result in (missing, bad, port, readonly, down, no_via):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -220,3 +223,26 @@ def test_proxy_exits_when_the_route_fails_while_stdin_stays_open(hyperpod_cluste
         for pipe in (process.stdin, process.stdout, process.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def test_ctrl_c_while_connecting_gives_up_at_once(hyperpod_cluster, env):
+    """A login node that accepts TCP and never answers: Ctrl-C during the dial ends `connect` without waiting."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        silent.settimeout(30)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "connect", SPACE, "--via", f"root@127.0.0.1:{silent.getsockname()[1]}",
+             "--open", "print", "--local-port", "0", "--kubeconfig", str(hyperpod_cluster.kubeconfig_path)],
+            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            peer, _ = silent.accept()  # hyperdesk is dialling the login node now
+            with peer:
+                process.send_signal(signal.SIGINT)
+                _, stderr = process.communicate(timeout=5)  # well before asyncssh's own 10 s connect timeout
+            assert process.returncode == 130 and "connect cancelled" in stderr and "Traceback" not in stderr
+        finally:
+            process.kill()
+            process.communicate()

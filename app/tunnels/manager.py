@@ -80,10 +80,11 @@ def bind_local(preferred: int) -> tuple[Any, int, str]:
     try:
         sock = listen(preferred)
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE or preferred == 0:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES) or preferred == 0:
             raise
         sock = listen(0)
-        note = f"local port {preferred} was taken; using {sock.getsockname()[1]}"
+        why = "was taken" if exc.errno == errno.EADDRINUSE else "needs root (a privileged port)"
+        note = f"local port {preferred} {why}; using {sock.getsockname()[1]}"
     return sock, sock.getsockname()[1], note
 
 
