@@ -154,3 +154,22 @@ def test_a_service_port_maps_to_its_target_port_by_number_or_name():
     named = {"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80, "targetPort": "grpc"}]}}
     with pytest.raises(TargetError, match="no port named 'grpc'"):
         service_pod_port(named, backend, 80)
+
+
+def test_the_port_forward_tls_context_never_silently_skips_verification():
+    """A client without `rest_client.ssl_context` gets a verifying context built from its Configuration."""
+    import ssl
+    from types import SimpleNamespace
+
+    from kubernetes.aio.client import Configuration
+
+    from app.tunnels.routes import tls_context
+
+    configuration = Configuration()
+    context = tls_context(SimpleNamespace(rest_client=SimpleNamespace(), configuration=configuration))
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    configuration.verify_ssl = False  # only the kubeconfig's insecure-skip-tls-verify turns it off
+    context = tls_context(SimpleNamespace(rest_client=SimpleNamespace(), configuration=configuration))
+    assert context.verify_mode == ssl.CERT_NONE
+    own = ssl.create_default_context()
+    assert tls_context(SimpleNamespace(rest_client=SimpleNamespace(ssl_context=own), configuration=None)) is own

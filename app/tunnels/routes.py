@@ -132,6 +132,25 @@ class _WsStream:
             await self._socket.close()
 
 
+def tls_context(api_client: Any) -> Any:
+    """The TLS settings the cluster connection's own requests use: the client's SSL context, or, should a client
+    version not keep one, a context built from its Configuration the same way. Never "no verification" unless the
+    kubeconfig itself says insecure-skip-tls-verify."""
+    import ssl
+
+    context = getattr(getattr(api_client, "rest_client", None), "ssl_context", None)
+    if isinstance(context, ssl.SSLContext):
+        return context
+    configuration = api_client.configuration
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file or None)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class PortForwardRoute:
     """`pods/portforward` through the API server of a `ClusterConnection`."""
 
@@ -165,12 +184,17 @@ class PortForwardRoute:
             header_params={}, auth_settings=["BearerToken"])
         url = url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         if self._session is None or self._session.closed:
-            ssl_context = getattr(api_client.rest_client, "ssl_context", None)
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context or False))
+            ssl_context = tls_context(api_client) if url.startswith("wss://") else False
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context))
         try:
             socket = await self._session.ws_connect(url, headers=headers, protocols=(PORTFORWARD_PROTOCOL,),
                                                     max_msg_size=16 * 1024 * 1024, heartbeat=30)
         except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 401:
+                # as the connection's own requests do: an exec plugin's token is fetched again on the next try
+                credentials = getattr(self.connection, "_credentials", None)  # noqa: SLF001
+                if credentials is not None:
+                    credentials.invalidate()
             raise RouteError(f"the API server refused the port-forward to {self.namespace}/{self.pod}:{self.port}:"
                              f" {exc.status} {exc.message}") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
