@@ -58,6 +58,8 @@ def write_ssh_block(config: Path, alias: str, block: str, readonly: bool) -> boo
     """Insert or replace `alias`'s managed block in `config`; True when the file changed."""
     if readonly:
         raise TargetError(f"hyperdesk is read-only (--readonly): not writing {config}", 2)
+    # a ~/.ssh/config that links into a dotfiles repository stays a link: the file it names is the one rewritten
+    config = config.resolve()
     text = config.read_text(encoding="utf-8") if config.exists() else ""
     begin, end = BEGIN.format(alias=alias), END.format(alias=alias)
     lines = text.splitlines(keepends=True)
@@ -68,8 +70,7 @@ def write_ssh_block(config: Path, alias: str, block: str, readonly: bool) -> boo
             raise TargetError(f"{config}: the hyperdesk block for {alias} has no end marker; fix the file by hand", 1)
         new = "".join(lines[:start]) + block + "".join(lines[stop + 1:])
     else:
-        separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        new = text + separator + block
+        new = _insert_block(lines, block)
     if new == text:
         return False
     config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -80,6 +81,24 @@ def write_ssh_block(config: Path, alias: str, block: str, readonly: bool) -> boo
         handle.write(new)
     os.replace(temporary, config)
     return True
+
+
+def _insert_block(lines: list[str], block: str) -> str:
+    """OpenSSH takes the first value it meets for each option, so a block after the user's `Host *` would lose
+    (its User, for one): the block goes before the first Host or Match line, after the leading comments, Includes
+    and global options; at the end of a file that has none."""
+    first = next((i for i, line in enumerate(lines)
+                  if re.match(r"\s*(host|match)\b", line, re.IGNORECASE)), None)
+    if first is None:
+        text = "".join(lines)
+        separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        return text + separator + block
+    before = "".join(lines[:first])
+    if before and not before.endswith("\n"):
+        before += "\n"
+    if before and not before.endswith("\n\n"):
+        before += "\n"
+    return before + block + "\n" + "".join(lines[first:])
 
 
 def vscode_argv(alias: str, path: str) -> list[str] | None:
