@@ -89,7 +89,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             return _fail(problem, EXIT_USAGE)
     from app.tunnels import ide, placement
     from app.tunnels.manager import Tunnel, TunnelManager, runtime_dir
-    from app.tunnels.routes import RouteError, accept_host_key, split_host
+    from app.tunnels.routes import RouteError, split_host
     from app.tunnels.targets import TargetError, find_target
 
     where = placement.detect(os.environ)
@@ -111,13 +111,11 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     async def body(manager: Any, stop: asyncio.Event) -> int:
         try:
             target = await find_target(connection, args.space, namespace, args.port)
-            if args.accept_host_key:
-                user, host, port = split_host(args.via)
-                from pathlib import Path
-
-                await accept_host_key(host, port or 22, args.accept_host_key, Path.home() / ".ssh" / "known_hosts")
-                print(f"added {args.accept_host_key} for {host} to ~/.ssh/known_hosts", file=sys.stderr, flush=True)
             route = await _route(connection, target, args.via)
+            if args.accept_host_key:
+                # where ~/.ssh/config says this host's key lives (HostKeyAlias, UserKnownHostsFile, ProxyJump)
+                _, written = await route.accept_host_key(args.accept_host_key)
+                print(f"trusted {args.accept_host_key} for {args.via} in {written}", file=sys.stderr, flush=True)
             local = target.port if args.local_port is None else args.local_port
             tunnel = Tunnel(manager.unique_name(target.space), target.text, route, local, target.path)
             try:

@@ -135,7 +135,9 @@ def test_proxy_is_an_openssh_proxycommand_to_the_space_sshd(hyperpod_cluster, en
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "through-hyperdesk-proxy"
-        assert config.read_text().startswith("# my own settings\nHost *\n    ServerAliveInterval 30\n")
+        text = config.read_text()  # the block goes before the user's `Host *`, which stays as it was
+        assert text.startswith("# my own settings\n\n# >>> hyperdesk managed")
+        assert text.endswith("<<<\n\nHost *\n    ServerAliveInterval 30\n")
     finally:
         hyperpod_cluster.call(forwards.unregister, namespace, pod, 22)
 

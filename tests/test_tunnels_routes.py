@@ -332,3 +332,50 @@ async def test_a_cancelled_connect_leaves_no_listener_and_no_connection(ssh_keys
         await wait_for(lambda: not peers, 10)  # and the half-made SSH connection hung up
     finally:
         server.close()
+
+
+async def test_host_keys_follow_the_ssh_config(asyncssh_server, ssh_keys, tmp_path):
+    """A ~/.ssh/config Host with HostName, Port, HostKeyAlias and UserKnownHostsFile: the refusal, the accept step
+    and the check all use what the config resolves, not the alias typed or port 22 in ~/.ssh/known_hosts."""
+    import asyncssh
+
+    from tests.plugins.ssh import keygen
+
+    mine = tmp_path / "cluster_known_hosts"
+    ssh_keys.config.write_text(f"Host login\n    HostName 127.0.0.1\n    Port {asyncssh_server.port}\n"
+                               f"    HostKeyAlias hyperpod-login\n    UserKnownHostsFile {mine}\n")
+    options = SshOptions("login", username="root", client_keys=(ssh_keys.private,), config=(ssh_keys.config,))
+    route = SshRoute(options, "127.0.0.1", 9)
+    expected = asyncssh.read_public_key(str(asyncssh_server.host_key.with_suffix(".pub"))).get_fingerprint()
+    with pytest.raises(HostKeyError) as refused:
+        await route.ensure()
+    assert refused.value.fingerprint == expected and not refused.value.changed
+    assert f"hyperpod-login port {asyncssh_server.port} (login) is not known" in str(refused.value)
+    fingerprint, written = await route.accept_host_key(expected)
+    assert fingerprint == expected and written == mine
+    assert mine.read_text().startswith(f"[hyperpod-login]:{asyncssh_server.port} ssh-ed25519 ")
+    await route.ensure()  # trusted now, under the alias, in the config's file
+    await route.close()
+
+    # another key for the alias in that file: CHANGED, and nothing offered for acceptance
+    other = keygen(tmp_path / "other_host_key")
+    key_type, key = other.with_suffix(".pub").read_text().split()[:2]
+    mine.write_text(f"[hyperpod-login]:{asyncssh_server.port} {key_type} {key}\n")
+    with pytest.raises(HostKeyError) as changed:
+        await route.ensure()
+    assert changed.value.changed and "CHANGED" in str(changed.value) and "--accept-host-key" not in str(changed.value)
+
+
+async def test_no_accept_command_without_a_fingerprint(ssh_keys, tmp_path):
+    """When the server's key cannot be read back, the refusal says so and offers nothing to accept."""
+    from app.tunnels.routes import HostKeyPlace
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    place = HostKeyPlace("127.0.0.1", {"port": port, "config": []}, "127.0.0.1", port, (tmp_path / "kh",))
+    assert await place.server_key(quiet=True) is None
+    route = SshRoute(SshOptions("127.0.0.1", port=port, known_hosts=tmp_path / "kh", config=(ssh_keys.config,)),
+                     "127.0.0.1", 9)
+    error = await route._host_key_error(Exception())
+    assert error.fingerprint is None and "no key" in str(error) and "--accept-host-key" not in str(error)

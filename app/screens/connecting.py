@@ -109,11 +109,11 @@ class ConnectController:
 
     async def _accept(self, fingerprint: str) -> None:
         try:
-            await self.session.accept_key(known_hosts())
+            written = await self.session.accept_key()
         except RouteError as exc:
             self.app.notify(str(exc), severity="error")
             return
-        self.app.notify(f"trusted {fingerprint}: added to {known_hosts()}")
+        self.app.notify(f"trusted {fingerprint}: added to {written or known_hosts()}")
         await self._open()
 
     def connect_close(self) -> None:

@@ -12,8 +12,7 @@ from typing import Any
 
 from app.tunnels.manager import Tunnel, TunnelManager
 from app.tunnels.placement import Placement
-from app.tunnels.routes import (HostKeyError, PortForwardRoute, RouteError, SshOptions, SshRoute, accept_host_key,
-                                split_host)
+from app.tunnels.routes import HostKeyError, PortForwardRoute, RouteError, SshOptions, SshRoute, split_host
 from app.tunnels.targets import Target
 
 
@@ -46,7 +45,8 @@ class ConnectSession:
         self.state = "connecting"
         self.error = ""
         self.fingerprint = ""
-        self._host: tuple[str, int] | None = None
+        self._ssh: SshOptions | None = None
+        """The login node of the last SSH route tried: where an accepted host key goes."""
 
     def route(self, connection: Any, known_hosts: Path | None = None) -> Any:
         if not self.via:
@@ -54,9 +54,8 @@ class ConnectSession:
         user, host, port = split_host(self.via)
         if not self.target.pod_ip:
             raise RouteError(f"pod {self.target.pod} has no IP yet: the login node cannot reach it")
-        self._host = (host, port or 22)
-        return SshRoute(SshOptions(host, port=port, username=user, known_hosts=known_hosts),
-                        self.target.pod_ip, self.target.port)
+        self._ssh = SshOptions(host, port=port, username=user, known_hosts=known_hosts)
+        return SshRoute(self._ssh, self.target.pod_ip, self.target.port)
 
     async def open(self, manager: TunnelManager, connection: Any, known_hosts: Path | None = None) -> None:
         """Open (or move to another route) this session's tunnel; failures become the view's state. A new route is
@@ -106,13 +105,14 @@ class ConnectSession:
         if self.tunnel is None:
             self.state = "failed"
 
-    async def accept_key(self, known_hosts: Path) -> None:
-        """The user's explicit yes to the fingerprint the dialog showed."""
-        if not self.fingerprint or self._host is None:
-            return
-        host, port = self._host
-        await accept_host_key(host, port, self.fingerprint, known_hosts)
+    async def accept_key(self) -> Path | None:
+        """The user's explicit yes to the fingerprint the dialog showed; the known_hosts file it went to (the one
+        ~/.ssh/config names for this host), None when there was nothing to accept."""
+        if not self.fingerprint or self._ssh is None:
+            return None
+        _, written = await SshRoute(self._ssh, "", 0).accept_host_key(self.fingerprint)
         self.fingerprint = ""
+        return written
 
     def view(self) -> ConnectView:
         tunnel = self.tunnel
