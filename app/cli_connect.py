@@ -31,6 +31,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                          help="folder VS Code opens over SSH (--open vscode, spaces that run sshd)")
     connect.add_argument("--accept-host-key", metavar="SHA256:...",
                          help="trust the SSH host key with this fingerprint (shown when the key was unknown)")
+    connect.add_argument("--accept-space-key", metavar="SHA256:...",
+                         help="trust the space's own sshd host key with this fingerprint (--open vscode; shown "
+                              "when the key was unknown)")
     connect.set_defaults(handler=_connect)
 
     proxy = sub.add_parser("proxy", parents=[common],
@@ -64,6 +67,15 @@ def _cluster(settings: Any, kubeconfig: Any) -> tuple[Any, str] | str:
 
     connection = ClusterConnection(list(kubeconfig.paths) or None, settings.context)
     return connection, settings.namespace or context.namespace or "default"
+
+
+def _route_now(connection: Any, target: Any, via: str | None) -> Any:
+    from app.tunnels.routes import PortForwardRoute, SshOptions, SshRoute, split_host
+
+    if via is None:
+        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
+    user, host, port = split_host(via)
+    return SshRoute(SshOptions(host, port=port, username=user), target.pod_ip or "", target.port)
 
 
 async def _route(connection: Any, target: Any, via: str | None) -> Any:
@@ -107,6 +119,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     if isinstance(found, str):
         return _fail(found, EXIT_USAGE if kubeconfig is not None else EXIT_FAILURE)
     connection, namespace = found
+    context_name = kubeconfig.context(settings.context).name
 
     async def body(manager: Any, stop: asyncio.Event) -> int:
         try:
@@ -132,7 +145,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                       f"then open http://127.0.0.1:{tunnel.local_port}{target.path}", flush=True)
                 print(f"warning: {placement.SHARED_NODE_WARNING}", file=sys.stderr, flush=True)
             try:
-                _after_open(mode, tunnel, target, args, settings, where, ide)
+                await _after_open(mode, tunnel, target, args, settings, where, ide, connection, context_name)
             except OSError as exc:
                 print(f"warning: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; the tunnel "
                       "stays open", file=sys.stderr, flush=True)
@@ -176,8 +189,8 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     return asyncio.run(main())
 
 
-def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namespace, settings: Any, where: Any,
-                ide: Any) -> None:
+async def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namespace, settings: Any, where: Any,
+                      ide: Any, connection: Any, context_name: str | None) -> None:
     if mode == "browser" and not where.login_node:
         if not ide.open_browser(tunnel.url):
             print("no browser could be started: open the URL above yourself", flush=True)
@@ -185,11 +198,26 @@ def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namespace, s
         if target.runs_sshd:
             from pathlib import Path
 
+            from app.tunnels.spacekey import space_key_place, unknown_fingerprint
+
             alias = ide.host_alias(target.namespace, target.space)
-            block = ide.ssh_block(alias, ide.proxy_command(target.namespace, target.space, 22))
+            known = ide.space_known_hosts()
+            proxy = ide.proxy_command(target.namespace, target.space, 22, kind=target.kind, context=context_name,
+                                      kubeconfig_paths=list(connection.kubeconfig_paths or []), via=args.via)
+            block = ide.ssh_block(alias, proxy, known_hosts=known)
             config = Path.home() / ".ssh" / "config"
             changed = ide.write_ssh_block(config, alias, block, settings.readonly)
             print(f"{'wrote' if changed else 'kept'} Host {alias} in {config}", flush=True)
+            ssh_target = target.on_port(22)
+            place = space_key_place(alias, lambda: _route_now(connection, ssh_target, args.via), known)
+            if args.accept_space_key:
+                await place.accept(args.accept_space_key)
+                print(f"trusted {args.accept_space_key} for {alias} in {known}", flush=True)
+            elif (fingerprint := await unknown_fingerprint(place)) is not None:
+                print(f"the SSH host key of {alias} is not known (its sshd offers {fingerprint}). Check it, then "
+                      f"run `hyperdesk connect {target.key} --open vscode --accept-space-key {fingerprint}`; "
+                      "VS Code is not started until then", flush=True)
+                return
             argv = ide.vscode_argv(alias, args.path)
             if argv is None:
                 print(f"`code` is not on PATH: in VS Code, Remote-SSH: Connect to Host... {alias}", flush=True)

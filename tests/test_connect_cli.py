@@ -111,33 +111,96 @@ def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, 
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_proxy_is_an_openssh_proxycommand_to_the_space_sshd(hyperpod_cluster, env, sshd, ssh_keys, tmp_path):
-    """The space's image runs sshd on pod port 22 (here: the test sshd behind that pod port); the real `ssh`
-    client reaches it through the managed Host block whose ProxyCommand is `hyperdesk proxy`."""
-    namespace, name = SPACE.split("/")
-    pods = hyperpod_cluster.call(lambda: [k for k in hyperpod_cluster.cluster.server.port_forwards._targets
-                                          if k[:2][0] == namespace and k[2] == 8888 and name in k[1]])
-    pod = pods[0][1]
+def read_until(process: subprocess.Popen[str], needle: str) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    while needle not in "".join(lines):
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"connect ended before {needle!r}: {''.join(lines)}")
+        lines.append(line)
+    return lines
+
+
+def sshd_pod(kubeconfig: str, namespace: str, pod: str) -> None:
+    """A pod whose image runs sshd (it declares container port 22; the test sshd stands behind it), once ready."""
+    import asyncio
+
+    from app.cluster.connection import ClusterConnection
+
+    async def create() -> None:
+        connection = ClusterConnection([Path(kubeconfig)], None)
+        try:
+            await connection.request("POST", f"/api/v1/namespaces/{namespace}/pods", body={
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"containers": [{"name": "space", "image": "example/space-with-sshd",
+                                         "ports": [{"name": "ssh", "containerPort": 22}]}]}})
+            # no kubelet runs it here: report it running and ready, as a kubelet would
+            path = f"/api/v1/namespaces/{namespace}/pods/{pod}"
+            found = await connection.request("GET", path)
+            found["status"] = {"phase": "Running", "podIP": "10.1.2.3",
+                               "conditions": [{"type": "Ready", "status": "True"}]}
+            await connection.request("PUT", f"{path}/status", body=found)
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+
+
+def test_vscode_setup_then_openssh_through_hyperdesk_proxy(hyperpod_cluster, env, sshd, ssh_keys):
+    """The space's image runs sshd on pod port 22 (here: the test sshd behind that pod port). `connect --open
+    vscode` writes the managed block (ProxyCommand with this kubeconfig and context), refuses the unknown space key
+    with its fingerprint, trusts it only with --accept-space-key, and then the real `ssh` client reaches the space
+    through `hyperdesk proxy` with StrictHostKeyChecking on."""
+    namespace, name = "hyperpod-ns-nlp", "ssh-space"
+    pod = name
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    sshd_pod(kubeconfig, namespace, pod)
     forwards = hyperpod_cluster.cluster.server.port_forwards
     hyperpod_cluster.call(forwards.register, namespace, pod, 22, sshd.port)
+    env = {**env, "PATH": "/usr/bin:/bin"}  # no `code`
+    config = Path(env["HOME"]) / ".ssh" / "config"
+    config.write_text("# my own settings\nHost *\n    ServerAliveInterval 30\n    User me\n")
     try:
+        process, _ = start_connect(f"pod/{pod}", "-n", namespace, "--port", "22", "--open", "vscode",
+                                   "--local-port", "0", "--kubeconfig", kubeconfig, env=env)
+        try:
+            said = "".join(read_until(process, "VS Code is not started"))
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+        fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f",
+                                      str(sshd.host_key.with_suffix(".pub"))],
+                                     capture_output=True, text=True, check=True).stdout.split()[1]
         alias = ide.host_alias(namespace, name)
-        proxy = ide.proxy_command(namespace, name, 22, ["--kubeconfig", str(hyperpod_cluster.kubeconfig_path)])
-        config = tmp_path / "ssh_config"
-        config.write_text("# my own settings\nHost *\n    ServerAliveInterval 30\n")
-        assert ide.write_ssh_block(config, alias, ide.ssh_block(alias, proxy, user="root"), readonly=False)
-        key_type, key = sshd.host_key.with_suffix(".pub").read_text().split()[:2]
-        known = tmp_path / "proxy_known_hosts"
-        known.write_text(f"{alias} {key_type} {key}\n")
-        result = subprocess.run(
-            ["ssh", "-F", str(config), "-i", str(ssh_keys.private), "-o", f"UserKnownHostsFile={known}",
-             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", alias, "echo", "through-hyperdesk-proxy"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == "through-hyperdesk-proxy"
+        assert f"the SSH host key of {alias} is not known (its sshd offers {fingerprint})" in said
         text = config.read_text()  # the block goes before the user's `Host *`, which stays as it was
         assert text.startswith("# my own settings\n\n# >>> hyperdesk managed")
-        assert text.endswith("<<<\n\nHost *\n    ServerAliveInterval 30\n")
+        assert text.endswith("<<<\n\nHost *\n    ServerAliveInterval 30\n    User me\n")
+        assert f"proxy pod/{pod} -n {namespace} --port 22 --kubeconfig {Path(kubeconfig).resolve()} --context " in text
+        known = Path(env["XDG_DATA_HOME"]) / "hyperdesk" / "ssh_known_hosts"
+        assert not known.exists()  # nothing trusted on the user's behalf
+
+        def ssh() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["ssh", "-F", str(config), "-i", str(ssh_keys.private), "-l", "root", "-o",
+                                   "BatchMode=yes", "-o", "IdentitiesOnly=yes", alias, "echo", "through-proxy"],
+                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+        refused = ssh()
+        assert refused.returncode != 0 and "Host key verification failed" in refused.stderr
+        process, _ = start_connect(f"pod/{pod}", "-n", namespace, "--port", "22", "--open", "vscode",
+                                   "--local-port", "0", "--accept-space-key", fingerprint, "--kubeconfig",
+                                   kubeconfig, env=env)
+        try:
+            said = "".join(read_until(process, "`code` is not on PATH"))
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+        assert f"trusted {fingerprint} for {alias} in {known}" in said
+        assert known.read_text().startswith(f"{alias} ssh-ed25519 ")
+        result = ssh()
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "through-proxy"
     finally:
         hyperpod_cluster.call(forwards.unregister, namespace, pod, 22)
 

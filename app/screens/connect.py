@@ -45,8 +45,8 @@ def connect_table(view: ConnectView) -> Table:
     if view.error:
         table.add_row("Error", Text(view.error, style="red"))
     if view.fingerprint:
-        table.add_row("Host key", Text(f"{view.fingerprint} — press a to trust it (only if it is the login node's)",
-                                       style="bold yellow"))
+        table.add_row("Host key", Text(f"{view.fingerprint} — press a to trust it (only if it matches the one its "
+                                       "owner publishes)", style="bold yellow"))
     if view.login_node:
         table.add_row("Placement", "login node (SSH session): the port is on this node")
         table.add_row("Shared", Text(SHARED_NODE_WARNING, style="yellow"))

@@ -46,6 +46,8 @@ class ConnectSession:
         self.error = ""
         self.fingerprint = ""
         self._ssh: SshOptions | None = None
+        self._space_key: Any = None
+        """The space sshd's HostKeyPlace while its fingerprint waits for the user's accept step."""
         """The login node of the last SSH route tried: where an accepted host key goes."""
 
     def route(self, connection: Any, known_hosts: Path | None = None) -> Any:
@@ -61,7 +63,7 @@ class ConnectSession:
         """Open (or move to another route) this session's tunnel; failures become the view's state. A new route is
         dialled before the open tunnel is given up, so a typo in the SSH host never costs a working tunnel."""
         previous = self.tunnel
-        self.error, self.fingerprint = "", ""
+        self.error, self.fingerprint, self._space_key = "", "", None
         if previous is None:
             self.state = "connecting"
         try:
@@ -105,10 +107,41 @@ class ConnectSession:
         if self.tunnel is None:
             self.state = "failed"
 
+    async def check_space_key(self, alias: str, connection: Any, known_hosts: Path) -> str | None:
+        """Before VS Code connects to the space's own sshd: None when its key is trusted; else its fingerprint,
+        which the dialog then offers for the same explicit accept step as a login node's."""
+        from app.tunnels.spacekey import space_key_place, unknown_fingerprint
+
+        ssh_target = self.target.on_port(22)
+
+        def make_route() -> Any:
+            if not self.via:
+                return PortForwardRoute(connection, ssh_target.namespace, ssh_target.pod, 22)
+            user, host, port = split_host(self.via)
+            return SshRoute(SshOptions(host, port=port, username=user), ssh_target.pod_ip or "", 22)
+
+        place = space_key_place(alias, make_route, known_hosts)
+        fingerprint = await unknown_fingerprint(place)
+        if fingerprint is not None:
+            self.fingerprint, self._space_key = fingerprint, place
+        return fingerprint
+
+    @property
+    def space_key_pending(self) -> bool:
+        """The fingerprint on show is the space's own sshd key (not a login node's)."""
+        return self._space_key is not None and bool(self.fingerprint)
+
     async def accept_key(self) -> Path | None:
         """The user's explicit yes to the fingerprint the dialog showed; the known_hosts file it went to (the one
-        ~/.ssh/config names for this host), None when there was nothing to accept."""
-        if not self.fingerprint or self._ssh is None:
+        ~/.ssh/config names for the login node, or hyperdesk's for a space's sshd), None when there was nothing."""
+        if not self.fingerprint:
+            return None
+        if self._space_key is not None:
+            place, self._space_key = self._space_key, None
+            await place.accept(self.fingerprint)
+            self.fingerprint = ""
+            return place.known_hosts[0]
+        if self._ssh is None:
             return None
         _, written = await SshRoute(self._ssh, "", 0).accept_host_key(self.fingerprint)
         self.fingerprint = ""
