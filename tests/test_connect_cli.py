@@ -35,13 +35,29 @@ def hyperdesk(*args: str, env: dict[str, str], timeout: float = 60) -> subproces
                           timeout=timeout)
 
 
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_process_left():
+    """Every `hyperdesk connect` a test started is gone after it, whatever failed or timed out."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
 def start_connect(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen([sys.executable, "-m", "app", "connect", *args], cwd=ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    STARTED.append(process)
     assert process.stdout is not None
     first = process.stdout.readline()
     if not first.startswith("tunnel open: "):
         process.kill()
+        process.wait()
         raise AssertionError(f"connect said {first!r}: {process.stderr.read() if process.stderr else ''}")
     return process, first
 

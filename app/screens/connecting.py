@@ -178,6 +178,8 @@ def open_dialog(app: "HyperdeskApp", session: ConnectSession) -> ConnectControll
 def connect_space(app: "HyperdeskApp", key: str) -> None:
     """The Spaces pane's `c`: reuse this space's open tunnel, or resolve its pod and open one."""
     key = space_key(key)
+    if "/" not in key:  # `:connect NAME`: in the namespace on show, as every other command
+        key = f"{getattr(app, 'namespace', None) or 'default'}/{key}"
     session = app.connect_sessions.get(key)
     if session is not None and session.tunnel is not None:
         open_dialog(app, session)
@@ -191,7 +193,8 @@ def connect_space(app: "HyperdeskApp", key: str) -> None:
     except TargetError as exc:
         app.notify(str(exc), severity="error")
         return
-    session = ConnectSession(target, detect(os.environ), via=session.via if session else "")
+    session = ConnectSession(target, detect(os.environ), via=session.via if session else "",
+                             local_port=getattr(app, "connect_local_port", None))
     app.connect_sessions[key] = session
     open_dialog(app, session).start()
 
