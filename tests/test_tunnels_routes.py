@@ -200,7 +200,25 @@ async def test_the_api_route_survives_an_api_server_outage_on_the_same_port(hype
         await wait_for(lambda: tunnel.state == "error", 5)
         assert "503" in tunnel.last_error and "refused the port-forward" in tunnel.last_error
         hyperpod_cluster.call(faults.clear)
-        restart = asyncio.ensure_future(asyncio.to_thread(hyperpod_cluster.call, faults.restart, 1.0))
+        assert (await fetch(tunnel.url))[0] == 200 and tunnel.state == "open"
+        # the API server goes away for a while: a request meanwhile fails cleanly and the tunnel says why
+        from urllib.parse import urlsplit
+
+        api_port = urlsplit(connection.server).port
+
+        def api_down() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", api_port), timeout=1).close()
+                return False
+            except OSError:
+                return True
+
+        restart = asyncio.ensure_future(asyncio.to_thread(hyperpod_cluster.call, faults.restart, 4.0))
+        await wait_for(api_down, 10)
+        with pytest.raises(aiohttp.ClientError):
+            await fetch(tunnel.url)
+        assert tunnel.state == "error" and "cannot reach the API server" in tunnel.last_error
+        assert not restart.done()  # that request was made during the outage
         await restart
         status, page = await fetch(tunnel.url)
         assert status == 200 and "Demo JupyterLab" in page
