@@ -397,3 +397,36 @@ async def test_no_accept_command_without_a_fingerprint(ssh_keys, tmp_path):
                      "127.0.0.1", 9)
     error = await route._host_key_error(Exception())
     assert error.fingerprint is None and "no key" in str(error) and "--accept-host-key" not in str(error)
+
+
+async def test_the_published_listing_is_written_only_when_it_changes(connection, tmp_path):
+    import json
+    import os
+
+    from app.tunnels.manager import published_rows
+
+    target = await find_space(connection, SPACE, "default")
+    manager = TunnelManager(publish_dir=tmp_path / "tunnels")
+    tunnel = Tunnel("alice", target.text, PortForwardRoute(connection, target.namespace, target.pod, 8888))
+    await tunnel.start()
+    manager.add(tunnel)
+    try:
+        for _ in range(5):  # nothing changed: the uptime alone never rewrites the file
+            manager._publish()
+        assert manager.writes == 1
+        (row,) = published_rows(tmp_path / "tunnels")
+        assert row.name == "alice" and row.state == "open" and row.uptime_seconds >= 0
+        assert (await fetch(tunnel.url))[0] == 200
+        manager._publish()
+        assert manager.writes == 2  # bytes moved: written again
+        (row,) = published_rows(tmp_path / "tunnels")
+        assert row.bytes_in > 0
+
+        # a listing whose pid now belongs to another process (another start time) is stale and removed
+        stale = tmp_path / "tunnels" / f"{os.getppid()}.json"
+        data = json.loads((tmp_path / "tunnels" / f"{os.getpid()}.json").read_text())
+        stale.write_text(json.dumps({**data, "pid": os.getppid(), "process_started": 1.0}))
+        assert len(published_rows(tmp_path / "tunnels")) == 1 and not stale.exists()
+    finally:
+        await manager.close_all()
+    assert not (tmp_path / "tunnels" / f"{os.getpid()}.json").exists()

@@ -104,6 +104,7 @@ class Tunnel:
         """Bytes from the target to the local client."""
         self.bytes_out = 0
         self.started = time.monotonic()
+        self.started_wall = time.time()
         self._server: asyncio.base_events.Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._streams: set[asyncio.Task[None]] = set()
@@ -133,7 +134,7 @@ class Tunnel:
             sock.close()
             await asyncio.shield(self.route.close())
             raise
-        self.started = time.monotonic()
+        self.started, self.started_wall = time.monotonic(), time.time()
         self._set("open")
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
@@ -246,6 +247,9 @@ class TunnelManager:
         self._tunnels: dict[str, Closable] = {}
         self.publish_dir = publish_dir
         self._publisher: asyncio.Task[None] | None = None
+        self._published = ""
+        """The listing last written: it is written again only when it changes."""
+        self.writes = 0
 
     def __len__(self) -> int:
         return len(self._tunnels)
@@ -298,24 +302,47 @@ class TunnelManager:
         if self.publish_dir is None:
             return
         path = self.publish_dir / f"{os.getpid()}.json"
-        rows = self.rows()
+        tunnels = [t for _, t in sorted(self._tunnels.items()) if isinstance(t, Tunnel)]
+        items = []
+        for tunnel in tunnels:
+            item = asdict(tunnel.row())
+            del item["uptime_seconds"]  # readers count it from `since`: the file changes only when the tunnels do
+            items.append({**item, "since": round(tunnel.started_wall, 3)})
+        text = json.dumps({"pid": os.getpid(), "process_started": process_started(os.getpid()),
+                           "tunnels": items}) if items else ""
+        if text == self._published:
+            return
         try:
-            if not rows:
+            if not items:
                 path.unlink(missing_ok=True)
-                return
-            self.publish_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            temporary = path.with_suffix(".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"pid": os.getpid(), "tunnels": [asdict(r) for r in rows]}, handle)
-            os.replace(temporary, path)
+            else:
+                self.publish_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                temporary = path.with_suffix(".tmp")
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.replace(temporary, path)
+                self.writes += 1
+            self._published = text
         except OSError:
             pass  # a listing nobody may read is no reason to break a tunnel
+
+
+def process_started(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), so a listing left by a dead process whose pid was reused by
+    another one is told apart from a live one."""
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).create_time(), 2)
+    except (psutil.Error, OSError):
+        return None
 
 
 def published_rows(directory: Path) -> list[TunnelRow]:
     """Tunnels that running hyperdesk processes published; files of dead processes are removed."""
     rows: list[TunnelRow] = []
+    now = time.time()
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
             pid = int(path.stem)
@@ -328,7 +355,15 @@ def published_rows(directory: Path) -> list[TunnelRow]:
             pass
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows.extend(TunnelRow(**item) for item in data.get("tunnels", []))
-        except (OSError, ValueError, TypeError):
+            recorded = data.get("process_started")
+            if recorded is not None and process_started(pid) not in (None, recorded):
+                with contextlib.suppress(OSError):  # the pid now belongs to another process
+                    path.unlink()
+                continue
+            for item in data.get("tunnels", []):
+                since = item.pop("since", None)
+                item.setdefault("uptime_seconds", max(0.0, now - since) if isinstance(since, (int, float)) else 0.0)
+                rows.append(TunnelRow(**item))
+        except (OSError, ValueError, TypeError, AttributeError):
             continue
     return rows
