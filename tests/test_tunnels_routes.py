@@ -4,6 +4,7 @@ OpenSSH sshd and asyncssh's server as the login node. An HTTP request through th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from pathlib import Path
 
@@ -430,3 +431,37 @@ async def test_the_published_listing_is_written_only_when_it_changes(connection,
     finally:
         await manager.close_all()
     assert not (tmp_path / "tunnels" / f"{os.getpid()}.json").exists()
+
+
+async def test_keepalives_notice_a_hung_login_node_and_the_ssh_config_sets_them(hyperpod_cluster, connection,
+                                                                                  sshd, ssh_keys):
+    """The sshd session process stops answering (SIGSTOP) without closing anything: only keepalives can tell.
+    ~/.ssh/config's ServerAliveInterval/CountMax (1 s x 2 here) win over hyperdesk's own (5 s x 2)."""
+    import signal
+
+    import psutil
+
+    ssh_keys.config.write_text("Host *\n    ServerAliveInterval 1\n    ServerAliveCountMax 2\n")
+    target = await find_space(connection, SPACE, "default")
+    port = jupyter_port(hyperpod_cluster, target.namespace, target.pod)
+    tunnel = Tunnel("alice", target.text, SshRoute(ssh_options(ssh_keys, sshd.port), "127.0.0.1", port))
+    await tunnel.start()
+    stopped: list[psutil.Process] = []
+    try:
+        assert (await fetch(tunnel.url))[0] == 200
+        listener = psutil.Process(sshd.process.pid)
+        sessions = listener.children(recursive=True)
+        assert sessions  # the session process(es) of hyperdesk's connection
+        for process in sessions:
+            process.send_signal(signal.SIGSTOP)
+            stopped.append(process)
+        started = asyncio.get_running_loop().time()
+        await wait_for(lambda: tunnel.state == "reconnecting" or tunnel.reconnects > 0, 20)
+        assert asyncio.get_running_loop().time() - started < 8  # 1 s x 2 from the config, not 5 s x 2
+        await wait_for(lambda: tunnel.state == "open" and tunnel.reconnects == 1, 30)  # a fresh session
+        assert (await fetch(tunnel.url))[0] == 200
+    finally:
+        for process in stopped:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGCONT)
+        await tunnel.close()

@@ -303,7 +303,7 @@ class SshRoute:
                 return
             self._connection = None
             try:
-                self._connection = await asyncssh.connect(self.options.host, **self._kwargs())
+                self._connection = await asyncssh.connect(self.options.host, **await self._connect_kwargs())
             except asyncssh.HostKeyNotVerifiable as exc:
                 raise await self._host_key_error(exc) from None
             except asyncssh.PermissionDenied:
@@ -319,6 +319,20 @@ class SshRoute:
                                  f"{getattr(exc, 'reason', None) or exc or type(exc).__name__}") from None
             except ValueError as exc:  # asyncssh's ConfigParseError and other bad settings (a key file, a port)
                 raise RouteError(f"cannot use the SSH settings for {self.options.host}: {exc}") from None
+
+    async def _connect_kwargs(self) -> dict[str, Any]:
+        """`_kwargs()`, less the keepalive settings that ~/.ssh/config sets itself (ServerAliveInterval and
+        ServerAliveCountMax win over hyperdesk's defaults, as they do for ssh)."""
+        import asyncssh
+
+        kwargs = self._kwargs()
+        base = {k: v for k, v in kwargs.items() if not k.startswith("keepalive_")}
+        resolved = await asyncssh.SSHClientConnectionOptions.construct(None, host=self.options.host, **base)
+        for option, key in (("ServerAliveInterval", "keepalive_interval"),
+                            ("ServerAliveCountMax", "keepalive_count_max")):
+            if resolved.config.get(option, None) is not None:
+                del kwargs[key]
+        return kwargs
 
     async def host_key_place(self) -> "HostKeyPlace":
         """Where this login node's key is fetched from and trusted, as ~/.ssh/config resolves it: HostName, Port,
