@@ -123,7 +123,10 @@ def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, 
     assert down.returncode == 2 and "Traceback" not in down.stderr
     no_via = hyperdesk("connect", SPACE, "--accept-host-key", "SHA256:x", "--kubeconfig", kubeconfig, env=env)
     assert no_via.returncode == 2 and "--accept-host-key needs --via" in no_via.stderr
-    for result in (missing, bad, port, readonly, down, no_via):
+    closed = hyperdesk("connect", SPACE, "--port", "2222", "--open", "print", "--local-port", "0", "--kubeconfig",
+                       kubeconfig, env=env)
+    assert closed.returncode == 1 and "connection refused" in closed.stderr and "tunnel open" not in closed.stdout
+    for result in (missing, bad, port, readonly, down, no_via, closed):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 

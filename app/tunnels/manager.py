@@ -26,6 +26,7 @@ from app.tunnels.routes import Route, RouteError
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 5.0
 PUBLISH_SECONDS = 1.0
+PROBE_SECONDS = 0.5
 
 
 class Closable(Protocol):
@@ -126,6 +127,7 @@ class Tunnel:
         sock, self.local_port, self.note = bind_local(self.preferred_port)
         try:
             await self.route.ensure()
+            await self._probe()
             self._server = await asyncio.start_server(self._accept, sock=sock)
         except BaseException:  # RouteError, a bug, or the connect being cancelled: release the port and the route
             if self._server is not None:
@@ -137,6 +139,17 @@ class Tunnel:
         self.started, self.started_wall = time.monotonic(), time.time()
         self._set("open")
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _probe(self) -> None:
+        """One stream to the target before saying "open": a forbidden port-forward or a closed pod port is a
+        RouteError now, not a surprise on the first request. A refusal arrives at once; silence means it connected."""
+        stream = await self.route.open()
+        try:
+            await asyncio.wait_for(stream.read(), PROBE_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            await stream.close()
 
     async def _supervise(self) -> None:
         """Wait for the route to drop; dial it again with backoff while the local port keeps listening."""
