@@ -31,6 +31,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                          help="folder VS Code opens over SSH (--open vscode, spaces that run sshd)")
     connect.add_argument("--accept-host-key", metavar="SHA256:...",
                          help="trust the SSH host key with this fingerprint (shown when the key was unknown)")
+    connect.add_argument("--accept-space-key", metavar="SHA256:...",
+                         help="trust the space's own sshd host key with this fingerprint (--open vscode; shown "
+                              "when the key was unknown)")
     connect.set_defaults(handler=_connect)
 
     proxy = sub.add_parser("proxy", parents=[common],
@@ -66,6 +69,15 @@ def _cluster(settings: Any, kubeconfig: Any) -> tuple[Any, str] | str:
     return connection, settings.namespace or context.namespace or "default"
 
 
+def _route_now(connection: Any, target: Any, via: str | None) -> Any:
+    from app.tunnels.routes import PortForwardRoute, SshOptions, SshRoute, split_host
+
+    if via is None:
+        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
+    user, host, port = split_host(via)
+    return SshRoute(SshOptions(host, port=port, username=user), target.pod_ip or "", target.port)
+
+
 async def _route(connection: Any, target: Any, via: str | None) -> Any:
     from app.tunnels.routes import PortForwardRoute, SshOptions, SshRoute, split_host
 
@@ -89,7 +101,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             return _fail(problem, EXIT_USAGE)
     from app.tunnels import ide, placement
     from app.tunnels.manager import Tunnel, TunnelManager, runtime_dir
-    from app.tunnels.routes import HostKeyError, RouteError, accept_host_key, split_host
+    from app.tunnels.routes import RouteError, split_host
     from app.tunnels.targets import TargetError, find_target
 
     where = placement.detect(os.environ)
@@ -101,29 +113,28 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             split_host(args.via)
         except ValueError as exc:
             return _fail(f"--via {exc}", EXIT_USAGE)
+    elif args.accept_host_key:
+        return _fail("--accept-host-key needs --via: only an SSH login node has a host key", EXIT_USAGE)
     found = _cluster(settings, kubeconfig)
     if isinstance(found, str):
         return _fail(found, EXIT_USAGE if kubeconfig is not None else EXIT_FAILURE)
     connection, namespace = found
+    context_name = kubeconfig.context(settings.context).name
 
-    async def main() -> int:
-        manager = TunnelManager(publish_dir=runtime_dir())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+    async def body(manager: Any, stop: asyncio.Event) -> int:
         try:
             target = await find_target(connection, args.space, namespace, args.port)
-            if args.accept_host_key and args.via:
-                user, host, port = split_host(args.via)
-                from pathlib import Path
-
-                await accept_host_key(host, port or 22, args.accept_host_key, Path.home() / ".ssh" / "known_hosts")
-                print(f"added {args.accept_host_key} for {host} to ~/.ssh/known_hosts", file=sys.stderr, flush=True)
             route = await _route(connection, target, args.via)
+            if args.accept_host_key:
+                # where ~/.ssh/config says this host's key lives (HostKeyAlias, UserKnownHostsFile, ProxyJump)
+                _, written = await route.accept_host_key(args.accept_host_key)
+                print(f"trusted {args.accept_host_key} for {args.via} in {written}", file=sys.stderr, flush=True)
             local = target.port if args.local_port is None else args.local_port
             tunnel = Tunnel(manager.unique_name(target.space), target.text, route, local, target.path)
-            await tunnel.start()
+            try:
+                await tunnel.start()
+            except OSError as exc:
+                return _fail(f"cannot listen on 127.0.0.1:{local}: {exc.strerror or exc}", EXIT_FAILURE)
             manager.add(tunnel)
             print(f"tunnel open: {tunnel.url} -> {target.text} ({route.description})", flush=True)
             if tunnel.note:
@@ -132,19 +143,43 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 print("this is a login node: on your laptop, run\n  "
                       f"{where.laptop_command(tunnel.local_port, tunnel.local_port)}\n"
                       f"then open http://127.0.0.1:{tunnel.local_port}{target.path}", flush=True)
-            _after_open(mode, tunnel, target, args, settings, where, ide)
+                print(f"warning: {placement.SHARED_NODE_WARNING}", file=sys.stderr, flush=True)
+            try:
+                await _after_open(mode, tunnel, target, args, settings, where, ide, connection, context_name)
+            except OSError as exc:
+                print(f"warning: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; the tunnel "
+                      "stays open", file=sys.stderr, flush=True)
+            except TargetError as exc:
+                print(f"warning: {exc}; the tunnel stays open", file=sys.stderr, flush=True)
             print("Ctrl-C closes the tunnel.", flush=True)
             await stop.wait()
             return EXIT_OK
         except TargetError as exc:
             return _fail(str(exc), exc.exit_code)
-        except HostKeyError as exc:
+        except RouteError as exc:  # HostKeyError included: its message carries the fingerprint
             return _fail(str(exc), EXIT_FAILURE)
-        except RouteError as exc:
-            return _fail(str(exc), EXIT_FAILURE)
-        except OSError as exc:
-            return _fail(f"cannot listen on 127.0.0.1: {exc.strerror or exc}", EXIT_FAILURE)
+
+    async def main() -> int:
+        manager = TunnelManager(publish_dir=runtime_dir())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        work = asyncio.ensure_future(body(manager, stop))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([work, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
+                return work.result()
+            # Ctrl-C while still connecting (or while the tunnel is open): give up whatever is in flight
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            if len(manager) == 0:
+                print("hyperdesk: connect cancelled", file=sys.stderr, flush=True)
+                return 130
+            return EXIT_OK
         finally:
+            stopped.cancel()
             opened = len(manager) > 0
             await manager.close_all()
             await connection.close()
@@ -154,8 +189,8 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     return asyncio.run(main())
 
 
-def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namespace, settings: Any, where: Any,
-                ide: Any) -> None:
+async def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namespace, settings: Any, where: Any,
+                      ide: Any, connection: Any, context_name: str | None) -> None:
     if mode == "browser" and not where.login_node:
         if not ide.open_browser(tunnel.url):
             print("no browser could be started: open the URL above yourself", flush=True)
@@ -163,11 +198,26 @@ def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namespace, s
         if target.runs_sshd:
             from pathlib import Path
 
+            from app.tunnels.spacekey import space_key_place, unknown_fingerprint
+
             alias = ide.host_alias(target.namespace, target.space)
-            block = ide.ssh_block(alias, ide.proxy_command(target.namespace, target.space, 22))
+            known = ide.space_known_hosts()
+            proxy = ide.proxy_command(target.namespace, target.space, 22, kind=target.kind, context=context_name,
+                                      kubeconfig_paths=list(connection.kubeconfig_paths or []), via=args.via)
+            block = ide.ssh_block(alias, proxy, known_hosts=known)
             config = Path.home() / ".ssh" / "config"
             changed = ide.write_ssh_block(config, alias, block, settings.readonly)
             print(f"{'wrote' if changed else 'kept'} Host {alias} in {config}", flush=True)
+            ssh_target = target.on_port(22)
+            place = space_key_place(alias, lambda: _route_now(connection, ssh_target, args.via), known)
+            if args.accept_space_key:
+                await place.accept(args.accept_space_key)
+                print(f"trusted {args.accept_space_key} for {alias} in {known}", flush=True)
+            elif (fingerprint := await unknown_fingerprint(place)) is not None:
+                print(f"the SSH host key of {alias} is not known (its sshd offers {fingerprint}). Check it, then "
+                      f"run `hyperdesk connect {target.key} --open vscode --accept-space-key {fingerprint}`; "
+                      "VS Code is not started until then", flush=True)
+                return
             argv = ide.vscode_argv(alias, args.path)
             if argv is None:
                 print(f"`code` is not on PATH: in VS Code, Remote-SSH: Connect to Host... {alias}", flush=True)
@@ -213,22 +263,50 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     return asyncio.run(main())
 
 
+async def _in_daemon_thread(function: Any, *args: Any) -> Any:
+    """`function(*args)` in a daemon thread. Unlike the default executor, which `asyncio.run` joins on the way out,
+    a thread still blocked in os.read(stdin) never keeps `hyperdesk proxy` from exiting when the route fails."""
+    import asyncio
+    import threading
+
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = function(*args)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop has gone: the process is exiting
+
+    threading.Thread(target=run, name="hyperdesk-proxy-io", daemon=True).start()
+    return await future
+
+
 async def _bridge(stream: Any) -> None:
     import asyncio
     import os
 
-    loop = asyncio.get_running_loop()
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
 
     async def upstream() -> None:
-        while data := await loop.run_in_executor(None, os.read, stdin, 256 * 1024):
+        while data := await _in_daemon_thread(os.read, stdin, 256 * 1024):
             await stream.write(data)
+        await stream.write_eof()
 
     async def downstream() -> None:
         while data := await stream.read():
             view = memoryview(data)
             while view:
-                written = await loop.run_in_executor(None, os.write, stdout, view)
+                written = await _in_daemon_thread(os.write, stdout, view)
                 view = view[written:]
 
     tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
@@ -242,6 +320,7 @@ async def _bridge(stream: Any) -> None:
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await stream.close()
 
 

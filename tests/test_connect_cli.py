@@ -35,13 +35,29 @@ def hyperdesk(*args: str, env: dict[str, str], timeout: float = 60) -> subproces
                           timeout=timeout)
 
 
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_process_left():
+    """Every `hyperdesk connect` a test started is gone after it, whatever failed or timed out."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
 def start_connect(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen([sys.executable, "-m", "app", "connect", *args], cwd=ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    STARTED.append(process)
     assert process.stdout is not None
     first = process.stdout.readline()
     if not first.startswith("tunnel open: "):
         process.kill()
+        process.wait()
         raise AssertionError(f"connect said {first!r}: {process.stderr.read() if process.stderr else ''}")
     return process, first
 
@@ -87,8 +103,9 @@ def test_connect_on_a_login_node_prints_the_laptop_command(hyperpod_cluster, env
         assert lines[1].strip() == f"ssh -N -L {port}:127.0.0.1:{port} alice@198.51.100.7"
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0
+    assert "warning: a login node is shared: every user on it can reach its 127.0.0.1 ports" in stderr
 
 
 def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, env):
@@ -104,35 +121,105 @@ def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, 
     assert not (Path(env["HOME"]) / ".ssh" / "config").exists()
     down = hyperdesk("connect", SPACE, "--kubeconfig", str(Path(env["HOME"]) / "none.yaml"), env=env)
     assert down.returncode == 2 and "Traceback" not in down.stderr
-    for result in (missing, bad, port, readonly, down):
+    no_via = hyperdesk("connect", SPACE, "--accept-host-key", "SHA256:x", "--kubeconfig", kubeconfig, env=env)
+    assert no_via.returncode == 2 and "--accept-host-key needs --via" in no_via.stderr
+    closed = hyperdesk("connect", SPACE, "--port", "2222", "--open", "print", "--local-port", "0", "--kubeconfig",
+                       kubeconfig, env=env)
+    assert closed.returncode == 1 and "connection refused" in closed.stderr and "tunnel open" not in closed.stdout
+    for result in (missing, bad, port, readonly, down, no_via, closed):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_proxy_is_an_openssh_proxycommand_to_the_space_sshd(hyperpod_cluster, env, sshd, ssh_keys, tmp_path):
-    """The space's image runs sshd on pod port 22 (here: the test sshd behind that pod port); the real `ssh`
-    client reaches it through the managed Host block whose ProxyCommand is `hyperdesk proxy`."""
-    namespace, name = SPACE.split("/")
-    pods = hyperpod_cluster.call(lambda: [k for k in hyperpod_cluster.cluster.server.port_forwards._targets
-                                          if k[:2][0] == namespace and k[2] == 8888 and name in k[1]])
-    pod = pods[0][1]
+def read_until(process: subprocess.Popen[str], needle: str) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    while needle not in "".join(lines):
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"connect ended before {needle!r}: {''.join(lines)}")
+        lines.append(line)
+    return lines
+
+
+def sshd_pod(kubeconfig: str, namespace: str, pod: str) -> None:
+    """A pod whose image runs sshd (it declares container port 22; the test sshd stands behind it), once ready."""
+    import asyncio
+
+    from app.cluster.connection import ClusterConnection
+
+    async def create() -> None:
+        connection = ClusterConnection([Path(kubeconfig)], None)
+        try:
+            await connection.request("POST", f"/api/v1/namespaces/{namespace}/pods", body={
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"containers": [{"name": "space", "image": "example/space-with-sshd",
+                                         "ports": [{"name": "ssh", "containerPort": 22}]}]}})
+            # no kubelet runs it here: report it running and ready, as a kubelet would
+            path = f"/api/v1/namespaces/{namespace}/pods/{pod}"
+            found = await connection.request("GET", path)
+            found["status"] = {"phase": "Running", "podIP": "10.1.2.3",
+                               "conditions": [{"type": "Ready", "status": "True"}]}
+            await connection.request("PUT", f"{path}/status", body=found)
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+
+
+def test_vscode_setup_then_openssh_through_hyperdesk_proxy(hyperpod_cluster, env, sshd, ssh_keys):
+    """The space's image runs sshd on pod port 22 (here: the test sshd behind that pod port). `connect --open
+    vscode` writes the managed block (ProxyCommand with this kubeconfig and context), refuses the unknown space key
+    with its fingerprint, trusts it only with --accept-space-key, and then the real `ssh` client reaches the space
+    through `hyperdesk proxy` with StrictHostKeyChecking on."""
+    namespace, name = "hyperpod-ns-nlp", "ssh-space"
+    pod = name
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    sshd_pod(kubeconfig, namespace, pod)
     forwards = hyperpod_cluster.cluster.server.port_forwards
     hyperpod_cluster.call(forwards.register, namespace, pod, 22, sshd.port)
+    env = {**env, "PATH": "/usr/bin:/bin"}  # no `code`
+    config = Path(env["HOME"]) / ".ssh" / "config"
+    config.write_text("# my own settings\nHost *\n    ServerAliveInterval 30\n    User me\n")
     try:
+        process, _ = start_connect(f"pod/{pod}", "-n", namespace, "--port", "22", "--open", "vscode",
+                                   "--local-port", "0", "--kubeconfig", kubeconfig, env=env)
+        try:
+            said = "".join(read_until(process, "VS Code is not started"))
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+        fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f",
+                                      str(sshd.host_key.with_suffix(".pub"))],
+                                     capture_output=True, text=True, check=True).stdout.split()[1]
         alias = ide.host_alias(namespace, name)
-        proxy = ide.proxy_command(namespace, name, 22, ["--kubeconfig", str(hyperpod_cluster.kubeconfig_path)])
-        config = tmp_path / "ssh_config"
-        config.write_text("# my own settings\nHost *\n    ServerAliveInterval 30\n")
-        assert ide.write_ssh_block(config, alias, ide.ssh_block(alias, proxy, user="root"), readonly=False)
-        key_type, key = sshd.host_key.with_suffix(".pub").read_text().split()[:2]
-        known = tmp_path / "proxy_known_hosts"
-        known.write_text(f"{alias} {key_type} {key}\n")
-        result = subprocess.run(
-            ["ssh", "-F", str(config), "-i", str(ssh_keys.private), "-o", f"UserKnownHostsFile={known}",
-             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", alias, "echo", "through-hyperdesk-proxy"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert f"the SSH host key of {alias} is not known (its sshd offers {fingerprint})" in said
+        text = config.read_text()  # the block goes before the user's `Host *`, which stays as it was
+        assert text.startswith("# my own settings\n\n# >>> hyperdesk managed")
+        assert text.endswith("<<<\n\nHost *\n    ServerAliveInterval 30\n    User me\n")
+        assert f"proxy pod/{pod} -n {namespace} --port 22 --kubeconfig {Path(kubeconfig).resolve()} --context " in text
+        known = Path(env["XDG_DATA_HOME"]) / "hyperdesk" / "ssh_known_hosts"
+        assert not known.exists()  # nothing trusted on the user's behalf
+
+        def ssh() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["ssh", "-F", str(config), "-i", str(ssh_keys.private), "-l", "root", "-o",
+                                   "BatchMode=yes", "-o", "IdentitiesOnly=yes", alias, "echo", "through-proxy"],
+                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+        refused = ssh()
+        assert refused.returncode != 0 and "Host key verification failed" in refused.stderr
+        process, _ = start_connect(f"pod/{pod}", "-n", namespace, "--port", "22", "--open", "vscode",
+                                   "--local-port", "0", "--accept-space-key", fingerprint, "--kubeconfig",
+                                   kubeconfig, env=env)
+        try:
+            said = "".join(read_until(process, "`code` is not on PATH"))
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+        assert f"trusted {fingerprint} for {alias} in {known}" in said
+        assert known.read_text().startswith(f"{alias} ssh-ed25519 ")
+        result = ssh()
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == "through-hyperdesk-proxy"
-        assert config.read_text().startswith("# my own settings\nHost *\n    ServerAliveInterval 30\n")
+        assert result.stdout.strip() == "through-proxy"
     finally:
         hyperpod_cluster.call(forwards.unregister, namespace, pod, 22)
 
@@ -202,3 +289,44 @@ def test_connect_to_a_service_and_to_a_pod_port(hyperpod_cluster, env):
     assert wrong.returncode == 2 and "has no port 9999 (ports: 8888)" in wrong.stderr
     missing = hyperdesk("connect", "svc/nope", *args, env=env)
     assert missing.returncode == 2 and "no service hyperpod-ns-nlp/nope" in missing.stderr
+
+
+def test_proxy_exits_when_the_route_fails_while_stdin_stays_open(hyperpod_cluster, env):
+    """ssh keeps the ProxyCommand's stdin open: a failed route must still end the proxy, or ssh hangs forever."""
+    process = subprocess.Popen([sys.executable, "-m", "app", "proxy", SPACE, "--port", "2222", "--kubeconfig",
+                                str(hyperpod_cluster.kubeconfig_path)], cwd=ROOT, env=env, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process.wait(timeout=30)  # stdin is still open here
+        assert process.stdout is not None and process.stderr is not None
+        stdout, stderr = process.stdout.read(), process.stderr.read()
+        assert process.returncode == 1 and "connection refused" in stderr and stdout == ""
+    finally:
+        process.kill()
+        process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def test_ctrl_c_while_connecting_gives_up_at_once(hyperpod_cluster, env):
+    """A login node that accepts TCP and never answers: Ctrl-C during the dial ends `connect` without waiting."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        silent.settimeout(30)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "connect", SPACE, "--via", f"root@127.0.0.1:{silent.getsockname()[1]}",
+             "--open", "print", "--local-port", "0", "--kubeconfig", str(hyperpod_cluster.kubeconfig_path)],
+            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            peer, _ = silent.accept()  # hyperdesk is dialling the login node now
+            with peer:
+                process.send_signal(signal.SIGINT)
+                _, stderr = process.communicate(timeout=5)  # well before asyncssh's own 10 s connect timeout
+            assert process.returncode == 130 and "connect cancelled" in stderr and "Traceback" not in stderr
+        finally:
+            process.kill()
+            process.communicate()

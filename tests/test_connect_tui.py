@@ -30,6 +30,7 @@ async def test_connect_dialog_opens_the_tunnel_and_the_tunnels_view_closes_it(hy
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
     monkeypatch.delenv("SSH_CLIENT", raising=False)
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    app.connect_local_port = 0  # any free port: never the fixed 8888
     async with app.run_test(size=(180, 45)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
                        and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
@@ -73,6 +74,7 @@ async def test_connect_dialog_opens_the_tunnel_and_the_tunnels_view_closes_it(hy
 
 async def test_a_stopped_or_unknown_space_says_why(hyperpod_cluster):
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    app.connect_local_port = 0  # any free port: never the fixed 8888
     async with app.run_test(size=(180, 45)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
                        and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
@@ -85,6 +87,7 @@ async def test_a_stopped_or_unknown_space_says_why(hyperpod_cluster):
 
 async def test_quitting_asks_while_a_tunnel_is_open(hyperpod_cluster):
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    app.connect_local_port = 0  # any free port: never the fixed 8888
     async with app.run_test(size=(180, 45)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
                        and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
@@ -103,6 +106,7 @@ async def test_c_in_the_spaces_pane_connects_and_the_pane_shows_the_tunnel(hyper
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
     monkeypatch.delenv("SSH_CLIENT", raising=False)
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    app.connect_local_port = 0  # any free port: never the fixed 8888
     async with app.run_test(size=(220, 45)) as pilot:
         await pilot.press("1")
         table = app.pane("spaces").table
@@ -126,6 +130,26 @@ async def test_c_in_the_spaces_pane_connects_and_the_pane_shows_the_tunnel(hyper
         await pilot.press("c")  # again: the same tunnel, not a second one
         await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), timeout=5)
         assert len(app.tunnels) == 1 and app.screen.view.local == dialog.view.local
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=5)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(app.tunnels) == 0, timeout=10)
+
+
+async def test_connect_name_uses_the_namespace_on_show(hyperpod_cluster, monkeypatch):
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.delenv("SSH_CLIENT", raising=False)
+    app = HyperdeskApp(Settings(namespace="hyperpod-ns-nlp"),
+                       kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    app.connect_local_port = 0
+    async with app.run_test(size=(180, 45)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
+                       and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
+        app.run_command("connect alice-notebook")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), timeout=5)
+        dialog = app.screen
+        await wait_for(pilot, lambda: dialog.view.state == "open", timeout=20)
+        assert dialog.view.target == "workspace hyperpod-ns-nlp/alice-notebook:8888"
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=5)
         await pilot.press("y")

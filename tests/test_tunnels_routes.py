@@ -4,6 +4,7 @@ OpenSSH sshd and asyncssh's server as the login node. An HTTP request through th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import aiohttp
@@ -199,11 +200,268 @@ async def test_the_api_route_survives_an_api_server_outage_on_the_same_port(hype
         await wait_for(lambda: tunnel.state == "error", 5)
         assert "503" in tunnel.last_error and "refused the port-forward" in tunnel.last_error
         hyperpod_cluster.call(faults.clear)
-        restart = asyncio.ensure_future(asyncio.to_thread(hyperpod_cluster.call, faults.restart, 1.0))
+        assert (await fetch(tunnel.url))[0] == 200 and tunnel.state == "open"
+        # the API server goes away for a while: a request meanwhile fails cleanly and the tunnel says why
+        from urllib.parse import urlsplit
+
+        api_port = urlsplit(connection.server).port
+
+        def api_down() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", api_port), timeout=1).close()
+                return False
+            except OSError:
+                return True
+
+        restart = asyncio.ensure_future(asyncio.to_thread(hyperpod_cluster.call, faults.restart, 4.0))
+        await wait_for(api_down, 10)
+        with pytest.raises(aiohttp.ClientError):
+            await fetch(tunnel.url)
+        assert tunnel.state == "error" and "cannot reach the API server" in tunnel.last_error
+        assert not restart.done()  # that request was made during the outage
         await restart
         status, page = await fetch(tunnel.url)
         assert status == 200 and "Demo JupyterLab" in page
         assert tunnel.state == "open" and tunnel.local_port == local
     finally:
         hyperpod_cluster.call(faults.clear)
+        await tunnel.close()
+
+
+async def keep_alive_target() -> tuple[asyncio.base_events.Server, int, list[int]]:
+    """A target that answers each chunk and keeps the connection until the client's end arrives (like an HTTP
+    keep-alive server); `ended` counts the connections it saw end."""
+    ended: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(1024):
+            writer.write(b"pong")
+            await writer.drain()
+        ended.append(1)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], ended
+
+
+async def test_a_closed_client_releases_its_stream_on_each_route(connection, asyncssh_server, ssh_keys):
+    """The client's end reaches the target (SSH: half-close; port-forward: the stream ends), so no stream waits
+    forever on a keep-alive target after its client has gone."""
+    server, port, ended = await keep_alive_target()
+    target = await find_space(connection, SPACE, "default")
+    routes = [SshRoute(ssh_options(ssh_keys, asyncssh_server.port), "127.0.0.1", port),
+              PortForwardRoute(connection, target.namespace, target.pod, 8888)]
+    try:
+        for route in routes:
+            tunnel = Tunnel("alice", "keep-alive", route)
+            await tunnel.start()
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", tunnel.local_port)
+                if route.kind == "ssh":
+                    writer.write(b"ping")
+                    assert await reader.readexactly(4) == b"pong"
+                await wait_for(lambda: len(tunnel._streams) == 1, 10)
+                writer.close()
+                await wait_for(lambda: not tunnel._streams, 10)
+                if route.kind == "ssh":  # the target saw the end of the client's data (and of the start's probe)
+                    await wait_for(lambda: len(ended) == 2, 10)
+            finally:
+                await tunnel.close()
+    finally:
+        server.close()
+
+
+async def test_closing_a_tunnel_with_streams_open_logs_no_errors(asyncssh_server, ssh_keys):
+    server, port, _ = await keep_alive_target()
+    loop = asyncio.get_running_loop()
+    errors: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    tunnel = Tunnel("alice", "keep-alive", SshRoute(ssh_options(ssh_keys, asyncssh_server.port), "127.0.0.1", port))
+    await tunnel.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", tunnel.local_port)
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"pong"
+        await tunnel.close()
+        assert await reader.read() == b""  # the tunnel closed the client's connection
+        await asyncio.sleep(0)  # let done callbacks of the cancelled connection tasks run
+        assert errors == []
+        writer.close()
+    finally:
+        loop.set_exception_handler(previous)
+        await tunnel.close()
+        server.close()
+
+
+async def test_a_malformed_ssh_config_is_a_clear_error_and_the_supervisor_survives_it(
+        hyperpod_cluster, connection, sshd, ssh_keys):
+    target = await find_space(connection, SPACE, "default")
+    port = jupyter_port(hyperpod_cluster, target.namespace, target.pod)
+    ssh_keys.config.write_text("Host *\n    Port abc\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        wanted = probe.getsockname()[1]
+    tunnel = Tunnel("alice", target.text, SshRoute(ssh_options(ssh_keys, sshd.port), "127.0.0.1", port), wanted)
+    with pytest.raises(RouteError, match="line 2: Invalid Port"):
+        await tunnel.start()
+    with socket.socket() as again:  # the local port was released
+        again.bind(("127.0.0.1", wanted))
+
+    ssh_keys.config.write_text("")
+    await tunnel.start()
+    try:
+        sshd.kill()
+        await wait_for(lambda: tunnel.state == "reconnecting", 30)
+        ssh_keys.config.write_text("Host *\n    Port abc\n")
+        sshd.start()
+        await wait_for(lambda: "Invalid Port" in tunnel.last_error, 30)
+        assert tunnel.state == "reconnecting"
+        ssh_keys.config.write_text("")
+        await wait_for(lambda: tunnel.state == "open", 30)
+        assert (await fetch(tunnel.url))[0] == 200
+    finally:
+        await tunnel.close()
+
+
+async def test_a_cancelled_connect_leaves_no_listener_and_no_connection(ssh_keys):
+    """A login node that accepts TCP but never answers: the user gives up (the worker is cancelled) mid-dial."""
+    peers: list[asyncio.StreamReader] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(reader)
+        await reader.read()  # until hyperdesk hangs up
+        writer.close()
+        peers.remove(reader)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        wanted = probe.getsockname()[1]
+    tunnel = Tunnel("alice", "x", SshRoute(ssh_options(ssh_keys, server.sockets[0].getsockname()[1]), "127.0.0.1",
+                                           8888), wanted)
+    try:
+        start = asyncio.ensure_future(tunnel.start())
+        await wait_for(lambda: len(peers) == 1, 10)
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        with socket.socket() as again:  # the local port was released
+            again.bind(("127.0.0.1", wanted))
+        await wait_for(lambda: not peers, 10)  # and the half-made SSH connection hung up
+    finally:
+        server.close()
+
+
+async def test_host_keys_follow_the_ssh_config(asyncssh_server, ssh_keys, tmp_path):
+    """A ~/.ssh/config Host with HostName, Port, HostKeyAlias and UserKnownHostsFile: the refusal, the accept step
+    and the check all use what the config resolves, not the alias typed or port 22 in ~/.ssh/known_hosts."""
+    import asyncssh
+
+    from tests.plugins.ssh import keygen
+
+    mine = tmp_path / "cluster_known_hosts"
+    ssh_keys.config.write_text(f"Host login\n    HostName 127.0.0.1\n    Port {asyncssh_server.port}\n"
+                               f"    HostKeyAlias hyperpod-login\n    UserKnownHostsFile {mine}\n")
+    options = SshOptions("login", username="root", client_keys=(ssh_keys.private,), config=(ssh_keys.config,))
+    route = SshRoute(options, "127.0.0.1", 9)
+    expected = asyncssh.read_public_key(str(asyncssh_server.host_key.with_suffix(".pub"))).get_fingerprint()
+    with pytest.raises(HostKeyError) as refused:
+        await route.ensure()
+    assert refused.value.fingerprint == expected and not refused.value.changed
+    assert f"hyperpod-login port {asyncssh_server.port} (login) is not known" in str(refused.value)
+    fingerprint, written = await route.accept_host_key(expected)
+    assert fingerprint == expected and written == mine
+    assert mine.read_text().startswith(f"[hyperpod-login]:{asyncssh_server.port} ssh-ed25519 ")
+    await route.ensure()  # trusted now, under the alias, in the config's file
+    await route.close()
+
+    # another key for the alias in that file: CHANGED, and nothing offered for acceptance
+    other = keygen(tmp_path / "other_host_key")
+    key_type, key = other.with_suffix(".pub").read_text().split()[:2]
+    mine.write_text(f"[hyperpod-login]:{asyncssh_server.port} {key_type} {key}\n")
+    with pytest.raises(HostKeyError) as changed:
+        await route.ensure()
+    assert changed.value.changed and "CHANGED" in str(changed.value) and "--accept-host-key" not in str(changed.value)
+
+
+async def test_no_accept_command_without_a_fingerprint(ssh_keys, tmp_path):
+    """When the server's key cannot be read back, the refusal says so and offers nothing to accept."""
+    from app.tunnels.routes import HostKeyPlace
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    place = HostKeyPlace("127.0.0.1", {"port": port, "config": []}, "127.0.0.1", port, (tmp_path / "kh",))
+    assert await place.server_key(quiet=True) is None
+    route = SshRoute(SshOptions("127.0.0.1", port=port, known_hosts=tmp_path / "kh", config=(ssh_keys.config,)),
+                     "127.0.0.1", 9)
+    error = await route._host_key_error(Exception())
+    assert error.fingerprint is None and "no key" in str(error) and "--accept-host-key" not in str(error)
+
+
+async def test_the_published_listing_is_written_only_when_it_changes(connection, tmp_path):
+    import json
+    import os
+
+    from app.tunnels.manager import published_rows
+
+    target = await find_space(connection, SPACE, "default")
+    manager = TunnelManager(publish_dir=tmp_path / "tunnels")
+    tunnel = Tunnel("alice", target.text, PortForwardRoute(connection, target.namespace, target.pod, 8888))
+    await tunnel.start()
+    manager.add(tunnel)
+    try:
+        for _ in range(5):  # nothing changed: the uptime alone never rewrites the file
+            manager._publish()
+        assert manager.writes == 1
+        (row,) = published_rows(tmp_path / "tunnels")
+        assert row.name == "alice" and row.state == "open" and row.uptime_seconds >= 0
+        assert (await fetch(tunnel.url))[0] == 200
+        manager._publish()
+        assert manager.writes == 2  # bytes moved: written again
+        (row,) = published_rows(tmp_path / "tunnels")
+        assert row.bytes_in > 0
+
+        # a listing whose pid now belongs to another process (another start time) is stale and removed
+        stale = tmp_path / "tunnels" / f"{os.getppid()}.json"
+        data = json.loads((tmp_path / "tunnels" / f"{os.getpid()}.json").read_text())
+        stale.write_text(json.dumps({**data, "pid": os.getppid(), "process_started": 1.0}))
+        assert len(published_rows(tmp_path / "tunnels")) == 1 and not stale.exists()
+    finally:
+        await manager.close_all()
+    assert not (tmp_path / "tunnels" / f"{os.getpid()}.json").exists()
+
+
+async def test_keepalives_notice_a_hung_login_node_and_the_ssh_config_sets_them(hyperpod_cluster, connection,
+                                                                                  sshd, ssh_keys):
+    """The sshd session process stops answering (SIGSTOP) without closing anything: only keepalives can tell.
+    ~/.ssh/config's ServerAliveInterval/CountMax (1 s x 2 here) win over hyperdesk's own (5 s x 2)."""
+    import signal
+
+    import psutil
+
+    ssh_keys.config.write_text("Host *\n    ServerAliveInterval 1\n    ServerAliveCountMax 2\n")
+    target = await find_space(connection, SPACE, "default")
+    port = jupyter_port(hyperpod_cluster, target.namespace, target.pod)
+    tunnel = Tunnel("alice", target.text, SshRoute(ssh_options(ssh_keys, sshd.port), "127.0.0.1", port))
+    await tunnel.start()
+    stopped: list[psutil.Process] = []
+    try:
+        assert (await fetch(tunnel.url))[0] == 200
+        listener = psutil.Process(sshd.process.pid)
+        sessions = listener.children(recursive=True)
+        assert sessions  # the session process(es) of hyperdesk's connection
+        for process in sessions:
+            process.send_signal(signal.SIGSTOP)
+            stopped.append(process)
+        started = asyncio.get_running_loop().time()
+        await wait_for(lambda: tunnel.state == "reconnecting" or tunnel.reconnects > 0, 20)
+        assert asyncio.get_running_loop().time() - started < 8  # 1 s x 2 from the config, not 5 s x 2
+        await wait_for(lambda: tunnel.state == "open" and tunnel.reconnects == 1, 30)  # a fresh session
+        assert (await fetch(tunnel.url))[0] == 200
+    finally:
+        for process in stopped:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGCONT)
         await tunnel.close()

@@ -24,7 +24,8 @@ def test_the_managed_block_is_added_replaced_and_leaves_the_rest_alone(tmp_path)
     os.chmod(config, 0o640)
     assert ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, PROXY), readonly=False)
     first = config.read_text()
-    assert first.startswith(mine + "\n# >>> hyperdesk managed: hyperdesk-team-a-alice >>>")
+    assert first.startswith("# >>> hyperdesk managed: hyperdesk-team-a-alice >>>")  # before the first Host
+    assert first.endswith("<<<\n\n" + mine)
     assert "    ProxyCommand /usr/bin/hyperdesk proxy team-a/alice --port 22\n" in first
     assert stat.S_IMODE(config.stat().st_mode) == 0o640  # the file keeps its permissions
     # the same block again changes nothing; a new one replaces it in place; the user's lines after it stay
@@ -33,7 +34,42 @@ def test_the_managed_block_is_added_replaced_and_leaves_the_rest_alone(tmp_path)
     assert ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, [*PROXY[:-1], "2222"]), readonly=False)
     text = config.read_text()
     assert text.count("hyperdesk managed: hyperdesk-team-a-alice >>>") == 1 and "--port 2222" in text
-    assert text.startswith(mine) and text.endswith("Host later\n    User x\n")
+    assert text.endswith(mine + "Host later\n    User x\n")
+
+
+def test_the_block_wins_over_the_users_host_star(tmp_path):
+    """OpenSSH keeps the first value of each option: the block goes before `Host *`, after leading comments and
+    Includes, so `ssh -G` resolves the block's own User and ProxyCommand."""
+    import subprocess
+
+    config = tmp_path / "config"
+    head = "# my settings\nInclude ~/.ssh/config.d/*\n\n"
+    config.write_text(head + "Host *\n  User me\n")
+    ide.write_ssh_block(config, ALIAS, ide.ssh_block(ALIAS, PROXY, user="sagemaker-user"), readonly=False)
+    text = config.read_text()
+    assert text.startswith(head + "# >>> hyperdesk managed") and text.endswith("<<<\n\nHost *\n  User me\n")
+    resolved = subprocess.run(["ssh", "-G", "-F", str(config), ALIAS], capture_output=True, text=True,
+                              check=True).stdout.splitlines()
+    assert "user sagemaker-user" in resolved
+    assert "proxycommand /usr/bin/hyperdesk proxy team-a/alice --port 22" in resolved
+    other = subprocess.run(["ssh", "-G", "-F", str(config), "elsewhere"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert "user me" in other
+
+
+def test_a_symlinked_config_stays_a_link(tmp_path):
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "ssh_config"
+    real.write_text("Host bastion\n    User me\n")
+    os.chmod(real, 0o644)
+    link = tmp_path / ".ssh" / "config"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    assert ide.write_ssh_block(link, ALIAS, ide.ssh_block(ALIAS, PROXY), readonly=False)
+    assert link.is_symlink() and link.resolve() == real
+    assert "Host hyperdesk-team-a-alice" in real.read_text() and stat.S_IMODE(real.stat().st_mode) == 0o644
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["ssh_config"]  # no temporary file left behind
 
 
 def test_a_new_config_is_private_and_readonly_refuses(tmp_path):
@@ -154,3 +190,22 @@ def test_a_service_port_maps_to_its_target_port_by_number_or_name():
     named = {"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80, "targetPort": "grpc"}]}}
     with pytest.raises(TargetError, match="no port named 'grpc'"):
         service_pod_port(named, backend, 80)
+
+
+def test_the_port_forward_tls_context_never_silently_skips_verification():
+    """A client without `rest_client.ssl_context` gets a verifying context built from its Configuration."""
+    import ssl
+    from types import SimpleNamespace
+
+    from kubernetes.aio.client import Configuration
+
+    from app.tunnels.routes import tls_context
+
+    configuration = Configuration()
+    context = tls_context(SimpleNamespace(rest_client=SimpleNamespace(), configuration=configuration))
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    configuration.verify_ssl = False  # only the kubeconfig's insecure-skip-tls-verify turns it off
+    context = tls_context(SimpleNamespace(rest_client=SimpleNamespace(), configuration=configuration))
+    assert context.verify_mode == ssl.CERT_NONE
+    own = ssl.create_default_context()
+    assert tls_context(SimpleNamespace(rest_client=SimpleNamespace(ssl_context=own), configuration=None)) is own

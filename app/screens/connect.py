@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from app.tunnels.placement import SHARED_NODE_WARNING
 from app.tunnels.session import ConnectView
 
 REFRESH_SECONDS = 0.5
@@ -44,10 +45,11 @@ def connect_table(view: ConnectView) -> Table:
     if view.error:
         table.add_row("Error", Text(view.error, style="red"))
     if view.fingerprint:
-        table.add_row("Host key", Text(f"{view.fingerprint} — press a to trust it (only if it is the login node's)",
-                                       style="bold yellow"))
+        table.add_row("Host key", Text(f"{view.fingerprint} — press a to trust it (only if it matches the one its "
+                                       "owner publishes)", style="bold yellow"))
     if view.login_node:
         table.add_row("Placement", "login node (SSH session): the port is on this node")
+        table.add_row("Shared", Text(SHARED_NODE_WARNING, style="yellow"))
         if view.laptop_command:
             table.add_row("On laptop", Text(view.laptop_command, style="bold"))
             table.add_row("", Text("c copies this line; then open the URL on the laptop", style="dim"))

@@ -82,14 +82,25 @@ class ConnectController:
 
     async def _vscode(self) -> None:
         target = self.session.target
+        engine = self.app.engine
         try:
             alias = ide.host_alias(target.namespace, target.space)
-            block = ide.ssh_block(alias, ide.proxy_command(target.namespace, target.space, 22),
-                                  user="sagemaker-user")
+            known = ide.space_known_hosts()
+            paths = list(self.app.kubeconfig.paths) if self.app.kubeconfig else []
+            proxy = ide.proxy_command(target.namespace, target.space, 22, kind=target.kind,
+                                      context=self.app.context_name, kubeconfig_paths=paths,
+                                      via=self.session.via or None)
+            block = ide.ssh_block(alias, proxy, known_hosts=known)
             config = Path.home() / ".ssh" / "config"
             await asyncio.to_thread(ide.write_ssh_block, config, alias, block, self.app.readonly)
-            argv = ide.vscode_argv(alias, "/home/sagemaker-user")
-        except (TargetError, OSError) as exc:
+            if engine is not None:
+                fingerprint = await self.session.check_space_key(alias, engine.connection, known)
+                if fingerprint is not None:
+                    self.app.notify(f"wrote Host {alias}; its sshd offers the unknown key {fingerprint}: check it, "
+                                    "press a to trust it, then v again", timeout=15)
+                    return
+            argv = ide.vscode_argv(alias, f"/home/{ide.SPACE_USER}")
+        except (TargetError, RouteError, OSError) as exc:
             self.app.notify(str(exc), severity="error")
             return
         if argv is None:
@@ -108,13 +119,17 @@ class ConnectController:
                             exit_on_error=False)
 
     async def _accept(self, fingerprint: str) -> None:
+        space_key = self.session.space_key_pending
         try:
-            await self.session.accept_key(known_hosts())
+            written = await self.session.accept_key()
         except RouteError as exc:
             self.app.notify(str(exc), severity="error")
             return
-        self.app.notify(f"trusted {fingerprint}: added to {known_hosts()}")
-        await self._open()
+        self.app.notify(f"trusted {fingerprint}: added to {written or known_hosts()}")
+        if space_key:
+            await self._vscode()  # the space's sshd is trusted now: on to VS Code
+        else:
+            await self._open()
 
     def connect_close(self) -> None:
         tunnel = self.session.tunnel
@@ -163,6 +178,8 @@ def open_dialog(app: "HyperdeskApp", session: ConnectSession) -> ConnectControll
 def connect_space(app: "HyperdeskApp", key: str) -> None:
     """The Spaces pane's `c`: reuse this space's open tunnel, or resolve its pod and open one."""
     key = space_key(key)
+    if "/" not in key:  # `:connect NAME`: in the namespace on show, as every other command
+        key = f"{getattr(app, 'namespace', None) or 'default'}/{key}"
     session = app.connect_sessions.get(key)
     if session is not None and session.tunnel is not None:
         open_dialog(app, session)
@@ -176,7 +193,8 @@ def connect_space(app: "HyperdeskApp", key: str) -> None:
     except TargetError as exc:
         app.notify(str(exc), severity="error")
         return
-    session = ConnectSession(target, detect(os.environ), via=session.via if session else "")
+    session = ConnectSession(target, detect(os.environ), via=session.via if session else "",
+                             local_port=getattr(app, "connect_local_port", None))
     app.connect_sessions[key] = session
     open_dialog(app, session).start()
 

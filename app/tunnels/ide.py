@@ -26,9 +26,28 @@ def host_alias(namespace: str, space: str) -> str:
     return f"hyperdesk-{check_name(namespace, 'namespace')}-{check_name(space, 'space name')}"
 
 
-def proxy_command(namespace: str, space: str, port: int, extra: list[str] | None = None) -> list[str]:
-    """The argv of `hyperdesk proxy` for this space, as an SSH ProxyCommand runs it."""
-    argv = [*hyperdesk_argv(), "proxy", f"{namespace}/{space}", "--port", str(port), *(extra or [])]
+def proxy_command(namespace: str, space: str, port: int, extra: list[str] | None = None, *,
+                  context: str | None = None, kubeconfig_paths: list[Path] | tuple[Path, ...] = (),
+                  via: str | None = None, kind: str = "Workspace") -> list[str]:
+    """The argv of `hyperdesk proxy` for this space, as an SSH ProxyCommand runs it: with the cluster context, the
+    kubeconfig file(s) and the login node this hyperdesk uses, since VS Code's ssh runs it in another environment."""
+    prefix: list[str] = []
+    options: list[str] = []
+    paths = [str(Path(p).expanduser().resolve()) for p in kubeconfig_paths]
+    if len(paths) == 1:
+        options += ["--kubeconfig", paths[0]]
+    elif paths:  # `--kubeconfig` takes one file: the merged list goes in KUBECONFIG, as kubectl reads it
+        prefix = ["/usr/bin/env", f"KUBECONFIG={os.pathsep.join(paths)}"]
+    if context:
+        options += ["--context", context]
+    if via:
+        options += ["--via", via]
+    if kind in ("Pod", "Service"):  # `hyperdesk connect pod/NAME` or `svc/NAME`: the same target again
+        ref = [f"{'pod' if kind == 'Pod' else 'svc'}/{space}", "-n", namespace]
+    else:
+        ref = [f"{namespace}/{space}"]
+    argv = [*prefix, *hyperdesk_argv(), "proxy", *ref, "--port", str(port), *options,
+            *(extra or [])]
     for word in argv:
         if not SAFE_WORD.match(word):
             raise TargetError(f"cannot put {word!r} in an SSH ProxyCommand safely", 2)
@@ -36,18 +55,43 @@ def proxy_command(namespace: str, space: str, port: int, extra: list[str] | None
 
 
 def hyperdesk_argv() -> list[str]:
+    """The hyperdesk that is running now (not whichever one PATH finds first): its `hyperdesk` script, or this
+    interpreter with `-m app`; PATH's `hyperdesk` only when neither can be told."""
+    entry = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if entry is not None and entry.name == "hyperdesk" and entry.is_file() and os.access(entry, os.X_OK):
+        return [str(entry)]
+    if entry is not None and entry.name == "__main__.py" and entry.parent.name == "app":
+        return [sys.executable, "-m", "app"]
     found = shutil.which("hyperdesk")
     return [found] if found else [sys.executable, "-m", "app"]
 
 
-def ssh_block(alias: str, proxy: list[str], user: str = "root") -> str:
+SPACE_USER = "sagemaker-user"
+"""The user a space's sshd is reached as, from the CLI and the TUI alike (SageMaker images run as it)."""
+
+
+def space_known_hosts() -> Path:
+    """hyperdesk's own known_hosts for spaces' sshd keys (each under HostKeyAlias hyperdesk-<ns>-<space>), named in
+    the managed blocks: the user's ~/.ssh/known_hosts stays theirs."""
+    from app.config import data_dir
+
+    return data_dir() / "ssh_known_hosts"
+
+
+def ssh_block(alias: str, proxy: list[str], user: str = SPACE_USER, known_hosts: Path | None = None) -> str:
     """The managed block for `alias`. OpenSSH splits ProxyCommand on spaces and runs it via the user's shell: every
-    word was checked against SAFE_WORD, so nothing in it is special to a shell."""
+    word was checked against SAFE_WORD, so nothing in it is special to a shell. The space's host key is checked
+    (StrictHostKeyChecking) under the alias in hyperdesk's known_hosts, where the explicit accept step puts it."""
+    known = known_hosts or space_known_hosts()
+    if '"' in str(known) or "\n" in str(known):
+        raise TargetError(f"cannot name {str(known)!r} in ~/.ssh/config safely", 1)
     return "\n".join([
         BEGIN.format(alias=alias),
         f"Host {alias}",
         f"    User {user}",
         f"    ProxyCommand {' '.join(proxy)}",
+        f"    HostKeyAlias {alias}",
+        f'    UserKnownHostsFile "{known}"',
         "    StrictHostKeyChecking yes",
         "    ServerAliveInterval 15",
         END.format(alias=alias),
@@ -58,6 +102,8 @@ def write_ssh_block(config: Path, alias: str, block: str, readonly: bool) -> boo
     """Insert or replace `alias`'s managed block in `config`; True when the file changed."""
     if readonly:
         raise TargetError(f"hyperdesk is read-only (--readonly): not writing {config}", 2)
+    # a ~/.ssh/config that links into a dotfiles repository stays a link: the file it names is the one rewritten
+    config = config.resolve()
     text = config.read_text(encoding="utf-8") if config.exists() else ""
     begin, end = BEGIN.format(alias=alias), END.format(alias=alias)
     lines = text.splitlines(keepends=True)
@@ -68,8 +114,7 @@ def write_ssh_block(config: Path, alias: str, block: str, readonly: bool) -> boo
             raise TargetError(f"{config}: the hyperdesk block for {alias} has no end marker; fix the file by hand", 1)
         new = "".join(lines[:start]) + block + "".join(lines[stop + 1:])
     else:
-        separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        new = text + separator + block
+        new = _insert_block(lines, block)
     if new == text:
         return False
     config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -80,6 +125,24 @@ def write_ssh_block(config: Path, alias: str, block: str, readonly: bool) -> boo
         handle.write(new)
     os.replace(temporary, config)
     return True
+
+
+def _insert_block(lines: list[str], block: str) -> str:
+    """OpenSSH takes the first value it meets for each option, so a block after the user's `Host *` would lose
+    (its User, for one): the block goes before the first Host or Match line, after the leading comments, Includes
+    and global options; at the end of a file that has none."""
+    first = next((i for i, line in enumerate(lines)
+                  if re.match(r"\s*(host|match)\b", line, re.IGNORECASE)), None)
+    if first is None:
+        text = "".join(lines)
+        separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        return text + separator + block
+    before = "".join(lines[:first])
+    if before and not before.endswith("\n"):
+        before += "\n"
+    if before and not before.endswith("\n\n"):
+        before += "\n"
+    return before + block + "\n" + "".join(lines[first:])
 
 
 def vscode_argv(alias: str, path: str) -> list[str] | None:

@@ -26,6 +26,7 @@ from app.tunnels.routes import Route, RouteError
 BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 5.0
 PUBLISH_SECONDS = 1.0
+PROBE_SECONDS = 0.5
 
 
 class Closable(Protocol):
@@ -80,10 +81,11 @@ def bind_local(preferred: int) -> tuple[Any, int, str]:
     try:
         sock = listen(preferred)
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE or preferred == 0:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES) or preferred == 0:
             raise
         sock = listen(0)
-        note = f"local port {preferred} was taken; using {sock.getsockname()[1]}"
+        why = "was taken" if exc.errno == errno.EADDRINUSE else "needs root (a privileged port)"
+        note = f"local port {preferred} {why}; using {sock.getsockname()[1]}"
     return sock, sock.getsockname()[1], note
 
 
@@ -103,6 +105,7 @@ class Tunnel:
         """Bytes from the target to the local client."""
         self.bytes_out = 0
         self.started = time.monotonic()
+        self.started_wall = time.time()
         self._server: asyncio.base_events.Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._streams: set[asyncio.Task[None]] = set()
@@ -124,14 +127,29 @@ class Tunnel:
         sock, self.local_port, self.note = bind_local(self.preferred_port)
         try:
             await self.route.ensure()
-        except RouteError:
+            await self._probe()
+            self._server = await asyncio.start_server(self._accept, sock=sock)
+        except BaseException:  # RouteError, a bug, or the connect being cancelled: release the port and the route
+            if self._server is not None:
+                self._server.close()
+                self._server = None
             sock.close()
-            await self.route.close()
+            await asyncio.shield(self.route.close())
             raise
-        self._server = await asyncio.start_server(self._accept, sock=sock)
-        self.started = time.monotonic()
+        self.started, self.started_wall = time.monotonic(), time.time()
         self._set("open")
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _probe(self) -> None:
+        """One stream to the target before saying "open": a forbidden port-forward or a closed pod port is a
+        RouteError now, not a surprise on the first request. A refusal arrives at once; silence means it connected."""
+        stream = await self.route.open()
+        try:
+            await asyncio.wait_for(stream.read(), PROBE_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            await stream.close()
 
     async def _supervise(self) -> None:
         """Wait for the route to drop; dial it again with backoff while the local port keeps listening."""
@@ -143,8 +161,8 @@ class Tunnel:
                 try:
                     await self.route.ensure()
                     break
-                except RouteError as exc:
-                    self._set("reconnecting", str(exc))
+                except Exception as exc:  # noqa: BLE001 - whatever the dial raised, the supervisor keeps trying
+                    self._set("reconnecting", str(exc) or type(exc).__name__)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, BACKOFF_MAX)
             self.reconnects += 1
@@ -155,21 +173,27 @@ class Tunnel:
         assert task is not None
         self._streams.add(task)
         try:
-            try:
-                stream = await self.route.open()
-            except RouteError as exc:
-                # the listener stays; the state says the target cannot be reached now (until a stream gets through)
-                self._set("error" if self.state in ("open", "error") else self.state, str(exc))
-                return
-            if self.state == "error":
-                self._set("open")
-            try:
-                await self._pump(reader, writer, stream)
-            finally:
-                await stream.close()
+            await self._carry(reader, writer)
+        except asyncio.CancelledError:
+            # the tunnel is closing; re-raising would make asyncio log the connection callback as an error
+            pass
         finally:
             writer.close()
             self._streams.discard(task)
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            stream = await self.route.open()
+        except RouteError as exc:
+            # the listener stays; the state says the target cannot be reached now (until a stream gets through)
+            self._set("error" if self.state in ("open", "error") else self.state, str(exc))
+            return
+        if self.state == "error":
+            self._set("open")
+        try:
+            await self._pump(reader, writer, stream)
+        finally:
+            await stream.close()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: Any) -> None:
         async def upstream() -> None:
@@ -192,7 +216,10 @@ class Tunnel:
                     self._set(self.state, str(exc))
             if tasks[0] in done and not tasks[0].cancelled() and tasks[0].exception() is None \
                     and not tasks[1].done():
-                # the client finished sending: let the answer come back (half-close), bounded by the target
+                # the client finished sending: tell the target (half-close), then let the answer come back; the
+                # target ends the stream once it has answered
+                with contextlib.suppress(Exception):
+                    await stream.write_eof()
                 with contextlib.suppress(Exception):
                     await tasks[1]
         finally:
@@ -233,6 +260,9 @@ class TunnelManager:
         self._tunnels: dict[str, Closable] = {}
         self.publish_dir = publish_dir
         self._publisher: asyncio.Task[None] | None = None
+        self._published = ""
+        """The listing last written: it is written again only when it changes."""
+        self.writes = 0
 
     def __len__(self) -> int:
         return len(self._tunnels)
@@ -285,24 +315,47 @@ class TunnelManager:
         if self.publish_dir is None:
             return
         path = self.publish_dir / f"{os.getpid()}.json"
-        rows = self.rows()
+        tunnels = [t for _, t in sorted(self._tunnels.items()) if isinstance(t, Tunnel)]
+        items = []
+        for tunnel in tunnels:
+            item = asdict(tunnel.row())
+            del item["uptime_seconds"]  # readers count it from `since`: the file changes only when the tunnels do
+            items.append({**item, "since": round(tunnel.started_wall, 3)})
+        text = json.dumps({"pid": os.getpid(), "process_started": process_started(os.getpid()),
+                           "tunnels": items}) if items else ""
+        if text == self._published:
+            return
         try:
-            if not rows:
+            if not items:
                 path.unlink(missing_ok=True)
-                return
-            self.publish_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            temporary = path.with_suffix(".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"pid": os.getpid(), "tunnels": [asdict(r) for r in rows]}, handle)
-            os.replace(temporary, path)
+            else:
+                self.publish_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                temporary = path.with_suffix(".tmp")
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.replace(temporary, path)
+                self.writes += 1
+            self._published = text
         except OSError:
             pass  # a listing nobody may read is no reason to break a tunnel
+
+
+def process_started(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), so a listing left by a dead process whose pid was reused by
+    another one is told apart from a live one."""
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).create_time(), 2)
+    except (psutil.Error, OSError):
+        return None
 
 
 def published_rows(directory: Path) -> list[TunnelRow]:
     """Tunnels that running hyperdesk processes published; files of dead processes are removed."""
     rows: list[TunnelRow] = []
+    now = time.time()
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
             pid = int(path.stem)
@@ -315,7 +368,15 @@ def published_rows(directory: Path) -> list[TunnelRow]:
             pass
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            rows.extend(TunnelRow(**item) for item in data.get("tunnels", []))
-        except (OSError, ValueError, TypeError):
+            recorded = data.get("process_started")
+            if recorded is not None and process_started(pid) not in (None, recorded):
+                with contextlib.suppress(OSError):  # the pid now belongs to another process
+                    path.unlink()
+                continue
+            for item in data.get("tunnels", []):
+                since = item.pop("since", None)
+                item.setdefault("uptime_seconds", max(0.0, now - since) if isinstance(since, (int, float)) else 0.0)
+                rows.append(TunnelRow(**item))
+        except (OSError, ValueError, TypeError, AttributeError):
             continue
     return rows

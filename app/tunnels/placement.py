@@ -15,6 +15,8 @@ from typing import Mapping
 
 SAFE_HOST = re.compile(r"^[A-Za-z0-9.:_-]+$")
 SAFE_USER = re.compile(r"^[A-Za-z0-9._-]+$")
+SHARED_NODE_WARNING = ("a login node is shared: every user on it can reach its 127.0.0.1 ports, this tunnel "
+                       "included; close it when done")
 
 
 @dataclass(frozen=True)

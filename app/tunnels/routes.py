@@ -23,6 +23,8 @@ PORTFORWARD_PROTOCOL = "v4.channel.k8s.io"
 SAFE_HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 KEEPALIVE_SECONDS = 5.0
 KEEPALIVE_COUNT = 2
+WS_QUIET_AFTER_EOF = 2.0
+"""Seconds a port-forward stream waits for more of the answer once its client has finished sending."""
 
 
 class RouteError(Exception):
@@ -43,6 +45,9 @@ class Stream(Protocol):
     """The next chunk; b'' at the end."""
 
     async def write(self, data: bytes) -> None: ...
+
+    async def write_eof(self) -> None:
+        """The local client finished sending: pass the end on (a half-close where the route has one)."""
 
     async def close(self) -> None: ...
 
@@ -70,12 +75,34 @@ class _WsStream:
     def __init__(self, session: Any, socket: Any, port: int) -> None:
         self._session, self._socket, self._port = session, socket, port
         self._headers_seen: set[int] = set()
+        self._ending = asyncio.Event()
+        self._pending: asyncio.Future[Any] | None = None
+
+    async def _receive(self) -> Any:
+        """The next WebSocket message; None once the client has finished and the target stays quiet."""
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._socket.receive())
+        if not self._ending.is_set():
+            ending = asyncio.ensure_future(self._ending.wait())
+            try:
+                await asyncio.wait([self._pending, ending], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ending.cancel()
+        if not self._pending.done():
+            done, _ = await asyncio.wait([self._pending], timeout=WS_QUIET_AFTER_EOF)
+            if not done:
+                return None
+        pending, self._pending = self._pending, None
+        return pending.result()
 
     async def read(self) -> bytes:
         from aiohttp import WSMsgType
 
         while True:
-            message = await self._socket.receive()
+            message = await self._receive()
+            if message is None:
+                await self.close()
+                return b""
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
                 return b""
             if message.type != WSMsgType.BINARY or not message.data:
@@ -92,9 +119,36 @@ class _WsStream:
     async def write(self, data: bytes) -> None:
         await self._socket.send_bytes(b"\x00" + data)
 
+    async def write_eof(self) -> None:
+        # the v4 port-forward protocol cannot half-close a stream, and closing now would lose the answer (or the
+        # error) still on its way: from now on the stream ends once the target has been quiet for a moment
+        self._ending.set()
+
     async def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         with contextlib.suppress(Exception):
             await self._socket.close()
+
+
+def tls_context(api_client: Any) -> Any:
+    """The TLS settings the cluster connection's own requests use: the client's SSL context, or, should a client
+    version not keep one, a context built from its Configuration the same way. Never "no verification" unless the
+    kubeconfig itself says insecure-skip-tls-verify."""
+    import ssl
+
+    context = getattr(getattr(api_client, "rest_client", None), "ssl_context", None)
+    if isinstance(context, ssl.SSLContext):
+        return context
+    configuration = api_client.configuration
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file or None)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class PortForwardRoute:
@@ -130,12 +184,17 @@ class PortForwardRoute:
             header_params={}, auth_settings=["BearerToken"])
         url = url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         if self._session is None or self._session.closed:
-            ssl_context = getattr(api_client.rest_client, "ssl_context", None)
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context or False))
+            ssl_context = tls_context(api_client) if url.startswith("wss://") else False
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context))
         try:
             socket = await self._session.ws_connect(url, headers=headers, protocols=(PORTFORWARD_PROTOCOL,),
                                                     max_msg_size=16 * 1024 * 1024, heartbeat=30)
         except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 401:
+                # as the connection's own requests do: an exec plugin's token is fetched again on the next try
+                credentials = getattr(self.connection, "_credentials", None)  # noqa: SLF001
+                if credentials is not None:
+                    credentials.invalidate()
             raise RouteError(f"the API server refused the port-forward to {self.namespace}/{self.pod}:{self.port}:"
                              f" {exc.status} {exc.message}") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -184,6 +243,10 @@ class _SshStream:
     async def write(self, data: bytes) -> None:
         self._writer.write(data)
         await self._writer.drain()
+
+    async def write_eof(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.write_eof()
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -240,44 +303,79 @@ class SshRoute:
                 return
             self._connection = None
             try:
-                self._connection = await asyncssh.connect(self.options.host, **self._kwargs())
+                self._connection = await asyncssh.connect(self.options.host, **await self._connect_kwargs())
             except asyncssh.HostKeyNotVerifiable as exc:
                 raise await self._host_key_error(exc) from None
             except asyncssh.PermissionDenied:
                 raise RouteError(f"{self.options.host} refused the SSH login: no key of the agent or "
                                  "~/.ssh was accepted") from None
+            except FileNotFoundError as exc:
+                if exc.filename and Path(exc.filename).expanduser() in (await self.host_key_place()).known_hosts:
+                    # the config's UserKnownHostsFile does not exist yet: as for OpenSSH, nothing is trusted
+                    raise await self._host_key_error(exc) from None
+                raise RouteError(f"cannot reach {self.options.host} over SSH: {exc}") from None
             except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
                 raise RouteError(f"cannot reach {self.options.host} over SSH: "
                                  f"{getattr(exc, 'reason', None) or exc or type(exc).__name__}") from None
+            except ValueError as exc:  # asyncssh's ConfigParseError and other bad settings (a key file, a port)
+                raise RouteError(f"cannot use the SSH settings for {self.options.host}: {exc}") from None
+
+    async def _connect_kwargs(self) -> dict[str, Any]:
+        """`_kwargs()`, less the keepalive settings that ~/.ssh/config sets itself (ServerAliveInterval and
+        ServerAliveCountMax win over hyperdesk's defaults, as they do for ssh)."""
+        import asyncssh
+
+        kwargs = self._kwargs()
+        base = {k: v for k, v in kwargs.items() if not k.startswith("keepalive_")}
+        resolved = await asyncssh.SSHClientConnectionOptions.construct(None, host=self.options.host, **base)
+        for option, key in (("ServerAliveInterval", "keepalive_interval"),
+                            ("ServerAliveCountMax", "keepalive_count_max")):
+            if resolved.config.get(option, None) is not None:
+                del kwargs[key]
+        return kwargs
+
+    async def host_key_place(self) -> "HostKeyPlace":
+        """Where this login node's key is fetched from and trusted, as ~/.ssh/config resolves it: HostName, Port,
+        ProxyJump, HostKeyAlias and UserKnownHostsFile, exactly as the connection itself uses them."""
+        import asyncssh
+
+        kwargs = self._kwargs()
+        try:
+            resolved = await asyncssh.SSHClientConnectionOptions.construct(None, host=self.options.host, **kwargs)
+        except (ValueError, OSError, asyncssh.Error) as exc:
+            raise RouteError(f"cannot use the SSH settings for {self.options.host}: {exc}") from None
+        files = resolved.known_hosts
+        if not files:  # asyncssh's default: ~/.ssh/known_hosts
+            paths = [Path.home() / ".ssh" / "known_hosts"]
+        elif isinstance(files, (str, Path)):
+            paths = [Path(files)]
+        else:
+            paths = [Path(f) for f in files if isinstance(f, (str, Path))]
+        fetch = {k: v for k, v in kwargs.items() if k in ("port", "config")}
+        return HostKeyPlace(self.options.host, fetch, resolved.host_key_alias or resolved.host, resolved.port,
+                            tuple(p.expanduser() for p in paths))
 
     async def _host_key_error(self, exc: Exception) -> HostKeyError:
         """Ask the server for its key (nothing else is sent) so the refusal can show the fingerprint."""
-        import asyncssh
-
-        host, port = self.options.host, self.options.port or 22
+        place = await self.host_key_place()
         fingerprint = None
-        with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError):
-            key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), 10)
-            fingerprint = key.get_fingerprint("sha256") if key is not None else None
-        changed = self._known_keys(host, port) > 0
+        key = await place.server_key(quiet=True)
+        if key is not None:
+            fingerprint = key.get_fingerprint("sha256")
+        changed = bool(place.trusted())
         what = "CHANGED" if changed else "not known"
-        message = (f"the host key of {host} port {port} is {what} (server offered {fingerprint or 'no key'}); "
-                   "connection refused." + ("" if changed else " Check the fingerprint, then accept it with "
-                                            f"`hyperdesk connect ... --accept-host-key {fingerprint}` or with `a` "
-                                            "in the connect dialog."))
-        return HostKeyError(message, host, port, fingerprint, changed)
+        where = f"{place.name} port {place.port}" + ("" if place.name == self.options.host
+                                                     else f" ({self.options.host})")
+        message = f"the host key of {where} is {what} (server offered {fingerprint or 'no key'}); connection refused."
+        if not changed and fingerprint:
+            message += (" Check the fingerprint, then accept it with "
+                        f"`hyperdesk connect ... --accept-host-key {fingerprint}` or with `a` in the connect dialog.")
+        return HostKeyError(message, place.name, place.port, fingerprint, changed)
 
-    def _known_keys(self, host: str, port: int) -> int:
-        """How many keys known_hosts already trusts for this host: any means the offered key CHANGED (never
-        offered for acceptance), none means it is simply unknown."""
-        import asyncssh
-
-        path = self.options.known_hosts or Path.home() / ".ssh" / "known_hosts"
-        try:
-            known = asyncssh.read_known_hosts(str(path))
-            return len(known.match(host, host, port)[0])
-        except (OSError, ValueError, asyncssh.Error):
-            return 0
+    async def accept_host_key(self, expected_fingerprint: str) -> tuple[str, Path]:
+        """The user's explicit step, against the place ~/.ssh/config resolves: (fingerprint, file written)."""
+        place = await self.host_key_place()
+        return await place.accept(expected_fingerprint), place.known_hosts[0]
 
     async def open(self) -> Stream:
         import asyncssh
@@ -307,33 +405,80 @@ class SshRoute:
                 await connection.wait_closed()
 
 
-async def accept_host_key(host: str, port: int, expected_fingerprint: str, known_hosts: Path) -> str:
-    """The user's explicit step: fetch the server's key again, check it matches the fingerprint the user saw, and
-    append it to `known_hosts`. Raises RouteError when the key differs (never adds one the user did not see)."""
-    import asyncssh
+@dataclass(frozen=True)
+class HostKeyPlace:
+    """One login node's host key: fetched from `fetch_host` with `fetch` (port, config: ProxyJump and HostName come
+    from there), known as `name` (HostKeyAlias or HostName) on `port` in `known_hosts` (the first one is written)."""
 
-    try:
-        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), 10)
-    except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
-        raise RouteError(f"cannot read the host key of {host}: {exc or type(exc).__name__}") from None
-    if key is None:
-        raise RouteError(f"{host} offered no host key")
-    fingerprint = key.get_fingerprint("sha256")
-    if fingerprint != expected_fingerprint:
-        raise RouteError(f"{host} now offers {fingerprint}, not {expected_fingerprint}: not accepted")
-    name = host if port == 22 else f"[{host}]:{port}"
-    if known_hosts.exists():
+    fetch_host: str
+    fetch: dict[str, Any]
+    name: str
+    port: int
+    known_hosts: tuple[Path, ...]
+    fetcher: Any = None
+    """A coroutine function returning the server's key, instead of dialling `fetch_host` (a space's sshd, reached
+    through a route)."""
+
+    @property
+    def entry(self) -> str:
+        """The host as asyncssh matches it (the port in brackets unless 22)."""
+        return self.name if self.port == 22 else f"[{self.name}]:{self.port}"
+
+    async def server_key(self, quiet: bool = False) -> Any:
+        import asyncssh
+
         try:
-            trusted = asyncssh.read_known_hosts(str(known_hosts)).match(host, host, port)[0]
-        except (ValueError, asyncssh.Error):
-            trusted = []
+            if self.fetcher is not None:
+                return await asyncio.wait_for(self.fetcher(), 30)
+            return await asyncio.wait_for(asyncssh.get_server_host_key(self.fetch_host, **self.fetch), 15)
+        except RouteError:
+            if quiet:
+                return None
+            raise
+        except (asyncssh.Error, OSError, asyncio.TimeoutError, ValueError) as exc:
+            if quiet:
+                return None
+            raise RouteError(f"cannot read the host key of {self.fetch_host}: {exc or type(exc).__name__}") from None
+
+    def trusted(self) -> list[Any]:
+        """The keys the known_hosts files already trust for this host: any means an offered key CHANGED."""
+        import asyncssh
+
+        keys: list[Any] = []
+        for path in self.known_hosts:
+            try:
+                if path.is_file():
+                    matched = asyncssh.read_known_hosts(str(path)).match(self.name, "",
+                                                                          None if self.port == 22 else self.port)[0]
+                    keys.extend(matched)
+            except (OSError, ValueError, asyncssh.Error):
+                continue
+        return keys
+
+    async def accept(self, expected_fingerprint: str) -> str:
+        """Fetch the key again, check it matches the fingerprint the user saw, and append it to the first
+        known_hosts file. RouteError when the key differs or another key is trusted (never adds one unseen)."""
+        key = await self.server_key()
+        if key is None:
+            raise RouteError(f"{self.fetch_host} offered no host key")
+        fingerprint = key.get_fingerprint("sha256")
+        if fingerprint != expected_fingerprint:
+            raise RouteError(f"{self.fetch_host} now offers {fingerprint}, not {expected_fingerprint}: not accepted")
+        trusted = self.trusted()
         if any(k.get_fingerprint("sha256") == fingerprint for k in trusted):
             return fingerprint
         if trusted:
-            raise RouteError(f"{known_hosts} already trusts another key for {name}: the host key CHANGED. If the "
-                             f"change is expected, remove the old one yourself (ssh-keygen -R '{name}')")
-    known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    line = f"{name} {key.export_public_key('openssh').decode().strip()}\n"
-    with open(known_hosts, "a", encoding="utf-8") as handle:
-        handle.write(line)
-    return fingerprint
+            raise RouteError(f"known_hosts already trusts another key for {self.entry}: the host key CHANGED. If the "
+                             f"change is expected, remove the old one yourself (ssh-keygen -R '{self.entry}')")
+        target = self.known_hosts[0]
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        line = f"{self.entry} {key.export_public_key('openssh').decode().strip()}\n"
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(line)
+        return fingerprint
+
+
+async def accept_host_key(host: str, port: int, expected_fingerprint: str, known_hosts: Path) -> str:
+    """Accept `host:port`'s key into `known_hosts` (no ~/.ssh/config involved): see `HostKeyPlace.accept`."""
+    place = HostKeyPlace(host, {"port": port, "config": []}, host, port, (known_hosts,))
+    return await place.accept(expected_fingerprint)

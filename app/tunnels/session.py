@@ -5,14 +5,14 @@ dialog polls `view()`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.tunnels.manager import Tunnel, TunnelManager
 from app.tunnels.placement import Placement
-from app.tunnels.routes import (HostKeyError, PortForwardRoute, RouteError, SshOptions, SshRoute, accept_host_key,
-                                split_host)
+from app.tunnels.routes import HostKeyError, PortForwardRoute, RouteError, SshOptions, SshRoute, split_host
 from app.tunnels.targets import Target
 
 
@@ -45,7 +45,10 @@ class ConnectSession:
         self.state = "connecting"
         self.error = ""
         self.fingerprint = ""
-        self._host: tuple[str, int] | None = None
+        self._ssh: SshOptions | None = None
+        self._space_key: Any = None
+        """The space sshd's HostKeyPlace while its fingerprint waits for the user's accept step."""
+        """The login node of the last SSH route tried: where an accepted host key goes."""
 
     def route(self, connection: Any, known_hosts: Path | None = None) -> Any:
         if not self.via:
@@ -53,30 +56,37 @@ class ConnectSession:
         user, host, port = split_host(self.via)
         if not self.target.pod_ip:
             raise RouteError(f"pod {self.target.pod} has no IP yet: the login node cannot reach it")
-        self._host = (host, port or 22)
-        return SshRoute(SshOptions(host, port=port, username=user, known_hosts=known_hosts),
-                        self.target.pod_ip, self.target.port)
+        self._ssh = SshOptions(host, port=port, username=user, known_hosts=known_hosts)
+        return SshRoute(self._ssh, self.target.pod_ip, self.target.port)
 
     async def open(self, manager: TunnelManager, connection: Any, known_hosts: Path | None = None) -> None:
         """Open (or move to another route) this session's tunnel; failures become the view's state. A new route is
         dialled before the open tunnel is given up, so a typo in the SSH host never costs a working tunnel."""
         previous = self.tunnel
-        self.error, self.fingerprint = "", ""
+        self.error, self.fingerprint, self._space_key = "", "", None
         if previous is None:
             self.state = "connecting"
         try:
             route = self.route(connection, known_hosts)
-            await route.ensure()
-        except HostKeyError as exc:
-            self._failed(str(exc), "" if exc.changed else (exc.fingerprint or ""))
-            return
         except (RouteError, ValueError) as exc:
             self._failed(str(exc))
             return
+        try:
+            await route.ensure()
+        except BaseException as exc:
+            await asyncio.shield(route.close())  # a refused dial or a cancelled connect leaves no connection behind
+            if isinstance(exc, HostKeyError):
+                self._failed(str(exc), "" if exc.changed else (exc.fingerprint or ""))
+                return
+            if isinstance(exc, (RouteError, ValueError)):
+                self._failed(str(exc))
+                return
+            raise
         if previous is not None:
             self.local_port = previous.local_port  # the same local port on the new route
-            await manager.close(previous.name)
             self.tunnel = None
+            # once begun, closing the old tunnel completes even if this connect is cancelled meanwhile
+            await asyncio.shield(manager.close(previous.name))
         tunnel = Tunnel(manager.unique_name(self.target.space), self.target.text, route, self.local_port,
                         self.target.path)
         try:
@@ -97,13 +107,45 @@ class ConnectSession:
         if self.tunnel is None:
             self.state = "failed"
 
-    async def accept_key(self, known_hosts: Path) -> None:
-        """The user's explicit yes to the fingerprint the dialog showed."""
-        if not self.fingerprint or self._host is None:
-            return
-        host, port = self._host
-        await accept_host_key(host, port, self.fingerprint, known_hosts)
+    async def check_space_key(self, alias: str, connection: Any, known_hosts: Path) -> str | None:
+        """Before VS Code connects to the space's own sshd: None when its key is trusted; else its fingerprint,
+        which the dialog then offers for the same explicit accept step as a login node's."""
+        from app.tunnels.spacekey import space_key_place, unknown_fingerprint
+
+        ssh_target = self.target.on_port(22)
+
+        def make_route() -> Any:
+            if not self.via:
+                return PortForwardRoute(connection, ssh_target.namespace, ssh_target.pod, 22)
+            user, host, port = split_host(self.via)
+            return SshRoute(SshOptions(host, port=port, username=user), ssh_target.pod_ip or "", 22)
+
+        place = space_key_place(alias, make_route, known_hosts)
+        fingerprint = await unknown_fingerprint(place)
+        if fingerprint is not None:
+            self.fingerprint, self._space_key = fingerprint, place
+        return fingerprint
+
+    @property
+    def space_key_pending(self) -> bool:
+        """The fingerprint on show is the space's own sshd key (not a login node's)."""
+        return self._space_key is not None and bool(self.fingerprint)
+
+    async def accept_key(self) -> Path | None:
+        """The user's explicit yes to the fingerprint the dialog showed; the known_hosts file it went to (the one
+        ~/.ssh/config names for the login node, or hyperdesk's for a space's sshd), None when there was nothing."""
+        if not self.fingerprint:
+            return None
+        if self._space_key is not None:
+            place, self._space_key = self._space_key, None
+            await place.accept(self.fingerprint)
+            self.fingerprint = ""
+            return place.known_hosts[0]
+        if self._ssh is None:
+            return None
+        _, written = await SshRoute(self._ssh, "", 0).accept_host_key(self.fingerprint)
         self.fingerprint = ""
+        return written
 
     def view(self) -> ConnectView:
         tunnel = self.tunnel

@@ -12,8 +12,9 @@ import yaml
 
 @pytest.fixture
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """XDG dirs and KUBECONFIG inside tmp_path, so the developer's own files never leak into a test."""
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+    """HOME, XDG dirs and KUBECONFIG inside tmp_path, so the developer's own files (~/.ssh/config, the runtime dir
+    where tunnels are published) never leak into a test, nor a test's into them."""
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "HOME"):
         path = tmp_path / var.lower()
         path.mkdir()
         monkeypatch.setenv(var, str(path))
