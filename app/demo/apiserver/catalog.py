@@ -313,6 +313,16 @@ CUSTOM_KINDS: tuple[Kind, ...] = (
         ),
     ),
     _custom("workspace.jupyter.org", ("v1alpha1",), "WorkspaceAccessStrategy", "workspaceaccessstrategies"),
+    # Create-only, never stored or listed: the reply's status.workspaceConnectionUrl is the URL. Served only once
+    # something registers its answer (ApiServer.register_review; the simulator's jupyter-k8s does), else 404.
+    Kind(
+        group="connection.workspace.jupyter.org",
+        kind="WorkspaceConnection",
+        plural="workspaceconnections",
+        versions=(KindVersion("v1alpha1", storage=True, columns=(AGE,)),),
+        verbs=("create",),
+        tracks_generation=False,
+    ),
     # Kueue
     _custom(
         _KUEUE,

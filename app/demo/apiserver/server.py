@@ -50,6 +50,8 @@ _YamlLoader.yaml_implicit_resolvers = {
 
 SubresourceHandler = Callable[[web.Request, RequestInfo], Awaitable[web.StreamResponse]]
 RequestHook = Callable[[web.Request, RequestInfo], Awaitable[None]]
+ReviewAnswer = Callable[[User, dict[str, Any], str], dict[str, Any]]
+"""Answers a create of a create-only kind: (user, spec, namespace) -> the reply's status; raises ApiError to refuse."""
 USER = web.RequestKey("user", User)  # the authenticated user, stored on each request
 
 
@@ -138,10 +140,10 @@ class ApiServer:
     def __post_init__(self) -> None:
         self.registry = self.store.registry
         self._subresources: dict[tuple[str, str, str], SubresourceHandler] = {}
-        self._reviews = {
-            ("authorization.k8s.io", "selfsubjectaccessreviews"): self.access.access_review,
-            ("authorization.k8s.io", "selfsubjectrulesreviews"): self.access.rules_review,
-            ("authentication.k8s.io", "selfsubjectreviews"): self.access.self_review,
+        self._reviews: dict[tuple[str, str], ReviewAnswer] = {
+            ("authorization.k8s.io", "selfsubjectaccessreviews"): lambda u, s, _ns: self.access.access_review(u, s),
+            ("authorization.k8s.io", "selfsubjectrulesreviews"): lambda u, s, _ns: self.access.rules_review(u, s),
+            ("authentication.k8s.io", "selfsubjectreviews"): lambda u, s, _ns: self.access.self_review(u, s),
         }
         self._discovery_subresources: list[Subresource] = []
         self._hooks: list[RequestHook] = []
@@ -152,6 +154,13 @@ class ApiServer:
         self.app.router.add_route("*", "/{path:.*}", self._dispatch)
 
     # --- extension points ----------------------------------------------------------------------------------------
+
+    def register_review(self, group: str, plural: str, answer: ReviewAnswer) -> None:
+        """Answer creates of the create-only kind `group/plural` with `answer(user, spec, namespace)` (namespace is
+        "" for a cluster-scoped kind): it returns the reply's `status`, or raises `errors.ApiError` to refuse.
+        Until one is registered, a catalogued create-only kind answers 404 NotFound for the resource type, as a
+        server that does not serve that API would."""
+        self._reviews[(group, plural)] = answer
 
     def register_subresource(self, subresource: Subresource, handler: SubresourceHandler) -> None:
         """Serve `<plural>/<name>` for a kind with `handler`, and advertise it in discovery."""
@@ -371,6 +380,8 @@ class ApiServer:
         review = self._reviews.get((kind.group, kind.plural))
         if review is not None:
             return await self._review(request, info, kind, review)
+        if kind.verbs == ("create",):
+            raise errors.resource_not_served()  # a create-only kind nothing answers: the API is not served here
         if not info.name:
             if method == "GET":
                 return await (self._watch if info.verb == "watch" else self._list)(request, info, kind)
@@ -540,19 +551,22 @@ class ApiServer:
         request: web.Request,
         info: RequestInfo,
         kind: Kind,
-        answer: Callable[[User, dict[str, Any]], dict[str, Any]],
+        answer: ReviewAnswer,
     ) -> web.Response:
         body = await self._body(request, kind=kind)
         problem = decode_problem(schema_of(kind.group, kind.kind), body, kind.kind)
         if problem:
             raise errors.cannot_decode(kind.kind, info.version, problem)
         spec = body.get("spec") or {}
+        metadata: dict[str, Any] = {"creationTimestamp": None}
+        if kind.namespaced:
+            metadata["namespace"] = info.namespace
         review = {
             "kind": kind.kind,
             "apiVersion": kind.api_version(info.version),
-            "metadata": {"creationTimestamp": None},
+            "metadata": metadata,
             **({"spec": spec} if kind.kind != "SelfSubjectReview" else {}),
-            "status": answer(request[USER], spec),
+            "status": answer(request[USER], spec, info.namespace if kind.namespaced else ""),
         }
         return _respond(encode(review), 201)
 

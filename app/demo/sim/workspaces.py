@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..apiserver import errors
 from .base import Controller, World
 from .objects import copy, milli, owner_reference, set_condition
 
@@ -42,6 +43,8 @@ MIN_MEMORY_MIB = 2048
 CRASH_SECONDS = 4.0
 PREEMPTION_ANNOTATION = f"{GROUP}/preemption-reason"
 PREEMPTED_REASON = "Workspace preempted due to resource contention"
+CONNECTION_GROUP = "connection.workspace.jupyter.org"
+CONNECTION_PLURAL = "workspaceconnections"
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -107,6 +110,33 @@ class Workspaces(Controller):
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping: dict[tuple[str, str], float] = {}  # workspace -> when its stop began (elapsed seconds)
         self._crashing: set[tuple[str, int]] = set()  # (pod uid, restart count) whose OOM kill is scheduled
+        world.server.api.register_review(CONNECTION_GROUP, CONNECTION_PLURAL, self.connection)
+
+    def connection(self, user: Any, spec: dict[str, Any], namespace: str) -> dict[str, Any]:
+        """The status of a WorkspaceConnection: for `web-ui`, the space's JupyterLab through this API server's pod
+        proxy (the demo server serves anonymous requests, so a browser can open it). `vscode-remote` is refused:
+        the demo has no VS Code server behind a URL (hyperdesk's own tunnel is the way there)."""
+        name = str(spec.get("workspaceName") or "")
+        kind = str(spec.get("workspaceConnectionType") or "")
+        if not name:
+            raise errors.ApiError(422, "Invalid", "spec.workspaceName: Required value")
+        if kind not in ("web-ui", "vscode-remote"):
+            raise errors.ApiError(422, "Invalid", f'spec.workspaceConnectionType: Unsupported value: "{kind}": '
+                                  'supported values: "web-ui", "vscode-remote"')
+        workspace = self.cache.get(API_VERSION, "Workspace", name, namespace)
+        if workspace is None:
+            raise errors.not_found(GROUP, "workspaces", name)
+        available = next((c for c in (workspace.get("status") or {}).get("conditions") or []
+                          if c.get("type") == "Available"), {})
+        pod = self._registered.get((namespace, name))
+        if available.get("status") != "True" or pod is None:
+            raise errors.conflict(CONNECTION_GROUP, CONNECTION_PLURAL, name,
+                                  f"workspace {name} is not available (Available is not True)")
+        if kind == "vscode-remote":
+            raise errors.ApiError(422, "Invalid", "spec.workspaceConnectionType: vscode-remote is not offered by "
+                                  "this cluster")
+        url = f"{self.world.server.url}/api/v1/namespaces/{namespace}/pods/{pod}:{PORT}/proxy/lab"
+        return {"workspaceConnectionType": kind, "workspaceConnectionUrl": url}
 
     def reconcile(self) -> None:
         workspaces = self.cache.all(API_VERSION, "Workspace")
