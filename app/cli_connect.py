@@ -25,8 +25,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                          help="local port on 127.0.0.1 (default: the pod port; another one if it is taken)")
     connect.add_argument("--port", type=int, default=None,
                          help="the pod port (default: 8888 for a space), or the service port for svc/NAME")
-    connect.add_argument("--open", choices=("browser", "vscode", "print"), default=None,
-                         help="what to do once open (default: browser on a laptop, print on a login node)")
+    connect.add_argument("--open", choices=("browser", "vscode", "print", "web-ui"), default=None,
+                         help="what to do once open (default: browser on a laptop, print on a login node); "
+                              "web-ui: no tunnel, print the jupyter-k8s space's WorkspaceConnection web-ui URL "
+                              "(and open it where a browser would be)")
     connect.add_argument("--path", default="/home/sagemaker-user",
                          help="folder VS Code opens over SSH (--open vscode, spaces that run sshd)")
     connect.add_argument("--accept-host-key", metavar="SHA256:...",
@@ -105,6 +107,8 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     from app.tunnels.targets import TargetError, find_target
 
     where = placement.detect(os.environ)
+    if args.open == "web-ui":
+        return _web_ui(args, settings, kubeconfig, where, ide)
     mode = args.open or ("print" if where.login_node else "browser")
     if mode == "vscode" and settings.readonly:
         return _fail("hyperdesk is read-only (--readonly): --open vscode would write ~/.ssh/config", EXIT_USAGE)
@@ -185,6 +189,36 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             await connection.close()
             if opened:
                 print("tunnel closed", file=sys.stderr, flush=True)
+
+    return asyncio.run(main())
+
+
+def _web_ui(args: argparse.Namespace, settings: Any, kubeconfig: Any, where: Any, ide: Any) -> int:
+    """`--open web-ui`: create a WorkspaceConnection, print its URL (never logged: it may carry a token)."""
+    import asyncio
+
+    from app.tunnels.targets import TargetError
+    from app.tunnels.webui import web_ui_url
+
+    if settings.readonly:
+        return _fail("hyperdesk is read-only (--readonly): --open web-ui creates a WorkspaceConnection", EXIT_USAGE)
+    found = _cluster(settings, kubeconfig)
+    if isinstance(found, str):
+        return _fail(found, EXIT_USAGE if kubeconfig is not None else EXIT_FAILURE)
+    connection, namespace = found
+    namespace, _, name = args.space.rpartition("/") if "/" in args.space else (namespace, "", args.space)
+
+    async def main() -> int:
+        try:
+            url = await web_ui_url(connection, namespace, name)
+        except TargetError as exc:
+            return _fail(str(exc), exc.exit_code)
+        finally:
+            await connection.close()
+        print(url, flush=True)
+        if not where.login_node and not ide.open_browser(url):
+            print("no browser could be started: open the URL above yourself", file=sys.stderr, flush=True)
+        return EXIT_OK
 
     return asyncio.run(main())
 

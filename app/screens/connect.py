@@ -57,6 +57,10 @@ def connect_table(view: ConnectView) -> Table:
         table.add_row("Placement", "this machine")
     if view.vscode:
         table.add_row("VS Code", view.vscode)
+    if view.web_ui:
+        table.add_row("Web UI", Text(view.web_ui, style="red") if view.web_ui_error
+                      else link(view.web_ui) if view.web_ui.startswith(("http://", "https://"))
+                      else Text(view.web_ui, style="yellow"))
     return table
 
 
@@ -84,6 +88,7 @@ class ConnectScreen(ModalScreen[None]):
         Binding("a", "accept_key", "Accept host key", id="connect.accept_key"),
         Binding("x", "close_tunnel", "Close tunnel", id="connect.close_tunnel"),
         Binding("t", "tunnels", "Tunnels", id="connect.tunnels"),
+        Binding("w", "web_ui", "Web UI", id="connect.web_ui"),
     ]
     AUTO_FOCUS = "#connect-box"
 
@@ -106,7 +111,7 @@ class ConnectScreen(ModalScreen[None]):
             yield Static(self._keys(), id="connect-keys")
 
     def _keys(self) -> str:
-        keys = "o browser · c copy · v VS Code · r route (enter applies) · x close tunnel · t tunnels · esc back"
+        keys = "o browser · c copy · v VS Code · r route (enter applies) · x close tunnel · t tunnels · w web UI · esc back"
         return keys + (" · a accept host key" if self.view.fingerprint else "")
 
     def on_mount(self) -> None:
@@ -141,6 +146,9 @@ class ConnectScreen(ModalScreen[None]):
 
     def action_vscode(self) -> None:
         self._call("connect_vscode", self.view)
+
+    def action_web_ui(self) -> None:
+        self._call("connect_web_ui")
 
     def action_route(self) -> None:
         self.query_one("#connect-via", Input).focus()

@@ -65,6 +65,43 @@ class ConnectController:
             self.app.run_worker(asyncio.to_thread(ide.open_browser, view.url), exit_on_error=False)
             self.app.notify(f"opening {view.url}")
 
+    def connect_web_ui(self) -> None:
+        """w: the jupyter-k8s WorkspaceConnection web-ui URL (no tunnel needed), shown and opened like o does."""
+        session = self.session
+        if session.target.kind != "Workspace":
+            self.app.notify("web UI: only jupyter-k8s spaces (Workspace) offer a WorkspaceConnection",
+                            severity="warning")
+            return
+        if self.app.readonly:
+            self.app.notify("hyperdesk is read-only (--readonly): not creating a WorkspaceConnection",
+                            severity="error")
+            return
+        session.web_ui, session.web_ui_error = "asking the cluster for a WorkspaceConnection…", False
+        self.app.run_worker(self._web_ui(), group=f"webui:{session.target.key}", exclusive=True, exit_on_error=False)
+
+    async def _web_ui(self) -> None:
+        from app.tunnels.webui import web_ui_url
+
+        session, engine = self.session, self.app.engine
+        if engine is None:
+            session.web_ui, session.web_ui_error = "not connected to a cluster", True
+            return
+        try:
+            url = await web_ui_url(engine.connection, session.target.namespace, session.target.space)
+        except TargetError as exc:
+            session.web_ui, session.web_ui_error = str(exc), True
+            return
+        session.web_ui = url
+        if session.placement.login_node:
+            self.app.notify("hyperdesk runs on a login node: no browser here; open the Web UI link on the laptop",
+                            timeout=10)
+        elif not ide.has_graphical_browser():
+            self.app.copy_to_clipboard(url)
+            self.app.notify("no graphical browser here: copied the web UI URL, open it yourself", timeout=10)
+        else:
+            await asyncio.to_thread(ide.open_browser, url)
+            self.app.notify("opening the web UI")
+
     def connect_vscode(self, view: ConnectView) -> None:
         target = self.session.target
         if not view.url:

@@ -6,7 +6,7 @@ dialog polls `view()`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class ConnectView:
     login_node: bool = False
     laptop_command: str = ""
     vscode: str = ""
+    web_ui: str = ""
+    """The jupyter-k8s WorkspaceConnection web-ui URL once fetched (w), or what is happening / went wrong."""
+    web_ui_error: bool = False
 
 
 class ConnectSession:
@@ -45,6 +48,8 @@ class ConnectSession:
         self.state = "connecting"
         self.error = ""
         self.fingerprint = ""
+        self.web_ui = ""
+        self.web_ui_error = False
         self._ssh: SshOptions | None = None
         self._space_key: Any = None
         """The space sshd's HostKeyPlace while its fingerprint waits for the user's accept step."""
@@ -148,6 +153,9 @@ class ConnectSession:
         return written
 
     def view(self) -> ConnectView:
+        return replace(self._view(), web_ui=self.web_ui, web_ui_error=self.web_ui_error)
+
+    def _view(self) -> ConnectView:
         tunnel = self.tunnel
         state = tunnel.state if tunnel is not None else self.state
         route = tunnel.route.description if tunnel else (f"ssh via {self.via}" if self.via else "api portforward")
