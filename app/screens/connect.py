@@ -28,6 +28,12 @@ def link(url: str) -> Text:
     return Text(url, style=Style(link=url, underline=True))
 
 
+def _folded(text: Text) -> Text:
+    """Long URLs (a WorkspaceConnection's may carry a token) wrap rather than end in an ellipsis."""
+    text.overflow = "fold"
+    return text
+
+
 def connect_table(view: ConnectView) -> Table:
     table = _Fields(box=None, show_header=False, pad_edge=False, expand=True)
     table.add_column("field", style="bold", no_wrap=True, width=10)
@@ -59,7 +65,7 @@ def connect_table(view: ConnectView) -> Table:
         table.add_row("VS Code", view.vscode)
     if view.web_ui:
         table.add_row("Web UI", Text(view.web_ui, style="red") if view.web_ui_error
-                      else link(view.web_ui) if view.web_ui.startswith(("http://", "https://"))
+                      else _folded(link(view.web_ui)) if view.web_ui.startswith(("http://", "https://"))
                       else Text(view.web_ui, style="yellow"))
     return table
 
