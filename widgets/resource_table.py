@@ -107,7 +107,7 @@ class ResourceTable(DataTable):
                 if key in self.rows:
                     for label, value in zip(labels, cells):
                         if self.get_cell(key, label) != value:
-                            self.update_cell(key, label, value)
+                            self.update_cell(key, label, value, update_width=True)  # a grown cell widens its column
                 else:
                     self.add_row(*cells, key=key)
             if [row.key.value for row in self.ordered_rows] != list(wanted):
