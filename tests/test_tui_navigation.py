@@ -169,6 +169,22 @@ async def test_filter_narrows_the_focused_table_and_escape_clears_it() -> None:
         assert table.row_count == 3
 
 
+async def test_a_cell_that_grows_widens_its_column_and_one_that_shrinks_is_shown_whole() -> None:
+    app = HyperdeskApp(Settings())
+    async with app.run_test(size=(200, 40)) as pilot:
+        table = app.pane("jobs").query_one(ResourceTable)
+        table.set_rows(JOB_ROWS)
+        await pilot.pause()
+        grown = "HyperPodPyTorchJob (waiting for 16 GPUs in team-a's quota)"
+        table.set_rows([Row("a/llama-sft", ("llama-sft", "team-a", grown)), *JOB_ROWS[1:]])
+        await pilot.pause()
+        assert table.columns["KIND"].content_width == len(grown)  # type: ignore[index]
+        assert grown in "".join(s.text for s in table.render_line(1)), "the grown cell is drawn whole"
+        table.set_rows(JOB_ROWS)  # narrower again: the column may stay wide, every cell is whole
+        await pilot.pause()
+        assert table.get_row_at(0)[3] == "HyperPodPyTorchJob"
+
+
 async def test_help_lists_every_binding_of_the_focused_pane() -> None:
     app = HyperdeskApp(Settings())
     async with app.run_test(size=(120, 50)) as pilot:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -107,11 +108,18 @@ class ResourceTable(DataTable):
                 if key in self.rows:
                     for label, value in zip(labels, cells):
                         if self.get_cell(key, label) != value:
-                            self.update_cell(key, label, value, update_width=True)  # a grown cell widens its column
+                            # A grown cell widens its column; asking Textual for that on every update would
+                            # re-measure the whole column each time a cell narrows (quadratic on big tables).
+                            self.update_cell(key, label, value, update_width=self._wider(label, value))
                 else:
                     self.add_row(*cells, key=key)
             if [row.key.value for row in self.ordered_rows] != list(wanted):
                 self._reorder(list(wanted.values()))
+
+    def _wider(self, label: str, value: str | Text) -> bool:
+        width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
+        column = self.columns.get(label)  # type: ignore[call-overload]
+        return column is not None and width > column.content_width
 
     def _reorder(self, rows: list[Row]) -> None:
         """Rows in the order given (new rows were appended at the end), the cursor staying on its row."""
