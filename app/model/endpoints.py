@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from app.model.jobs import ConditionEntry, EventEntry, PodEntry, conditions_of, parse_time, pod_gpus
+from app.model.jobs import ConditionEntry, EventEntry, PodEntry, conditions_of, events_about, parse_time, pod_gpus
 
 Obj = dict[str, Any]
 
@@ -398,18 +398,7 @@ def endpoint_detail(row: EndpointRow, stores: Mapping[str, Mapping[str, Obj]], e
         for p in pod_objs if p
     )
     names = {(row.kind, row.name)} | {("Pod", p.name) for p in pods}
-    events = []
-    for event in (stores.get("events") or {}).values():
-        involved = event.get("involvedObject") or {}
-        if involved.get("namespace") == row.namespace and (involved.get("kind"), involved.get("name")) in names:
-            events.append(EventEntry(
-                time=parse_time(event.get("lastTimestamp") or event.get("eventTime")
-                                or (event.get("metadata") or {}).get("creationTimestamp")),
-                type=event.get("type", ""), reason=event.get("reason", ""),
-                object=f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
-                message=event.get("message", ""), count=int(event.get("count") or 1),
-            ))
-    events.sort(key=lambda e: (e.time is None, e.time or datetime.min.replace(tzinfo=timezone.utc)))
+    events = events_about(stores, row.namespace, names)
     waiting = {p["metadata"]["name"] for p in pod_objs if p and not pod_ready(p)}
     latest: dict[str, EventEntry] = {}
     for event in events:

@@ -401,6 +401,24 @@ def pod_gpus(pod: Obj) -> str:
     return " + ".join(parts)
 
 
+def events_about(stores: Mapping[str, Mapping[str, dict]], namespace: str,
+                 names: set[tuple[str, str]]) -> list[EventEntry]:
+    """The events of `namespace` whose involved object is one of `names` ((kind, name) pairs), oldest first."""
+    events = []
+    for event in (stores.get("events") or {}).values():
+        involved = event.get("involvedObject") or {}
+        if involved.get("namespace") == namespace and (involved.get("kind"), involved.get("name")) in names:
+            events.append(EventEntry(
+                time=parse_time(event.get("lastTimestamp") or event.get("eventTime")
+                                or (event.get("metadata") or {}).get("creationTimestamp")),
+                type=event.get("type", ""), reason=event.get("reason", ""),
+                object=f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
+                message=event.get("message", ""), count=int(event.get("count") or 1),
+            ))
+    events.sort(key=lambda e: (e.time is None, e.time or datetime.min.replace(tzinfo=timezone.utc)))
+    return events
+
+
 def job_detail(row: JobRow, stores: Mapping[str, Mapping[str, Obj]], events_limit: int = 20) -> JobDetail:
     """Everything the detail view shows for one job: conditions of the job and its Workload on one timeline, its
     pods, and the latest events about any of them."""
@@ -424,18 +442,7 @@ def job_detail(row: JobRow, stores: Mapping[str, Mapping[str, Obj]], events_limi
     if workload:
         names.add(("Workload", workload["metadata"]["name"]))
     names |= {("Pod", p.name) for p in pods}
-    events = []
-    for event in (stores.get("events") or {}).values():
-        involved = event.get("involvedObject") or {}
-        if involved.get("namespace") == row.namespace and (involved.get("kind"), involved.get("name")) in names:
-            events.append(EventEntry(
-                time=parse_time(event.get("lastTimestamp") or event.get("eventTime")
-                                or (event.get("metadata") or {}).get("creationTimestamp")),
-                type=event.get("type", ""), reason=event.get("reason", ""),
-                object=f"{involved.get('kind', '').lower()}/{involved.get('name', '')}",
-                message=event.get("message", ""), count=int(event.get("count") or 1),
-            ))
-    events.sort(key=lambda e: (e.time is None, e.time or datetime.min.replace(tzinfo=timezone.utc)))
+    events = events_about(stores, row.namespace, names)
     return JobDetail(row, tuple(conditions), pods, tuple(events[-events_limit:]), _admission(workload))
 
 
