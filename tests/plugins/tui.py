@@ -19,8 +19,13 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         path.mkdir()
         monkeypatch.setenv(var, str(path))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
-    for var in [v for v in os.environ if v.startswith(("HYPERDESK_", "MLFLOW_HTTP_")) or v == "MLFLOW_TRACKING_URI"]:
-        monkeypatch.delenv(var)
+    from app.tracking.client import _ENV_LOCK
+
+    # Under the lock the tracking client holds while it sets MLFLOW_HTTP_* for one call: a poll thread still finishing
+    # an earlier test's call must not see its fail-fast settings removed halfway (it would retry for minutes).
+    with _ENV_LOCK:
+        for var in [v for v in os.environ if v.startswith(("HYPERDESK_", "MLFLOW_HTTP_")) or v == "MLFLOW_TRACKING_URI"]:
+            monkeypatch.delenv(var)
     return tmp_path
 
 
