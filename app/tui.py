@@ -188,6 +188,12 @@ class HyperdeskApp(App[None]):
     def pane(self, pane_id: str) -> Pane:
         return self.query_one(f"#{pane_id}", Pane)
 
+    @property
+    def _live(self) -> bool:
+        """Mounted and not shutting down: while Textual closes the app it removes the panes one by one, and a
+        message or a timer that arrives then finds some panes gone."""
+        return self._mounted and self.is_running
+
     def focused_pane(self) -> Pane:
         node: Widget | None = self.focused
         while node is not None and not isinstance(node, Pane):
@@ -734,7 +740,7 @@ class HyperdeskApp(App[None]):
 
     def _tick_stale_ages(self) -> None:
         """A stale store's age counts up on screen, though nothing new arrives to say so."""
-        if self.engine is None:
+        if self.engine is None or not self._live:
             return
         for pane_id in PANE_IDS:
             pane = self.pane(pane_id)
@@ -838,7 +844,7 @@ class HyperdeskApp(App[None]):
     @on(StoresChanged)
     def _stores_changed(self, message: StoresChanged) -> None:
         """Visible panes catch up now; hidden ones only note that they must when shown."""
-        if not self._mounted or not self.query("#panes"):
+        if not self._live:
             return  # a message that was in flight when the app began to close
         for pane_id in PANE_IDS:
             pane = self.pane(pane_id)
