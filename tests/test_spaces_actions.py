@@ -181,7 +181,8 @@ async def test_read_only_refuses_every_change_before_sending_anything() -> None:
             for call in (spaces.create(conn, request("x"), readonly=True),
                          spaces.set_running(conn, NLP, "x", True, readonly=True),
                          spaces.delete(conn, NLP, "x", readonly=True),
-                         spaces.edit_resources(conn, NLP, "x", cpu="2", readonly=True)):
+                         spaces.edit_resources(conn, NLP, "x", cpu="2", readonly=True),
+                         spaces.edit_resources(conn, NLP, "x", cpu="2", readonly=True, store="notebooks")):
                 with pytest.raises(ReadOnlyError):
                     await call
             assert seen == []
@@ -311,5 +312,127 @@ async def test_a_kubeflow_notebook_stops_starts_and_is_deleted() -> None:
             assert "kubeflow-resource-stopped" not in (started["metadata"].get("annotations") or {})
             await spaces.delete(conn, "kubeflow-user", "nb", store="notebooks", readonly=False)
             assert [r.name for r in await spaces.fetch_spaces(conn, "kubeflow-user")] == []
+        finally:
+            await conn.close()
+
+
+def notebook_yaml(name: str, *, stopped: bool = True) -> str:
+    """A Kubeflow Notebook as its spawner writes one: a GPU in limits only, cpu and memory limits above their
+    requests, a sidecar beside the IDE's container."""
+    annotations = "{kubeflow-resource-stopped: '2026-11-27T11:00:00Z'}" if stopped else "{}"
+    return f"""
+apiVersion: kubeflow.org/v1
+kind: Notebook
+metadata: {{name: {name}, namespace: {NLP}, annotations: {annotations}}}
+spec:
+  template:
+    spec:
+      serviceAccountName: default-editor
+      containers:
+      - name: {name}
+        image: kubeflownotebookswg/jupyter-pytorch-cuda-full:v1.8.0
+        env: [{{name: JUPYTER_ENABLE_LAB, value: "yes"}}]
+        ports: [{{containerPort: 8888, name: notebook-port}}]
+        volumeMounts: [{{name: home, mountPath: /home/jovyan}}]
+        resources:
+          requests: {{cpu: "1", memory: 4Gi}}
+          limits: {{cpu: "2", memory: 8Gi, nvidia.com/gpu: "1"}}
+      - name: log-shipper
+        image: fluent/fluent-bit:3.0
+        resources: {{requests: {{cpu: 100m}}}}
+      volumes: [{{name: home, persistentVolumeClaim: {{claimName: {name}-home}}}}]
+"""
+
+
+async def test_a_stopped_kubeflow_notebook_gets_new_compute_and_keeps_the_rest(conn, bare_cluster, demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("create", "-f", "-", stdin=notebook_yaml("nb"))
+    before = kubectl.json("get", "notebook", "nb", "-n", NLP)
+    assert (await rows(conn))["nb"].status == "Stopped"
+
+    await spaces.edit_resources(conn, NLP, "nb", cpu="4", memory="16Gi", gpus=2, readonly=False, store="notebooks")
+    after = kubectl.json("get", "notebook", "nb", "-n", NLP)
+    lab, shipper = after["spec"]["template"]["spec"]["containers"]
+    assert lab["resources"] == {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"},
+                                "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"}}, \
+        "limits below the new requests are raised to them; GPUs ask as much as they limit"
+    old_lab, old_shipper = before["spec"]["template"]["spec"]["containers"]
+    assert {k: v for k, v in lab.items() if k != "resources"} == {k: v for k, v in old_lab.items() if k != "resources"}
+    assert shipper == old_shipper, "the other containers stay as they are"
+    assert {k: v for k, v in after["spec"]["template"]["spec"].items() if k != "containers"} == \
+        {k: v for k, v in before["spec"]["template"]["spec"].items() if k != "containers"}
+    assert after["metadata"]["annotations"] == before["metadata"]["annotations"], "it stays stopped"
+    row = (await rows(conn))["nb"]
+    assert (row.status, row.cpu, row.memory, row.gpus) == ("Stopped", "4", "16Gi", 2)
+
+    await spaces.edit_resources(conn, NLP, "nb", mig_profile="1g.10gb", readonly=False, store="notebooks")
+    pod_spec = kubectl.json("get", "notebook", "nb", "-n", NLP)["spec"]["template"]["spec"]
+    assert pod_spec["containers"][0]["resources"] == {
+        "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/mig-1g.10gb": "1"},
+        "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/mig-1g.10gb": "1"}}
+    assert pod_spec["nodeSelector"] == {"nvidia.com/mig.strategy": "mixed"}
+    row = (await rows(conn))["nb"]
+    assert (row.gpus, row.mig_profile) == (0, "1g.10gb")
+
+
+async def test_a_notebook_that_is_not_stopped_or_asks_for_what_no_node_has_is_refused_and_unchanged(
+        conn, bare_cluster, demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("create", "-f", "-", stdin=notebook_yaml("busy", stopped=False))
+    kubectl("patch", "notebook", "busy", "-n", NLP, "--subresource=status", "--type=merge",
+            "-p", '{"status": {"readyReplicas": 1}}')
+    kubectl("create", "-f", "-", stdin=notebook_yaml("idle"))
+    versions = {n: kubectl.json("get", "notebook", n, "-n", NLP)["metadata"]["resourceVersion"]
+                for n in ("busy", "idle")}
+    assert (await rows(conn))["busy"].status == "Running"
+
+    with pytest.raises(ActionError) as refused:
+        await spaces.edit_resources(conn, NLP, "busy", cpu="8", readonly=False, store="notebooks")
+    assert str(refused.value) == f"space {NLP}/busy is Running: stop it before changing its resources"
+    assert refused.value.exit_code == 2
+    cases = {
+        "MIG profile 7g.80gb: no node offers it (offered: 1g.10gb, 2g.20gb, 3g.40gb) (nothing was changed)":
+            {"mig_profile": "7g.80gb"},
+        "CPU 'lots' is not a quantity (like 2, 500m, 16Gi) (nothing was changed)": {"cpu": "lots"},
+        "memory '16GB!' is not a quantity": {"memory": "16GB!"},
+        "GPUs: must not be negative (nothing was changed)": {"gpus": -1},
+        "GPUs: ask for whole GPUs or a MIG profile, not both": {"gpus": 1, "mig_profile": "1g.10gb"},
+    }
+    for expected, asked in cases.items():
+        with pytest.raises(ActionError) as refused:
+            await spaces.edit_resources(conn, NLP, "idle", readonly=False, store="notebooks", **asked)
+        assert expected in str(refused.value) and refused.value.exit_code == 2
+    with pytest.raises(ActionError, match=f"no space 'ghost' in namespace {NLP}"):
+        await spaces.edit_resources(conn, NLP, "ghost", cpu="2", readonly=False, store="notebooks")
+    assert {n: kubectl.json("get", "notebook", n, "-n", NLP)["metadata"]["resourceVersion"]
+            for n in ("busy", "idle")} == versions, "nothing was sent"
+
+
+async def test_a_notebook_changed_while_being_edited_is_a_conflict_not_an_overwrite() -> None:
+    async with LocalApiServer() as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow-user"}})
+        server.store.put({
+            "apiVersion": "kubeflow.org/v1", "kind": "Notebook",
+            "metadata": {"name": "nb", "namespace": "kubeflow-user",
+                         "annotations": {"kubeflow-resource-stopped": "2026-11-27T11:00:00Z"}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "nb", "image": "jupyter-scipy:v1", "resources": {"requests": {"cpu": "1"}}}]}}}})
+
+        async def someone_else_first(request, info) -> None:
+            if request.method == "PUT":  # between hyperdesk's read and its update, another client changes the image
+                server.store.patch("kubeflow.org/v1", "Notebook", "nb", {"spec": {"template": {"spec": {"containers": [
+                    {"name": "nb", "image": "jupyter-scipy:v2", "resources": {"requests": {"cpu": "1"}}}]}}}},
+                    "kubeflow-user")
+
+        server.api.add_request_hook(someone_else_first)
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            with pytest.raises(ActionError) as refused:
+                await spaces.edit_resources(conn, "kubeflow-user", "nb", cpu="4", readonly=False, store="notebooks")
+            assert "space kubeflow-user/nb changed since it was read" in str(refused.value)
+            assert str(refused.value).endswith("(nothing was changed; try again)")
+            container = server.store.get("kubeflow.org/v1", "Notebook", "nb", "kubeflow-user")[
+                "spec"]["template"]["spec"]["containers"][0]
+            assert (container["image"], container["resources"]) == ("jupyter-scipy:v2", {"requests": {"cpu": "1"}})
         finally:
             await conn.close()

@@ -10,6 +10,7 @@ or leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import datetime, timezone
 from typing import Any
 
@@ -370,12 +371,34 @@ def storage_note(row_or_obj: SpaceRow | dict[str, Any]) -> str:
     return f"{volume} is deleted with it and its files are lost (stop keeps them)"
 
 
+async def find_space(conn: ClusterConnection, namespace: str, name: str) -> tuple[str, dict[str, Any]]:
+    """(store, object) of the space NAME in `namespace`: its jupyter-k8s Workspace, else its Kubeflow Notebook. A
+    kind the server does not serve, or the user may not read, is passed over; when neither has it, the refusal
+    of the one that refused, else "no space"."""
+    refusal: ApiError | None = None
+    for store in ("workspaces", "notebooks"):
+        try:
+            return store, await conn.request("GET", _path(store, namespace, name))
+        except ApiError as exc:
+            if exc.status not in (403, 404):
+                raise ActionError(f"cannot read space {namespace}/{name}: {exc}", _code(exc)) from None
+            if exc.status == 403:
+                refusal = refusal or exc
+    if refusal is not None:
+        raise ActionError(f"cannot read space {namespace}/{name}: {refusal}", _code(refusal))
+    raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT)
+
+
 async def edit_resources(conn: ClusterConnection, namespace: str, name: str, *, cpu: str = "", memory: str = "",
-                         gpus: int | None = None, mig_profile: str | None = None, readonly: bool) -> dict[str, Any]:
-    """New compute for a stopped space, checked against its template's bounds and the nodes' offer; the update
-    carries the resourceVersion read, so a concurrent change is a conflict, not a silent overwrite."""
+                         gpus: int | None = None, mig_profile: str | None = None, readonly: bool,
+                         store: str = "workspaces") -> dict[str, Any]:
+    """New compute for a stopped space, checked against its template's bounds (a Kubeflow Notebook, `store`
+    "notebooks", has none) and the nodes' offer; the update carries the resourceVersion read, so a concurrent
+    change is a conflict, not a silent overwrite."""
     refuse_if_readonly(readonly, f"editing space {namespace}/{name}")
-    current = await get(conn, namespace, name)
+    current = await get(conn, namespace, name, store)
+    if store == "notebooks":
+        return await _edit_notebook(conn, current, cpu=cpu, memory=memory, gpus=gpus, mig_profile=mig_profile)
     status, _ = workspace_status(current)
     if status not in ("Stopped", "Preempted"):
         raise ActionError(f"space {namespace}/{name} is {status}: stop it before changing its resources",
@@ -385,11 +408,50 @@ async def edit_resources(conn: ClusterConnection, namespace: str, name: str, *, 
     template = await find_template(conn, f"{ref.get('namespace') or namespace}/{ref['name']}", namespace) \
         if ref.get("name") else None
     base = spec.get("resources") or (template.default_resources if template is not None else {})
+    request = await _checked_compute(conn, namespace, name, base, template, cpu=cpu, memory=memory, gpus=gpus,
+                                     mig_profile=mig_profile)
+    updated = dict(current)
+    updated["spec"] = {**spec, "resources": resource_block(cpu, memory, request.gpus or 0, request.mig_profile,
+                                                           base)}
+    if request.mig_profile:
+        updated["spec"]["nodeSelector"] = {**(spec.get("nodeSelector") or {}), "nvidia.com/mig.strategy": "mixed"}
+    return await _put(conn, "workspaces", namespace, name, updated)
+
+
+async def _edit_notebook(conn: ClusterConnection, current: dict[str, Any], *, cpu: str, memory: str,
+                         gpus: int | None, mig_profile: str | None) -> dict[str, Any]:
+    """A stopped Notebook's compute is its first container's resources (`spec.template.spec.containers[0]`): those
+    change, the container's other fields and the other containers stay as they are."""
+    meta = current.get("metadata") or {}
+    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    status = notebook_row(current).status
+    if status != "Stopped":
+        raise ActionError(f"space {namespace}/{name} is {status}: stop it before changing its resources",
+                          EXIT_BAD_INPUT)
+    updated = copy.deepcopy(current)
+    pod_spec = ((updated.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = pod_spec.get("containers") or []
+    if not containers or not isinstance(containers[0], dict):
+        raise ActionError(f"notebook {namespace}/{name} has no container to change (nothing was changed)",
+                          EXIT_BAD_INPUT)
+    base = containers[0].get("resources") or {}
+    request = await _checked_compute(conn, namespace, name, base, None, cpu=cpu, memory=memory, gpus=gpus,
+                                     mig_profile=mig_profile)
+    containers[0]["resources"] = resource_block(cpu, memory, request.gpus or 0, request.mig_profile, base)
+    if request.mig_profile:
+        pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), "nvidia.com/mig.strategy": "mixed"}
+    return await _put(conn, "notebooks", namespace, name, updated)
+
+
+async def _checked_compute(conn: ClusterConnection, namespace: str, name: str, base: dict[str, Any],
+                           template: TemplateInfo | None, *, cpu: str, memory: str, gpus: int | None,
+                           mig_profile: str | None) -> SpaceRequest:
+    """The compute asked for, what is not asked for kept from `base`, checked against the template's bounds (when
+    there is a template) and the nodes' offer. Raises ActionError, before anything is sent, when it does not pass."""
     old = _resources(base)  # requests, limits filling in: a limits-only GPU still counts
     old_mig = next((k.removeprefix(MIG_PREFIX) for k in old if k.startswith(MIG_PREFIX)), "")
     request = SpaceRequest(
-        name=name, namespace=namespace, display_name=str(spec.get("displayName") or name),
-        image=str(spec.get("image") or ""), cpu=cpu or str(old.get("cpu") or ""),
+        name=name, namespace=namespace, display_name=name, cpu=cpu or str(old.get("cpu") or ""),
         memory=memory or str(old.get("memory") or ""),
         gpus=int(gpus if gpus is not None else (0 if mig_profile else int(float(old.get(GPU) or 0)))),
         mig_profile=mig_profile if mig_profile is not None else ("" if gpus else old_mig),
@@ -398,16 +460,19 @@ async def edit_resources(conn: ClusterConnection, namespace: str, name: str, *, 
     problems = validate_request(request, template, gpu_offer=offer, fields=COMPUTE_FIELDS)
     if problems:
         raise ActionError("; ".join(problems) + " (nothing was changed)", EXIT_BAD_INPUT)
-    updated = dict(current)
-    updated["spec"] = {**spec, "resources": resource_block(cpu, memory, request.gpus or 0, request.mig_profile,
-                                                           base)}
-    if request.mig_profile:
-        updated["spec"]["nodeSelector"] = {**(spec.get("nodeSelector") or {}), "nvidia.com/mig.strategy": "mixed"}
+    return request
+
+
+async def _put(conn: ClusterConnection, store: str, namespace: str, name: str, updated: dict[str, Any]) -> dict[str, Any]:
     try:
-        return await conn.request("PUT", _path("workspaces", namespace, name), body=updated)
+        return await conn.request("PUT", _path(store, namespace, name), body=updated)
     except ApiError as exc:
+        if exc.status == 409:
+            raise ActionError(f"space {namespace}/{name} changed since it was read: {exc} (nothing was changed; "
+                              "try again)", _code(exc)) from None
         raise ActionError(f"cannot change space {namespace}/{name}: {exc}", _code(exc)) from None
 
 
-__all__ = ["CREATED_BY", "check_create", "create", "set_notebook_running", "create_manifest", "delete", "edit_resources", "fetch_spaces", "fetch_templates",
+__all__ = ["CREATED_BY", "check_create", "create", "set_notebook_running", "create_manifest", "delete", "edit_resources",
+           "fetch_spaces", "fetch_templates", "find_space",
            "find_template", "prepare", "set_running", "storage_note", "whoami", "create_choices"]
