@@ -16,6 +16,7 @@ from app.screens.spaces import SpacesPane
 from app.tui import HyperdeskApp
 from tests.reference import REFERENCE
 from tests.test_jobs_pane import cell_texts
+from tests.test_spaces_actions import notebook_yaml
 from tests.test_tui_navigation import wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
@@ -312,3 +313,48 @@ async def test_the_edit_form_opens_for_a_space_without_a_mig_slice_and_checks_th
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not isinstance(app.screen, EditResourcesScreen))
     assert sent == [{"cpu": "6", "memory": "8Gi", "gpus": 1, "mig_profile": ""}]
+
+
+async def test_e_on_a_stopped_kubeflow_notebook_changes_its_compute(bare_cluster, demo_kubectl) -> None:
+    from app.screens.space_views import EditResourcesScreen
+
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("create", "-f", "-", stdin=notebook_yaml("nb"))
+    kubectl("create", "-f", "-", stdin=notebook_yaml("waking", stopped=False))
+    app = HyperdeskApp(Settings(namespace=NLP), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await pilot.press("1")
+        table = app.pane("spaces").table
+        await wait_for(pilot, lambda: sorted(cell_texts(table, "NAME")) == ["nb", "waking"], timeout=20)
+        await wait_for(pilot, lambda: app.engine is not None and len(app.engine.stores["nodes"]) == 8, timeout=20)
+        assert (row_of(table, "nb")["STATUS"], row_of(table, "waking")["STATUS"]) == ("Stopped", "Starting")
+
+        table.move_cursor(row=cell_texts(table, "NAME").index("waking"))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: any("waking is Starting: stop it (s) before changing its resources"
+                                          in str(n.message) for n in app._notifications))
+        assert not isinstance(app.screen, EditResourcesScreen)
+
+        table.move_cursor(row=cell_texts(table, "NAME").index("nb"))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditResourcesScreen))
+        edit = app.screen
+        assert (edit.query_one("#e-cpu", Input).value, edit.query_one("#e-memory", Input).value,
+                edit.query_one("#e-gpus", Input).value) == ("1", "4Gi", "1")
+        assert not edit.query_one("#form-fields").border_subtitle, "a Notebook has no template bounds to show"
+        edit.query_one("#e-cpu", Input).value = "lots"
+        await wait_for(pilot, lambda: "CPU 'lots' is not a quantity (like 2, 500m, 16Gi)" in edit.problems)
+        edit.query_one("#e-cpu", Input).value = "6"
+        edit.query_one("#e-gpus", Input).value = "0"
+        edit.query_one("#e-mig", Select).value = "2g.20gb"
+        await wait_for(pilot, lambda: edit.problems == [])
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: row_of(table, "nb")["GPUS"] == "1×2g.20gb", timeout=20)
+        assert not isinstance(app.screen, EditResourcesScreen)
+        assert row_of(table, "nb")["COMPUTE"].startswith("6 CPU 4Gi")
+        assert any("nb's resources changed; start it (s) to use them" in str(n.message) for n in app._notifications)
+    stored = kubectl.json("get", "notebook", "nb", "-n", NLP)
+    assert stored["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "6", "memory": "4Gi", "nvidia.com/mig-2g.20gb": "1"},
+        "limits": {"cpu": "6", "memory": "8Gi", "nvidia.com/mig-2g.20gb": "1"}}
+    assert "kubeflow-resource-stopped" in stored["metadata"]["annotations"]

@@ -447,10 +447,6 @@ class SpacesPane(Pane):
         row = self.space(key) if key is not None else None
         if row is None or self._refused(f"editing {row.name if row else ''}"):
             return
-        if row.kind != "Workspace":
-            self.notify(f"{row.name} is a Kubeflow Notebook: its resources are its pod template's; edit its YAML "
-                        "with kubectl", severity="warning")
-            return
         if row.status not in ("Stopped", "Preempted"):
             self.notify(f"{row.name} is {row.status}: stop it (s) before changing its resources", severity="warning")
             return
@@ -483,6 +479,7 @@ class SpacesPane(Pane):
                                         cpu=values["cpu"] if values["cpu"] != row.cpu else "",
                                         memory=values["memory"] if values["memory"] != row.memory else "",
                                         gpus=values["gpus"], mig_profile=values["mig_profile"],
+                                        store=row.key.split("/", 1)[0],
                                         readonly=self.app.readonly)  # type: ignore[attr-defined]
         except ActionError as exc:
             return str(exc)
