@@ -38,7 +38,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                        ("delete", "delete a space and its storage")):
         parser = verbs.add_parser(name, parents=[common], help=text)
         parser.add_argument("name", help="the space's name")
-    edit = verbs.add_parser("edit", parents=[common], help="change the compute of a stopped space")
+    edit = verbs.add_parser("edit", parents=[common], help="change the compute of a stopped space (a jupyter-k8s "
+                            "Workspace, else the Kubeflow Notebook of that name)")
     edit.add_argument("name", help="the space's name")
     edit.add_argument("--cpu", default="")
     edit.add_argument("--memory", default="")
@@ -102,8 +103,10 @@ def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 await spaces.delete(connection, namespace, args.name, readonly=settings.readonly)
                 print(f"space {namespace}/{args.name} deleted: {spaces.storage_note(current)}")
             elif verb == "edit":
+                store, _ = await spaces.find_space(connection, namespace, args.name)
                 await spaces.edit_resources(connection, namespace, args.name, cpu=args.cpu, memory=args.memory,
-                                            gpus=args.gpus, mig_profile=args.mig, readonly=settings.readonly)
+                                            gpus=args.gpus, mig_profile=args.mig, readonly=settings.readonly,
+                                            store=store)
                 print(f"space {namespace}/{args.name} resources changed; start it to use them")
             return EXIT_OK
         finally:

@@ -12,6 +12,7 @@ from app.demo.sim import DemoThread
 from tests.plugins.tui import closed_port, write_kubeconfig
 from tests.reference import REFERENCE
 from tests.test_jobs_cli import hyperdesk
+from tests.test_spaces_actions import notebook_yaml
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
 
@@ -100,3 +101,39 @@ def test_usage_errors_and_an_unreachable_cluster_are_one_line(tmp_path) -> None:
     assert down.returncode == 1 and down.stderr.startswith("hyperdesk: error: cannot reach")
     create = hyperdesk("space", "create", "x", "--cpu", "1", kubeconfig=config)
     assert create.returncode == 1 and len(create.stderr.strip().splitlines()) == 1
+
+
+def test_edit_changes_a_stopped_kubeflow_notebook_and_refuses_what_it_cannot_do(bare_cluster: DemoThread,
+                                                                                demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    config = bare_cluster.kubeconfig_path
+    kubectl("create", "-f", "-", stdin=notebook_yaml("nb"))
+    kubectl("create", "-f", "-", stdin=notebook_yaml("live", stopped=False))
+    kubectl("patch", "notebook", "live", "-n", NLP, "--subresource=status", "--type=merge",
+            "-p", '{"status": {"readyReplicas": 1}}')
+
+    def resources(name: str) -> dict:
+        return kubectl.json("get", "notebook", name, "-n", NLP)["spec"]["template"]["spec"]["containers"][0]["resources"]
+
+    edited = hyperdesk("space", "edit", "nb", "-n", NLP, "--cpu", "3", "--memory", "12Gi", "--gpus", "0",
+                       kubeconfig=config)
+    assert edited.returncode == 0, edited.stderr
+    assert edited.stdout.strip() == f"space {NLP}/nb resources changed; start it to use them"
+    assert resources("nb") == {"requests": {"cpu": "3", "memory": "12Gi"}, "limits": {"cpu": "3", "memory": "12Gi"}}
+
+    before = {n: kubectl.json("get", "notebook", n, "-n", NLP)["metadata"]["resourceVersion"] for n in ("nb", "live")}
+    refusals = {
+        ("nb", "--mig", "7g.80gb"): "MIG profile 7g.80gb: no node offers it",
+        ("nb", "--cpu", "two"): "CPU 'two' is not a quantity",
+        ("nb", "--gpus", "-2"): "GPUs: must not be negative",
+        ("live", "--cpu", "8"): f"space {NLP}/live is Running: stop it before changing its resources",
+        ("ghost", "--cpu", "8"): f"no space 'ghost' in namespace {NLP}",
+    }
+    for args, expected in refusals.items():
+        refused = hyperdesk("space", "edit", *args, "-n", NLP, kubeconfig=config)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert expected in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    readonly = hyperdesk("space", "edit", "nb", "-n", NLP, "--cpu", "8", "--readonly", kubeconfig=config)
+    assert readonly.returncode == 2 and "read-only" in readonly.stderr and "editing space nb" in readonly.stderr
+    assert {n: kubectl.json("get", "notebook", n, "-n", NLP)["metadata"]["resourceVersion"]
+            for n in ("nb", "live")} == before, "nothing was changed"
