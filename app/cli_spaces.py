@@ -95,12 +95,13 @@ def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 else:
                     print(f"space {namespace}/{args.name} created")
             elif verb in ("start", "stop"):
-                before = await spaces.set_running(connection, namespace, args.name, verb == "start",
-                                                  readonly=settings.readonly)
+                store, _ = await spaces.find_space(connection, namespace, args.name)
+                change = spaces.set_notebook_running if store == "notebooks" else spaces.set_running
+                before = await change(connection, namespace, args.name, verb == "start", readonly=settings.readonly)
                 print(f"space {namespace}/{args.name} {'starting' if verb == 'start' else 'stopping'} (was {before})")
             elif verb == "delete":
-                current = await spaces.get(connection, namespace, args.name)
-                await spaces.delete(connection, namespace, args.name, readonly=settings.readonly)
+                store, current = await spaces.find_space(connection, namespace, args.name)
+                await spaces.delete(connection, namespace, args.name, readonly=settings.readonly, store=store)
                 print(f"space {namespace}/{args.name} deleted: {spaces.storage_note(current)}")
             elif verb == "edit":
                 store, _ = await spaces.find_space(connection, namespace, args.name)

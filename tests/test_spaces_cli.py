@@ -137,3 +137,25 @@ def test_edit_changes_a_stopped_kubeflow_notebook_and_refuses_what_it_cannot_do(
     assert readonly.returncode == 2 and "read-only" in readonly.stderr and "editing space nb" in readonly.stderr
     assert {n: kubectl.json("get", "notebook", n, "-n", NLP)["metadata"]["resourceVersion"]
             for n in ("nb", "live")} == before, "nothing was changed"
+
+
+def test_start_stop_and_delete_find_a_kubeflow_notebook_by_its_name(bare_cluster: DemoThread, demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    config = bare_cluster.kubeconfig_path
+    kubectl("create", "-f", "-", stdin=notebook_yaml("nb"))
+
+    def annotations() -> dict:
+        return kubectl.json("get", "notebook", "nb", "-n", NLP)["metadata"].get("annotations") or {}
+
+    start = hyperdesk("space", "start", "nb", "-n", NLP, kubeconfig=config)
+    assert start.returncode == 0, start.stderr
+    assert start.stdout.strip() == f"space {NLP}/nb starting (was Stopped)"
+    assert "kubeflow-resource-stopped" not in annotations()
+    stop = hyperdesk("space", "stop", "nb", "-n", NLP, kubeconfig=config)
+    assert stop.returncode == 0 and "stopping" in stop.stdout, stop.stderr
+    assert annotations()["kubeflow-resource-stopped"]
+    deleted = hyperdesk("space", "delete", "nb", "-n", NLP, kubeconfig=config)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == (f"space {NLP}/nb deleted: its volumes are the Notebook's own claims: deleting "
+                                      "the Notebook does not delete them")
+    assert kubectl("get", "notebooks", "-n", NLP, "-o", "name") == ""

@@ -358,7 +358,8 @@ async def delete(conn: ClusterConnection, namespace: str, name: str, *, readonly
 def storage_note(row_or_obj: SpaceRow | dict[str, Any]) -> str:
     """What deleting does to the space's home volume: jupyter-k8s owns it and deletes it with the Workspace.
     A space without `spec.storage` has no volume (its files live in the pod and go when it stops)."""
-    if isinstance(row_or_obj, SpaceRow) and row_or_obj.kind == "Notebook":
+    kind = row_or_obj.kind if isinstance(row_or_obj, SpaceRow) else row_or_obj.get("kind")
+    if kind == "Notebook":
         return "its volumes are the Notebook's own claims: deleting the Notebook does not delete them"
     if isinstance(row_or_obj, SpaceRow):
         size, has = row_or_obj.storage, row_or_obj.has_storage
