@@ -436,3 +436,34 @@ async def test_a_notebook_changed_while_being_edited_is_a_conflict_not_an_overwr
             assert (container["image"], container["resources"]) == ("jupyter-scipy:v2", {"requests": {"cpu": "1"}})
         finally:
             await conn.close()
+
+
+async def test_find_space_passes_over_a_kind_the_user_may_not_read() -> None:
+    access = {"anonymous": False, "users": [
+        {"name": "kate", "token": "kate-token", "rules": [
+            {"verbs": ["get"], "apiGroups": ["kubeflow.org"], "resources": ["notebooks"]}]},
+        {"name": "nobody", "token": "nobody-token", "rules": []},
+    ]}
+    async with LocalApiServer(access=access, user="kate") as server:
+        server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow-user"}})
+        server.store.put({"apiVersion": "kubeflow.org/v1", "kind": "Notebook",
+                          "metadata": {"name": "nb", "namespace": "kubeflow-user"},
+                          "spec": {"template": {"spec": {"containers": [{"name": "nb", "image": "jupyter:v1"}]}}}})
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            store, found = await spaces.find_space(conn, "kubeflow-user", "nb")
+            assert (store, found["kind"]) == ("notebooks", "Notebook"), "workspaces answered 403: Notebooks were asked"
+            with pytest.raises(ActionError, match="no space 'other' in namespace kubeflow-user"):
+                await spaces.find_space(conn, "kubeflow-user", "other")
+        finally:
+            await conn.close()
+    async with LocalApiServer(access=access, user="nobody") as server:
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            with pytest.raises(ActionError) as refused:
+                await spaces.find_space(conn, "kubeflow-user", "nb")
+            assert str(refused.value).startswith("cannot read space kubeflow-user/nb: ") and "forbidden" in str(
+                refused.value).lower()
+            assert refused.value.exit_code == 2
+        finally:
+            await conn.close()

@@ -374,18 +374,19 @@ def storage_note(row_or_obj: SpaceRow | dict[str, Any]) -> str:
 
 async def find_space(conn: ClusterConnection, namespace: str, name: str) -> tuple[str, dict[str, Any]]:
     """(store, object) of the space NAME in `namespace`: its jupyter-k8s Workspace, else its Kubeflow Notebook. A
-    kind the server does not serve, or the user may not read, is passed over; when neither has it, the refusal
-    of the one that refused, else "no space"."""
+    kind the server does not serve, or the user may not read (a server refuses an unserved group with 403 to whom
+    may not read it), is passed over; when neither has it, "no space", or the refusal when both refused."""
     refusal: ApiError | None = None
+    missing = False
     for store in ("workspaces", "notebooks"):
         try:
             return store, await conn.request("GET", _path(store, namespace, name))
         except ApiError as exc:
             if exc.status not in (403, 404):
                 raise ActionError(f"cannot read space {namespace}/{name}: {exc}", _code(exc)) from None
-            if exc.status == 403:
-                refusal = refusal or exc
-    if refusal is not None:
+            missing = missing or exc.status == 404
+            refusal = refusal or (exc if exc.status == 403 else None)
+    if refusal is not None and not missing:
         raise ActionError(f"cannot read space {namespace}/{name}: {refusal}", _code(refusal))
     raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT)
 
