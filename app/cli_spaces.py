@@ -35,7 +35,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--priority", default="", help="Kueue WorkloadPriorityClass (task governance)")
     create.add_argument("--dry-run", action="store_true", help="check everything and print the YAML; create nothing")
     for name, text in (("start", "start a stopped space"), ("stop", "stop a space (its storage is kept)"),
-                       ("delete", "delete a space and its storage")):
+                       ("delete", "delete a space (a Workspace's home volume goes with it; a Notebook's claims stay)")):
         parser = verbs.add_parser(name, parents=[common], help=text)
         parser.add_argument("name", help="the space's name")
     edit = verbs.add_parser("edit", parents=[common], help="change the compute of a stopped space (a jupyter-k8s "
