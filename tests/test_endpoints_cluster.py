@@ -292,6 +292,56 @@ async def test_deploy_from_a_manifest_and_delete(bare_cluster) -> None:
         await conn.close()
 
 
+async def test_a_model_server_that_does_not_go_fails_the_deletion_until_it_goes(bare_cluster, demo_kubectl) -> None:
+    """A model server pod held by a finalizer of its own (as a volume or policy controller can): the operator waits
+    its deletion timeout, says DeletionFailed with the pod and its finalizer, keeps its own finalizer; once the pod's
+    finalizer goes, the deletion finishes."""
+    kubectl = demo_kubectl(bare_cluster)
+    create(bare_cluster, jumpstart("stuck"))
+    await asyncio.to_thread(bare_cluster.advance, 90)
+    pods = kubectl.json("get", "pods", "-n", NAMESPACE, "-l", "app=stuck")["items"]
+    assert len(pods) == 1
+    pod = pods[0]["metadata"]["name"]
+    kubectl("patch", "pod", pod, "-n", NAMESPACE, "--type", "merge", "-p",
+            json.dumps({"metadata": {"finalizers": ["example.com/hold"]}}))
+    conn, discovery = await _connect(bare_cluster)
+    try:
+        async def row():
+            return {r.name: r for r in await ep.fetch_endpoints(conn, discovery, NAMESPACE)}.get("stuck")
+
+        await ep.delete(conn, await row(), readonly=False, discovery=discovery)
+        await asyncio.to_thread(bare_cluster.advance, 10)
+        assert (await row()).state == "DeletionInProgress"
+        held = kubectl.json("get", "pod", pod, "-n", NAMESPACE)
+        # The kubelet stopped the model server; the pod's own finalizer keeps the object.
+        assert held["metadata"].get("deletionTimestamp") and held["status"]["phase"] == "Succeeded"
+        assert "Terminating" in kubectl("get", "pod", pod, "-n", NAMESPACE)
+
+        await asyncio.to_thread(bare_cluster.advance, 60)
+        failed = await row()
+        assert failed.state == "DeletionFailed" and not failed.serving
+        assert failed.reason.startswith("DeletionTimedOut: Model server pods still present 60s after deletion began")
+        assert f"{pod} (finalizers: example.com/hold)" in failed.reason
+        obj = kubectl.json("get", "jumpstartmodel", "stuck", "-n", NAMESPACE)
+        assert obj["status"]["state"] == "DeletionFailed"
+        assert "inference.sagemaker.aws.amazon.com/endpoint-cleanup" in obj["metadata"]["finalizers"]
+        events = kubectl.json("get", "events", "-n", NAMESPACE,
+                              "--field-selector", "involvedObject.name=stuck,reason=DeletionFailed")["items"]
+        assert [e["type"] for e in events] == ["Warning"]
+
+        # Still failed while the blocker stays; gone once it is removed.
+        await asyncio.to_thread(bare_cluster.advance, 30)
+        assert (await row()).state == "DeletionFailed"
+        kubectl("patch", "pod", pod, "-n", NAMESPACE, "--type", "json", "-p",
+                json.dumps([{"op": "remove", "path": "/metadata/finalizers"}]))
+        await asyncio.to_thread(bare_cluster.advance, 1)
+        assert await row() is None
+        assert kubectl.run("get", "jumpstartmodel", "stuck", "-n", NAMESPACE, check=False).returncode == 1
+        assert kubectl.json("get", "pods", "-n", NAMESPACE, "-l", "app=stuck")["items"] == []
+    finally:
+        await conn.close()
+
+
 # --- answers of every shape, from real HTTP handlers behind the simulated cluster's proxy ---------------------------
 
 def _serve(handle, plural: str, name: str, port: int, handler) -> None:

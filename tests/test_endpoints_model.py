@@ -73,6 +73,28 @@ def test_states_and_pods_per_kind() -> None:
     assert not rows["c"].serving and not rows["a"].serving and not rows["b"].serving
 
 
+def test_deletion_failed_and_complete_rows() -> None:
+    """DeletionFailed says why as the other failures do; DeletionComplete (the operator's last write, seen only by a
+    watch that catches it before the object goes) is a row that is not serving and has no reason to give."""
+    from app.model.endpoints import endpoint_detail
+
+    stuck = _hp("stuck", "DeletionFailed", "app=stuck", deploymentStatus={
+        "deploymentObjectOverallState": "DeletionFailed", "reason": "DeletionTimedOut",
+        "message": "Model server pods still present 60s after deletion began: stuck-1 (finalizers: example.com/hold)"})
+    done = _hp("done", "DeletionComplete", "app=done", deploymentStatus={
+        "deploymentObjectOverallState": "DeletionComplete", "reason": "", "message": ""})
+    stores = {"jumpstartmodels": {"ns/stuck": stuck, "ns/done": done},
+              "pods": {"ns/stuck-1": _pod("stuck-1", {"app": "stuck"}, False)}}
+    rows = {r.name: r for r in endpoint_rows(stores)}
+    assert rows["stuck"].state == "DeletionFailed" and not rows["stuck"].serving
+    assert rows["stuck"].reason == ("DeletionTimedOut: Model server pods still present 60s after deletion began: "
+                                    "stuck-1 (finalizers: example.com/hold)")
+    assert rows["stuck"].pods == ("ns/stuck-1",)
+    assert "DeletionFailed (DeletionTimedOut)" in endpoint_detail(rows["stuck"], stores).deployment
+    assert (rows["done"].state, rows["done"].reason, rows["done"].serving, rows["done"].pods) == (
+        "DeletionComplete", "", False, ())
+
+
 def _isvc(name: str, ready: str, **model_status) -> dict:
     return {"metadata": {"name": name, "namespace": "ns", "uid": name},
             "spec": {"predictor": {"minReplicas": 0, "model": {"storageUri": "s3://models/x"}}},

@@ -154,6 +154,48 @@ async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) ->
         assert kubectl.run("get", "jumpstartmodel", "pane-model", "-n", NAMESPACE, check=False).returncode == 1
 
 
+async def test_a_failed_deletion_is_red_and_says_why(bare_cluster, demo_kubectl) -> None:
+    import json
+
+    from app.screens.dialogs import ConfirmScreen
+    from app.screens.endpoint_detail import EndpointDetailScreen
+
+    kubectl = demo_kubectl(bare_cluster)
+    create(bare_cluster, jumpstart("pane-stuck"))
+    bare_cluster.advance(90)
+    pod = kubectl.json("get", "pods", "-n", NAMESPACE, "-l", "app=pane-stuck")["items"][0]["metadata"]["name"]
+    kubectl("patch", "pod", pod, "-n", NAMESPACE, "--type", "merge", "-p",
+            json.dumps({"metadata": {"finalizers": ["example.com/hold"]}}))
+    app = _app(bare_cluster)
+    async with app.run_test(size=(200, 45)) as pilot:
+        await _open(pilot, app, "pane-stuck")
+        table = app.pane("endpoints").table
+        await pilot.press("ctrl+d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: [s.strip() for s in cell_texts(table, "STATE")] == ["DeletionPending"], timeout=10)
+        bare_cluster.advance(70)
+        await wait_for(pilot, lambda: [s.strip() for s in cell_texts(table, "STATE")] == ["DeletionFailed"], timeout=10)
+        labels = [str(c.label) for c in table.columns.values()]
+        cell = table.get_row_at(0)[labels.index("STATE")]
+        assert "red" in str(cell.style)
+
+        await pilot.press("d")
+        assert isinstance(app.screen, EndpointDetailScreen)
+        await wait_for(pilot, lambda: "Why:" in str(app.screen.query_one("#detail-summary").render()))
+        summary = str(app.screen.query_one("#detail-summary").render())
+        assert "Why: DeletionTimedOut: Model server pods still present 60s after deletion began" in summary
+        assert f"{pod} (finalizers: example.com/hold)" in summary
+        events = app.screen.query_one("#detail-events")
+        assert any("DeletionFailed" in str(events.get_row_at(i)) for i in range(events.row_count))
+        await pilot.press("escape")
+
+        kubectl("patch", "pod", pod, "-n", NAMESPACE, "--type", "json", "-p",
+                json.dumps([{"op": "remove", "path": "/metadata/finalizers"}]))
+        bare_cluster.advance(1)
+        await wait_for(pilot, lambda: cell_texts(table, "NAME") == [], timeout=10)
+
+
 async def test_readonly_refuses_scale_delete_and_deploy(serving_cluster) -> None:
     from app.screens.dialogs import ChoiceScreen
 

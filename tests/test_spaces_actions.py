@@ -4,6 +4,7 @@ moves with `advance`. Refusals that need users and rules use the local API serve
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -213,6 +214,58 @@ async def test_a_forbidden_namespace_is_refused_before_the_create_and_mine_is_wh
             assert stored["metadata"]["annotations"]["workspace.jupyter.org/created-by"] == "alice"
             mine = space_rows({"workspaces": {"team-a/lab": stored}}, owner="alice")
             assert [r.name for r in mine] == ["lab"]
+        finally:
+            await conn.close()
+
+
+def _reviews_at(*versions: str) -> list:
+    """The server's kinds with SelfSubjectReview served at `versions` only (none: not served at all), as a 1.27
+    (v1beta1) or 1.26 (v1alpha1, behind its feature gate) cluster serves it."""
+    from dataclasses import replace
+
+    from app.demo.apiserver.catalog import DEFAULT_KINDS
+    from app.demo.apiserver.kinds import KindVersion
+
+    kinds = [k for k in DEFAULT_KINDS if (k.group, k.plural) != ("authentication.k8s.io", "selfsubjectreviews")]
+    review = next(k for k in DEFAULT_KINDS if (k.group, k.plural) == ("authentication.k8s.io", "selfsubjectreviews"))
+    if versions:
+        kinds.append(replace(review, versions=tuple(KindVersion(v, storage=i == 0) for i, v in enumerate(versions))))
+    return kinds
+
+
+@pytest.mark.parametrize("version", ["v1beta1", "v1alpha1"])
+async def test_whoami_falls_back_to_the_version_an_older_server_serves(version: str, tmp_path) -> None:
+    from tests.plugins.apiserver import Kubectl
+
+    access = {"anonymous": False, "users": [{"name": "alice", "token": "alice-token", "rules": []}]}
+    async with LocalApiServer(access=access, user="alice", kinds=_reviews_at(version)) as server:
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            seen: list[str] = []
+
+            async def record(request, info) -> None:
+                if "selfsubjectreviews" in request.path:
+                    seen.append(request.path)
+
+            server.api.add_request_hook(record)
+            assert await spaces.whoami(conn) == "alice"
+        finally:
+            await conn.close()
+        # v1 first (404 here), then the older versions in turn until one answers.
+        tried = spaces.SSR_VERSIONS[:spaces.SSR_VERSIONS.index(version) + 1]
+        assert seen == [f"/apis/authentication.k8s.io/{v}/selfsubjectreviews" for v in tried]
+        # What kubectl's discovery sees: the group at that version only, as on the older server.
+        kubectl = Kubectl(server.kubeconfig_path, tmp_path / "kubectl-cache")
+        served = (await asyncio.to_thread(kubectl, "api-versions")).split()
+        assert [v for v in served if v.startswith("authentication.k8s.io/")] == [f"authentication.k8s.io/{version}"]
+
+
+async def test_whoami_is_none_where_no_version_is_served() -> None:
+    access = {"anonymous": False, "users": [{"name": "alice", "token": "alice-token", "rules": []}]}
+    async with LocalApiServer(access=access, user="alice", kinds=_reviews_at()) as server:
+        conn = ClusterConnection([server.kubeconfig_path], None)
+        try:
+            assert await spaces.whoami(conn) is None
         finally:
             await conn.close()
 

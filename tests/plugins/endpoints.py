@@ -8,8 +8,9 @@
 - `serving_cluster` (module scope): the bare cluster with one endpoint of each kind serving, plus a JumpStartModel
   and an InferenceService that fail to deploy.
 
-Not reachable in the simulator: `DeletionFailed` (its operator's cleanup never fails); the model tests cover that
-state from plain objects.
+`DeletionFailed` is reached by giving a model server pod a finalizer of its own before deleting the endpoint (the
+operator's deletion timeout passes); `DeletionComplete` is never seen (the object goes with that write), so the
+model tests cover it from plain objects.
 """
 
 from __future__ import annotations

@@ -23,7 +23,11 @@ to `DeploymentFailed` (`deploymentStatus.reason` `InstanceTypeNotAvailable`, a W
 whose `storageUri` scheme no storage initializer knows gets `modelStatus.states.activeModelState: FailedToLoad` with
 `lastFailureInfo`, and `Ready` False. Changing replicas (spec, or the `scale` subresource) resizes the Deployment.
 The HyperPod kinds carry the operator's finalizer: a deleted endpoint shows `DeletionPending`, then
-`DeletionInProgress` while its model servers stop, and is gone once they are.
+`DeletionInProgress` while its model servers stop, and is gone once they are (the last write says
+`DeletionComplete`, which no reader sees, as with the real operator). A model server pod that is still there
+`DELETION_TIMEOUT_SECONDS` after the deletion began (one a finalizer of its own keeps `Terminating`) turns the
+endpoint `DeletionFailed`: `deploymentStatus.reason` `DeletionTimedOut` and a message naming the pods and what holds
+them, a Warning event, and the operator's finalizer kept; once the pods are gone the deletion finishes.
 
 Answers are deterministic: the same prompt gives the same completion, after a latency that grows with its length
 (reported in the `X-Demo-Latency-Ms` header).
@@ -48,6 +52,8 @@ PENDING_SECONDS = 5.0
 METRICS_PORT = 9091
 FINALIZER = "inference.sagemaker.aws.amazon.com/endpoint-cleanup"
 DELETION_SECONDS = 3.0
+DELETION_TIMEOUT_SECONDS = 60.0
+"""How long the operator waits for the model server pods to go before it reports `DeletionFailed`."""
 MAX_BATCH = 32
 MAX_TOKENS = 4096
 LATENCY_BUCKETS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -234,6 +240,7 @@ class Inference(Controller):
         self._turn = 0
         self._failed: set[str] = set()  # uids of endpoints whose failure was announced with an event
         self._deleting: dict[str, float] = {}  # uid -> simulated second its deletion began
+        self._deletion_failed: set[str] = set()  # uids of endpoints whose DeletionFailed was announced
 
     def reconcile(self) -> None:
         for kind in ("JumpStartModel", "InferenceEndpointConfig"):
@@ -471,7 +478,9 @@ class Inference(Controller):
     def _delete_hyperpod(self, endpoint: dict[str, Any], status: dict[str, Any], conditions: list[dict[str, Any]],
                          now: str) -> None:
         """The operator's finalizer: DeletionPending, then DeletionInProgress while the model servers stop; once
-        they are gone the finalizer goes and the API server removes the object (DeletionComplete is never seen)."""
+        they are gone the finalizer goes and the API server removes the object (DeletionComplete is never seen).
+        Pods still there after DELETION_TIMEOUT_SECONDS: DeletionFailed, the finalizer kept, checked again on every
+        change of a pod until they are gone."""
         world = self.world
         meta = endpoint["metadata"]
         name, namespace = meta["name"], meta["namespace"]
@@ -480,11 +489,14 @@ class Inference(Controller):
         if started == elapsed:
             world.after(DELETION_SECONDS, self._poke)
             world.after(2 * DELETION_SECONDS, self._poke)
+            world.after(DELETION_TIMEOUT_SECONDS, self._poke)
         finalizers = meta.get("finalizers") or []
+        reason = "DeletionRequested"
         if elapsed - started < DELETION_SECONDS:
             state, message = "DeletionPending", "Waiting to delete the model deployment"
         else:
             state, message = "DeletionInProgress", "Deleting the model deployment and its service"
+            reason = "DeletingNativeDeploymentObjects"
             deployment = world.cache.get("apps/v1", "Deployment", name, namespace)
             if deployment is not None:
                 world.delete(deployment)
@@ -492,16 +504,35 @@ class Inference(Controller):
             if service is not None:
                 world.delete(service)
                 self._served = {k for k in self._served if k[:2] != (namespace, f"{name}-service")}
-            pods = [p for p in self.cache.all("v1", "Pod", namespace)
-                    if (p["metadata"].get("labels") or {}).get("hyperdesk.demo/endpoint") == name]
+            pods = sorted((p for p in self.cache.all("v1", "Pod", namespace)
+                           if (p["metadata"].get("labels") or {}).get("hyperdesk.demo/endpoint") == name),
+                          key=lambda p: p["metadata"]["name"])
             if elapsed - started >= 2 * DELETION_SECONDS and not pods:
                 updated = copy(endpoint)
                 updated["metadata"]["finalizers"] = [f for f in finalizers if f != FINALIZER]
                 updated["status"] = {**status, "state": "DeletionComplete"}
                 world.put(updated)
                 self._deleting.pop(meta["uid"], None)
+                self._deletion_failed.discard(meta["uid"])
                 return
+            if pods and elapsed - started >= DELETION_TIMEOUT_SECONDS:
+                state, reason = "DeletionFailed", "DeletionTimedOut"
+                held = "; ".join(
+                    f"{p['metadata']['name']}" + (f" (finalizers: {', '.join(p['metadata']['finalizers'])})"
+                                                  if p["metadata"].get("finalizers") else "")
+                    for p in pods)
+                message = (f"Model server pods still present {DELETION_TIMEOUT_SECONDS:.0f}s after deletion began: "
+                           f"{held}; the endpoint keeps its finalizer until they are gone")
+                if meta["uid"] not in self._deletion_failed:
+                    self._deletion_failed.add(meta["uid"])
+                    world.event(endpoint, "DeletionFailed", message, type_="Warning",
+                                component="hyperpod-inference-operator")
         status["state"] = state
+        previous = status.get("deploymentStatus") or {}
+        status["deploymentStatus"] = {
+            **{k: previous[k] for k in ("name",) if k in previous},
+            "deploymentObjectOverallState": state, "reason": reason, "message": message,
+            "lastUpdated": previous.get("lastUpdated", now) if previous.get("deploymentObjectOverallState") == state else now}
         set_condition(conditions, "Ready", "False", state, message, now)
         if status != (endpoint.get("status") or {}):
             updated = copy(endpoint)

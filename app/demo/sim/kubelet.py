@@ -6,7 +6,9 @@
   scheduler's "0/8 nodes are available: ..." message and a `FailedScheduling` event.
 - `Kubelet` pulls images (a few simulated seconds), starts containers, honours readiness probes' initial delays,
   and applies restart policies when a program ends a container (`exit_container`): restart with back-off, or a
-  terminal `Succeeded`/`Failed` phase. Container restarts rotate the log (`kubectl logs --previous`).
+  terminal `Succeeded`/`Failed` phase. Container restarts rotate the log (`kubectl logs --previous`). A pod being
+  deleted that a finalizer keeps in the API (`Terminating`) has its containers stopped (a `Killing` event, exit 0 on
+  SIGTERM, phase `Succeeded`, its GPUs freed) and stays until whoever owns the finalizer removes it.
 """
 
 from __future__ import annotations
@@ -216,8 +218,12 @@ class Kubelet(Controller):
             status = pod.get("status") or {}
             if status.get("phase") in TERMINAL:
                 continue
-            live.add(key)
             node = spec.get("nodeName")
+            if meta.get("deletionTimestamp"):
+                if node:
+                    self._stop(pod)
+                continue
+            live.add(key)
             if not node or status.get("containerStatuses") or meta["uid"] in self._starting:
                 continue
             if world.devices is not None and key not in world.devices.holders():
@@ -230,6 +236,37 @@ class Kubelet(Controller):
             for key in world.devices.holders() - live:
                 world.devices.release(key)
                 world.activity.pop(key, None)
+
+    def _stop(self, pod: dict[str, Any]) -> None:
+        """Stop the containers of a pod being deleted that a finalizer keeps: what the kubelet does before a pod's
+        object can go. Model servers and trainers exit 0 on SIGTERM; the pod ends `Succeeded`."""
+        world = self.world
+        updated = copy(pod)
+        spec, status = updated["spec"], updated.setdefault("status", {})
+        now = world.clock.timestamp()
+        key = (pod["metadata"].get("namespace", ""), pod["metadata"]["name"])
+        self._starting.discard(pod["metadata"]["uid"])
+        for entry in status.get("containerStatuses") or []:
+            running = (entry.get("state") or {}).get("running")
+            if running is not None:
+                entry["state"] = {"terminated": {"exitCode": 0, "reason": "Completed",
+                                                 "startedAt": running.get("startedAt", now), "finishedAt": now,
+                                                 "containerID": entry.get("containerID", "")}}
+                world.event(pod, "Killing", f"Stopping container {entry['name']}", component="kubelet",
+                            host=spec["nodeName"])
+            elif "terminated" not in (entry.get("state") or {}):
+                entry["state"] = {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}}
+            entry["ready"] = False
+            entry["started"] = False
+        status["phase"] = "Succeeded"
+        conditions = status.setdefault("conditions", [])
+        for type_ in ("Ready", "ContainersReady"):
+            set_condition(conditions, type_, "False", "PodCompleted", "", now, style="pod")
+        set_condition(conditions, "PodReadyToStartContainers", "False", "", "", now, style="pod")
+        world.activity.pop(key, None)
+        if world.devices is not None:
+            world.devices.release(key)
+        world.put(updated)
 
     def _creating(self, pod: dict[str, Any]) -> None:
         world = self.world
