@@ -27,7 +27,7 @@ from typing import Any, Iterable
 import yaml
 
 from app.cluster.connection import ApiError, ClusterConnection
-from app.cluster.resources import KINDS, ResourceKind
+from app.cluster.resources import KINDS, ResourceKind, kubectl_names, split_kind_ref
 from app.config import SAFE_LOADER
 from app.model.jobs import JOB_KINDS, PRIORITY_LABEL, QUEUE_LABEL, job_condition_state
 
@@ -623,24 +623,16 @@ class JobRef:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-_KIND_ALIASES: dict[str, str] = {}
-for _store, _kind in JOB_KINDS.items():
-    for _alias in (_store, _store.rstrip("s"), _kind.lower(), f"{_store}.{KINDS[_store].group}".rstrip(".")):
-        _KIND_ALIASES[_alias] = _store
-_KIND_ALIASES.update({"hpjob": "hyperpodpytorchjobs", "hyperpodpytorchjob": "hyperpodpytorchjobs", "job.batch": "jobs",
-                      "pytorchjob.kubeflow.org": "pytorchjobs"})
+_KIND_NAMES = kubectl_names(JOB_KINDS, {"hpjob": "hyperpodpytorchjobs"})
 
 
 def split_job_ref(ref: str) -> tuple[str | None, str]:
     """`KIND/NAME` or `NAME` -> (store name or None, name); kinds as kubectl spells them (`pytorchjob/x`)."""
-    kind, slash, name = ref.rpartition("/")
-    if not slash:
-        return None, ref
-    store = _KIND_ALIASES.get(kind.lower())
-    if store is None:
-        raise ActionError(f"unknown job kind {kind!r} in {ref!r} (use one of: hyperpodpytorchjob, pytorchjob, job, "
-                          "jobset)", EXIT_BAD_INPUT)
-    return store, name
+    try:
+        return split_kind_ref(ref, _KIND_NAMES)
+    except KeyError as exc:
+        raise ActionError(f"unknown job kind {exc.args[0]!r} in {ref!r} (use one of: hyperpodpytorchjob, pytorchjob, "
+                          "job, jobset)", EXIT_BAD_INPUT) from None
 
 
 def match_job(ref: str, candidates: Iterable[tuple[str, str, str]], namespace: str | None) -> JobRef:

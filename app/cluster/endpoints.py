@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from app.cluster.actions import EXIT_BAD_INPUT, EXIT_FAILURE, ActionError, refuse_if_readonly
 from app.cluster.connection import ApiError, ClusterConnection
-from app.cluster.resources import KINDS
+from app.cluster.resources import KINDS, kubectl_names, split_kind_ref
 from app.model.endpoints import (ENDPOINT_KINDS, HYPERPOD_KINDS, EndpointRow, LoadSummary, endpoint_rows, pod_ready,
                                  summarize)
 
@@ -103,23 +103,17 @@ async def fetch_endpoints(conn: ClusterConnection, discovery: Any, namespace: st
     return endpoint_rows(stores)
 
 
-_ALIASES: dict[str, str] = {}
-for _store, _kind in ENDPOINT_KINDS.items():
-    for _alias in (_store, _store.rstrip("s"), _kind.lower(), f"{_store}.{KINDS[_store].group}"):
-        _ALIASES[_alias] = _store
-_ALIASES.update({"isvc": "inferenceservices", "jsm": "jumpstartmodels", "iec": "inferenceendpointconfigs"})
+_NAMES = kubectl_names(ENDPOINT_KINDS, {"isvc": "inferenceservices", "jsm": "jumpstartmodels",
+                                         "iec": "inferenceendpointconfigs"})
 
 
 def split_ref(ref: str) -> tuple[str | None, str]:
     """`KIND/NAME` or `NAME` -> (store name or None, name)."""
-    kind, slash, name = ref.rpartition("/")
-    if not slash:
-        return None, ref
-    store = _ALIASES.get(kind.lower())
-    if store is None:
-        raise EndpointError(f"unknown endpoint kind {kind!r} in {ref!r} (use jumpstartmodel, inferenceendpointconfig "
-                            "or inferenceservice/isvc)", EXIT_BAD_INPUT)
-    return store, name
+    try:
+        return split_kind_ref(ref, _NAMES)
+    except KeyError as exc:
+        raise EndpointError(f"unknown endpoint kind {exc.args[0]!r} in {ref!r} (use jumpstartmodel, "
+                            "inferenceendpointconfig or inferenceservice/isvc)", EXIT_BAD_INPUT) from None
 
 
 def match_endpoint(ref: str, rows: Iterable[EndpointRow], namespace: str | None,

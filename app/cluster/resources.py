@@ -7,6 +7,7 @@ view fetches the full object on demand.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,32 @@ KINDS: dict[str, ResourceKind] = {
         _kind("inferenceservices", "serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"),
     )
 }
+
+
+def kubectl_names(stores: Iterable[str], short: Mapping[str, str]) -> dict[str, str]:
+    """The names kubectl takes for these kinds, each -> its store name: plural, singular and lower-case Kind, each
+    also with its group (`pytorchjobs`, `pytorchjob`, `pytorchjobs.kubeflow.org`, `pytorchjob.kubeflow.org`), and
+    the `short` names (`isvc`) on top."""
+    names: dict[str, str] = {}
+    for store in stores:
+        kind = KINDS[store]
+        for name in (kind.plural, kind.plural.removesuffix("s"), kind.kind.lower()):
+            names[name] = store
+            if kind.group:
+                names[f"{name}.{kind.group}"] = store
+    return {**names, **short}
+
+
+def split_kind_ref(ref: str, names: Mapping[str, str]) -> tuple[str | None, str]:
+    """`KIND/NAME` -> (the store `names` gives KIND, case aside; NAME), `NAME` -> (None, NAME); KeyError(KIND) when
+    `names` lacks KIND."""
+    kind, slash, name = ref.rpartition("/")
+    if not slash:
+        return None, ref
+    store = names.get(kind.lower())
+    if store is None:
+        raise KeyError(kind)
+    return store, name
 
 
 def trim(obj: Any, spec: TrimSpec | Any) -> Any:

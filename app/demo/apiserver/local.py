@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
-import inspect
+import functools
 import os
 import shutil
 import socket
 import ssl
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import yaml
 from aiohttp import web
 
+from ..loopthread import LoopThread
 from .access import AccessControl
 from .catalog import DEFAULT_KINDS, NAMESPACE_KIND
 from .faults import Faults
@@ -46,8 +45,6 @@ from .server import ApiServer, ServerOptions
 from .store import Store
 from .tls import Certificate, self_signed
 from .visibility import Visibility
-
-T = TypeVar("T")
 
 CONTEXT_NAME = "hyperdesk-demo"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -215,40 +212,16 @@ class LocalApiServer:
         return ServerThread(lambda: cls(**kwargs)).start()
 
 
-class ServerThread:
-    """A `LocalApiServer` running in a background thread, usable from synchronous code."""
+class ServerThread(LoopThread[LocalApiServer]):
+    """A `LocalApiServer` running in a background thread, usable from synchronous code.
 
-    def __init__(self, factory: Callable[[], LocalApiServer]) -> None:
-        self._factory = factory
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="hyperdesk-apiserver", daemon=True)
-        self._ready: concurrent.futures.Future[LocalApiServer] = concurrent.futures.Future()
-        self._server: LocalApiServer | None = None
+    Startup waits 30 s, `call` 60 s, `stop` 30 s (see `LoopThread`)."""
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            server = self._factory()
-            self._loop.run_until_complete(server.start())
-        except BaseException as exc:  # report startup failures to the starting thread
-            self._ready.set_exception(exc)
-            self._loop.close()
-            return
-        self._server = server
-        self._ready.set_result(server)
-        self._loop.run_forever()
-        self._loop.run_until_complete(server.stop())
-        self._loop.close()
-
-    def start(self) -> Self:
-        self._thread.start()
-        self._ready.result(timeout=30)
-        return self
+    thread_name = "hyperdesk-apiserver"
 
     @property
     def server(self) -> LocalApiServer:
-        assert self._server is not None
-        return self._server
+        return self.running
 
     @property
     def url(self) -> str:
@@ -286,30 +259,6 @@ class ServerThread:
     def kubeconfig_for(self, user: str) -> Path:
         return self.call(self.server.kubeconfig_for, user)
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn(*args, **kwargs)` on the server's loop and return its result (awaiting it if it is async)."""
-
-        async def run() -> T:
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                return await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=60)
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=30)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
 
 class OnLoop:
     """A thread-safe view of a server-side object: every method call and attribute read runs on the server's loop.
@@ -326,4 +275,5 @@ class OnLoop:
         value = self._handle.call(lambda: getattr(self._target(), name))
         if not callable(value):
             return value
-        return lambda *args, **kwargs: self._handle.call(value, *args, **kwargs)
+        # Through a partial, so that a `timeout` argument reaches the method rather than `call`.
+        return lambda *args, **kwargs: self._handle.call(functools.partial(value, *args, **kwargs))

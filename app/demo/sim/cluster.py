@@ -12,22 +12,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import inspect
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from ..apiserver import LocalApiServer
+from ..loopthread import LoopThread
 from .runner import Simulation
-
-T = TypeVar("T")
 
 
 class DemoCluster:
@@ -103,52 +97,18 @@ class DemoCluster:
         return DemoThread(lambda: cls(**kwargs)).start()
 
 
-class DemoThread:
-    """A `DemoCluster` on a background event loop, usable from synchronous code (the TUI's thread, tests)."""
+class DemoThread(LoopThread[DemoCluster]):
+    """A `DemoCluster` on a background event loop, usable from synchronous code (the TUI's thread, tests).
 
-    def __init__(self, factory: Callable[[], DemoCluster]) -> None:
-        self._factory = factory
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="hyperdesk-demo", daemon=True)
-        self._ready: concurrent.futures.Future[DemoCluster] = concurrent.futures.Future()
-        self._cluster: DemoCluster | None = None
-        self._stopped = threading.Event()
+    Startup and `call` wait 120 s, `stop` 30 s (see `LoopThread`)."""
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        cluster = self._factory()
-        try:
-            self._loop.run_until_complete(cluster.start())
-        except BaseException as exc:  # report startup failures to the starting thread
-            self._ready.set_exception(exc)
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-            self._stopped.set()
-            return
-        self._cluster = cluster
-        self._ready.set_result(cluster)
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.run_until_complete(cluster.stop())
-            pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-            self._stopped.set()
-
-    def start(self, timeout: float = 120) -> Self:
-        self._thread.start()
-        self._ready.result(timeout=timeout)
-        return self
+    thread_name = "hyperdesk-demo"
+    start_timeout = 120
+    call_timeout = 120
 
     @property
     def cluster(self) -> DemoCluster:
-        assert self._cluster is not None
-        return self._cluster
+        return self.running
 
     @property
     def url(self) -> str:
@@ -162,30 +122,8 @@ class DemoThread:
     def mlflow_uri(self) -> str | None:
         return self.cluster.mlflow_uri
 
-    def call(self, fn: Callable[..., T], *args: Any, timeout: float = 120, **kwargs: Any) -> T:
-        """Run `fn(*args, **kwargs)` on the cluster's loop and return its result (awaiting it if it is async)."""
-
-        async def run() -> T:
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                return await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=timeout)
-
     def advance(self, seconds: float) -> None:
         """Move simulated time `seconds` ahead now."""
         simulation = self.cluster.simulation
         if simulation is not None:
             self.call(simulation.advance, seconds)
-
-    def stop(self, timeout: float = 30) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=timeout)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
