@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -82,9 +83,11 @@ def test_a_demo_cluster_that_cannot_be_built_says_why_at_once(tmp_path: Path) ->
 
 @pytest.mark.parametrize("kind", STARTERS)
 def test_a_port_in_use_is_an_os_error_in_the_starting_thread(kind: str, busy_port: int) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("hyperdesk-apiserver-*"))
     with pytest.raises(OSError) as raised:
         STARTERS[kind](port=busy_port)
     assert raised.value.errno == errno.EADDRINUSE
+    assert set(Path(tempfile.gettempdir()).glob("hyperdesk-apiserver-*")) <= before, "its temporary directory stays"
 
 
 @pytest.mark.parametrize("kind", STARTERS)

@@ -135,6 +135,14 @@ class LocalApiServer:
         return self._kubeconfig_path
 
     async def start(self) -> None:
+        """Listen on 127.0.0.1 and write the kubeconfig; a start that fails (a port in use) leaves nothing behind."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         self._tempdir = Path(tempfile.mkdtemp(prefix="hyperdesk-apiserver-"))
         if self._tls:
             self._certificate = self_signed()
