@@ -62,6 +62,10 @@ class GpuSettings:
     prometheus_token_file: str | None = None
     """A file holding a bearer token sent to `prometheus_url` (read at each connection, never shown)."""
 
+    POSITIVE = ("poll_seconds",)
+    RANGES = {"idle_threshold_percent": (0.0, 100.0), "idle_minutes": (0.0, None)}
+    """Settings bounded below and above (None: no bound), bounds included."""
+
 
 @dataclass
 class Settings:
@@ -177,6 +181,10 @@ def _apply_env(settings: Settings, env: typing.Mapping[str, str]) -> None:
 def _positive(target: Any, name: str, value: Any) -> Any:
     if name in getattr(type(target), "POSITIVE", ()) and value is not None and not value > 0:
         raise ValueError(f"must be above 0, got {value!r}")
+    low, high = getattr(type(target), "RANGES", {}).get(name, (None, None))
+    if value is not None and ((low is not None and not value >= low) or (high is not None and not value <= high)):
+        bounds = f"from {low:g} to {high:g}" if high is not None else f"{low:g} or more"
+        raise ValueError(f"must be {bounds}, got {value!r}")
     return value
 
 

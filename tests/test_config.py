@@ -73,3 +73,27 @@ def test_bad_environment_variable_is_named(tmp_path: Path) -> None:
         load_settings(tmp_path / "absent.yaml", environ={"HYPERDESK_READONLY": "perhaps"})
     with pytest.raises(ConfigError, match="HYPERDESK_MLFLOW__POLL_SECONDS: must be above 0"):
         load_settings(tmp_path / "absent.yaml", environ={"HYPERDESK_MLFLOW__POLL_SECONDS": "0"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("gpus:\n  idle_minutes: -5\n", ":2: gpus.idle_minutes: must be 0 or more, got -5.0"),
+        ("gpus:\n  idle_threshold_percent: 120\n", ":2: gpus.idle_threshold_percent: must be from 0 to 100, got 120.0"),
+        ("gpus:\n  idle_threshold_percent: -1\n", ":2: gpus.idle_threshold_percent: must be from 0 to 100, got -1.0"),
+        ("gpus:\n  idle_threshold_percent: .nan\n", ":2: gpus.idle_threshold_percent: must be from 0 to 100, got nan"),
+        ("gpus:\n\n  poll_seconds: 0\n", ":3: gpus.poll_seconds: must be above 0, got 0.0"),
+    ],
+)
+def test_gpu_settings_out_of_range_name_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert str(err.value) == f"{path}{expected}"
+
+
+def test_gpu_settings_at_their_bounds_and_from_the_environment(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "gpus:\n  idle_minutes: 0\n  idle_threshold_percent: 100\n"), environ={})
+    assert (settings.gpus.idle_minutes, settings.gpus.idle_threshold_percent) == (0.0, 100.0)
+    with pytest.raises(ConfigError, match="HYPERDESK_GPUS__POLL_SECONDS: must be above 0, got -2.0"):
+        load_settings(tmp_path / "absent.yaml", environ={"HYPERDESK_GPUS__POLL_SECONDS": "-2"})
