@@ -86,9 +86,10 @@ def _mig_instances(nvml: Any, parent: Any, node: str, index: int, model: str) ->
         gi_id = _try(nvml.nvmlDeviceGetGpuInstanceId, handle)
         name = _text(_try(nvml.nvmlDeviceGetName, handle) or "")
         profile = name.rsplit(" ", 1)[-1] if "MIG" in name else None
+        uuid = _try(nvml.nvmlDeviceGetUUID, handle)
         found.append(Device(
-            node=node, gpu=index, uuid=_text(_try(nvml.nvmlDeviceGetUUID, handle) or ""), model=model,
-            mig_profile=profile or f"slot{slot}", gi_id=gi_id,
+            node=node, gpu=index, uuid=_text(uuid) if uuid else None, model=model,
+            mig_profile=profile, gi_id=gi_id, slot=slot,
             mem_used_mib=None if memory is None else memory.used / 1048576,
             mem_total_mib=None if memory is None else memory.total / 1048576,
         ))
