@@ -148,3 +148,19 @@ def test_a_failed_history_query_is_not_mistaken_for_missing_figures():
     view = GpuView(nodes=[NodeGpus("n", metrics_state="ok")], exporters=1, source="prometheus",
                    history_error="Prometheus at http://p:9090 answered HTTP 503: overloaded")
     assert view.state_line() == "no history: Prometheus at http://p:9090 answered HTTP 503: overloaded"
+
+
+def test_one_nodes_403_does_not_mark_the_others_forbidden():
+    """Exporters in two namespaces, proxying allowed in one: the refused node says forbidden, the one that timed
+    out says so, the one read keeps its figures; the summary names both troubles, not "allocation only"."""
+    nodes = [gpu_node(name, count=2) for name in ("gpu-a", "gpu-b", "gpu-c")]
+    exporters = {"gpu-a": ("gpu-operator", "dcgm-a"), "gpu-b": ("monitoring", "dcgm-b"), "gpu-c": ("gpu-operator", "dcgm-c")}
+    refusal = 'pods "dcgm-b" is forbidden: User "team" cannot get resource "pods/proxy" in namespace "monitoring"'
+    view = GpuView(forbidden=refusal)
+    failures = {"gpu-b": ("forbidden", refusal), "gpu-c": ("error", "gpu-operator/dcgm-c did not answer within 5 s")}
+    GpuCollector()._build(view, nodes, [], exporters, {"gpu-a": _text(1000.0)}, failures, 1000.0)
+    states = {n.name: n.metrics_state for n in view.nodes}
+    assert states == {"gpu-a": "ok", "gpu-b": "forbidden", "gpu-c": "error"}
+    line = view.state_line()
+    assert "metrics forbidden on 1 node" in line and "scrape failed on 1 node: gpu-operator/dcgm-c did not answer" in line
+    assert "allocation only" not in line

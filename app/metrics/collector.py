@@ -79,7 +79,7 @@ class GpuView:
                     parts.append(f"no dcgm-exporter series in Prometheus for {missing} node{'s' if missing > 1 else ''}")
             if self.history_error:
                 parts.append(f"no history: {self.history_error}")
-        elif self.forbidden:
+        elif self.forbidden and not any(n.metrics_state in ("ok", "stale") for n in self.nodes):
             parts.append(f"metrics forbidden: {self.forbidden} (needs get on pods/proxy); allocation only")
         elif self.discovery_error and not self.exporters:
             parts.append(f"cannot look for dcgm-exporter: {self.discovery_error}; allocation only")
@@ -94,6 +94,10 @@ class GpuView:
                              f": scraping the {self.exporters} known")
             missing = [n.name for n in self.nodes if n.metrics_state == "no-exporter"]
             failing = [n for n in self.nodes if n.metrics_state in ("error", "stale")]
+            refused = [n for n in self.nodes if n.metrics_state == "forbidden"]
+            if refused:
+                parts.append(f"metrics forbidden on {len(refused)} node{'s' if len(refused) > 1 else ''}: "
+                             f"{self.forbidden} (needs get on pods/proxy)")
             if missing:
                 parts.append(f"no dcgm-exporter on {len(missing)} node{'s' if len(missing) > 1 else ''}")
             if failing:
@@ -331,8 +335,6 @@ class GpuCollector:
                 self._last_good[node.name] = (now, node.devices)
                 continue
             state, error = failures.get(node.name, ("no-exporter", ""))
-            if view.forbidden:
-                state = "forbidden"
             node.metrics_state, node.metrics_error = state, error
             node.devices = self._stale_devices(node, now) or join(node, None, by_name)
         for name in [n for n, (when, _) in self._last_good.items() if now - when > STALE_GRACE_SECONDS]:
