@@ -5,6 +5,8 @@ embedded API server with RBAC rules."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app.demo.sim.gpus import exposition, node_inventory
@@ -164,3 +166,23 @@ def test_one_nodes_403_does_not_mark_the_others_forbidden():
     line = view.state_line()
     assert "metrics forbidden on 1 node" in line and "scrape failed on 1 node: gpu-operator/dcgm-c did not answer" in line
     assert "allocation only" not in line
+
+
+def test_prometheus_history_starts_an_idle_clock_no_earlier_than_its_holder():
+    """A GPU idle (and free) for 40 minutes, given to a pod a minute ago: idle for a minute, not 40, and not waste."""
+    from app.metrics.collector import is_waste
+    from app.metrics.dcgm import parse
+
+    now = 1_800_000_000.0
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    fresh = {**NOTEBOOK, "status": {"phase": "Running", "startTime": stamp(now - 60)}}
+    old = {**NOTEBOOK, "status": {"phase": "Running", "startTime": stamp(now - 3 * 3600)}}
+    series = parse(_text(now)).series
+    held = next(s for s in series if s.pod)
+    history = {("gpu-a", held.uuid, ""): [(now - 2400 + 60 * i, 0.0) for i in range(40)]}
+    for pod, idle in ((fresh, 60.0), (old, 2400.0)):
+        view = GpuView()
+        GpuCollector(prometheus=object(), idle_minutes=30)._build_prometheus(view, [NODE], [pod], series, history, now)
+        device = next(d for d in view.devices if d.holder)
+        assert device.idle_seconds == pytest.approx(idle, abs=1)
+        assert is_waste(device, 30) == (idle >= 1800)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -399,13 +400,16 @@ class GpuCollector:
         if by_node:
             view.scraped_at = now
         if history:
-            self._seed(view, {(series_node({"hostname": host}, inventory, pod_nodes) or host, uuid, gi): points
+            self._seed(view, by_name, {(series_node({"hostname": host}, inventory, pod_nodes) or host, uuid, gi): points
                               for (host, uuid, gi), points in history.items()})
         self._remember(fresh, now)
         self.view = view
 
-    def _seed(self, view: GpuView, history: Mapping[tuple[str, str, str], list[tuple[float, float]]]) -> None:
-        """Sparklines and idle clocks from Prometheus's memory of the last `idle_minutes`."""
+    def _seed(self, view: GpuView, pods: Mapping[str, Mapping[str, Any]],
+              history: Mapping[tuple[str, str, str], list[tuple[float, float]]]) -> None:
+        """Sparklines and idle clocks from Prometheus's memory of the last `idle_minutes`. The history is the
+        device's, not its holder's: an idle clock starts no earlier than the holder pod did (a GPU idle and free
+        for 40 minutes, given to a pod a minute ago, has been wasted for a minute)."""
         for device in view.devices:
             points = history.get((device.node, device.uuid or "", "" if device.gi_id is None else str(device.gi_id)))
             if not points:
@@ -417,6 +421,9 @@ class GpuCollector:
                     if value > self.threshold:
                         break
                     since = stamp
+                started = pod_started(pods.get(f"{device.holder.namespace}/{device.holder.pod}"))
+                if since is not None and started is not None:
+                    since = max(since, started)
                 if since is not None:
                     self.idle.start(device, since)
 
@@ -436,6 +443,19 @@ class GpuCollector:
             del self._history_seen[key]
             self._history.pop(key, None)
         self.idle.update(devices, now)
+
+
+def pod_started(pod: Mapping[str, Any] | None) -> float | None:
+    """When a pod started (its `status.startTime`, else its creation), as a Unix time; None when unknown."""
+    if pod is None:
+        return None
+    stamp = (pod.get("status") or {}).get("startTime") or (pod.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def pod_index(pods: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
