@@ -52,8 +52,12 @@ async def _gpus(ctx: Any) -> list[dict[str, Any]]:
             nodes = await connection.request("GET", "/api/v1/nodes")
             pods = await connection.request("GET", "/api/v1/pods")
             collector = GpuCollector(threshold, prometheus=prometheus, idle_minutes=ctx.settings.gpus.idle_minutes)
-            view = await collector.refresh(connection, (nodes or {}).get("items") or [],
-                                           (pods or {}).get("items") or [])
+            try:
+                view = await collector.refresh(connection, (nodes or {}).get("items") or [],
+                                               (pods or {}).get("items") or [])
+            finally:
+                if prometheus is not None:
+                    await prometheus.close()
             note = view.state_line()
             if note:
                 print(f"hyperdesk: warning: {note}", file=sys.stderr)

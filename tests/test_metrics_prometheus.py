@@ -114,3 +114,46 @@ def test_http_errors_say_the_status_and_never_the_credentials(hyperpod_cluster, 
     missing = PrometheusSource(f"http://{where}", token_file=str(tmp_path / "nope"))
     line = collect(hyperpod_cluster, collector=GpuCollector(prometheus=missing)).state_line()
     assert "cannot read gpus.prometheus_token_file" in line
+
+
+class _KeepAlivePrometheus(_GuardedPrometheus):
+    """The same, over HTTP/1.1: a client that keeps its connection asks every query on it."""
+
+    protocol_version = "HTTP/1.1"
+    clients: list[int] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        self.clients.append(self.client_address[1])
+        super().do_GET()
+
+
+def test_one_connection_serves_every_poll_and_a_token_never_goes_out_over_plain_http(tmp_path):
+    import asyncio
+
+    from app.metrics.prometheus import PrometheusError
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlivePrometheus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    try:
+        source = PrometheusSource(f"http://127.0.0.1:{server.server_address[1]}", timeout=5, token_file=str(token))
+
+        async def polls() -> None:
+            try:
+                for _ in range(3):
+                    assert await source.series() == []
+            finally:
+                await source.close()
+
+        asyncio.run(polls())
+        assert len(_KeepAlivePrometheus.clients) == 3 and len(set(_KeepAlivePrometheus.clients)) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    remote = PrometheusSource("http://prometheus.monitoring.example:9090", timeout=5, token_file=str(token))
+    with pytest.raises(PrometheusError, match="not sending the token .* over plain http"):
+        asyncio.run(remote.series())

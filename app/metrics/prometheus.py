@@ -15,6 +15,7 @@ Managed Service for Prometheus) is reached through a signing proxy on 127.0.0.1 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 import urllib.parse
 from pathlib import Path
@@ -60,12 +61,41 @@ def device_labels(metric: dict[str, str]) -> dict[str, str]:
     return labels
 
 
+def _loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class PrometheusSource:
+    """One Prometheus API; its HTTP session (one connection kept open across polls) lives until `close()`."""
+
     def __init__(self, url: str, timeout: float = 10.0, token_file: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.where = redact(self.url)
         self.timeout = timeout
         self.token_file = token_file
+        self._session: Any = None
+        self._session_loop: Any = None
+
+    async def _client(self) -> Any:
+        """The session, made on first use in this event loop (a CLI run, the app's loop)."""
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._session_loop = loop
+        return self._session
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed and self._session_loop is asyncio.get_running_loop():
+            await session.close()
 
     def _scrub(self, text: str) -> str:
         parts = urllib.parse.urlsplit(self.url)
@@ -83,20 +113,23 @@ class PrometheusSource:
         except OSError as exc:
             raise PrometheusError(f"cannot read gpus.prometheus_token_file {self.token_file}: "
                                   f"{exc.strerror or exc}") from None
+        if token and urllib.parse.urlsplit(self.url).scheme != "https" and not _loopback(self.url):
+            raise PrometheusError(f"not sending the token of gpus.prometheus_token_file to {self.where} over plain "
+                                  f"http: use an https URL (or a proxy on 127.0.0.1)")
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
         import aiohttp
 
         headers = self._headers()
+        session = await self._client()
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
-                async with session.get(self.url + path, params=params, headers=headers) as response:
-                    status = response.status
-                    try:
-                        body = await response.json(content_type=None)
-                    except ValueError:
-                        body = None
+            async with session.get(self.url + path, params=params, headers=headers) as response:
+                status = response.status
+                try:
+                    body = await response.json(content_type=None)
+                except ValueError:
+                    body = None
         except asyncio.TimeoutError:
             raise PrometheusError(f"Prometheus at {self.where} did not answer within {self.timeout:g} s") from None
         except aiohttp.ClientError as exc:
