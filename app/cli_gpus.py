@@ -49,12 +49,22 @@ async def _gpus(ctx: Any) -> list[dict[str, Any]]:
                       if source == "prometheus" and url else None)
 
         async def work(connection: Any, discovery: Any) -> list[Any]:
+            from app.cluster.connection import ApiError
+
             nodes = await connection.request("GET", "/api/v1/nodes")
-            pods = await connection.request("GET", "/api/v1/pods")
+            scope = "all namespaces"
+            try:
+                pods = await connection.request("GET", "/api/v1/pods")
+            except ApiError as exc:
+                # a namespace-scoped user (a HyperPod team's RBAC): the holders of its namespace, said so
+                if exc.status != 403 or ctx.namespace is None:
+                    raise
+                pods = await connection.request("GET", f"/api/v1/namespaces/{ctx.namespace}/pods")
+                scope = f"namespace {ctx.namespace}"
             collector = GpuCollector(threshold, prometheus=prometheus, idle_minutes=ctx.settings.gpus.idle_minutes)
             try:
                 view = await collector.refresh(connection, (nodes or {}).get("items") or [],
-                                               (pods or {}).get("items") or [])
+                                               (pods or {}).get("items") or [], pods_scope=scope)
             finally:
                 if prometheus is not None:
                     await prometheus.close()

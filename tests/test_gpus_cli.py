@@ -111,3 +111,24 @@ def test_without_pods_proxy_rights_the_allocation_prints_with_a_warning(demo_clu
     items = json.loads(result.stdout)
     assert [i["pod"] for i in items if i["pod"]] == ["held"] * 3
     assert all(i["util_percent"] is None and i["uuid"] is None for i in items)
+
+
+def test_a_namespace_scoped_user_gets_its_namespaces_holders_and_is_told_so(demo_cluster):
+    """A HyperPod team user may list the pods of its own namespace only: `get gpus -n TEAM` lists that namespace's
+    pods instead of failing on the cluster-wide list, and says the holders cover that namespace."""
+    from tests.plugins.gpus import add_objects, gpu_node, gpu_pod
+    from tests.test_metrics_collector import TEAM, _team_access
+
+    handle = demo_cluster(scenario="bare", seed=3, mlflow=False, access=_team_access())
+    add_objects(handle, gpu_node("gpu-a", count=2), gpu_node("gpu-b", count=2))
+    add_objects(handle, gpu_pod("mine", TEAM, "gpu-a", {"nvidia.com/gpu": 1}),
+                gpu_pod("theirs", "hyperpod-ns-vision", "gpu-b", {"nvidia.com/gpu": 2}))
+    team = handle.call(handle.cluster.server.kubeconfig_for, "team")
+    result = hyperdesk("get", "gpus", "-n", TEAM, "-o", "json", kubeconfig=team)
+    assert result.returncode == 0, result.stderr
+    assert f"allocation of namespace {TEAM} only" in result.stderr
+    items = json.loads(result.stdout)
+    assert [i["pod"] for i in items if i["node"] == "gpu-a" and i["pod"]] == ["mine"]
+    assert {i["node"] for i in items} >= {"gpu-a", "gpu-b"}
+    result = hyperdesk("get", "gpus", "-A", kubeconfig=team)  # every namespace asked for: the refusal stands
+    assert result.returncode == 1 and "forbidden" in result.stderr
