@@ -138,3 +138,63 @@ def test_sparkline_scales_percentages_to_eight_levels():
 
     assert sparkline((0.0, 5.0, 12.5, 50.0, 100.0, 150.0, -3.0)) == "▁▁▂▅██▁"
     assert sparkline(tuple(float(v) for v in range(20)), width=4) == "▂▂▂▂" and sparkline(()) == ""
+
+
+async def test_a_context_switch_drops_the_old_clusters_gpus(hyperpod_cluster, tmp_path) -> None:
+    """`:ctx` to a cluster that does not answer: the old cluster's nodes and figures go at once, they do not stay
+    on screen looking live."""
+    import yaml
+
+    from tests.plugins.tui import closed_port
+
+    config = yaml.safe_load(hyperpod_cluster.kubeconfig_path.read_text())
+    config["clusters"].append({"name": "gone", "cluster": {"server": f"http://127.0.0.1:{closed_port()}"}})
+    config["contexts"].append({"name": "gone", "context": {"cluster": "gone", "user": config["users"][0]["name"]}})
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    settings = Settings(all_namespaces=True)
+    settings.gpus.poll_seconds = 0.5
+    app = HyperdeskApp(settings, kubeconfig=load_kubeconfig(str(path)))
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("3")
+        pane = app.pane("gpus")
+        await wait_for(pilot, lambda: pane.view is not None and pane.table.row_count == 8 + 128, timeout=20)
+        await pilot.press("colon", *"ctx gone", "enter")
+        await wait_for(pilot, lambda: pane.table.row_count == 0, timeout=10)
+        assert pane.view is None and pane.nodes == []
+        assert not pane.query_one("#gpus-summary").display
+
+
+async def test_a_modal_screen_over_the_pane_pauses_its_polls(hyperpod_cluster) -> None:
+    app = app_for(hyperpod_cluster, poll_seconds=0.5)
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("3")
+        pane = app.pane("gpus")
+        await wait_for(pilot, lambda: pane.view is not None, timeout=20)
+        first = pane.view
+        await wait_for(pilot, lambda: pane.view is not first, timeout=10)  # polls every 0.5 s while shown
+        await pilot.press("question_mark")  # help covers the pane
+        await wait_for(pilot, lambda: len(app.screen_stack) > 1)
+        await pilot.pause(0.6)  # a round that had begun may still end
+        covered = pane.view
+        await pilot.pause(2.0)  # four poll periods
+        assert pane.view is covered
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1 and pane.view is not covered, timeout=10)
+
+
+async def test_the_state_line_ages_between_polls(hyperpod_cluster) -> None:
+    """A round that takes long (slow exporters) leaves the last figures on screen: the line under the table says
+    how old they are, second by second, without waiting for the round to end."""
+    import time
+
+    app = app_for(hyperpod_cluster, poll_seconds=60)
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("3")
+        pane = app.pane("gpus")
+        notice = pane.query_one(".empty")
+        await wait_for(pilot, lambda: pane.view is not None, timeout=20)
+        assert "stale" not in rendered(notice.content)
+        # a round that has not ended for six minutes (stale after three polls): its figures are all there is
+        pane.view.scraped_at = time.time() - 370
+        await wait_for(pilot, lambda: "stale: metrics from 6m ago" in rendered(notice.content), timeout=5)

@@ -139,6 +139,13 @@ class GpusPane(Pane):
         self._base_notice = ""
         self._devices: dict[str, Device] = {}
         self._dirty = False
+        self._prometheus = None
+        self._engine: object | None = None
+        """The cluster engine whose nodes the pane shows; another one (`:ctx`, a reconnect) drops the view."""
+        self._error = ""
+        """Why the last poll failed, shown before the view's own state line."""
+        self._polled = False
+        """The view comes from the poll (whose state line ages each second), not from `show_view`."""
 
     def compose(self) -> ComposeResult:
         summary = Static("", id="gpus-summary")
@@ -149,7 +156,6 @@ class GpusPane(Pane):
 
     def on_mount(self) -> None:
         settings = getattr(self.app, "settings", None)
-        prometheus = None
         if settings is not None:
             self.idle_minutes = settings.gpus.idle_minutes
             self.threshold = settings.gpus.idle_threshold_percent
@@ -157,14 +163,55 @@ class GpusPane(Pane):
             if settings.gpus.prometheus_url:
                 from app.metrics.prometheus import PrometheusSource
 
-                prometheus = PrometheusSource(settings.gpus.prometheus_url,
-                                              token_file=settings.gpus.prometheus_token_file)
-        self.collector = GpuCollector(self.threshold, prometheus=prometheus, poll_seconds=self.poll_seconds,
-                                      idle_minutes=self.idle_minutes)
+                self._prometheus = PrometheusSource(settings.gpus.prometheus_url,
+                                                    token_file=settings.gpus.prometheus_token_file)
+        self.collector = self._new_collector()
         if hasattr(self.app, "engine"):
             self.run_worker(self._poll(), exclusive=True, group="gpus-poll", exit_on_error=False)
+            self.set_interval(1.0, self._tick_state)
+
+    async def on_unmount(self) -> None:
+        if self._prometheus is not None:
+            await self._prometheus.close()
+
+    def _new_collector(self) -> GpuCollector:
+        return GpuCollector(self.threshold, prometheus=self._prometheus, poll_seconds=self.poll_seconds,
+                            idle_minutes=self.idle_minutes)
 
     # --- data ----------------------------------------------------------------------------------------------------
+
+    def _follow_engine(self, engine: object | None) -> bool:
+        """After `:ctx` (or a reconnect) the app has another engine, or none yet: the old cluster's nodes, figures,
+        sparklines and idle clocks go, and the pane starts again from the new cluster's allocation. True if so."""
+        if engine is self._engine:
+            return False
+        self._engine = engine
+        self.view = None
+        self._fallback = []
+        self._devices = {}
+        self._error = self._state = ""
+        self._polled = False
+        self.expanded.clear()
+        self.collapsed.clear()
+        self.collector = self._new_collector()
+        return True
+
+    def _stale_after(self) -> float:
+        return 0.0 if self._error else max(10.0, 3 * self.poll_seconds)
+
+    def _state_now(self) -> str:
+        """The error of the last poll, then what limits the view, with the figures' age when they are stale."""
+        line = self.view.state_line(time.time(), stale_after=self._stale_after()) if self.view is not None else ""
+        return "; ".join(part for part in (self._error, line) if part)
+
+    def _tick_state(self) -> None:
+        """Each second while shown: the state line ages though no poll has ended (a slow scrape round)."""
+        if not self._polled or not self.shown():
+            return
+        state = self._state_now()
+        if state != self._state:
+            self._state = state
+            self.show_notice(self._base_notice)
 
     async def _poll(self) -> None:
         """Refresh every `gpus.poll_seconds` while this pane is shown; the next round starts only after this one."""
@@ -172,31 +219,40 @@ class GpusPane(Pane):
 
         while True:
             engine = getattr(self.app, "engine", None)
-            if engine is None or not self.display or not {"nodes", "pods"} <= set(engine.stores):
+            if self._follow_engine(engine):
+                self.refresh_view()
+            if engine is None or not self.shown() or not {"nodes", "pods"} <= set(engine.stores):
                 await asyncio.sleep(0.25)
                 continue
             started = time.monotonic()
+            collector = self.collector
+            assert collector is not None
             try:
                 nodes = engine.stores["nodes"].snapshot().values()
                 pod_store = engine.stores["pods"]
                 pods = pod_store.snapshot().values()
-                assert self.collector is not None
                 scope = pod_store.status.scope if pod_store.status.state == "live" else "unknown scope"
-                self.view = await self.collector.refresh(engine.connection, nodes, pods, pods_scope=scope)
-                self._state = self.view.state_line(time.time(), stale_after=max(10.0, 3 * self.poll_seconds))
+                view = await collector.refresh(engine.connection, nodes, pods, pods_scope=scope)
+                error = ""
             except ApiError as exc:
-                self._state = f"metrics: {exc}"
-                if self.view is not None:
-                    self._state += "; " + self.view.state_line(time.time(), 0)
+                view, error = None, f"metrics: {exc}"
             except Exception as exc:  # noqa: BLE001 - a bug in one refresh must not stop the polling
                 log.exception("GPU refresh failed")
-                self._state = f"GPU refresh failed: {type(exc).__name__}: {exc}"
+                view, error = None, f"GPU refresh failed: {type(exc).__name__}: {exc}"
+            if getattr(self.app, "engine", None) is not engine or collector is not self.collector:
+                continue  # the context changed during the round: its answer is the old cluster's
+            if view is not None:
+                self.view = view
+            self._error = error
+            self._polled = True
+            self._state = self._state_now()
             self.refresh_view()
             await asyncio.sleep(max(0.0, self.poll_seconds - (time.monotonic() - started)))
 
     def rows(self, stores: Mapping[str, Mapping[str, dict]]) -> list[Row] | None:
         """Called by the app when the node or pod store changes, and by the poll: until the first poll, the
         allocation from the stores; then the table changes only when a poll brings a new view (None: keep it)."""
+        self._follow_engine(getattr(self.app, "engine", None))
         if self.view is None:
             inventory = allocation(stores.get("nodes", {}).values(), stores.get("pods", {}).values())
             self._fallback = sorted(inventory.values(), key=lambda n: n.name)
@@ -212,6 +268,7 @@ class GpusPane(Pane):
         """Show a refreshed view (the poll worker, and tests with fixed data)."""
         self.view = view
         self._state = state
+        self._polled = False
         self.refresh_view()
 
     def refresh_view(self) -> None:
@@ -429,3 +486,4 @@ class GpusPane(Pane):
                 return
         self.app.notify(f"{holder.kind} {holder.namespace}/{holder.name} is not listed in the {pane_id} pane",
                         severity="warning")
+

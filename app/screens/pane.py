@@ -55,6 +55,15 @@ class Pane(Vertical):
         view of its own yet."""
         return None
 
+    def shown(self) -> bool:
+        """Visible and not covered by a modal screen (help, a picker, YAML): what a poll loop runs only while."""
+        from textual.dom import NoScreen
+
+        try:
+            return bool(self.display) and self.screen is self.app.screen
+        except NoScreen:
+            return False
+
     def show_notice(self, text: str) -> None:
         """The line under the table: why it is empty, or what the cluster state means for this pane."""
         self.query_one(".empty", Static).update(text or self.purpose)
