@@ -15,6 +15,11 @@ import argparse
 import sys
 from typing import Any
 
+CLI_DEADLINE_SECONDS = 30.0
+"""How long `get gpus` waits for all the exporters together; the nodes that have not answered by then are listed
+without figures (the pane, which polls again, waits about one poll)."""
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """`get gpus`'s options; the GPUs area has no subcommand of its own."""
     get = sub.choices["get"]
@@ -61,7 +66,8 @@ async def _gpus(ctx: Any) -> list[dict[str, Any]]:
                     raise
                 pods = await connection.request("GET", f"/api/v1/namespaces/{ctx.namespace}/pods")
                 scope = f"namespace {ctx.namespace}"
-            collector = GpuCollector(threshold, prometheus=prometheus, idle_minutes=ctx.settings.gpus.idle_minutes)
+            collector = GpuCollector(threshold, prometheus=prometheus, idle_minutes=ctx.settings.gpus.idle_minutes,
+                                     deadline=CLI_DEADLINE_SECONDS)
             try:
                 view = await collector.refresh(connection, (nodes or {}).get("items") or [],
                                                (pods or {}).get("items") or [], pods_scope=scope)

@@ -5,6 +5,7 @@ embedded API server with RBAC rules."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -186,3 +187,48 @@ def test_prometheus_history_starts_an_idle_clock_no_earlier_than_its_holder():
         device = next(d for d in view.devices if d.holder)
         assert device.idle_seconds == pytest.approx(idle, abs=1)
         assert is_waste(device, 30) == (idle >= 1800)
+
+
+def test_a_round_of_scrapes_ends_at_its_deadline(hyperpod_cluster, tmp_path):
+    """Exporters that do not answer (a proxy holding every request): the round ends at its deadline, however long
+    one scrape may wait, with each unanswered node marked; when they answer again, the figures come back."""
+    import yaml
+
+    from tests.plugins.mlflow import TcpProxy
+
+    port = int(hyperpod_cluster.url.rsplit(":", 1)[1].split("/")[0])
+    proxy = TcpProxy(port)
+    try:
+        config = yaml.safe_load(hyperpod_cluster.kubeconfig_path.read_text())
+        for cluster in config["clusters"]:
+            cluster["cluster"]["server"] = proxy.uri
+        through_proxy = tmp_path / "kubeconfig"
+        through_proxy.write_text(yaml.safe_dump(config))
+        collector = GpuCollector(timeout=30.0, deadline=1.0)
+        proxy.hold()
+
+        async def one_round() -> tuple[GpuView, float]:
+            from app.cluster.connection import ClusterConnection
+
+            direct = ClusterConnection([hyperpod_cluster.kubeconfig_path], None)
+            slow = ClusterConnection([through_proxy], None)
+            try:
+                nodes = (await direct.request("GET", "/api/v1/nodes"))["items"]
+                pods = (await direct.request("GET", "/api/v1/pods"))["items"]
+                started = time.monotonic()
+                view = await collector.refresh(slow, nodes, pods)
+                return view, time.monotonic() - started
+            finally:
+                await direct.close()
+                await slow.close()
+
+        view, took = asyncio.run(one_round())
+        assert took < 5.0
+        assert {n.metrics_state for n in view.nodes} == {"error"}
+        assert all("no answer this round" in n.metrics_error for n in view.nodes)
+        assert f"scrape failed on {len(view.nodes)} nodes: " in view.state_line()
+        proxy.up()
+        view, _ = asyncio.run(one_round())
+        assert {n.metrics_state for n in view.nodes} == {"ok"}
+    finally:
+        proxy.close()

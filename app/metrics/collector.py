@@ -171,8 +171,10 @@ class GpuCollector:
 
     def __init__(self, idle_threshold_percent: float = 5.0, concurrency: int = 16, timeout: float = 5.0,
                  history: int = HISTORY, prometheus: Any = None, poll_seconds: float = 2.0,
-                 idle_minutes: float = 30.0) -> None:
-        """`prometheus`: a PrometheusSource to read the figures from instead of scraping the exporters."""
+                 idle_minutes: float = 30.0, deadline: float | None = None) -> None:
+        """`prometheus`: a PrometheusSource to read the figures from instead of scraping the exporters.
+        `deadline`: how long the scrapes of one refresh may take together (about a poll and one scrape's `timeout`
+        by default); the nodes that have not answered by then count as failed this round, and go first next round."""
         self.prometheus = prometheus
         self.poll_seconds = poll_seconds
         self.idle_minutes = idle_minutes
@@ -180,6 +182,7 @@ class GpuCollector:
         self.threshold = idle_threshold_percent
         self.concurrency = concurrency
         self.timeout = timeout
+        self.deadline = poll_seconds + timeout if deadline is None else deadline
         self.parser = ExpositionParser()
         self.forget_seconds = max(FORGET_SECONDS, 5 * poll_seconds)
         self.idle = IdleTracker(idle_threshold_percent, gap=2 * poll_seconds + timeout, forget=self.forget_seconds)
@@ -290,7 +293,9 @@ class GpuCollector:
             view.discovery_forbidden, view.discovery_error = self._discovery_refused, self._discovery_failed
         texts: dict[str, str] = {}
         failures: dict[str, tuple[str, str]] = {}  # node -> (state, message)
-        targets = sorted(n for n in inventory_nodes if n in exporters)
+        # the nodes read longest ago (or never) first: a round cut short by the deadline reaches the others next time
+        targets = sorted((n for n in inventory_nodes if n in exporters),
+                         key=lambda n: (self._last_good.get(n, (0.0,))[0], n))
         if targets:
             semaphore = asyncio.Semaphore(self.concurrency)
 
@@ -309,7 +314,17 @@ class GpuCollector:
                     except MetricsTooLarge as exc:
                         failures[name] = ("error", str(exc))
 
-            await asyncio.gather(*(one(name) for name in targets))
+            tasks = [asyncio.ensure_future(one(name)) for name in targets]
+            done, pending = await asyncio.wait(tasks, timeout=self.deadline)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for task in done:
+                task.result()  # a bug in one scrape is the refresh's failure, as before
+            for name in targets:
+                if name not in texts and name not in failures:
+                    failures[name] = ("error", f"no answer this round (all scrapes together may take "
+                                               f"{self.deadline:g} s)")
         await asyncio.to_thread(self._build, view, nodes, pods, exporters, texts, failures, now)
         return view
 
