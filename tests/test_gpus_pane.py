@@ -183,6 +183,24 @@ async def test_a_modal_screen_over_the_pane_pauses_its_polls(hyperpod_cluster) -
         await wait_for(pilot, lambda: len(app.screen_stack) == 1 and pane.view is not covered, timeout=10)
 
 
+async def test_o_on_an_inference_endpoints_gpu_jumps_to_the_endpoint(hyperpod_cluster) -> None:
+    """A HyperPod endpoint's model server pods belong to a Deployment; `o` finds the endpoint that runs them."""
+    app = app_for(hyperpod_cluster, poll_seconds=0.5)
+    async with app.run_test(size=(180, 60)) as pilot:
+        await pilot.press("3")
+        pane = app.pane("gpus")
+        await wait_for(pilot, lambda: pane.view is not None
+                       and any(d.holder and d.holder.kind == "Deployment" for d in pane.view.devices), timeout=20)
+        served = next(d for d in pane.view.devices if d.holder and d.holder.kind == "Deployment")
+        await wait_for(pilot, lambda: served.key in keys(pane.table))
+        pane.table.move_cursor(row=keys(pane.table).index(served.key))
+        await pilot.press("o")
+        assert app.active_pane == "endpoints"
+        cursor = app.pane("endpoints").table.cursor_key
+        assert cursor.endswith(f"/{served.holder.namespace}/{served.holder.name}")
+        assert cursor.split("/")[0] in ("jumpstartmodels", "inferenceendpointconfigs")
+
+
 async def test_the_state_line_ages_between_polls(hyperpod_cluster) -> None:
     """A round that takes long (slow exporters) leaves the last figures on screen: the line under the table says
     how old they are, second by second, without waiting for the round to end."""

@@ -7,7 +7,9 @@ At the top, the cluster summary by product and MIG profile. Below, one of two vi
   job or space). `enter` expands or collapses a node, `c` all of them; `U`, `M`, `I` sort by utilisation, memory
   and idle time; `/` filters by team (namespace), node or holder.
 - waste (`w`): GPUs and slices held by a pod and idle (under `gpus.idle_threshold_percent`) for at least
-  `gpus.idle_minutes`, longest first. `o` jumps to the holder in its pane (the Jobs or Spaces pane).
+  `gpus.idle_minutes`, longest first. `o` jumps to the holder in its pane (Jobs, Spaces or Endpoints: an inference
+  endpoint's model server, whether its pods belong to an InferenceService or to the Deployment the HyperPod
+  inference operator makes).
 
 The figures come from a poll worker of this pane (`app/metrics`), which reschedules itself and runs only while the
 pane is shown; the allocation comes from the node and pod stores, so it shows even when metrics cannot.
@@ -28,7 +30,7 @@ from textual.widgets import Static
 
 from app.metrics.collector import GpuCollector, GpuView, allocation_devices, is_waste
 from app.metrics.allocation import allocation
-from app.metrics.model import Device, NodeGpus
+from app.metrics.model import Device, Holder, NodeGpus
 from app.metrics.summary import summarize
 from app.model.status import human_age
 from app.screens.gpu_table import GpuTable
@@ -468,16 +470,20 @@ class GpusPane(Pane):
             return
         holder = device.holder
         target = HOLDER_PANES.get(holder.kind)
-        if target is None:
+        endpoint = self._endpoint_key(holder) if target is None and holder.kind == "Deployment" else None
+        if target is not None:
+            pane_id, store = target
+            wanted = (f"{store}/{holder.namespace}/{holder.name}", f"{holder.namespace}/{holder.name}")
+        elif endpoint is not None:  # a HyperPod inference endpoint's model server, run by its Deployment
+            pane_id, wanted = "endpoints", (endpoint,)
+        else:
             self.app.notify(f"{holder.text}: no pane lists a {holder.kind}", severity="warning")
             return
-        pane_id, store = target
         show = getattr(self.app, "action_show_pane", None)
         if show is None:
             return
         show(pane_id)
         table = self.app.query_one(f"#{pane_id}", Pane).table
-        wanted = (f"{store}/{holder.namespace}/{holder.name}", f"{holder.namespace}/{holder.name}")
         if table.filter_text:
             table.set_filter("")
         for row_key in table.rows:
@@ -487,3 +493,14 @@ class GpusPane(Pane):
         self.app.notify(f"{holder.kind} {holder.namespace}/{holder.name} is not listed in the {pane_id} pane",
                         severity="warning")
 
+    def _endpoint_key(self, holder: Holder) -> str | None:
+        """The Endpoints pane's row of the endpoint whose model server pods include the holder's pod, if any."""
+        from app.model.endpoints import endpoint_rows
+
+        engine = getattr(self.app, "engine", None)
+        if engine is None:
+            return None
+        kinds = self.app.query_one("#endpoints", Pane).kinds
+        rows = endpoint_rows({k: engine.stores[k].snapshot() for k in kinds if k in engine.stores})
+        pod = f"{holder.namespace}/{holder.pod}"
+        return next((row.key for row in rows if pod in row.pods), None)
