@@ -15,14 +15,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.cluster.actions import EXIT_BAD_INPUT, ActionError, refuse_if_readonly
-from app.cluster.actions import _exit_code as _code
+from app.cluster.actions import exit_code
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS
 from app.model.jobs import parse_time
 from app.model.spaces import (
-    COMPUTE_FIELDS, CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, NOTEBOOK_STOPPED, notebook_row, PORT, SpaceRequest, SpaceRow, TemplateInfo, _resources,
-    offered_gpu_resources, resolve, resource_block, space_rows, template_info, validate_request, workspace_manifest,
-    workspace_status,
+    COMPUTE_FIELDS, CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, NOTEBOOK_STOPPED, PORT, SpaceRequest, SpaceRow,
+    TemplateInfo, notebook_row, offered_gpu_resources, requested_resources, resolve, resource_block, space_rows,
+    template_info, validate_request, workspace_manifest, workspace_status,
 )
 
 TEMPLATE_NAMESPACE = "jupyter-k8s-system"
@@ -188,7 +188,7 @@ async def find_template(conn: ClusterConnection, ref: str, namespace: str) -> Te
             return template_info(await conn.request("GET", _path("workspacetemplates", ns, name)))
         except ApiError as exc:
             if exc.status not in (403, 404):
-                raise ActionError(f"cannot read template {ns}/{name}: {exc}", _code(exc)) from None
+                raise ActionError(f"cannot read template {ns}/{name}: {exc}", exit_code(exc)) from None
     return None
 
 
@@ -300,7 +300,7 @@ async def create_manifest(conn: ClusterConnection, manifest: dict[str, Any], *, 
 def _create_error(exc: ApiError, name: str) -> ActionError:
     if exc.status == 0:
         return ActionError(f"{exc} (space {name} was not created)")
-    return ActionError(f"the server rejected space {name}: {exc} (nothing was created)", _code(exc))
+    return ActionError(f"the server rejected space {name}: {exc} (nothing was created)", exit_code(exc))
 
 
 async def get(conn: ClusterConnection, namespace: str, name: str, store: str = "workspaces") -> dict[str, Any]:
@@ -309,7 +309,7 @@ async def get(conn: ClusterConnection, namespace: str, name: str, store: str = "
     except ApiError as exc:
         if exc.status == 404:
             raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT) from None
-        raise ActionError(f"cannot read space {namespace}/{name}: {exc}", _code(exc)) from None
+        raise ActionError(f"cannot read space {namespace}/{name}: {exc}", exit_code(exc)) from None
 
 
 async def set_running(conn: ClusterConnection, namespace: str, name: str, running: bool, *, readonly: bool) -> str:
@@ -341,7 +341,7 @@ async def _patch(conn: ClusterConnection, store: str, namespace: str, name: str,
     try:
         await conn.request("PATCH", _path(store, namespace, name), body=patch, headers=MERGE)
     except ApiError as exc:
-        raise ActionError(f"cannot {'start' if running else 'stop'} space {namespace}/{name}: {exc}", _code(exc)) from None
+        raise ActionError(f"cannot {'start' if running else 'stop'} space {namespace}/{name}: {exc}", exit_code(exc)) from None
 
 
 async def delete(conn: ClusterConnection, namespace: str, name: str, *, readonly: bool,
@@ -352,7 +352,7 @@ async def delete(conn: ClusterConnection, namespace: str, name: str, *, readonly
     except ApiError as exc:
         if exc.status == 404:
             raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT) from None
-        raise ActionError(f"cannot delete space {namespace}/{name}: {exc}", _code(exc)) from None
+        raise ActionError(f"cannot delete space {namespace}/{name}: {exc}", exit_code(exc)) from None
 
 
 def storage_note(row_or_obj: SpaceRow | dict[str, Any]) -> str:
@@ -383,11 +383,11 @@ async def find_space(conn: ClusterConnection, namespace: str, name: str) -> tupl
             return store, await conn.request("GET", _path(store, namespace, name))
         except ApiError as exc:
             if exc.status not in (403, 404):
-                raise ActionError(f"cannot read space {namespace}/{name}: {exc}", _code(exc)) from None
+                raise ActionError(f"cannot read space {namespace}/{name}: {exc}", exit_code(exc)) from None
             missing = missing or exc.status == 404
             refusal = refusal or (exc if exc.status == 403 else None)
     if refusal is not None and not missing:
-        raise ActionError(f"cannot read space {namespace}/{name}: {refusal}", _code(refusal))
+        raise ActionError(f"cannot read space {namespace}/{name}: {refusal}", exit_code(refusal))
     raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT)
 
 
@@ -450,7 +450,7 @@ async def _checked_compute(conn: ClusterConnection, namespace: str, name: str, b
                            mig_profile: str | None) -> SpaceRequest:
     """The compute asked for, what is not asked for kept from `base`, checked against the template's bounds (when
     there is a template) and the nodes' offer. Raises ActionError, before anything is sent, when it does not pass."""
-    old = _resources(base)  # requests, limits filling in: a limits-only GPU still counts
+    old = requested_resources(base)  # requests, limits filling in: a limits-only GPU still counts
     old_mig = next((k.removeprefix(MIG_PREFIX) for k in old if k.startswith(MIG_PREFIX)), "")
     request = SpaceRequest(
         name=name, namespace=namespace, display_name=name, cpu=cpu or str(old.get("cpu") or ""),
@@ -471,8 +471,8 @@ async def _put(conn: ClusterConnection, store: str, namespace: str, name: str, u
     except ApiError as exc:
         if exc.status == 409:
             raise ActionError(f"space {namespace}/{name} changed since it was read: {exc} (nothing was changed; "
-                              "try again)", _code(exc)) from None
-        raise ActionError(f"cannot change space {namespace}/{name}: {exc}", _code(exc)) from None
+                              "try again)", exit_code(exc)) from None
+        raise ActionError(f"cannot change space {namespace}/{name}: {exc}", exit_code(exc)) from None
 
 
 __all__ = ["CREATED_BY", "check_create", "create", "set_notebook_running", "create_manifest", "delete", "edit_resources",

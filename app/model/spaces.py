@@ -182,7 +182,7 @@ def workspace_status(ws: Obj) -> tuple[str, str]:
     return "Starting", (progressing or {}).get("message") or "waiting for the controller"
 
 
-def _resources(resources: Obj | None) -> dict[str, Any]:
+def requested_resources(resources: Obj | None) -> dict[str, Any]:
     """Requests, with limits filling in what requests leave out (as the API server defaults them)."""
     resources = resources or {}
     merged = dict(resources.get("limits") or {})
@@ -227,7 +227,7 @@ def workspace_row(ws: Obj, templates: Mapping[str, Obj] | None = None,
     template_ns = ref.get("namespace") or namespace
     template = (templates or {}).get(f"{template_ns}/{template_name}") if template_name else None
     tspec = (template or {}).get("spec") or {}
-    wanted = _resources(spec.get("resources") or tspec.get("defaultResources"))
+    wanted = requested_resources(spec.get("resources") or tspec.get("defaultResources"))
     gpus, mig, mig_count = _gpu_split(wanted)
     state, reason = workspace_status(ws)
     idle = spec.get("idleShutdown") or tspec.get("defaultIdleShutdown") or {}
@@ -262,7 +262,7 @@ def notebook_row(nb: Obj, pods: Mapping[str, Obj] | PodIndex | None = None) -> S
     annotations = meta.get("annotations") or {}
     containers = (((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}])
     container = containers[0] or {}
-    wanted = _resources(container.get("resources"))
+    wanted = requested_resources(container.get("resources"))
     gpus, mig, mig_count = _gpu_split(wanted)
     if annotations.get(NOTEBOOK_STOPPED):
         state, reason = ("Stopping", "") if int(status.get("readyReplicas") or 0) else ("Stopped", "")
@@ -380,7 +380,7 @@ class TemplateInfo:
 
 def template_info(obj: Obj) -> TemplateInfo:
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-    defaults = _resources(spec.get("defaultResources"))
+    defaults = requested_resources(spec.get("defaultResources"))
     bounds = tuple(
         Bound(resource, _str(b.get("min")), _str(b.get("max")))
         for resource, b in sorted(((spec.get("resourceBounds") or {}).get("resources") or {}).items())
@@ -706,4 +706,5 @@ def space_detail(row: SpaceRow, stores: Mapping[str, Mapping[str, Obj]], events_
 
 __all__ = ["STATUSES", "SpaceRow", "SpaceRequest", "TemplateInfo", "Bound", "SpaceDetail", "human_duration",
            "space_rows", "space_dict", "template_infos", "template_dict", "validate_request", "resolve",
-           "workspace_manifest", "workspace_status", "offered_gpu_resources", "offered_mig_profiles", "quantity"]
+           "workspace_manifest", "workspace_status", "offered_gpu_resources", "offered_mig_profiles", "quantity",
+           "requested_resources"]
