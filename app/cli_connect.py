@@ -71,28 +71,6 @@ def _cluster(settings: Any, kubeconfig: Any) -> tuple[Any, str] | str:
     return connection, settings.namespace or context.namespace or "default"
 
 
-def _route_now(connection: Any, target: Any, via: str | None) -> Any:
-    from app.tunnels.routes import PortForwardRoute, SshOptions, SshRoute, split_host
-
-    if via is None:
-        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
-    user, host, port = split_host(via)
-    return SshRoute(SshOptions(host, port=port, username=user), target.pod_ip or "", target.port)
-
-
-async def _route(connection: Any, target: Any, via: str | None) -> Any:
-    from app.tunnels.routes import PortForwardRoute, SshOptions, SshRoute, split_host
-
-    if via is None:
-        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
-    user, host, port = split_host(via)
-    if not target.pod_ip:
-        from app.tunnels.routes import RouteError
-
-        raise RouteError(f"pod {target.pod} has no IP yet: the login node cannot reach it")
-    return SshRoute(SshOptions(host, port=port, username=user), target.pod_ip, target.port)
-
-
 def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     import asyncio
     import os
@@ -103,7 +81,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             return _fail(problem, EXIT_USAGE)
     from app.tunnels import ide, placement
     from app.tunnels.manager import Tunnel, TunnelManager, runtime_dir
-    from app.tunnels.routes import RouteError, split_host
+    from app.tunnels.routes import RouteError, route_for, split_host
     from app.tunnels.targets import TargetError, find_target
 
     where = placement.detect(os.environ)
@@ -128,7 +106,7 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     async def body(manager: Any, stop: asyncio.Event) -> int:
         try:
             target = await find_target(connection, args.space, namespace, args.port)
-            route = await _route(connection, target, args.via)
+            route = route_for(connection, target, args.via)
             if args.accept_host_key:
                 # where ~/.ssh/config says this host's key lives (HostKeyAlias, UserKnownHostsFile, ProxyJump)
                 _, written = await route.accept_host_key(args.accept_host_key)
@@ -232,6 +210,7 @@ async def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namesp
         if target.runs_sshd:
             from pathlib import Path
 
+            from app.tunnels.routes import route_for
             from app.tunnels.spacekey import space_key_place, unknown_fingerprint
 
             alias = ide.host_alias(target.namespace, target.space)
@@ -243,7 +222,7 @@ async def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namesp
             changed = ide.write_ssh_block(config, alias, block, settings.readonly)
             print(f"{'wrote' if changed else 'kept'} Host {alias} in {config}", flush=True)
             ssh_target = target.on_port(22)
-            place = space_key_place(alias, lambda: _route_now(connection, ssh_target, args.via), known)
+            place = space_key_place(alias, lambda: route_for(connection, ssh_target, args.via), known)
             if args.accept_space_key:
                 await place.accept(args.accept_space_key)
                 print(f"trusted {args.accept_space_key} for {alias} in {known}", flush=True)
@@ -268,7 +247,7 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
 
     if problem := _check_port(args.port, "--port"):
         return _fail(problem, EXIT_USAGE)
-    from app.tunnels.routes import RouteError
+    from app.tunnels.routes import RouteError, route_for
     from app.tunnels.targets import TargetError, find_target
 
     found = _cluster(settings, kubeconfig)
@@ -280,7 +259,7 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         route = None
         try:
             target = await find_target(connection, args.space, namespace, args.port)
-            route = await _route(connection, target, args.via)
+            route = route_for(connection, target, args.via)
             await route.ensure()
             stream = await route.open()
             await _bridge(stream)

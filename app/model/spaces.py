@@ -649,13 +649,12 @@ def workspace_manifest(request: SpaceRequest, template: TemplateInfo | None) -> 
         spec["nodeSelector"] = {"nvidia.com/mig.strategy": "mixed"}
     if request.storage:
         spec["storage"] = {"size": request.storage}
-    if template is not None and not template.idle_override:
-        pass  # the template's idle shutdown applies; the space may not carry its own
-    elif request.idle_minutes:
-        spec["idleShutdown"] = {"enabled": True, "idleTimeoutInMinutes": int(request.idle_minutes),
-                                "detection": IDLE_DETECTION}
-    elif request.idle_minutes == 0:
-        spec["idleShutdown"] = {"enabled": False, "idleTimeoutInMinutes": 1, "detection": IDLE_DETECTION}
+    if template is None or template.idle_override:  # else the template's idle shutdown applies, not the space's
+        if request.idle_minutes:
+            spec["idleShutdown"] = {"enabled": True, "idleTimeoutInMinutes": int(request.idle_minutes),
+                                    "detection": IDLE_DETECTION}
+        elif request.idle_minutes == 0:
+            spec["idleShutdown"] = {"enabled": False, "idleTimeoutInMinutes": 1, "detection": IDLE_DETECTION}
     return {"apiVersion": API_VERSION, "kind": "Workspace", "metadata": metadata, "spec": spec}
 
 

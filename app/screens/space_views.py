@@ -134,7 +134,7 @@ class SpaceFormScreen(Screen["dict | None"]):
 
     def compose(self) -> ComposeResult:
         first = next(iter(self.templates.values()), None)
-        migs = sorted(r.removeprefix("nvidia.com/mig-") for r in (self.gpu_offer or {}) if r.startswith("nvidia.com/mig-"))
+        migs = sorted(r.removeprefix(MIG_PREFIX) for r in (self.gpu_offer or {}) if r.startswith(MIG_PREFIX))
         with Horizontal(id="form"):
             with VerticalScroll(id="form-fields") as fields:
                 fields.border_title = "New space"
