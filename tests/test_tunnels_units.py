@@ -111,17 +111,31 @@ def test_vscode_is_launched_by_argv_only_when_code_exists(tmp_path, monkeypatch)
             ide.vscode_argv(ALIAS, bad)
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({}, (False, "")),
-    ({"SSH_CONNECTION": "203.0.113.9 50022 198.51.100.7 22", "USER": "alice"}, (True, "198.51.100.7")),
-    ({"SSH_CONNECTION": "2001:db8::9 50022 2001:db8::7 22", "USER": "alice"}, (True, "2001:db8::7")),
+@pytest.mark.parametrize(("environ", "expected", "command"), [
+    ({}, (False, ""), None),
+    ({"SSH_CONNECTION": "203.0.113.9 50022 198.51.100.7 22", "USER": "alice"}, (True, "198.51.100.7"),
+     "ssh -N -L 18888:127.0.0.1:8888 alice@198.51.100.7"),
+    # OpenSSH takes a bare IPv6 address after user@ ("alice@[2001:db8::7]" fails: "Could not resolve hostname")
+    ({"SSH_CONNECTION": "2001:db8::9 50022 2001:db8::7 22", "USER": "alice"}, (True, "2001:db8::7"),
+     "ssh -N -L 18888:127.0.0.1:8888 alice@2001:db8::7"),
 ])
-def test_placement_comes_from_the_ssh_session(environ, expected):
+def test_placement_comes_from_the_ssh_session(environ, expected, command):
     placement = detect(environ)
     assert (placement.login_node, placement.host) == expected
     if placement.login_node:
-        host = f"[{expected[1]}]" if ":" in expected[1] else expected[1]
-        assert placement.laptop_command(18888, 8888) == f"ssh -N -L 18888:127.0.0.1:8888 alice@{host}"
+        assert placement.laptop_command(18888, 8888) == command
+
+
+def test_the_laptop_command_for_an_ipv6_login_node_is_one_openssh_parses():
+    """`ssh -G` prints the options ssh would use without connecting: the host must come out as the bare address."""
+    import shutil
+    import subprocess
+
+    argv = detect({"SSH_CONNECTION": "::1 50022 ::1 22", "USER": "alice"}).laptop_command(18888, 8888).split()
+    assert argv[:4] == ["ssh", "-N", "-L", "18888:127.0.0.1:8888"]
+    shown = subprocess.run([shutil.which("ssh") or "ssh", "-G", "-F", "/dev/null", *argv[1:]],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert "hostname ::1" in shown and "user alice" in shown
 
 
 def test_a_login_node_without_ssh_connection_uses_its_hostname():
