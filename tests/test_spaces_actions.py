@@ -158,6 +158,28 @@ async def test_edit_resources_only_of_a_stopped_space_and_within_bounds(conn, ba
     assert (row.cpu, row.mig_profile, row.gpus) == ("8", "1g.10gb", 0)
 
 
+async def test_an_edit_from_a_mig_slice_to_whole_gpus_drops_the_mig_node_selector(conn, bare_cluster,
+                                                                                   demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    await spaces.create(conn, request("slices"), readonly=False)
+    await spaces.set_running(conn, NLP, "slices", False, readonly=False)
+    await advance_until(bare_cluster, conn, "slices", "Stopped")
+    await spaces.edit_resources(conn, NLP, "slices", mig_profile="1g.10gb", readonly=False)
+    spec = kubectl.json("get", "workspace", "slices", "-n", NLP)["spec"]
+    assert spec["nodeSelector"] == {"nvidia.com/mig.strategy": "mixed"}, "a MIG slice schedules on mixed-MIG nodes"
+    await spaces.edit_resources(conn, NLP, "slices", cpu="2", readonly=False)
+    spec = kubectl.json("get", "workspace", "slices", "-n", NLP)["spec"]
+    assert spec["nodeSelector"] == {"nvidia.com/mig.strategy": "mixed"}, "the slice is kept, so is its selector"
+    await spaces.edit_resources(conn, NLP, "slices", gpus=1, readonly=False)
+    spec = kubectl.json("get", "workspace", "slices", "-n", NLP)["spec"]
+    assert "nvidia.com/mig.strategy" not in (spec.get("nodeSelector") or {}), \
+        "a whole GPU must not be held to mixed-MIG nodes"
+    row = (await rows(conn))["slices"]
+    assert (row.gpus, row.mig_profile) == (1, None)
+    await spaces.set_running(conn, NLP, "slices", True, readonly=False)
+    assert (await advance_until(bare_cluster, conn, "slices", "Running")).gpus == 1
+
+
 async def test_delete_removes_the_space_and_says_its_storage_goes(conn, bare_cluster) -> None:
     await spaces.create(conn, request("gone", storage="30Gi"), readonly=False)
     current = await spaces.get(conn, NLP, "gone")
@@ -426,6 +448,12 @@ async def test_a_stopped_kubeflow_notebook_gets_new_compute_and_keeps_the_rest(c
     assert pod_spec["nodeSelector"] == {"nvidia.com/mig.strategy": "mixed"}
     row = (await rows(conn))["nb"]
     assert (row.gpus, row.mig_profile) == (0, "1g.10gb")
+
+    await spaces.edit_resources(conn, NLP, "nb", gpus=0, readonly=False, store="notebooks")
+    pod_spec = kubectl.json("get", "notebook", "nb", "-n", NLP)["spec"]["template"]["spec"]
+    assert "nvidia.com/mig.strategy" not in (pod_spec.get("nodeSelector") or {}), "no slice, no mixed-MIG selector"
+    row = (await rows(conn))["nb"]
+    assert (row.gpus, row.mig_profile) == (0, None)
 
 
 async def test_a_notebook_that_is_not_stopped_or_asks_for_what_no_node_has_is_refused_and_unchanged(

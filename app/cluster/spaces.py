@@ -31,6 +31,7 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 SSR_VERSIONS = ("v1", "v1beta1", "v1alpha1")
 """SelfSubjectReview is GA in 1.28, beta in 1.27, alpha before: the first the server serves answers."""
 STRICT = {"fieldValidation": "Strict"}
+MIG_STRATEGY = "nvidia.com/mig.strategy"
 
 
 def _path(store: str, namespace: str | None = None, name: str | None = None) -> str:
@@ -415,9 +416,19 @@ async def edit_resources(conn: ClusterConnection, namespace: str, name: str, *, 
     updated = dict(current)
     updated["spec"] = {**spec, "resources": resource_block(cpu, memory, request.gpus or 0, request.mig_profile,
                                                            base)}
-    if request.mig_profile:
-        updated["spec"]["nodeSelector"] = {**(spec.get("nodeSelector") or {}), "nvidia.com/mig.strategy": "mixed"}
+    _set_mig_selector(updated["spec"], bool(request.mig_profile))
     return await _put(conn, "workspaces", namespace, name, updated)
+
+
+def _set_mig_selector(pod_spec: dict[str, Any], mig: bool) -> None:
+    """A MIG slice schedules only on mixed-MIG nodes; whole GPUs (or none) must not stay held to them."""
+    selector = {k: v for k, v in (pod_spec.get("nodeSelector") or {}).items() if k != MIG_STRATEGY}
+    if mig:
+        selector[MIG_STRATEGY] = "mixed"
+    if selector:
+        pod_spec["nodeSelector"] = selector
+    else:
+        pod_spec.pop("nodeSelector", None)
 
 
 async def _edit_notebook(conn: ClusterConnection, current: dict[str, Any], *, cpu: str, memory: str,
@@ -440,8 +451,7 @@ async def _edit_notebook(conn: ClusterConnection, current: dict[str, Any], *, cp
     request = await _checked_compute(conn, namespace, name, base, None, cpu=cpu, memory=memory, gpus=gpus,
                                      mig_profile=mig_profile)
     containers[0]["resources"] = resource_block(cpu, memory, request.gpus or 0, request.mig_profile, base)
-    if request.mig_profile:
-        pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), "nvidia.com/mig.strategy": "mixed"}
+    _set_mig_selector(pod_spec, bool(request.mig_profile))
     return await _put(conn, "notebooks", namespace, name, updated)
 
 
@@ -456,7 +466,7 @@ async def _checked_compute(conn: ClusterConnection, namespace: str, name: str, b
         name=name, namespace=namespace, display_name=name, cpu=cpu or str(old.get("cpu") or ""),
         memory=memory or str(old.get("memory") or ""),
         gpus=int(gpus if gpus is not None else (0 if mig_profile else int(float(old.get(GPU) or 0)))),
-        mig_profile=mig_profile if mig_profile is not None else ("" if gpus else old_mig),
+        mig_profile=mig_profile if mig_profile is not None else ("" if gpus is not None else old_mig),
     )
     offer, _, _ = await create_choices(conn, namespace)
     problems = validate_request(request, template, gpu_offer=offer, fields=COMPUTE_FIELDS)
