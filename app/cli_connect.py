@@ -88,8 +88,6 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     if args.open == "web-ui":
         return _web_ui(args, settings, kubeconfig, where, ide)
     mode = args.open or ("print" if where.login_node else "browser")
-    if mode == "vscode" and settings.readonly:
-        return _fail("hyperdesk is read-only (--readonly): --open vscode would write ~/.ssh/config", EXIT_USAGE)
     if args.via:
         try:
             split_host(args.via)
@@ -106,6 +104,9 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     async def body(manager: Any, stop: asyncio.Event) -> int:
         try:
             target = await find_target(connection, args.space, namespace, args.port)
+            if mode == "vscode" and settings.readonly and target.runs_sshd:
+                return _fail("hyperdesk is read-only (--readonly): --open vscode would write ~/.ssh/config "
+                             f"(Host {ide.host_alias(target.namespace, target.space)})", EXIT_USAGE)
             route = route_for(connection, target, args.via)
             if args.accept_host_key:
                 # where ~/.ssh/config says this host's key lives (HostKeyAlias, UserKnownHostsFile, ProxyJump)

@@ -116,9 +116,6 @@ def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, 
     assert bad.returncode == 2 and "not a valid space name" in bad.stderr
     port = hyperdesk("connect", SPACE, "--local-port", "70000", "--kubeconfig", kubeconfig, env=env)
     assert port.returncode == 2 and "--local-port" in port.stderr
-    readonly = hyperdesk("connect", SPACE, "--open", "vscode", "--readonly", "--kubeconfig", kubeconfig, env=env)
-    assert readonly.returncode == 2 and "read-only" in readonly.stderr
-    assert not (Path(env["HOME"]) / ".ssh" / "config").exists()
     down = hyperdesk("connect", SPACE, "--kubeconfig", str(Path(env["HOME"]) / "none.yaml"), env=env)
     assert down.returncode == 2 and "Traceback" not in down.stderr
     no_via = hyperdesk("connect", SPACE, "--accept-host-key", "SHA256:x", "--kubeconfig", kubeconfig, env=env)
@@ -126,7 +123,7 @@ def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, 
     closed = hyperdesk("connect", SPACE, "--port", "2222", "--open", "print", "--local-port", "0", "--kubeconfig",
                        kubeconfig, env=env)
     assert closed.returncode == 1 and "connection refused" in closed.stderr and "tunnel open" not in closed.stdout
-    for result in (missing, bad, port, readonly, down, no_via, closed):
+    for result in (missing, bad, port, down, no_via, closed):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -222,6 +219,30 @@ def test_vscode_setup_then_openssh_through_hyperdesk_proxy(hyperpod_cluster, env
         assert result.stdout.strip() == "through-proxy"
     finally:
         hyperpod_cluster.call(forwards.unregister, namespace, pod, 22)
+
+
+def test_readonly_refuses_vscode_only_where_it_would_write_the_ssh_config(hyperpod_cluster, env):
+    """--readonly blocks writing ~/.ssh/config (a space that runs sshd), not connecting: for a JupyterLab space,
+    --open vscode only prints the URL to give VS Code's Jupyter extension."""
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    config = Path(env["HOME"]) / ".ssh" / "config"
+    process, first = start_connect(SPACE, "--open", "vscode", "--readonly", "--local-port", "0", "--kubeconfig",
+                                   kubeconfig, env=env)
+    try:
+        url = first.split()[2]
+        said = "".join(read_until(process, "Existing Jupyter Server"))
+        assert f"Existing Jupyter Server > {url}" in said
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in err
+    namespace, pod = "hyperpod-ns-nlp", "ssh-readonly"
+    sshd_pod(kubeconfig, namespace, pod)
+    refused = hyperdesk("connect", f"pod/{pod}", "-n", namespace, "--port", "22", "--open", "vscode", "--readonly",
+                        "--local-port", "0", "--kubeconfig", kubeconfig, env=env)
+    assert refused.returncode == 2 and "--open vscode would write ~/.ssh/config" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "tunnel open" not in refused.stdout
+    assert not config.exists()
 
 
 def test_proxy_to_a_closed_port_fails_cleanly(hyperpod_cluster, env):
