@@ -176,19 +176,22 @@ def _web_ui(args: argparse.Namespace, settings: Any, kubeconfig: Any, where: Any
     """`--open web-ui`: create a WorkspaceConnection, print its URL (never logged: it may carry a token)."""
     import asyncio
 
-    from app.tunnels.targets import TargetError
+    from app.tunnels.targets import POD_OR_SERVICE, TargetError, split_ref
     from app.tunnels.webui import web_ui_url
 
+    kind, _, rest = args.space.partition("/")
+    if kind in POD_OR_SERVICE and rest:
+        return _fail(f"--open web-ui needs a space (NAME or NAMESPACE/NAME), not {args.space}", EXIT_USAGE)
     if settings.readonly:
         return _fail("hyperdesk is read-only (--readonly): --open web-ui creates a WorkspaceConnection", EXIT_USAGE)
     found = _cluster(settings, kubeconfig)
     if isinstance(found, str):
         return _fail(found, EXIT_USAGE if kubeconfig is not None else EXIT_FAILURE)
-    connection, namespace = found
-    namespace, _, name = args.space.rpartition("/") if "/" in args.space else (namespace, "", args.space)
+    connection, default_namespace = found
 
     async def main() -> int:
         try:
+            namespace, name = split_ref(args.space, default_namespace)  # as `connect` reads a space
             url = await web_ui_url(connection, namespace, name)
         except TargetError as exc:
             return _fail(str(exc), exc.exit_code)
