@@ -190,6 +190,17 @@ def requested_resources(resources: Obj | None) -> dict[str, Any]:
     return merged
 
 
+def whole_number(label: str, text: str) -> tuple[int | None, str | None]:
+    """A form field's text as a whole number: `(value, None)`, `(None, None)` when empty, or `(None, problem)` for
+    text that is not one ('-', '1_', '1.5', 'one'), so bad input is said rather than read as 0 or a default."""
+    text = text.strip()
+    if not text:
+        return None, None
+    if re.fullmatch(r"[-+]?[0-9]+", text):
+        return int(text), None
+    return None, f"{label} {text!r} is not a whole number"
+
+
 def _gpu_split(wanted: Mapping[str, Any]) -> tuple[int, str | None, int]:
     gpus = int(quantity(wanted.get(GPU)) or 0)
     mig = next(((mig_profile_of(k), int(quantity(v) or 0)) for k, v in sorted(wanted.items())
@@ -706,4 +717,4 @@ def space_detail(row: SpaceRow, stores: Mapping[str, Mapping[str, Obj]], events_
 __all__ = ["STATUSES", "SpaceRow", "SpaceRequest", "TemplateInfo", "Bound", "SpaceDetail", "human_duration",
            "space_rows", "space_dict", "template_infos", "template_dict", "validate_request", "resolve",
            "workspace_manifest", "workspace_status", "offered_gpu_resources", "offered_mig_profiles", "quantity",
-           "requested_resources"]
+           "requested_resources", "whole_number"]
