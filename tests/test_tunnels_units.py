@@ -223,3 +223,44 @@ def test_the_port_forward_tls_context_never_silently_skips_verification():
     assert context.verify_mode == ssl.CERT_NONE
     own = ssl.create_default_context()
     assert tls_context(SimpleNamespace(rest_client=SimpleNamespace(ssl_context=own), configuration=None)) is own
+
+
+def test_the_sshd_fixture_moves_off_a_port_another_process_took_and_checks_its_banner(tmp_path, ssh_keys):
+    """free_port() frees its port before sshd binds it: when another process takes it meanwhile, sshd's first start
+    retries on another port, and waiting for it reads the OpenSSH banner rather than trusting any listener."""
+    import socket
+    import threading
+
+    from tests.plugins.ssh import Sshd, wait_listening
+
+    directory = tmp_path / "sshd"
+    directory.mkdir()
+    server = Sshd(directory, ssh_keys)
+    taken = server.port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        server.start()
+        try:
+            assert server.port != taken and server.process is not None and server.process.poll() is None
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+                assert client.makefile("rb").readline().startswith(b"SSH-2.0-OpenSSH")
+        finally:
+            server.kill()
+        with socket.socket() as other:  # a server that is not sshd, on a port the test expects sshd on
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            accepted: list[socket.socket] = []
+
+            def greet() -> None:
+                conn, _ = other.accept()
+                accepted.append(conn)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n")
+
+            thread = threading.Thread(target=greet, daemon=True)
+            thread.start()
+            with pytest.raises(RuntimeError, match="another process's server holds the port"):
+                wait_listening(other.getsockname()[1], timeout=10, banner=b"SSH-2.0-OpenSSH")
+            thread.join(timeout=10)
+            for conn in accepted:
+                conn.close()
