@@ -264,3 +264,17 @@ def test_the_sshd_fixture_moves_off_a_port_another_process_took_and_checks_its_b
             thread.join(timeout=10)
             for conn in accepted:
                 conn.close()
+
+
+async def test_ssh_keepalives_come_from_the_ssh_config_where_it_sets_them(ssh_keys):
+    from app.tunnels.routes import KEEPALIVE_COUNT, KEEPALIVE_SECONDS, SshOptions, SshRoute
+
+    def route() -> SshRoute:
+        return SshRoute(SshOptions("127.0.0.1", port=22, username="root", known_hosts=ssh_keys.known_hosts,
+                                   client_keys=(ssh_keys.private,), config=(ssh_keys.config,)), "10.0.0.1", 8888)
+
+    assert await route().keepalive() == (KEEPALIVE_SECONDS, KEEPALIVE_COUNT)  # an empty config: hyperdesk's
+    ssh_keys.config.write_text("Host *\n    ServerAliveInterval 1\n")
+    assert await route().keepalive() == (1.0, KEEPALIVE_COUNT)
+    ssh_keys.config.write_text("Host *\n    ServerAliveInterval 1\n    ServerAliveCountMax 3\n")
+    assert await route().keepalive() == (1.0, 3)

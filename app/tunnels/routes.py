@@ -334,6 +334,15 @@ class SshRoute:
                 del kwargs[key]
         return kwargs
 
+    async def keepalive(self) -> tuple[float, int]:
+        """The keepalive interval (seconds) and count this route's SSH connection is made with, as asyncssh resolves
+        them: ~/.ssh/config's ServerAliveInterval/ServerAliveCountMax where it sets them, else hyperdesk's."""
+        import asyncssh
+
+        resolved = await asyncssh.SSHClientConnectionOptions.construct(None, host=self.options.host,
+                                                                       **await self._connect_kwargs())
+        return float(resolved.keepalive_interval), int(resolved.keepalive_count_max)
+
     async def host_key_place(self) -> "HostKeyPlace":
         """Where this login node's key is fetched from and trusted, as ~/.ssh/config resolves it: HostName, Port,
         ProxyJump, HostKeyAlias and UserKnownHostsFile, exactly as the connection itself uses them."""
