@@ -272,6 +272,10 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             return _fail(str(exc), exc.exit_code)
         except RouteError as exc:
             return _fail(str(exc), EXIT_FAILURE)
+        except BrokenPipeError:
+            return EXIT_OK  # ssh closed our stdout: it has what it wanted
+        except OSError as exc:  # our stdin or stdout failed
+            return _fail(f"stdin/stdout: {exc.strerror or exc}", EXIT_FAILURE)
         finally:
             if route is not None:
                 await route.close()
@@ -280,64 +284,100 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     return asyncio.run(main())
 
 
-async def _in_daemon_thread(function: Any, *args: Any) -> Any:
-    """`function(*args)` in a daemon thread. Unlike the default executor, which `asyncio.run` joins on the way out,
-    a thread still blocked in os.read(stdin) never keeps `hyperdesk proxy` from exiting when the route fails."""
-    import asyncio
-    import threading
-
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if not future.done():
-            future.set_exception(error) if error is not None else future.set_result(result)
-
-    def run() -> None:
-        result, error = None, None
-        try:
-            result = function(*args)
-        except BaseException as exc:  # handed to the awaiting task
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:
-            pass  # the loop has gone: the process is exiting
-
-    threading.Thread(target=run, name="hyperdesk-proxy-io", daemon=True).start()
-    return await future
+PROXY_CHUNK = 256 * 1024
+PROXY_QUEUED = 8
+"""Chunks in flight between a stdio thread and the event loop, each way: a slow side holds the other back."""
 
 
-async def _bridge(stream: Any) -> None:
+async def _bridge(stream: Any, stdin: int | None = None, stdout: int | None = None) -> None:
+    """Copy `stdin` -> `stream` and `stream` -> `stdout` (file descriptors; default: this process's) until the
+    stream's answer ends. One long-lived daemon thread per direction does the blocking reads and writes: nothing
+    starts a thread per chunk, and a thread still blocked in os.read(stdin) never keeps the process from exiting
+    when the route fails (unlike the default executor, which `asyncio.run` joins on the way out)."""
     import asyncio
     import os
+    import queue
+    import threading
 
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    stdin = sys.stdin.fileno() if stdin is None else stdin
+    stdout = sys.stdout.fileno() if stdout is None else stdout
+    loop = asyncio.get_running_loop()
+    incoming: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+    read_credit = threading.Semaphore(PROXY_QUEUED)
+    outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    write_credit = asyncio.Semaphore(PROXY_QUEUED)
+    written: asyncio.Future[None] = loop.create_future()
+
+    def hand_over(function: Any, *args: Any) -> bool:
+        try:
+            loop.call_soon_threadsafe(function, *args)
+            return True
+        except RuntimeError:  # the loop has gone: the process is exiting
+            return False
+
+    def reader() -> None:
+        while True:
+            read_credit.acquire()
+            try:
+                data: bytes | BaseException = os.read(stdin, PROXY_CHUNK)
+            except OSError as exc:
+                data = exc
+            if not hand_over(incoming.put_nowait, data) or not data or isinstance(data, BaseException):
+                return
+
+    def finish(error: BaseException | None) -> None:
+        if not written.done():
+            written.set_exception(error) if error is not None else written.set_result(None)
+        for _ in range(PROXY_QUEUED):
+            write_credit.release()  # wake a downstream waiting for room: it then sees `written`
+
+    def writer() -> None:
+        error = None
+        try:
+            while (data := outgoing.get()) is not None:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(stdout, view):]
+                hand_over(write_credit.release)
+        except OSError as exc:  # stdout closed (ssh went away)
+            error = exc
+        hand_over(finish, error)
 
     async def upstream() -> None:
-        while data := await _in_daemon_thread(os.read, stdin, 256 * 1024):
+        while True:
+            data = await incoming.get()
+            read_credit.release()
+            if isinstance(data, BaseException):
+                raise data
+            if not data:
+                break
             await stream.write(data)
         await stream.write_eof()
 
     async def downstream() -> None:
         while data := await stream.read():
-            view = memoryview(data)
-            while view:
-                written = await _in_daemon_thread(os.write, stdout, view)
-                view = view[written:]
+            await write_credit.acquire()
+            if written.done():
+                break
+            outgoing.put(data)
+        outgoing.put(None)
+        await written  # all of the answer is on stdout (or the OSError that stopped it)
 
+    threading.Thread(target=reader, name="hyperdesk-proxy-stdin", daemon=True).start()
+    threading.Thread(target=writer, name="hyperdesk-proxy-stdout", daemon=True).start()
     tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[0] in done and not tasks[1].done():
+        if tasks[0] in done and not tasks[1].done() and tasks[0].exception() is None:
             await tasks[1]  # stdin closed: let the rest of the answer come back
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        outgoing.put(None)  # the writer thread ends once what is queued is written
         await stream.close()
 
 

@@ -351,3 +351,66 @@ def test_ctrl_c_while_connecting_gives_up_at_once(hyperpod_cluster, env):
         finally:
             process.kill()
             process.communicate()
+
+
+async def test_the_proxy_bridge_copies_both_ways_with_one_thread_per_direction():
+    """Many small packets (as VS Code Remote-SSH sends them) through `hyperdesk proxy`'s stdio bridge: every byte
+    comes back in order, and the whole transfer uses two long-lived threads, not one per read or write."""
+    import asyncio
+    import threading
+
+    from app.cli_connect import _bridge
+
+    class Echo:
+        """A stream whose answer is what it was sent (the far end of the tunnel, here in memory)."""
+
+        def __init__(self) -> None:
+            self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def write(self, data: bytes) -> None:
+            await self.queue.put(data)
+
+        async def write_eof(self) -> None:
+            await self.queue.put(b"")
+
+        async def read(self, n: int = -1) -> bytes:
+            return await self.queue.get()
+
+        async def close(self) -> None:
+            pass
+
+    packets = [f"packet {i:05d};".encode() * 3 for i in range(2000)]
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    received = bytearray()
+
+    def type_in() -> None:
+        for packet in packets:
+            os.write(stdin_w, packet)
+        os.close(stdin_w)
+
+    def read_out() -> None:
+        while data := os.read(stdout_r, 65536):
+            received.extend(data)
+
+    threads = [threading.Thread(target=type_in), threading.Thread(target=read_out)]
+    for thread in threads:
+        thread.start()
+    started: list[str] = []  # the name of every thread started meanwhile
+
+    def first_call(frame, event, arg) -> None:  # threading.setprofile runs it first thing in each new thread
+        started.append(threading.current_thread().name)
+        sys.setprofile(None)
+
+    threading.setprofile(first_call)
+    try:
+        await asyncio.wait_for(_bridge(Echo(), stdin_r, stdout_w), 60)
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+        os.close(stdout_w)
+        for thread in threads:
+            thread.join(timeout=30)
+        os.close(stdin_r)
+        os.close(stdout_r)
+    assert bytes(received) == b"".join(packets)
+    assert sorted(started) == ["hyperdesk-proxy-stdin", "hyperdesk-proxy-stdout"], started
