@@ -120,14 +120,24 @@ class ActivityForbidden(Exception):
     """The user may not use the service proxy: asking again will not help."""
 
 
-async def last_activity_or_forbidden(conn: ClusterConnection, row: SpaceRow) -> datetime | None:
+async def last_activity_or_forbidden(conn: ClusterConnection, row: SpaceRow,
+                                     may_proxy: dict[str, bool] | None = None) -> datetime | None:
+    """`last_activity`, raising ActivityForbidden when the user may not use the service proxy. A 403 through the
+    proxy may also be the Jupyter server's own (its token auth refuses `/api/status`): a SelfSubjectAccessReview
+    for `get services/proxy` tells them apart, once per namespace in `may_proxy` when given."""
     path = (f"/api/v1/namespaces/{row.namespace}/services/workspace-{row.name}-service:{PORT}/proxy/api/status")
     try:
         answer = await conn.request("GET", path, timeout=5)
     except ApiError as exc:
         if exc.status == 403:
-            raise ActivityForbidden(str(exc)) from None
-        return None
+            allowed = (may_proxy or {}).get(row.namespace)
+            if allowed is None:
+                allowed = await can(conn, "get", "services", row.namespace, group="", subresource="proxy")
+                if may_proxy is not None:
+                    may_proxy[row.namespace] = allowed
+            if not allowed:
+                raise ActivityForbidden(str(exc)) from None
+        return None  # the space did not say (a Jupyter server that wants its token, not running, not Jupyter)
     return parse_time((answer or {}).get("last_activity")) if isinstance(answer, dict) else None
 
 
@@ -135,13 +145,15 @@ async def activities(conn: ClusterConnection, rows: list[SpaceRow], parallel: in
                      budget: float | None = None) -> dict[str, datetime]:
     """Last activity of every running Workspace among `rows`, a few requests at a time; what is known when
     `budget` seconds have passed (a hanging pod does not hold the rest up). Raises ActivityForbidden at the first
-    403: the proxy is not the user's to use, so the others would be refused too."""
+    403 that is RBAC's (the proxy is not the user's to use, so the others would be refused too); a Jupyter server's
+    own 403 leaves only that space's idle time unknown."""
     gate = asyncio.Semaphore(parallel)
     found: dict[str, datetime] = {}
+    may_proxy: dict[str, bool] = {}
 
     async def one(row: SpaceRow) -> None:
         async with gate:
-            when = await last_activity_or_forbidden(conn, row)
+            when = await last_activity_or_forbidden(conn, row, may_proxy)
             if when is not None:
                 found[row.space_key] = when
 
@@ -193,10 +205,14 @@ async def find_template(conn: ClusterConnection, ref: str, namespace: str) -> Te
     return None
 
 
-async def can(conn: ClusterConnection, verb: str, resource: str, namespace: str, group: str = "workspace.jupyter.org") -> bool:
+async def can(conn: ClusterConnection, verb: str, resource: str, namespace: str, group: str = "workspace.jupyter.org",
+              subresource: str = "") -> bool:
     """A SelfSubjectAccessReview; True when the server cannot answer (the request itself will then say)."""
+    attributes = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+    if subresource:
+        attributes["subresource"] = subresource
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": namespace}}}
+            "spec": {"resourceAttributes": attributes}}
     try:
         review = await conn.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
     except ApiError as exc:
