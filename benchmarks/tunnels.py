@@ -148,8 +148,8 @@ async def main() -> None:
             keys = SshKeys(tmp, user_key, tmp / "id.pub", tmp / "known_openssh", tmp / "config")
             (tmp / "sshd").mkdir()
             sshd = Sshd(tmp / "sshd", keys)
+            sshd.start()  # first: its port may move if another process took it
             keys.trust(sshd.port, sshd.host_key.with_suffix(".pub"))
-            sshd.start()
             try:
                 options = SshOptions("127.0.0.1", port=sshd.port, username="root", known_hosts=keys.known_hosts,
                                      client_keys=(user_key,), config=(tmp / "config",))
