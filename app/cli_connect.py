@@ -71,28 +71,6 @@ def _cluster(settings: Any, kubeconfig: Any) -> tuple[Any, str] | str:
     return connection, settings.namespace or context.namespace or "default"
 
 
-def _route_now(connection: Any, target: Any, via: str | None) -> Any:
-    from app.tunnels.routes import PortForwardRoute, SshOptions, SshRoute, split_host
-
-    if via is None:
-        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
-    user, host, port = split_host(via)
-    return SshRoute(SshOptions(host, port=port, username=user), target.pod_ip or "", target.port)
-
-
-async def _route(connection: Any, target: Any, via: str | None) -> Any:
-    from app.tunnels.routes import PortForwardRoute, SshOptions, SshRoute, split_host
-
-    if via is None:
-        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
-    user, host, port = split_host(via)
-    if not target.pod_ip:
-        from app.tunnels.routes import RouteError
-
-        raise RouteError(f"pod {target.pod} has no IP yet: the login node cannot reach it")
-    return SshRoute(SshOptions(host, port=port, username=user), target.pod_ip, target.port)
-
-
 def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     import asyncio
     import os
@@ -103,15 +81,13 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             return _fail(problem, EXIT_USAGE)
     from app.tunnels import ide, placement
     from app.tunnels.manager import Tunnel, TunnelManager, runtime_dir
-    from app.tunnels.routes import RouteError, split_host
+    from app.tunnels.routes import RouteError, route_for, split_host
     from app.tunnels.targets import TargetError, find_target
 
     where = placement.detect(os.environ)
     if args.open == "web-ui":
         return _web_ui(args, settings, kubeconfig, where, ide)
     mode = args.open or ("print" if where.login_node else "browser")
-    if mode == "vscode" and settings.readonly:
-        return _fail("hyperdesk is read-only (--readonly): --open vscode would write ~/.ssh/config", EXIT_USAGE)
     if args.via:
         try:
             split_host(args.via)
@@ -128,7 +104,10 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     async def body(manager: Any, stop: asyncio.Event) -> int:
         try:
             target = await find_target(connection, args.space, namespace, args.port)
-            route = await _route(connection, target, args.via)
+            if mode == "vscode" and settings.readonly and target.runs_sshd:
+                return _fail("hyperdesk is read-only (--readonly): --open vscode would write ~/.ssh/config "
+                             f"(Host {ide.host_alias(target.namespace, target.space)})", EXIT_USAGE)
+            route = route_for(connection, target, args.via)
             if args.accept_host_key:
                 # where ~/.ssh/config says this host's key lives (HostKeyAlias, UserKnownHostsFile, ProxyJump)
                 _, written = await route.accept_host_key(args.accept_host_key)
@@ -197,19 +176,22 @@ def _web_ui(args: argparse.Namespace, settings: Any, kubeconfig: Any, where: Any
     """`--open web-ui`: create a WorkspaceConnection, print its URL (never logged: it may carry a token)."""
     import asyncio
 
-    from app.tunnels.targets import TargetError
+    from app.tunnels.targets import POD_OR_SERVICE, TargetError, split_ref
     from app.tunnels.webui import web_ui_url
 
+    kind, _, rest = args.space.partition("/")
+    if kind in POD_OR_SERVICE and rest:
+        return _fail(f"--open web-ui needs a space (NAME or NAMESPACE/NAME), not {args.space}", EXIT_USAGE)
     if settings.readonly:
         return _fail("hyperdesk is read-only (--readonly): --open web-ui creates a WorkspaceConnection", EXIT_USAGE)
     found = _cluster(settings, kubeconfig)
     if isinstance(found, str):
         return _fail(found, EXIT_USAGE if kubeconfig is not None else EXIT_FAILURE)
-    connection, namespace = found
-    namespace, _, name = args.space.rpartition("/") if "/" in args.space else (namespace, "", args.space)
+    connection, default_namespace = found
 
     async def main() -> int:
         try:
+            namespace, name = split_ref(args.space, default_namespace)  # as `connect` reads a space
             url = await web_ui_url(connection, namespace, name)
         except TargetError as exc:
             return _fail(str(exc), exc.exit_code)
@@ -232,6 +214,7 @@ async def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namesp
         if target.runs_sshd:
             from pathlib import Path
 
+            from app.tunnels.routes import route_for
             from app.tunnels.spacekey import space_key_place, unknown_fingerprint
 
             alias = ide.host_alias(target.namespace, target.space)
@@ -243,7 +226,7 @@ async def _after_open(mode: str, tunnel: Any, target: Any, args: argparse.Namesp
             changed = ide.write_ssh_block(config, alias, block, settings.readonly)
             print(f"{'wrote' if changed else 'kept'} Host {alias} in {config}", flush=True)
             ssh_target = target.on_port(22)
-            place = space_key_place(alias, lambda: _route_now(connection, ssh_target, args.via), known)
+            place = space_key_place(alias, lambda: route_for(connection, ssh_target, args.via), known)
             if args.accept_space_key:
                 await place.accept(args.accept_space_key)
                 print(f"trusted {args.accept_space_key} for {alias} in {known}", flush=True)
@@ -268,7 +251,7 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
 
     if problem := _check_port(args.port, "--port"):
         return _fail(problem, EXIT_USAGE)
-    from app.tunnels.routes import RouteError
+    from app.tunnels.routes import RouteError, route_for
     from app.tunnels.targets import TargetError, find_target
 
     found = _cluster(settings, kubeconfig)
@@ -280,7 +263,7 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         route = None
         try:
             target = await find_target(connection, args.space, namespace, args.port)
-            route = await _route(connection, target, args.via)
+            route = route_for(connection, target, args.via)
             await route.ensure()
             stream = await route.open()
             await _bridge(stream)
@@ -289,6 +272,10 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             return _fail(str(exc), exc.exit_code)
         except RouteError as exc:
             return _fail(str(exc), EXIT_FAILURE)
+        except BrokenPipeError:
+            return EXIT_OK  # ssh closed our stdout: it has what it wanted
+        except OSError as exc:  # our stdin or stdout failed
+            return _fail(f"stdin/stdout: {exc.strerror or exc}", EXIT_FAILURE)
         finally:
             if route is not None:
                 await route.close()
@@ -297,64 +284,100 @@ def _proxy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     return asyncio.run(main())
 
 
-async def _in_daemon_thread(function: Any, *args: Any) -> Any:
-    """`function(*args)` in a daemon thread. Unlike the default executor, which `asyncio.run` joins on the way out,
-    a thread still blocked in os.read(stdin) never keeps `hyperdesk proxy` from exiting when the route fails."""
-    import asyncio
-    import threading
-
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if not future.done():
-            future.set_exception(error) if error is not None else future.set_result(result)
-
-    def run() -> None:
-        result, error = None, None
-        try:
-            result = function(*args)
-        except BaseException as exc:  # handed to the awaiting task
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:
-            pass  # the loop has gone: the process is exiting
-
-    threading.Thread(target=run, name="hyperdesk-proxy-io", daemon=True).start()
-    return await future
+PROXY_CHUNK = 256 * 1024
+PROXY_QUEUED = 8
+"""Chunks in flight between a stdio thread and the event loop, each way: a slow side holds the other back."""
 
 
-async def _bridge(stream: Any) -> None:
+async def _bridge(stream: Any, stdin: int | None = None, stdout: int | None = None) -> None:
+    """Copy `stdin` -> `stream` and `stream` -> `stdout` (file descriptors; default: this process's) until the
+    stream's answer ends. One long-lived daemon thread per direction does the blocking reads and writes: nothing
+    starts a thread per chunk, and a thread still blocked in os.read(stdin) never keeps the process from exiting
+    when the route fails (unlike the default executor, which `asyncio.run` joins on the way out)."""
     import asyncio
     import os
+    import queue
+    import threading
 
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    stdin = sys.stdin.fileno() if stdin is None else stdin
+    stdout = sys.stdout.fileno() if stdout is None else stdout
+    loop = asyncio.get_running_loop()
+    incoming: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+    read_credit = threading.Semaphore(PROXY_QUEUED)
+    outgoing: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    write_credit = asyncio.Semaphore(PROXY_QUEUED)
+    written: asyncio.Future[None] = loop.create_future()
+
+    def hand_over(function: Any, *args: Any) -> bool:
+        try:
+            loop.call_soon_threadsafe(function, *args)
+            return True
+        except RuntimeError:  # the loop has gone: the process is exiting
+            return False
+
+    def reader() -> None:
+        while True:
+            read_credit.acquire()
+            try:
+                data: bytes | BaseException = os.read(stdin, PROXY_CHUNK)
+            except OSError as exc:
+                data = exc
+            if not hand_over(incoming.put_nowait, data) or not data or isinstance(data, BaseException):
+                return
+
+    def finish(error: BaseException | None) -> None:
+        if not written.done():
+            written.set_exception(error) if error is not None else written.set_result(None)
+        for _ in range(PROXY_QUEUED):
+            write_credit.release()  # wake a downstream waiting for room: it then sees `written`
+
+    def writer() -> None:
+        error = None
+        try:
+            while (data := outgoing.get()) is not None:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(stdout, view):]
+                hand_over(write_credit.release)
+        except OSError as exc:  # stdout closed (ssh went away)
+            error = exc
+        hand_over(finish, error)
 
     async def upstream() -> None:
-        while data := await _in_daemon_thread(os.read, stdin, 256 * 1024):
+        while True:
+            data = await incoming.get()
+            read_credit.release()
+            if isinstance(data, BaseException):
+                raise data
+            if not data:
+                break
             await stream.write(data)
         await stream.write_eof()
 
     async def downstream() -> None:
         while data := await stream.read():
-            view = memoryview(data)
-            while view:
-                written = await _in_daemon_thread(os.write, stdout, view)
-                view = view[written:]
+            await write_credit.acquire()
+            if written.done():
+                break
+            outgoing.put(data)
+        outgoing.put(None)
+        await written  # all of the answer is on stdout (or the OSError that stopped it)
 
+    threading.Thread(target=reader, name="hyperdesk-proxy-stdin", daemon=True).start()
+    threading.Thread(target=writer, name="hyperdesk-proxy-stdout", daemon=True).start()
     tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[0] in done and not tasks[1].done():
+        if tasks[0] in done and not tasks[1].done() and tasks[0].exception() is None:
             await tasks[1]  # stdin closed: let the rest of the answer come back
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        outgoing.put(None)  # the writer thread ends once what is queued is written
         await stream.close()
 
 

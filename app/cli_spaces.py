@@ -38,6 +38,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                        ("delete", "delete a space (a Workspace's home volume goes with it; a Notebook's claims stay)")):
         parser = verbs.add_parser(name, parents=[common], help=text)
         parser.add_argument("name", help="the space's name")
+        if name == "delete":
+            parser.add_argument("--yes", "-y", action="store_true",
+                                help="delete without asking (needed when stdin is not a terminal)")
     edit = verbs.add_parser("edit", parents=[common], help="change the compute of a stopped space (a jupyter-k8s "
                             "Workspace, else the Kubeflow Notebook of that name)")
     edit.add_argument("name", help="the space's name")
@@ -52,6 +55,13 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _confirmed(question: str) -> bool:
+    """Ask `question [y/N]` on the terminal (stderr, so a redirected stdout keeps only results); only y or yes
+    agrees. Blocks the caller's event loop on purpose: nothing else runs while the user decides."""
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     from app.cli import run_headless
     from app.cluster.connection import ClusterConnection
@@ -63,6 +73,8 @@ def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         doing = {"create": "creating", "start": "starting", "stop": "stopping", "delete": "deleting",
                  "edit": "editing"}[verb]
         return _fail(f"hyperdesk is read-only (--readonly): not {doing} space {args.name}", EXIT_USAGE)
+    if verb == "delete" and not args.yes and not sys.stdin.isatty():
+        return _fail("refusing to delete without --yes when not on a terminal", EXIT_USAGE)
     if kubeconfig is None:
         return _fail("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`", EXIT_FAILURE)
     context = kubeconfig.context(settings.context)
@@ -101,6 +113,10 @@ def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 print(f"space {namespace}/{args.name} {'starting' if verb == 'start' else 'stopping'} (was {before})")
             elif verb == "delete":
                 store, current = await spaces.find_space(connection, namespace, args.name)
+                if not args.yes and not _confirmed(f"delete space {namespace}/{args.name}? "
+                                                   f"{spaces.storage_note(current)}"):
+                    print(f"space {namespace}/{args.name} not deleted", file=sys.stderr)
+                    return EXIT_FAILURE
                 await spaces.delete(connection, namespace, args.name, readonly=settings.readonly, store=store)
                 print(f"space {namespace}/{args.name} deleted: {spaces.storage_note(current)}")
             elif verb == "edit":

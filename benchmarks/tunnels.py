@@ -7,7 +7,9 @@ the same read through a hyperdesk tunnel (127.0.0.1 listener) over:
 - the embedded API server's `pods/portforward` (WebSocket, v4.channel.k8s.io; the simulated cluster's pod port is
   backed by the source server);
 - asyncssh's own server on 127.0.0.1 (direct-tcpip);
-- Debian's OpenSSH sshd on 127.0.0.1 (direct-tcpip), when `sshd` is installed.
+- Debian's OpenSSH sshd on 127.0.0.1 (direct-tcpip), when `sshd` is installed;
+- `hyperdesk proxy` (the SSH ProxyCommand: stdin/stdout of a child process, over pods/portforward), timed from its
+  first byte so the child's start-up is not counted.
 Best of `--rounds` each; the ratio is route / plain loopback.
 """
 
@@ -37,10 +39,13 @@ async def source_server(size: int) -> tuple[asyncio.base_events.Server, int]:
 
     async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         left = size
-        while left > 0:
-            writer.write(block[:min(left, CHUNK)])
-            left -= CHUNK
-            await writer.drain()
+        try:
+            while left > 0:
+                writer.write(block[:min(left, CHUNK)])
+                left -= CHUNK
+                await writer.drain()
+        except ConnectionError:
+            pass  # a tunnel's reachability probe, which hangs up at once
         writer.close()
 
     server = await asyncio.start_server(send, "127.0.0.1", 0)
@@ -75,6 +80,28 @@ async def through(route, size: int, rounds: int) -> float:
         return await best(tunnel.local_port, size, rounds)
     finally:
         await tunnel.close()
+
+
+async def through_proxy(kubeconfig: Path, namespace: str, pod: str, port: int, size: int, rounds: int) -> float:
+    """`hyperdesk proxy pod/POD --port PORT` as ssh runs it: its stdout is the stream, its stdin stays open."""
+    rates = []
+    for _ in range(rounds):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", "proxy", f"pod/{pod}", "-n", namespace, "--port", str(port),
+            "--kubeconfig", str(kubeconfig), cwd=str(Path(__file__).resolve().parents[1]),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert process.stdout is not None and process.stdin is not None
+        first = await process.stdout.read(CHUNK)
+        start, total = time.perf_counter(), 0
+        while data := await process.stdout.read(CHUNK):
+            total += len(data)
+        elapsed = time.perf_counter() - start
+        process.stdin.close()
+        await process.wait()
+        if len(first) + total != size:
+            raise RuntimeError(f"read {len(first) + total} bytes through hyperdesk proxy, expected {size}")
+        rates.append(total / elapsed)
+    return max(rates)
 
 
 def keygen(path: Path) -> Path:
@@ -121,8 +148,8 @@ async def main() -> None:
             keys = SshKeys(tmp, user_key, tmp / "id.pub", tmp / "known_openssh", tmp / "config")
             (tmp / "sshd").mkdir()
             sshd = Sshd(tmp / "sshd", keys)
+            sshd.start()  # first: its port may move if another process took it
             keys.trust(sshd.port, sshd.host_key.with_suffix(".pub"))
-            sshd.start()
             try:
                 options = SshOptions("127.0.0.1", port=sshd.port, username="root", known_hosts=keys.known_hosts,
                                      client_keys=(user_key,), config=(tmp / "config",))
@@ -138,6 +165,8 @@ async def main() -> None:
         demo.call(demo.cluster.server.port_forwards.register, target.namespace, target.pod, 9999, port)
         results["api pods/portforward"] = await through(
             PortForwardRoute(connection, target.namespace, target.pod, 9999), size, args.rounds)
+        results["hyperdesk proxy (api)"] = await through_proxy(demo.kubeconfig_path, target.namespace, target.pod,
+                                                               9999, size, args.rounds)
         await connection.close()
     finally:
         demo.stop()

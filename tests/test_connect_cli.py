@@ -116,9 +116,6 @@ def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, 
     assert bad.returncode == 2 and "not a valid space name" in bad.stderr
     port = hyperdesk("connect", SPACE, "--local-port", "70000", "--kubeconfig", kubeconfig, env=env)
     assert port.returncode == 2 and "--local-port" in port.stderr
-    readonly = hyperdesk("connect", SPACE, "--open", "vscode", "--readonly", "--kubeconfig", kubeconfig, env=env)
-    assert readonly.returncode == 2 and "read-only" in readonly.stderr
-    assert not (Path(env["HOME"]) / ".ssh" / "config").exists()
     down = hyperdesk("connect", SPACE, "--kubeconfig", str(Path(env["HOME"]) / "none.yaml"), env=env)
     assert down.returncode == 2 and "Traceback" not in down.stderr
     no_via = hyperdesk("connect", SPACE, "--accept-host-key", "SHA256:x", "--kubeconfig", kubeconfig, env=env)
@@ -126,7 +123,7 @@ def test_connect_errors_are_one_line_with_the_right_exit_code(hyperpod_cluster, 
     closed = hyperdesk("connect", SPACE, "--port", "2222", "--open", "print", "--local-port", "0", "--kubeconfig",
                        kubeconfig, env=env)
     assert closed.returncode == 1 and "connection refused" in closed.stderr and "tunnel open" not in closed.stdout
-    for result in (missing, bad, port, readonly, down, no_via, closed):
+    for result in (missing, bad, port, down, no_via, closed):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -222,6 +219,30 @@ def test_vscode_setup_then_openssh_through_hyperdesk_proxy(hyperpod_cluster, env
         assert result.stdout.strip() == "through-proxy"
     finally:
         hyperpod_cluster.call(forwards.unregister, namespace, pod, 22)
+
+
+def test_readonly_refuses_vscode_only_where_it_would_write_the_ssh_config(hyperpod_cluster, env):
+    """--readonly blocks writing ~/.ssh/config (a space that runs sshd), not connecting: for a JupyterLab space,
+    --open vscode only prints the URL to give VS Code's Jupyter extension."""
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    config = Path(env["HOME"]) / ".ssh" / "config"
+    process, first = start_connect(SPACE, "--open", "vscode", "--readonly", "--local-port", "0", "--kubeconfig",
+                                   kubeconfig, env=env)
+    try:
+        url = first.split()[2]
+        said = "".join(read_until(process, "Existing Jupyter Server"))
+        assert f"Existing Jupyter Server > {url}" in said
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in err
+    namespace, pod = "hyperpod-ns-nlp", "ssh-readonly"
+    sshd_pod(kubeconfig, namespace, pod)
+    refused = hyperdesk("connect", f"pod/{pod}", "-n", namespace, "--port", "22", "--open", "vscode", "--readonly",
+                        "--local-port", "0", "--kubeconfig", kubeconfig, env=env)
+    assert refused.returncode == 2 and "--open vscode would write ~/.ssh/config" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "tunnel open" not in refused.stdout
+    assert not config.exists()
 
 
 def test_proxy_to_a_closed_port_fails_cleanly(hyperpod_cluster, env):
@@ -330,3 +351,66 @@ def test_ctrl_c_while_connecting_gives_up_at_once(hyperpod_cluster, env):
         finally:
             process.kill()
             process.communicate()
+
+
+async def test_the_proxy_bridge_copies_both_ways_with_one_thread_per_direction():
+    """Many small packets (as VS Code Remote-SSH sends them) through `hyperdesk proxy`'s stdio bridge: every byte
+    comes back in order, and the whole transfer uses two long-lived threads, not one per read or write."""
+    import asyncio
+    import threading
+
+    from app.cli_connect import _bridge
+
+    class Echo:
+        """A stream whose answer is what it was sent (the far end of the tunnel, here in memory)."""
+
+        def __init__(self) -> None:
+            self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def write(self, data: bytes) -> None:
+            await self.queue.put(data)
+
+        async def write_eof(self) -> None:
+            await self.queue.put(b"")
+
+        async def read(self, n: int = -1) -> bytes:
+            return await self.queue.get()
+
+        async def close(self) -> None:
+            pass
+
+    packets = [f"packet {i:05d};".encode() * 3 for i in range(2000)]
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    received = bytearray()
+
+    def type_in() -> None:
+        for packet in packets:
+            os.write(stdin_w, packet)
+        os.close(stdin_w)
+
+    def read_out() -> None:
+        while data := os.read(stdout_r, 65536):
+            received.extend(data)
+
+    threads = [threading.Thread(target=type_in), threading.Thread(target=read_out)]
+    for thread in threads:
+        thread.start()
+    started: list[str] = []  # the name of every thread started meanwhile
+
+    def first_call(frame, event, arg) -> None:  # threading.setprofile runs it first thing in each new thread
+        started.append(threading.current_thread().name)
+        sys.setprofile(None)
+
+    threading.setprofile(first_call)
+    try:
+        await asyncio.wait_for(_bridge(Echo(), stdin_r, stdout_w), 60)
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+        os.close(stdout_w)
+        for thread in threads:
+            thread.join(timeout=30)
+        os.close(stdin_r)
+        os.close(stdout_r)
+    assert bytes(received) == b"".join(packets)
+    assert sorted(started) == ["hyperdesk-proxy-stdin", "hyperdesk-proxy-stdout"], started

@@ -90,10 +90,31 @@ def test_the_cli_prints_the_url_or_one_line_and_exit_1(hyperpod_cluster, tmp_pat
     assert stopped.returncode == 1
     assert stopped.stderr.strip().count("\n") == 0 and "not available" in stopped.stderr
     bad = _hyperdesk("hyperpod-ns-nlp/Bad;name", "--open", "web-ui", "--kubeconfig", kubeconfig, tmp_path=tmp_path)
-    assert bad.returncode == 2 and "invalid space name" in bad.stderr
+    assert bad.returncode == 2 and "not a valid space name" in bad.stderr
     readonly = _hyperdesk("hyperpod-ns-nlp/alice-notebook", "--open", "web-ui", "--readonly", "--kubeconfig",
                           kubeconfig, tmp_path=tmp_path)
     assert readonly.returncode == 2 and "read-only" in readonly.stderr
+
+
+def test_the_cli_reads_the_space_as_connect_does_and_refuses_pods_and_services(hyperpod_cluster, tmp_path):
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    done = _hyperdesk("alice-notebook", "-n", "hyperpod-ns-nlp", "--open", "web-ui", "--kubeconfig", kubeconfig,
+                      tmp_path=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("http"), done.stderr
+    for ref in ("pod/alice-notebook", "svc/alice-notebook"):
+        refused = _hyperdesk(ref, "-n", "hyperpod-ns-nlp", "--open", "web-ui", "--kubeconfig", kubeconfig,
+                             tmp_path=tmp_path)
+        assert refused.returncode == 2 and "--open web-ui needs a space" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and refused.stdout == ""
+    dotted = _hyperdesk("hyperpod.ns/alice-notebook", "--open", "web-ui", "--kubeconfig", kubeconfig,
+                        tmp_path=tmp_path)  # a namespace is a DNS label: no dots
+    assert dotted.returncode == 2 and "'hyperpod.ns' is not a valid namespace name" in dotted.stderr
+
+
+async def test_a_namespace_with_a_dot_is_bad_input(hyperpod_cluster):
+    with pytest.raises(TargetError) as refused:
+        await _url(hyperpod_cluster.kubeconfig_path, "hyperpod.ns", "alice-notebook")
+    assert refused.value.exit_code == 2
 
 
 def test_the_cli_says_when_the_cluster_does_not_serve_it(apiserver_thread, tmp_path):

@@ -158,6 +158,28 @@ async def test_edit_resources_only_of_a_stopped_space_and_within_bounds(conn, ba
     assert (row.cpu, row.mig_profile, row.gpus) == ("8", "1g.10gb", 0)
 
 
+async def test_an_edit_from_a_mig_slice_to_whole_gpus_drops_the_mig_node_selector(conn, bare_cluster,
+                                                                                   demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    await spaces.create(conn, request("slices"), readonly=False)
+    await spaces.set_running(conn, NLP, "slices", False, readonly=False)
+    await advance_until(bare_cluster, conn, "slices", "Stopped")
+    await spaces.edit_resources(conn, NLP, "slices", mig_profile="1g.10gb", readonly=False)
+    spec = kubectl.json("get", "workspace", "slices", "-n", NLP)["spec"]
+    assert spec["nodeSelector"] == {"nvidia.com/mig.strategy": "mixed"}, "a MIG slice schedules on mixed-MIG nodes"
+    await spaces.edit_resources(conn, NLP, "slices", cpu="2", readonly=False)
+    spec = kubectl.json("get", "workspace", "slices", "-n", NLP)["spec"]
+    assert spec["nodeSelector"] == {"nvidia.com/mig.strategy": "mixed"}, "the slice is kept, so is its selector"
+    await spaces.edit_resources(conn, NLP, "slices", gpus=1, readonly=False)
+    spec = kubectl.json("get", "workspace", "slices", "-n", NLP)["spec"]
+    assert "nvidia.com/mig.strategy" not in (spec.get("nodeSelector") or {}), \
+        "a whole GPU must not be held to mixed-MIG nodes"
+    row = (await rows(conn))["slices"]
+    assert (row.gpus, row.mig_profile) == (1, None)
+    await spaces.set_running(conn, NLP, "slices", True, readonly=False)
+    assert (await advance_until(bare_cluster, conn, "slices", "Running")).gpus == 1
+
+
 async def test_delete_removes_the_space_and_says_its_storage_goes(conn, bare_cluster) -> None:
     await spaces.create(conn, request("gone", storage="30Gi"), readonly=False)
     current = await spaces.get(conn, NLP, "gone")
@@ -427,6 +449,12 @@ async def test_a_stopped_kubeflow_notebook_gets_new_compute_and_keeps_the_rest(c
     row = (await rows(conn))["nb"]
     assert (row.gpus, row.mig_profile) == (0, "1g.10gb")
 
+    await spaces.edit_resources(conn, NLP, "nb", gpus=0, readonly=False, store="notebooks")
+    pod_spec = kubectl.json("get", "notebook", "nb", "-n", NLP)["spec"]["template"]["spec"]
+    assert "nvidia.com/mig.strategy" not in (pod_spec.get("nodeSelector") or {}), "no slice, no mixed-MIG selector"
+    row = (await rows(conn))["nb"]
+    assert (row.gpus, row.mig_profile) == (0, None)
+
 
 async def test_a_notebook_that_is_not_stopped_or_asks_for_what_no_node_has_is_refused_and_unchanged(
         conn, bare_cluster, demo_kubectl) -> None:
@@ -520,3 +548,68 @@ async def test_find_space_passes_over_a_kind_the_user_may_not_read() -> None:
             assert refused.value.exit_code == 2
         finally:
             await conn.close()
+
+
+async def test_a_jupyter_server_refusing_its_status_without_a_token_does_not_turn_idle_times_off(tmp_path) -> None:
+    """Through the service proxy, a real Jupyter Server with token auth answers /api/status with its own 403. That
+    is not the user lacking `services/proxy` (a SelfSubjectAccessReview says which): that space's idle time is
+    unknown, the other spaces are still asked, and the next round asks again."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    from tests.plugins.ssh import free_port, wait_listening
+
+    access = {"anonymous": False, "users": [
+        {"name": "alice", "token": "alice-token", "rules": [
+            {"verbs": ["get", "list"], "apiGroups": ["workspace.jupyter.org"], "resources": ["*"]},
+            {"verbs": ["get"], "apiGroups": [""], "resources": ["services/proxy"], "namespaces": ["team-a"]}]},
+    ]}
+    port, home = free_port(), tmp_path / "jupyter-home"
+    (home / "work").mkdir(parents=True)
+    jupyter = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={secrets.token_hex(16)}",
+         "--ServerApp.open_browser=False", f"--ServerApp.root_dir={home / 'work'}", "--ServerApp.allow_root=True"],
+        env={**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / "config"),
+             "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTER_RUNTIME_DIR": str(home / "runtime")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_listening(port, timeout=60, process=jupyter)
+        async with LocalApiServer(access=access, user="alice") as server:
+            server.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+            for name in ("one", "two"):
+                server.store.put({
+                    "apiVersion": "workspace.jupyter.org/v1alpha1", "kind": "Workspace",
+                    "metadata": {"name": name, "namespace": "team-a"},
+                    "spec": {"displayName": name, "desiredStatus": "Running"},
+                    "status": {"conditions": [{"type": "Available", "status": "True", "reason": "ResourcesReady"}]}})
+                server.store.create({"apiVersion": "v1", "kind": "Service",
+                                     "metadata": {"name": f"workspace-{name}-service", "namespace": "team-a"},
+                                     "spec": {"ports": [{"port": 8888}]}})
+                server.proxies.register_service("team-a", f"workspace-{name}-service", 8888,
+                                                f"http://127.0.0.1:{port}")
+            proxied: list[int] = []
+
+            async def record(request, info) -> None:
+                if "/proxy/" in request.path:
+                    proxied.append(1)
+
+            server.api.add_request_hook(record)
+            conn = ClusterConnection([server.kubeconfig_path], None)
+            try:
+                listed = await spaces.fetch_spaces(conn, "team-a", pods=False)
+                with pytest.raises(ApiError) as refused:  # what the proxy answers: Jupyter's 403
+                    await conn.request("GET", "/api/v1/namespaces/team-a/services/workspace-one-service:8888/proxy/"
+                                              "api/status")
+                assert refused.value.status == 403
+                proxied.clear()
+                assert await spaces.activities(conn, listed, parallel=1) == {}  # no ActivityForbidden
+                assert await spaces.activities(conn, listed, parallel=1) == {}
+                assert len(proxied) == 4, "every space, every round"
+            finally:
+                await conn.close()
+    finally:
+        jupyter.terminate()
+        jupyter.wait(timeout=30)

@@ -87,7 +87,11 @@ def test_create_start_stop_and_delete_from_the_command_line(bare_cluster: DemoTh
 
     readonly = hyperdesk("space", "delete", "cli-lab", "-n", NLP, "--readonly", kubeconfig=config)
     assert readonly.returncode == 2 and "read-only" in readonly.stderr
-    deleted = hyperdesk("space", "delete", "cli-lab", "-n", NLP, kubeconfig=config)
+    piped = hyperdesk("space", "delete", "cli-lab", "-n", NLP, kubeconfig=config, stdin="y\n")
+    assert piped.returncode == 2 and piped.stderr == ("hyperdesk: error: refusing to delete without --yes when not "
+                                                      "on a terminal\n")
+    assert kubectl.json("get", "workspace", "cli-lab", "-n", NLP)["metadata"]["name"] == "cli-lab"
+    deleted = hyperdesk("space", "delete", "cli-lab", "-n", NLP, "--yes", kubeconfig=config, stdin="")
     assert deleted.returncode == 0 and "home volume is deleted with it" in deleted.stdout
     missing = hyperdesk("space", "stop", "cli-lab", "-n", NLP, kubeconfig=config)
     assert missing.returncode == 2 and "no space 'cli-lab' in namespace hyperpod-ns-nlp" in missing.stderr
@@ -154,8 +158,70 @@ def test_start_stop_and_delete_find_a_kubeflow_notebook_by_its_name(bare_cluster
     stop = hyperdesk("space", "stop", "nb", "-n", NLP, kubeconfig=config)
     assert stop.returncode == 0 and "stopping" in stop.stdout, stop.stderr
     assert annotations()["kubeflow-resource-stopped"]
-    deleted = hyperdesk("space", "delete", "nb", "-n", NLP, kubeconfig=config)
+    deleted = hyperdesk("space", "delete", "nb", "-n", NLP, "-y", kubeconfig=config, stdin="")
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.strip() == (f"space {NLP}/nb deleted: its volumes are the Notebook's own claims: deleting "
                                       "the Notebook does not delete them")
     assert kubectl("get", "notebooks", "-n", NLP, "-o", "name") == ""
+
+
+def on_a_terminal(*args: str, kubeconfig, answer: str) -> tuple[int, str]:
+    """`hyperdesk ARGS` with a pseudo-terminal as stdin, stdout and stderr, as a user at a shell runs it: what it
+    wrote before and after `answer` was typed, and its exit code."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    main, child = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "app", *args], stdin=child, stdout=child, stderr=child,
+                               env={**os.environ, "KUBECONFIG": str(kubeconfig)}, close_fds=True)
+    os.close(child)
+    said, answered, deadline = b"", False, time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # EIO: every end of the terminal is closed, the process has exited
+                    break
+                if not chunk:
+                    break
+                said += chunk
+            if not answered and b"[y/N]" in said:
+                os.write(main, answer.encode() + b"\n")
+                answered = True
+            if process.poll() is not None and not ready:
+                break
+        return process.wait(timeout=30), said.decode().replace("\r\n", "\n")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(main)
+
+
+def test_delete_on_a_terminal_says_what_goes_and_asks_first(bare_cluster: DemoThread, demo_kubectl) -> None:
+    kubectl = demo_kubectl(bare_cluster)
+    config = bare_cluster.kubeconfig_path
+    for crd in ("workspaces", "workspacetemplates"):
+        kubectl("apply", "--server-side", "-f", str(REFERENCE / "crds" / f"workspace.jupyter.org_{crd}.yaml"))
+    created = hyperdesk("space", "create", "asked", "-n", NLP, "--template", "sagemaker-jupyter-template",
+                        "--storage", "30Gi", kubeconfig=config)
+    assert created.returncode == 0, created.stderr
+
+    code, said = on_a_terminal("space", "delete", "asked", "-n", NLP, kubeconfig=config, answer="")
+    assert code == 1 and "Traceback" not in said
+    assert (f"delete space {NLP}/asked? its 30Gi home volume is deleted with it and its files are lost (stop keeps "
+            "them) [y/N]") in said
+    assert f"space {NLP}/asked not deleted" in said
+    assert kubectl.json("get", "workspace", "asked", "-n", NLP)["metadata"]["name"] == "asked"
+
+    code, said = on_a_terminal("space", "delete", "asked", "-n", NLP, kubeconfig=config, answer="y")
+    assert code == 0 and f"space {NLP}/asked deleted: its 30Gi home volume" in said
+    gone = kubectl.run("get", "workspace", "asked", "-n", NLP, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.model.spaces import (
     COMPUTE_FIELDS, SpaceRequest, notebook_row, resource_block, offered_mig_profiles, quantity, resolve, space_rows, template_info, validate_request,
     workspace_manifest, workspace_status,
@@ -185,3 +187,15 @@ def test_idle_shutdown_stays_within_the_templates_overrides() -> None:
     assert problems(0, fixed) == ["idle shutdown: fixed does not let a space change it (it is 60 minutes)"]
     assert problems(90, fixed) == ["idle shutdown: fixed does not let a space change it (it is 60 minutes)"]
     assert "idleShutdown" not in workspace_manifest(resolve(SpaceRequest(name="l", namespace="n"), fixed), fixed)["spec"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", (None, None)), (" 2 ", (2, None)), ("+3", (3, None)), ("0", (0, None)), ("-1", (-1, None)),
+    ("one", (None, "GPUs 'one' is not a whole number")), ("1.5", (None, "GPUs '1.5' is not a whole number")),
+    ("l", (None, "GPUs 'l' is not a whole number")), ("1_0", (None, "GPUs '1_0' is not a whole number")),
+    ("-", (None, "GPUs '-' is not a whole number")),
+])
+def test_a_form_number_is_read_whole_or_said_to_be_bad(text, expected):
+    from app.model.spaces import whole_number
+
+    assert whole_number("GPUs", text) == expected

@@ -358,3 +358,63 @@ async def test_e_on_a_stopped_kubeflow_notebook_changes_its_compute(bare_cluster
         "requests": {"cpu": "6", "memory": "4Gi", "nvidia.com/mig-2g.20gb": "1"},
         "limits": {"cpu": "6", "memory": "8Gi", "nvidia.com/mig-2g.20gb": "1"}}
     assert "kubeflow-resource-stopped" in stored["metadata"]["annotations"]
+
+
+async def test_a_number_the_forms_cannot_read_is_a_problem_not_a_silent_default() -> None:
+    """GPUs and idle minutes typed as something that is not a whole number ('-', '+', '1_': what an integer field
+    lets through) say so in the form and keep ctrl+s from sending, instead of becoming 0 or the template's value."""
+    from textual.app import App
+
+    from app.model.spaces import template_info
+    from app.screens.space_views import EditResourcesScreen, SpaceFormScreen
+
+    template = template_info({"metadata": {"name": "t", "namespace": "jupyter-k8s-system"},
+                              "spec": {"displayName": "t", "defaultImage": "t:1"}})
+    sent: list[dict] = []
+
+    async def submit(values: dict) -> str | None:
+        sent.append(values)
+        return None
+
+    class EditApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(EditResourcesScreen("Resources", cpu="2", memory="8Gi", gpus=2, mig_profile=None,
+                                                 template=template, gpu_offer={"nvidia.com/gpu": 8}, submit=submit))
+
+    app = EditApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, EditResourcesScreen))
+        edit = app.screen
+        edit.query_one("#e-gpus", Input).focus()
+        await pilot.press("end", "backspace", "minus")
+        await wait_for(pilot, lambda: edit.problems == ["GPUs '-' is not a whole number"])
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert sent == [] and app.screen is edit
+        await pilot.press("backspace", "plus", "3")
+        await wait_for(pilot, lambda: edit.problems == [])
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, EditResourcesScreen))
+    assert sent == [{"cpu": "2", "memory": "8Gi", "gpus": 3, "mig_profile": ""}]
+
+    class FormApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(SpaceFormScreen([template], namespace="team-a", namespaces=["team-a"], gpu_offer=None,
+                                             queues={}, priorities=[]))
+
+    app = FormApp()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SpaceFormScreen))
+        form = app.screen
+        form.query_one("#f-name", Input).value = "lab"
+        await wait_for(pilot, lambda: form.manifest is not None)
+        form.query_one("#f-gpus", Input).focus()
+        await pilot.press("1", "underscore")
+        form.query_one("#f-idle", Input).focus()
+        await pilot.press("plus")
+        await wait_for(pilot, lambda: form.problems == ["GPUs '1_' is not a whole number",
+                                                        "idle minutes '+' is not a whole number"])
+        assert form.manifest is None
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is form

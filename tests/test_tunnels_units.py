@@ -111,17 +111,31 @@ def test_vscode_is_launched_by_argv_only_when_code_exists(tmp_path, monkeypatch)
             ide.vscode_argv(ALIAS, bad)
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({}, (False, "")),
-    ({"SSH_CONNECTION": "203.0.113.9 50022 198.51.100.7 22", "USER": "alice"}, (True, "198.51.100.7")),
-    ({"SSH_CONNECTION": "2001:db8::9 50022 2001:db8::7 22", "USER": "alice"}, (True, "2001:db8::7")),
+@pytest.mark.parametrize(("environ", "expected", "command"), [
+    ({}, (False, ""), None),
+    ({"SSH_CONNECTION": "203.0.113.9 50022 198.51.100.7 22", "USER": "alice"}, (True, "198.51.100.7"),
+     "ssh -N -L 18888:127.0.0.1:8888 alice@198.51.100.7"),
+    # OpenSSH takes a bare IPv6 address after user@ ("alice@[2001:db8::7]" fails: "Could not resolve hostname")
+    ({"SSH_CONNECTION": "2001:db8::9 50022 2001:db8::7 22", "USER": "alice"}, (True, "2001:db8::7"),
+     "ssh -N -L 18888:127.0.0.1:8888 alice@2001:db8::7"),
 ])
-def test_placement_comes_from_the_ssh_session(environ, expected):
+def test_placement_comes_from_the_ssh_session(environ, expected, command):
     placement = detect(environ)
     assert (placement.login_node, placement.host) == expected
     if placement.login_node:
-        host = f"[{expected[1]}]" if ":" in expected[1] else expected[1]
-        assert placement.laptop_command(18888, 8888) == f"ssh -N -L 18888:127.0.0.1:8888 alice@{host}"
+        assert placement.laptop_command(18888, 8888) == command
+
+
+def test_the_laptop_command_for_an_ipv6_login_node_is_one_openssh_parses():
+    """`ssh -G` prints the options ssh would use without connecting: the host must come out as the bare address."""
+    import shutil
+    import subprocess
+
+    argv = detect({"SSH_CONNECTION": "::1 50022 ::1 22", "USER": "alice"}).laptop_command(18888, 8888).split()
+    assert argv[:4] == ["ssh", "-N", "-L", "18888:127.0.0.1:8888"]
+    shown = subprocess.run([shutil.which("ssh") or "ssh", "-G", "-F", "/dev/null", *argv[1:]],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert "hostname ::1" in shown and "user alice" in shown
 
 
 def test_a_login_node_without_ssh_connection_uses_its_hostname():
@@ -209,3 +223,58 @@ def test_the_port_forward_tls_context_never_silently_skips_verification():
     assert context.verify_mode == ssl.CERT_NONE
     own = ssl.create_default_context()
     assert tls_context(SimpleNamespace(rest_client=SimpleNamespace(ssl_context=own), configuration=None)) is own
+
+
+def test_the_sshd_fixture_moves_off_a_port_another_process_took_and_checks_its_banner(tmp_path, ssh_keys):
+    """free_port() frees its port before sshd binds it: when another process takes it meanwhile, sshd's first start
+    retries on another port, and waiting for it reads the OpenSSH banner rather than trusting any listener."""
+    import socket
+    import threading
+
+    from tests.plugins.ssh import Sshd, wait_listening
+
+    directory = tmp_path / "sshd"
+    directory.mkdir()
+    server = Sshd(directory, ssh_keys)
+    taken = server.port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        server.start()
+        try:
+            assert server.port != taken and server.process is not None and server.process.poll() is None
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+                assert client.makefile("rb").readline().startswith(b"SSH-2.0-OpenSSH")
+        finally:
+            server.kill()
+        with socket.socket() as other:  # a server that is not sshd, on a port the test expects sshd on
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            accepted: list[socket.socket] = []
+
+            def greet() -> None:
+                conn, _ = other.accept()
+                accepted.append(conn)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n")
+
+            thread = threading.Thread(target=greet, daemon=True)
+            thread.start()
+            with pytest.raises(RuntimeError, match="another process's server holds the port"):
+                wait_listening(other.getsockname()[1], timeout=10, banner=b"SSH-2.0-OpenSSH")
+            thread.join(timeout=10)
+            for conn in accepted:
+                conn.close()
+
+
+async def test_ssh_keepalives_come_from_the_ssh_config_where_it_sets_them(ssh_keys):
+    from app.tunnels.routes import KEEPALIVE_COUNT, KEEPALIVE_SECONDS, SshOptions, SshRoute
+
+    def route() -> SshRoute:
+        return SshRoute(SshOptions("127.0.0.1", port=22, username="root", known_hosts=ssh_keys.known_hosts,
+                                   client_keys=(ssh_keys.private,), config=(ssh_keys.config,)), "10.0.0.1", 8888)
+
+    assert await route().keepalive() == (KEEPALIVE_SECONDS, KEEPALIVE_COUNT)  # an empty config: hyperdesk's
+    ssh_keys.config.write_text("Host *\n    ServerAliveInterval 1\n")
+    assert await route().keepalive() == (1.0, KEEPALIVE_COUNT)
+    ssh_keys.config.write_text("Host *\n    ServerAliveInterval 1\n    ServerAliveCountMax 3\n")
+    assert await route().keepalive() == (1.0, 3)

@@ -68,13 +68,13 @@ def refuse_if_readonly(readonly: bool, doing: str) -> None:
         raise ReadOnlyError(doing)
 
 
-def _exit_code(exc: ApiError) -> int:
+def exit_code(exc: ApiError) -> int:
     """A refusal of what the user asked for (invalid, forbidden, missing, duplicate) is bad input; the rest fails."""
     return EXIT_BAD_INPUT if exc.status in (400, 403, 404, 409, 422) else EXIT_FAILURE
 
 
 def _refused(exc: ApiError, prefix: str = "") -> ActionError:
-    return ActionError(f"{prefix}{exc}", _exit_code(exc))
+    return ActionError(f"{prefix}{exc}", exit_code(exc))
 
 
 # ------------------------------------------------------------------------------------------------- manifests
@@ -191,7 +191,7 @@ class KindResolver:
                     document = await self.conn.request("GET", path)
                 except ApiError as exc:
                     if exc.status != 404:
-                        raise ActionError(f"cannot look up {api_version} on the cluster: {exc}", _exit_code(exc)) from None
+                        raise ActionError(f"cannot look up {api_version} on the cluster: {exc}", exit_code(exc)) from None
             self._documents[api_version] = document
         document = self._documents[api_version]
         if document is None:
@@ -278,7 +278,7 @@ async def submit(conn: ClusterConnection, documents: list[dict[str, Any]], *, re
                                         query={"dryRun": "All", "fieldValidation": "Strict"}, body=planned.doc)
         except ApiError as exc:
             rejected.append(f"{describe(planned.doc)}: {exc}")
-            codes.append(_exit_code(exc))
+            codes.append(exit_code(exc))
             continue
         previews.append(reference(answer if isinstance(answer, dict) else planned.doc, planned.resource.namespaced))
     if rejected:
@@ -297,7 +297,7 @@ async def submit(conn: ClusterConnection, documents: list[dict[str, Any]], *, re
                                         query={"fieldValidation": "Strict"}, body=planned.doc)
         except ApiError as exc:
             undone = await _rollback(conn, created)
-            raise ActionError(f"creating {describe(planned.doc)} failed: {exc}; {undone}", _exit_code(exc)) from None
+            raise ActionError(f"creating {describe(planned.doc)} failed: {exc}; {undone}", exit_code(exc)) from None
         created.append((planned, answer if isinstance(answer, dict) else planned.doc))
     return [reference(obj, planned.resource.namespaced) for planned, obj in created]
 

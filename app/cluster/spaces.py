@@ -15,14 +15,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.cluster.actions import EXIT_BAD_INPUT, ActionError, refuse_if_readonly
-from app.cluster.actions import _exit_code as _code
+from app.cluster.actions import exit_code
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS
 from app.model.jobs import parse_time
 from app.model.spaces import (
-    COMPUTE_FIELDS, CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, NOTEBOOK_STOPPED, notebook_row, PORT, SpaceRequest, SpaceRow, TemplateInfo, _resources,
-    offered_gpu_resources, resolve, resource_block, space_rows, template_info, validate_request, workspace_manifest,
-    workspace_status,
+    COMPUTE_FIELDS, CREATED_BY, GPU, MIG_PREFIX, NAME_LABEL, NOTEBOOK_STOPPED, PORT, SpaceRequest, SpaceRow,
+    TemplateInfo, notebook_row, offered_gpu_resources, requested_resources, resolve, resource_block, space_rows,
+    template_info, validate_request, workspace_manifest, workspace_status,
 )
 
 TEMPLATE_NAMESPACE = "jupyter-k8s-system"
@@ -31,6 +31,7 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 SSR_VERSIONS = ("v1", "v1beta1", "v1alpha1")
 """SelfSubjectReview is GA in 1.28, beta in 1.27, alpha before: the first the server serves answers."""
 STRICT = {"fieldValidation": "Strict"}
+MIG_STRATEGY = "nvidia.com/mig.strategy"
 
 
 def _path(store: str, namespace: str | None = None, name: str | None = None) -> str:
@@ -119,14 +120,24 @@ class ActivityForbidden(Exception):
     """The user may not use the service proxy: asking again will not help."""
 
 
-async def last_activity_or_forbidden(conn: ClusterConnection, row: SpaceRow) -> datetime | None:
+async def last_activity_or_forbidden(conn: ClusterConnection, row: SpaceRow,
+                                     may_proxy: dict[str, bool] | None = None) -> datetime | None:
+    """`last_activity`, raising ActivityForbidden when the user may not use the service proxy. A 403 through the
+    proxy may also be the Jupyter server's own (its token auth refuses `/api/status`): a SelfSubjectAccessReview
+    for `get services/proxy` tells them apart, once per namespace in `may_proxy` when given."""
     path = (f"/api/v1/namespaces/{row.namespace}/services/workspace-{row.name}-service:{PORT}/proxy/api/status")
     try:
         answer = await conn.request("GET", path, timeout=5)
     except ApiError as exc:
         if exc.status == 403:
-            raise ActivityForbidden(str(exc)) from None
-        return None
+            allowed = (may_proxy or {}).get(row.namespace)
+            if allowed is None:
+                allowed = await can(conn, "get", "services", row.namespace, group="", subresource="proxy")
+                if may_proxy is not None:
+                    may_proxy[row.namespace] = allowed
+            if not allowed:
+                raise ActivityForbidden(str(exc)) from None
+        return None  # the space did not say (a Jupyter server that wants its token, not running, not Jupyter)
     return parse_time((answer or {}).get("last_activity")) if isinstance(answer, dict) else None
 
 
@@ -134,13 +145,15 @@ async def activities(conn: ClusterConnection, rows: list[SpaceRow], parallel: in
                      budget: float | None = None) -> dict[str, datetime]:
     """Last activity of every running Workspace among `rows`, a few requests at a time; what is known when
     `budget` seconds have passed (a hanging pod does not hold the rest up). Raises ActivityForbidden at the first
-    403: the proxy is not the user's to use, so the others would be refused too."""
+    403 that is RBAC's (the proxy is not the user's to use, so the others would be refused too); a Jupyter server's
+    own 403 leaves only that space's idle time unknown."""
     gate = asyncio.Semaphore(parallel)
     found: dict[str, datetime] = {}
+    may_proxy: dict[str, bool] = {}
 
     async def one(row: SpaceRow) -> None:
         async with gate:
-            when = await last_activity_or_forbidden(conn, row)
+            when = await last_activity_or_forbidden(conn, row, may_proxy)
             if when is not None:
                 found[row.space_key] = when
 
@@ -188,14 +201,18 @@ async def find_template(conn: ClusterConnection, ref: str, namespace: str) -> Te
             return template_info(await conn.request("GET", _path("workspacetemplates", ns, name)))
         except ApiError as exc:
             if exc.status not in (403, 404):
-                raise ActionError(f"cannot read template {ns}/{name}: {exc}", _code(exc)) from None
+                raise ActionError(f"cannot read template {ns}/{name}: {exc}", exit_code(exc)) from None
     return None
 
 
-async def can(conn: ClusterConnection, verb: str, resource: str, namespace: str, group: str = "workspace.jupyter.org") -> bool:
+async def can(conn: ClusterConnection, verb: str, resource: str, namespace: str, group: str = "workspace.jupyter.org",
+              subresource: str = "") -> bool:
     """A SelfSubjectAccessReview; True when the server cannot answer (the request itself will then say)."""
+    attributes = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+    if subresource:
+        attributes["subresource"] = subresource
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": namespace}}}
+            "spec": {"resourceAttributes": attributes}}
     try:
         review = await conn.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body)
     except ApiError as exc:
@@ -300,7 +317,7 @@ async def create_manifest(conn: ClusterConnection, manifest: dict[str, Any], *, 
 def _create_error(exc: ApiError, name: str) -> ActionError:
     if exc.status == 0:
         return ActionError(f"{exc} (space {name} was not created)")
-    return ActionError(f"the server rejected space {name}: {exc} (nothing was created)", _code(exc))
+    return ActionError(f"the server rejected space {name}: {exc} (nothing was created)", exit_code(exc))
 
 
 async def get(conn: ClusterConnection, namespace: str, name: str, store: str = "workspaces") -> dict[str, Any]:
@@ -309,7 +326,7 @@ async def get(conn: ClusterConnection, namespace: str, name: str, store: str = "
     except ApiError as exc:
         if exc.status == 404:
             raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT) from None
-        raise ActionError(f"cannot read space {namespace}/{name}: {exc}", _code(exc)) from None
+        raise ActionError(f"cannot read space {namespace}/{name}: {exc}", exit_code(exc)) from None
 
 
 async def set_running(conn: ClusterConnection, namespace: str, name: str, running: bool, *, readonly: bool) -> str:
@@ -341,7 +358,7 @@ async def _patch(conn: ClusterConnection, store: str, namespace: str, name: str,
     try:
         await conn.request("PATCH", _path(store, namespace, name), body=patch, headers=MERGE)
     except ApiError as exc:
-        raise ActionError(f"cannot {'start' if running else 'stop'} space {namespace}/{name}: {exc}", _code(exc)) from None
+        raise ActionError(f"cannot {'start' if running else 'stop'} space {namespace}/{name}: {exc}", exit_code(exc)) from None
 
 
 async def delete(conn: ClusterConnection, namespace: str, name: str, *, readonly: bool,
@@ -352,7 +369,7 @@ async def delete(conn: ClusterConnection, namespace: str, name: str, *, readonly
     except ApiError as exc:
         if exc.status == 404:
             raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT) from None
-        raise ActionError(f"cannot delete space {namespace}/{name}: {exc}", _code(exc)) from None
+        raise ActionError(f"cannot delete space {namespace}/{name}: {exc}", exit_code(exc)) from None
 
 
 def storage_note(row_or_obj: SpaceRow | dict[str, Any]) -> str:
@@ -383,11 +400,11 @@ async def find_space(conn: ClusterConnection, namespace: str, name: str) -> tupl
             return store, await conn.request("GET", _path(store, namespace, name))
         except ApiError as exc:
             if exc.status not in (403, 404):
-                raise ActionError(f"cannot read space {namespace}/{name}: {exc}", _code(exc)) from None
+                raise ActionError(f"cannot read space {namespace}/{name}: {exc}", exit_code(exc)) from None
             missing = missing or exc.status == 404
             refusal = refusal or (exc if exc.status == 403 else None)
     if refusal is not None and not missing:
-        raise ActionError(f"cannot read space {namespace}/{name}: {refusal}", _code(refusal))
+        raise ActionError(f"cannot read space {namespace}/{name}: {refusal}", exit_code(refusal))
     raise ActionError(f"no space {name!r} in namespace {namespace}", EXIT_BAD_INPUT)
 
 
@@ -415,9 +432,19 @@ async def edit_resources(conn: ClusterConnection, namespace: str, name: str, *, 
     updated = dict(current)
     updated["spec"] = {**spec, "resources": resource_block(cpu, memory, request.gpus or 0, request.mig_profile,
                                                            base)}
-    if request.mig_profile:
-        updated["spec"]["nodeSelector"] = {**(spec.get("nodeSelector") or {}), "nvidia.com/mig.strategy": "mixed"}
+    _set_mig_selector(updated["spec"], bool(request.mig_profile))
     return await _put(conn, "workspaces", namespace, name, updated)
+
+
+def _set_mig_selector(pod_spec: dict[str, Any], mig: bool) -> None:
+    """A MIG slice schedules only on mixed-MIG nodes; whole GPUs (or none) must not stay held to them."""
+    selector = {k: v for k, v in (pod_spec.get("nodeSelector") or {}).items() if k != MIG_STRATEGY}
+    if mig:
+        selector[MIG_STRATEGY] = "mixed"
+    if selector:
+        pod_spec["nodeSelector"] = selector
+    else:
+        pod_spec.pop("nodeSelector", None)
 
 
 async def _edit_notebook(conn: ClusterConnection, current: dict[str, Any], *, cpu: str, memory: str,
@@ -440,8 +467,7 @@ async def _edit_notebook(conn: ClusterConnection, current: dict[str, Any], *, cp
     request = await _checked_compute(conn, namespace, name, base, None, cpu=cpu, memory=memory, gpus=gpus,
                                      mig_profile=mig_profile)
     containers[0]["resources"] = resource_block(cpu, memory, request.gpus or 0, request.mig_profile, base)
-    if request.mig_profile:
-        pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), "nvidia.com/mig.strategy": "mixed"}
+    _set_mig_selector(pod_spec, bool(request.mig_profile))
     return await _put(conn, "notebooks", namespace, name, updated)
 
 
@@ -450,13 +476,13 @@ async def _checked_compute(conn: ClusterConnection, namespace: str, name: str, b
                            mig_profile: str | None) -> SpaceRequest:
     """The compute asked for, what is not asked for kept from `base`, checked against the template's bounds (when
     there is a template) and the nodes' offer. Raises ActionError, before anything is sent, when it does not pass."""
-    old = _resources(base)  # requests, limits filling in: a limits-only GPU still counts
+    old = requested_resources(base)  # requests, limits filling in: a limits-only GPU still counts
     old_mig = next((k.removeprefix(MIG_PREFIX) for k in old if k.startswith(MIG_PREFIX)), "")
     request = SpaceRequest(
         name=name, namespace=namespace, display_name=name, cpu=cpu or str(old.get("cpu") or ""),
         memory=memory or str(old.get("memory") or ""),
         gpus=int(gpus if gpus is not None else (0 if mig_profile else int(float(old.get(GPU) or 0)))),
-        mig_profile=mig_profile if mig_profile is not None else ("" if gpus else old_mig),
+        mig_profile=mig_profile if mig_profile is not None else ("" if gpus is not None else old_mig),
     )
     offer, _, _ = await create_choices(conn, namespace)
     problems = validate_request(request, template, gpu_offer=offer, fields=COMPUTE_FIELDS)
@@ -471,8 +497,8 @@ async def _put(conn: ClusterConnection, store: str, namespace: str, name: str, u
     except ApiError as exc:
         if exc.status == 409:
             raise ActionError(f"space {namespace}/{name} changed since it was read: {exc} (nothing was changed; "
-                              "try again)", _code(exc)) from None
-        raise ActionError(f"cannot change space {namespace}/{name}: {exc}", _code(exc)) from None
+                              "try again)", exit_code(exc)) from None
+        raise ActionError(f"cannot change space {namespace}/{name}: {exc}", exit_code(exc)) from None
 
 
 __all__ = ["CREATED_BY", "check_create", "create", "set_notebook_running", "create_manifest", "delete", "edit_resources",

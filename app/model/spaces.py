@@ -182,12 +182,23 @@ def workspace_status(ws: Obj) -> tuple[str, str]:
     return "Starting", (progressing or {}).get("message") or "waiting for the controller"
 
 
-def _resources(resources: Obj | None) -> dict[str, Any]:
+def requested_resources(resources: Obj | None) -> dict[str, Any]:
     """Requests, with limits filling in what requests leave out (as the API server defaults them)."""
     resources = resources or {}
     merged = dict(resources.get("limits") or {})
     merged.update(resources.get("requests") or {})
     return merged
+
+
+def whole_number(label: str, text: str) -> tuple[int | None, str | None]:
+    """A form field's text as a whole number: `(value, None)`, `(None, None)` when empty, or `(None, problem)` for
+    text that is not one ('-', '1_', '1.5', 'one'), so bad input is said rather than read as 0 or a default."""
+    text = text.strip()
+    if not text:
+        return None, None
+    if re.fullmatch(r"[-+]?[0-9]+", text):
+        return int(text), None
+    return None, f"{label} {text!r} is not a whole number"
 
 
 def _gpu_split(wanted: Mapping[str, Any]) -> tuple[int, str | None, int]:
@@ -227,7 +238,7 @@ def workspace_row(ws: Obj, templates: Mapping[str, Obj] | None = None,
     template_ns = ref.get("namespace") or namespace
     template = (templates or {}).get(f"{template_ns}/{template_name}") if template_name else None
     tspec = (template or {}).get("spec") or {}
-    wanted = _resources(spec.get("resources") or tspec.get("defaultResources"))
+    wanted = requested_resources(spec.get("resources") or tspec.get("defaultResources"))
     gpus, mig, mig_count = _gpu_split(wanted)
     state, reason = workspace_status(ws)
     idle = spec.get("idleShutdown") or tspec.get("defaultIdleShutdown") or {}
@@ -262,7 +273,7 @@ def notebook_row(nb: Obj, pods: Mapping[str, Obj] | PodIndex | None = None) -> S
     annotations = meta.get("annotations") or {}
     containers = (((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}])
     container = containers[0] or {}
-    wanted = _resources(container.get("resources"))
+    wanted = requested_resources(container.get("resources"))
     gpus, mig, mig_count = _gpu_split(wanted)
     if annotations.get(NOTEBOOK_STOPPED):
         state, reason = ("Stopping", "") if int(status.get("readyReplicas") or 0) else ("Stopped", "")
@@ -380,7 +391,7 @@ class TemplateInfo:
 
 def template_info(obj: Obj) -> TemplateInfo:
     meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-    defaults = _resources(spec.get("defaultResources"))
+    defaults = requested_resources(spec.get("defaultResources"))
     bounds = tuple(
         Bound(resource, _str(b.get("min")), _str(b.get("max")))
         for resource, b in sorted(((spec.get("resourceBounds") or {}).get("resources") or {}).items())
@@ -649,13 +660,12 @@ def workspace_manifest(request: SpaceRequest, template: TemplateInfo | None) -> 
         spec["nodeSelector"] = {"nvidia.com/mig.strategy": "mixed"}
     if request.storage:
         spec["storage"] = {"size": request.storage}
-    if template is not None and not template.idle_override:
-        pass  # the template's idle shutdown applies; the space may not carry its own
-    elif request.idle_minutes:
-        spec["idleShutdown"] = {"enabled": True, "idleTimeoutInMinutes": int(request.idle_minutes),
-                                "detection": IDLE_DETECTION}
-    elif request.idle_minutes == 0:
-        spec["idleShutdown"] = {"enabled": False, "idleTimeoutInMinutes": 1, "detection": IDLE_DETECTION}
+    if template is None or template.idle_override:  # else the template's idle shutdown applies, not the space's
+        if request.idle_minutes:
+            spec["idleShutdown"] = {"enabled": True, "idleTimeoutInMinutes": int(request.idle_minutes),
+                                    "detection": IDLE_DETECTION}
+        elif request.idle_minutes == 0:
+            spec["idleShutdown"] = {"enabled": False, "idleTimeoutInMinutes": 1, "detection": IDLE_DETECTION}
     return {"apiVersion": API_VERSION, "kind": "Workspace", "metadata": metadata, "spec": spec}
 
 
@@ -706,4 +716,5 @@ def space_detail(row: SpaceRow, stores: Mapping[str, Mapping[str, Obj]], events_
 
 __all__ = ["STATUSES", "SpaceRow", "SpaceRequest", "TemplateInfo", "Bound", "SpaceDetail", "human_duration",
            "space_rows", "space_dict", "template_infos", "template_dict", "validate_request", "resolve",
-           "workspace_manifest", "workspace_status", "offered_gpu_resources", "offered_mig_profiles", "quantity"]
+           "workspace_manifest", "workspace_status", "offered_gpu_resources", "offered_mig_profiles", "quantity",
+           "requested_resources", "whole_number"]

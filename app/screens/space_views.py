@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 from app.model.jobs import human_duration, utcnow
 from app.screens.detail import EVENT_COLUMNS, ago, conditions_table, event_cells, events_table, fill, section
 from app.model.spaces import (
-    COMPUTE_FIELDS, MIG_PREFIX, SpaceDetail, SpaceRequest, TemplateInfo, resolve, validate_request,
+    COMPUTE_FIELDS, MIG_PREFIX, SpaceDetail, SpaceRequest, TemplateInfo, resolve, validate_request, whole_number,
     workspace_manifest,
 )
 
@@ -134,7 +134,7 @@ class SpaceFormScreen(Screen["dict | None"]):
 
     def compose(self) -> ComposeResult:
         first = next(iter(self.templates.values()), None)
-        migs = sorted(r.removeprefix("nvidia.com/mig-") for r in (self.gpu_offer or {}) if r.startswith("nvidia.com/mig-"))
+        migs = sorted(r.removeprefix(MIG_PREFIX) for r in (self.gpu_offer or {}) if r.startswith(MIG_PREFIX))
         with Horizontal(id="form"):
             with VerticalScroll(id="form-fields") as fields:
                 fields.border_title = "New space"
@@ -201,16 +201,22 @@ class SpaceFormScreen(Screen["dict | None"]):
         queues = self.queues.get(self._value("#f-namespace"), [])
         self.query_one("#f-queue", Select).set_options([(q, q) for q in queues])
 
+    def _numbers(self) -> tuple[int | None, int | None, list[str]]:
+        """GPUs and idle minutes as typed (None: empty, the template's default), and what cannot be read."""
+        gpus, gpus_problem = whole_number("GPUs", self._value("#f-gpus"))
+        idle, idle_problem = whole_number("idle minutes", self._value("#f-idle"))
+        return gpus, idle, [p for p in (gpus_problem, idle_problem) if p]
+
     def request(self) -> SpaceRequest:
-        gpus, idle = self._value("#f-gpus"), self._value("#f-idle")
+        gpus, idle, _ = self._numbers()
         return SpaceRequest(
             name=self._value("#f-name"), namespace=self._value("#f-namespace"), template=self._value("#f-template"),
             display_name=self._value("#f-display"),
             image=(self._value("#f-custom-image") if self.query_one("#f-custom-image").display else "")
             or self._value("#f-image"), cpu=self._value("#f-cpu"),
-            memory=self._value("#f-memory"), gpus=int(gpus) if gpus.lstrip("-").isdigit() else None,
+            memory=self._value("#f-memory"), gpus=gpus,
             mig_profile=self._value("#f-mig"), storage=self._value("#f-storage"),
-            idle_minutes=int(idle) if idle.lstrip("-").isdigit() else None, queue=self._value("#f-queue"),
+            idle_minutes=idle, queue=self._value("#f-queue"),
             priority=self._value("#f-priority"), owner=self.owner,
         )
 
@@ -220,8 +226,8 @@ class SpaceFormScreen(Screen["dict | None"]):
         if not resolved.display_name:
             resolved.display_name = resolved.name
         queues = self.queues.get(resolved.namespace) if self.queues else None
-        self.problems = validate_request(resolved, template, gpu_offer=self.gpu_offer, queues=queues,
-                                         priorities=self.priorities or None)
+        self.problems = self._numbers()[2] + validate_request(resolved, template, gpu_offer=self.gpu_offer,
+                                                              queues=queues, priorities=self.priorities or None)
         self.manifest = workspace_manifest(resolved, template) if not self.problems else None
         problems = self.query_one("#form-problems", Static)
         problems.update("\n".join(f"✕ {p}" for p in self.problems))
@@ -324,18 +330,20 @@ class EditResourcesScreen(Screen["dict | None"]):
         self._check()
 
     def values(self) -> dict:
-        gpus = str(self.query_one("#e-gpus", Input).value).strip()
+        gpus, _ = whole_number("GPUs", str(self.query_one("#e-gpus", Input).value))
         mig = self.query_one("#e-mig", Select).value
         return {"cpu": str(self.query_one("#e-cpu", Input).value).strip(),
                 "memory": str(self.query_one("#e-memory", Input).value).strip(),
-                "gpus": int(gpus) if gpus.lstrip("-").isdigit() else 0,
+                "gpus": gpus or 0,  # empty: none
                 "mig_profile": mig if isinstance(mig, str) else ""}
 
     def _check(self) -> None:
         v = self.values()
         request = SpaceRequest(name="x", namespace="x", cpu=v["cpu"], memory=v["memory"], gpus=v["gpus"],
                                mig_profile=v["mig_profile"])
-        self.problems = validate_request(request, self.template, gpu_offer=self.gpu_offer, fields=COMPUTE_FIELDS)
+        _, unreadable = whole_number("GPUs", str(self.query_one("#e-gpus", Input).value))
+        self.problems = ([unreadable] if unreadable else []) + validate_request(
+            request, self.template, gpu_offer=self.gpu_offer, fields=COMPUTE_FIELDS)
         problems = self.query_one("#form-problems", Static)
         problems.update("\n".join(f"✕ {p}" for p in self.problems))
         problems.display = bool(self.problems)

@@ -27,9 +27,9 @@ class Placement:
     user: str
 
     def laptop_command(self, local_port: int, remote_port: int) -> str:
-        """The one line to run on the laptop: its `local_port` to this node's loopback `remote_port`."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ssh -N -L {local_port}:127.0.0.1:{remote_port} {self.user}@{host}"
+        """The one line to run on the laptop: its `local_port` to this node's loopback `remote_port`. An IPv6 address
+        goes bare after `user@` (OpenSSH does not resolve `user@[addr]`; brackets belong in -L and known_hosts)."""
+        return f"ssh -N -L {local_port}:127.0.0.1:{remote_port} {self.user}@{self.host}"
 
 
 def detect(environ: Mapping[str, str]) -> Placement:

@@ -334,6 +334,15 @@ class SshRoute:
                 del kwargs[key]
         return kwargs
 
+    async def keepalive(self) -> tuple[float, int]:
+        """The keepalive interval (seconds) and count this route's SSH connection is made with, as asyncssh resolves
+        them: ~/.ssh/config's ServerAliveInterval/ServerAliveCountMax where it sets them, else hyperdesk's."""
+        import asyncssh
+
+        resolved = await asyncssh.SSHClientConnectionOptions.construct(None, host=self.options.host,
+                                                                       **await self._connect_kwargs())
+        return float(resolved.keepalive_interval), int(resolved.keepalive_count_max)
+
     async def host_key_place(self) -> "HostKeyPlace":
         """Where this login node's key is fetched from and trusted, as ~/.ssh/config resolves it: HostName, Port,
         ProxyJump, HostKeyAlias and UserKnownHostsFile, exactly as the connection itself uses them."""
@@ -482,3 +491,14 @@ async def accept_host_key(host: str, port: int, expected_fingerprint: str, known
     """Accept `host:port`'s key into `known_hosts` (no ~/.ssh/config involved): see `HostKeyPlace.accept`."""
     place = HostKeyPlace(host, {"port": port, "config": []}, host, port, (known_hosts,))
     return await place.accept(expected_fingerprint)
+
+
+def route_for(connection: Any, target: Any, via: str | None, known_hosts: Path | None = None) -> Any:
+    """The route to `target` (an `app.tunnels.targets.Target`): the API server's port-forward when `via` is empty,
+    else an SSH route through login node `via` ([user@]host[:port]) to the pod's IP (RouteError when it has none)."""
+    if not via:
+        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
+    user, host, port = split_host(via)
+    if not target.pod_ip:
+        raise RouteError(f"pod {target.pod} has no IP yet: the login node cannot reach it")
+    return SshRoute(SshOptions(host, port=port, username=user, known_hosts=known_hosts), target.pod_ip, target.port)

@@ -17,6 +17,8 @@ IDE_PORT = 8888
 SSH_PORT = 22
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+POD_OR_SERVICE = ("pod", "pods", "po", "svc", "service", "services")
+"""`KIND/NAME` prefixes that name a pod or a service (as kubectl port-forward reads them), not a space's namespace."""
 
 
 class TargetError(Exception):
@@ -179,7 +181,7 @@ async def find_target(connection: Any, ref: str, default_namespace: str, port: i
     from app.cluster.connection import ApiError
 
     kind, _, rest = ref.partition("/")
-    if kind not in ("pod", "pods", "po", "svc", "service", "services") or not rest:
+    if kind not in POD_OR_SERVICE or not rest:
         return await find_space(connection, ref, default_namespace, IDE_PORT if port is None else port)
     name = check_name(rest, "name")
     namespace = default_namespace

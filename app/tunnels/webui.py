@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..cluster.connection import ApiError
-from .targets import DNS_SUBDOMAIN, TargetError
+from .targets import DNS_LABEL, DNS_SUBDOMAIN, TargetError
 
 GROUP = "connection.workspace.jupyter.org"
 VERSION = "v1alpha1"
@@ -23,7 +23,7 @@ def connection_path(namespace: str) -> str:
 async def web_ui_url(connection: Any, namespace: str, space: str, kind: str = "web-ui") -> str:
     """POST a WorkspaceConnection for `space` and return its `status.workspaceConnectionUrl`. Raises TargetError
     with a one-line message when the cluster refuses (exit_code 2 for a bad name)."""
-    if not DNS_SUBDOMAIN.match(space or "") or not DNS_SUBDOMAIN.match(namespace or ""):
+    if not DNS_SUBDOMAIN.match(space or "") or not DNS_LABEL.match(namespace or ""):
         raise TargetError(f"invalid space name: {namespace}/{space}", exit_code=2)
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",

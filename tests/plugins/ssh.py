@@ -45,17 +45,38 @@ def keygen(path: Path) -> Path:
 
 
 def free_port() -> int:
+    """A port free now; another process may take it before the caller binds it, so servers started on it retry."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def wait_listening(port: int, timeout: float = 10.0) -> None:
+class ServerExited(RuntimeError):
+    """The server process ended before it listened (a port taken meanwhile, a bad config)."""
+
+
+def wait_listening(port: int, timeout: float = 10.0, *, process: subprocess.Popen | None = None,
+                   banner: bytes | None = None) -> None:
+    """Until 127.0.0.1:`port` accepts. With `process`: that process must still run (else ServerExited); with
+    `banner`: the listener's first line must start with it, so a test never talks to another process's server."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServerExited(f"the server on 127.0.0.1:{port} exited ({process.returncode}) before it listened")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+                if banner is None:
+                    return
+                sock.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
+                try:
+                    first = sock.makefile("rb").readline(256)
+                except OSError:
+                    first = b""
+                if first.startswith(banner):
+                    return
+                if first:
+                    raise RuntimeError(f"127.0.0.1:{port} answers {first[:60]!r}, not {banner!r}: another "
+                                       "process's server holds the port")
         time.sleep(0.02)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
@@ -72,29 +93,63 @@ def ssh_keys(tmp_path: Path) -> SshKeys:
     return SshKeys(directory, private, private.with_suffix(".pub"), known_hosts, config)
 
 
+PRIVSEP_DIR = Path("/run/sshd")
+"""OpenSSH's privilege separation directory: sshd refuses to start without it."""
+BIND_ATTEMPTS = 5
+
+
 class Sshd:
     def __init__(self, directory: Path, keys: SshKeys) -> None:
         self.directory = directory
         self.port = free_port()
         self.host_key = keygen(directory / "ssh_host_ed25519_key")
-        authorized = directory / "authorized_keys"
-        shutil.copy(keys.public, authorized)
+        self.authorized = directory / "authorized_keys"
+        shutil.copy(keys.public, self.authorized)
         self.config = directory / "sshd_config"
+        self.log = directory / "sshd.log"
+        self._write_config()
+        if not PRIVSEP_DIR.is_dir():
+            try:
+                PRIVSEP_DIR.mkdir(mode=0o755)
+            except OSError as exc:
+                pytest.fail(f"sshd needs {PRIVSEP_DIR} and it is missing; create it once as root "
+                            f"(mkdir -m 755 {PRIVSEP_DIR}): {exc.strerror or exc}", pytrace=False)
+        subprocess.run([SSHD, "-t", "-f", str(self.config)], check=True, capture_output=True)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = False
+
+    def _write_config(self) -> None:
         self.config.write_text("\n".join([
             "ListenAddress 127.0.0.1", f"Port {self.port}", f"HostKey {self.host_key}",
-            f"PidFile {directory / 'sshd.pid'}", f"AuthorizedKeysFile {authorized}", "UsePAM no",
+            f"PidFile {self.directory / 'sshd.pid'}", f"AuthorizedKeysFile {self.authorized}", "UsePAM no",
             "StrictModes no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
             "AllowTcpForwarding yes", "ClientAliveInterval 5", "LogLevel ERROR", "",
         ]))
-        Path("/run/sshd").mkdir(exist_ok=True)
-        subprocess.run([SSHD, "-t", "-f", str(self.config)], check=True, capture_output=True)
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
-        wait_listening(self.port)
+        """Start sshd and wait for its OpenSSH banner. The first start moves to another free port when its port was
+        taken meanwhile; a restart (after `kill`) keeps the port, as the fault tests need."""
+        attempts = 1 if self.started else BIND_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            with open(self.log, "wb") as log:
+                self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],
+                                                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+            try:
+                wait_listening(self.port, process=self.process, banner=b"SSH-2.0-OpenSSH")
+                self.started = True
+                return
+            except ServerExited:
+                self.process = None
+                said = self.log.read_text(errors="replace").strip()
+                if "Address already in use" not in said and "Cannot bind" not in said:
+                    raise ServerExited(f"sshd exited before it listened: {said}") from None
+                if attempt == attempts:
+                    raise ServerExited(f"sshd cannot bind 127.0.0.1:{self.port}: {said}") from None
+                self.port = free_port()
+                self._write_config()
+            except BaseException:
+                self.kill()
+                raise
 
     def kill(self) -> None:
         """Kill sshd and every session process it forked (each session calls setsid, so by process tree)."""
@@ -121,8 +176,8 @@ def sshd(tmp_path: Path, ssh_keys: SshKeys) -> Iterator[Sshd]:
     directory = tmp_path / "sshd"
     directory.mkdir()
     server = Sshd(directory, ssh_keys)
+    server.start()  # first: the port may move if another process took it
     ssh_keys.trust(server.port, server.host_key.with_suffix(".pub"))
-    server.start()
     yield server
     server.kill()
 

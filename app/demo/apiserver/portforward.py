@@ -45,6 +45,10 @@ class PortForwards:
     def unregister(self, namespace: str, pod: str, port: int) -> None:
         self._targets.pop((namespace, pod, port), None)
 
+    def target(self, namespace: str, pod: str, port: int) -> int | None:
+        """The local port behind `port` of `pod` (None: nothing registered)."""
+        return self._targets.get((namespace, pod, port))
+
     def _on_event(self, event: Event) -> None:
         if event.type == DELETED and event.kind.resource_key == POD_KIND.resource_key:
             namespace, name = event.new.key
