@@ -81,6 +81,9 @@ def test_bad_input_is_refused_before_sending(serving_cluster) -> None:
     broken = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body", '{"instances": [1,]}')
     assert broken.returncode == 2
     assert "invalid JSON at line 1 column 18" in broken.stderr and "nothing was sent" in broken.stderr
+    deep = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body", "[" * 100_000)
+    assert deep.returncode == 2 and "Traceback" not in deep.stderr
+    assert deep.stderr.strip() == "hyperdesk: error: --body: the request body is nested too deeply to read; nothing was sent"
 
     not_ready = hyperdesk(serving_cluster, "invoke", "too-big", "-n", NAMESPACE, "--body", '{"inputs": "x"}')
     assert not_ready.returncode == 1

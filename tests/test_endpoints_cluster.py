@@ -193,6 +193,11 @@ def test_invalid_json_body_names_the_position() -> None:
         parse_body("  ")
 
 
+def test_a_body_nested_too_deeply_is_bad_input_not_a_crash() -> None:
+    with pytest.raises(BodyError, match="^the request body is nested too deeply to read$"):
+        parse_body("[" * 100_000)
+
+
 async def test_forbidden_proxy_is_shown_as_such(demo_cluster) -> None:
     access = {"users": [
         {"name": "admin", "token": "admin-token", "rules": [  # the default kubeconfig's: creates the endpoints

@@ -445,6 +445,8 @@ def parse_body(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BodyError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # `[[[[…` some thousand levels deep: json gives up on the stack, not on the syntax
+        raise BodyError("the request body is nested too deeply to read") from None
 
 
 def stream_text(chunk_lines: Iterable[str]) -> str:
