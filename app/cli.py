@@ -329,15 +329,10 @@ def _job_command(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> in
 
 
 def _read_manifest(path: str) -> list[dict[str, Any]]:
-    from app.cluster.actions import EXIT_BAD_INPUT, ActionError, parse_manifest
+    from app.cluster.actions import parse_manifest
+    from app.cluster.files import read_text_file
 
-    try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
-    except OSError as exc:
-        raise ActionError(f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
-    except UnicodeDecodeError:
-        raise ActionError(f"{path} is not UTF-8 text", EXIT_BAD_INPUT) from None
-    return parse_manifest(text, "<stdin>" if path == "-" else path)
+    return parse_manifest(read_text_file(path, stdin=True), "<stdin>" if path == "-" else path)
 
 
 async def _submit(connection: Any, args: argparse.Namespace, settings: Any, kubeconfig: Any,

@@ -17,8 +17,6 @@ import sys
 from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-MAX_BODY_BYTES = 16 * 1024 * 1024
-"""A request body or manifest larger than this is refused before anything is sent."""
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -106,29 +104,20 @@ async def _find(connection: Any, discovery: Any, ref: str, lookup: str | None) -
 
 
 def _read_body(spec: str) -> str:
-    """`spec` itself, or the text of the file `@PATH` (`@-`: standard input), at most MAX_BODY_BYTES."""
+    """`spec` itself, or the text of the file `@PATH` (`@-`: standard input), through the shared file reader."""
     from app.cluster.actions import EXIT_BAD_INPUT, ActionError
+    from app.cluster.files import read_text_file
 
     if not spec.startswith("@"):
-        data = spec.encode("utf-8", "surrogateescape")
-        path = "--body"
-    else:
-        path = spec[1:]
         try:
-            if path == "-":
-                data = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
-            else:
-                with open(path, "rb") as file:
-                    data = file.read(MAX_BODY_BYTES + 1)
-        except OSError as exc:
-            raise ActionError(f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
-    if len(data) > MAX_BODY_BYTES:
-        raise ActionError(f"{path} is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB; nothing was sent",
-                          EXIT_BAD_INPUT)
+            spec.encode("utf-8")  # an argument of non-UTF-8 bytes arrives with lone surrogates
+        except UnicodeEncodeError:
+            raise ActionError("--body is not UTF-8 text; nothing was sent", EXIT_BAD_INPUT) from None
+        return spec
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ActionError(f"{path} is not UTF-8 text", EXIT_BAD_INPUT) from None
+        return read_text_file(spec[1:], stdin=True)
+    except ActionError as exc:
+        raise ActionError(f"{exc}; nothing was sent", exc.exit_code) from None
 
 
 def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
@@ -241,12 +230,13 @@ def _scale(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
 def _deploy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     from app.cluster.actions import ActionError, parse_manifest, refuse_if_readonly
     from app.cluster.endpoints import check_endpoint_manifest
+    from app.cluster.files import read_text_file
 
     try:
         if not args.dry_run:
             refuse_if_readonly(settings.readonly, f"deploying {args.file}")
         source = "<stdin>" if args.file == "-" else args.file
-        documents = parse_manifest(_read_body("@" + args.file), source)
+        documents = parse_manifest(read_text_file(args.file, stdin=True), source)
         check_endpoint_manifest(documents, source)
     except ActionError as exc:
         return _fail(str(exc), exc.exit_code)

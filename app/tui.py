@@ -472,11 +472,10 @@ class HyperdeskApp(App[None]):
             self._submit_file(path)
 
     def _submit_file(self, path: str) -> None:
+        from app.cluster.files import read_text_file
+
         try:
-            text = Path(path).expanduser().read_text(encoding="utf-8")
-            documents = actions.parse_manifest(text, path)
-        except OSError as exc:
-            self.notify(f"cannot read {path}: {exc.strerror}", title="Not submitted", severity="error", timeout=15)
+            documents = actions.parse_manifest(read_text_file(path), path)
         except actions.ActionError as exc:
             self.notify(str(exc), title="Not submitted", severity="error", timeout=15)
         else:
