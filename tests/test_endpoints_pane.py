@@ -10,6 +10,7 @@ from app.config import Settings
 from app.tui import HyperdeskApp
 from tests.plugins.endpoints import NAMESPACE, create, jumpstart
 from tests.test_jobs_pane import cell_texts
+from tests.plugins.tui import record_notifications
 from tests.test_tui_navigation import wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
@@ -200,13 +201,13 @@ async def test_readonly_refuses_scale_delete_and_deploy(serving_cluster) -> None
     from app.screens.dialogs import ChoiceScreen
 
     app = _app(serving_cluster, readonly=True)
+    notes = record_notifications(app)
     async with app.run_test(size=(200, 45)) as pilot:
         await _open(pilot, app, "clip")
         for key in ("s", "ctrl+d", "n"):
             await pilot.press(key)
             assert not isinstance(app.screen, ChoiceScreen) and app.screen.query("#panes"), key
-        notes = [n.message for n in app._notifications]
-        assert sum("read-only" in n for n in notes) == 3
+        assert sum("read-only" in n for n in notes.messages()) == 3
 
 
 async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
@@ -223,6 +224,7 @@ async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
     mixed.write_text(yaml.safe_dump_all([inference_service("not-this"), {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "side", "namespace": NAMESPACE}}]))
     app = _app(bare_cluster)
+    notes = record_notifications(app)
     async with app.run_test(size=(200, 45)) as pilot:
         await pilot.press("5")
         await wait_for(pilot, lambda: app.engine is not None, timeout=20)
@@ -232,7 +234,7 @@ async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
             await pilot.press(*str(path), "enter")
         table = app.pane("endpoints").table
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["from-pane"], timeout=10)
-        notes = [str(n.message) for n in app._notifications]
-        assert any(f"{bad}:4: invalid YAML" in n for n in notes), notes
-        assert any(f"{mixed} holds ConfigMap/side" in n and "nothing was sent" in n for n in notes), notes
-        assert any(f"submitted InferenceService/{NAMESPACE}/from-pane" in n for n in notes), notes
+        messages = notes.messages()
+        assert any(f"{bad}:4: invalid YAML" in m for m in messages), messages
+        assert any(f"{mixed} holds ConfigMap/side" in m and "nothing was sent" in m for m in messages), messages
+        assert any(f"submitted InferenceService/{NAMESPACE}/from-pane" in m for m in messages), messages
