@@ -88,6 +88,22 @@ def test_log_file_from_flag_or_environment_is_private(tmp_path: Path) -> None:
         assert log.stat().st_mode & 0o077 == 0, "only its owner may read the log"
 
 
+def test_an_existing_log_file_is_made_private_and_an_unusable_one_is_one_line(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"prod": "https://10.0.0.1"}, current="prod")
+    existing = tmp_path / "existing.log"
+    existing.write_text("an earlier run\n")
+    existing.chmod(0o644)
+    assert hyperdesk("--log-file", str(existing), "--kubeconfig", str(kubeconfig), "get", "contexts").returncode == 0
+    assert existing.stat().st_mode & 0o777 == 0o600
+    assert existing.read_text().startswith("an earlier run\n"), "appended to, not replaced"
+
+    for args in (("get", "contexts"), ("demo",)):  # the demo fails before its cluster starts
+        result = hyperdesk("--log-file", "/nonexistent/dir/x.log", "--kubeconfig", str(kubeconfig), *args)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == ("hyperdesk: error: cannot open the log file /nonexistent/dir/x.log: "
+                                         "No such file or directory"), args
+
+
 @pytest.fixture
 def unreadable_files(tmp_path: Path) -> dict[str, tuple[str, str]]:
     """name -> (path, what the one-line refusal says) for files that are not a manifest or body to read: a binary,
