@@ -139,6 +139,11 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             from app.cluster.endpoints import check_load
 
             check_load(args.requests, args.concurrency if args.concurrency is not None else 10)
+        if args.path is not None:
+            from app.cluster.endpoints import check_path, check_readonly_ref_path
+
+            check_path(args.path)
+            check_readonly_ref_path(args.endpoint, args.path, settings.readonly)  # before any request
     except BodyError as exc:
         return _fail(f"--body: {exc}; nothing was sent", EXIT_USAGE)
     except ActionError as exc:

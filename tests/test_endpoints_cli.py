@@ -103,6 +103,12 @@ def test_bad_input_is_refused_before_sending(serving_cluster) -> None:
 
 
 def test_readonly_invoke_sends_inference_requests_only(serving_cluster) -> None:
+    seen: list[str] = []
+
+    async def record(request, info) -> None:
+        seen.append(f"{request.method} {request.path_qs}")
+
+    serving_cluster.cluster.server.api.add_request_hook(record)
     refused = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly",
                         "--path", "/v2/repository/models/clip/unload", "--body", "{}")
     assert refused.returncode == 2
@@ -110,6 +116,7 @@ def test_readonly_invoke_sends_inference_requests_only(serving_cluster) -> None:
     assert "nothing was sent" in refused.stderr
     load = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly", "--path", "/sleep", "-N", "2")
     assert load.returncode == 2 and "read-only" in load.stderr
+    assert seen == [], "refused before any request: no discovery, no lists"
     allowed = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly", "--protocol", "kserve-v1",
                         "-N", "3", "-c", "2", "-o", "json")
     assert allowed.returncode == 0, allowed.stderr

@@ -23,7 +23,7 @@ from app.cluster.actions import EXIT_BAD_INPUT, EXIT_FAILURE, ActionError, refus
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS, kubectl_names, split_kind_ref
 from app.model.endpoints import (ENDPOINT_KINDS, HYPERPOD_KINDS, EndpointRow, LoadSummary, endpoint_rows, pod_ready,
-                                 summarize)
+                                 protocols, summarize)
 
 Obj = dict[str, Any]
 
@@ -222,21 +222,41 @@ def check_path(path: str) -> str:
     return path
 
 
+COMPLETION_PATHS = frozenset({"/v1/completions", "/openai/v1/completions"})
+
+
 def inference_paths(row: EndpointRow) -> set[str]:
     """The paths the endpoint's protocol templates send inference requests to (what --readonly allows)."""
-    return {p.path for p in row.protocols()} | {"/v1/completions", "/openai/v1/completions"}
+    return {p.path for p in row.protocols()} | COMPLETION_PATHS
+
+
+def ref_inference_paths(ref: str) -> set[str]:
+    """Every inference path of any endpoint `ref` (`NAME` or `KIND/NAME`) can name, before it is looked up: the
+    union over the kinds it may be (the paths depend on the kind and the name only)."""
+    store, name = split_ref(ref)
+    kinds = [store] if store else list(ENDPOINT_KINDS)
+    return {p.path for k in kinds for p in protocols(ENDPOINT_KINDS[k], name, "")} | COMPLETION_PATHS
+
+
+def _refuse_path(path: str, allowed: set[str]) -> None:
+    route = check_path(path).split("?", 1)[0]
+    if route not in allowed:
+        refuse_if_readonly(True, f"sending a POST to {route}: only the inference paths "
+                                 f"({', '.join(sorted(allowed))}) are allowed; nothing was sent")
 
 
 def check_readonly_path(row: EndpointRow, path: str, readonly: bool) -> None:
     """Under --readonly only inference requests go out: a POST elsewhere on a model server can change it (Triton's
     repository unload, vLLM's /sleep, a reset). Refused before anything is sent."""
-    if not readonly:
-        return
-    route = check_path(path).split("?", 1)[0]
-    if route not in inference_paths(row):
-        allowed = ", ".join(sorted(inference_paths(row)))
-        refuse_if_readonly(True, f"sending a POST to {route}: only the inference paths ({allowed}) are allowed; "
-                                 "nothing was sent")
+    if readonly:
+        _refuse_path(path, inference_paths(row))
+
+
+def check_readonly_ref_path(ref: str, path: str, readonly: bool) -> None:
+    """check_readonly_path before the endpoint is looked up (the CLI's `invoke --readonly --path`): a path that no
+    endpoint `ref` can name serves inference on is refused before any request, the lookup's lists included."""
+    if readonly:
+        _refuse_path(path, ref_inference_paths(ref))
 
 
 def check_endpoint_manifest(documents: list[Obj], source: str) -> None:
