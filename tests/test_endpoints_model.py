@@ -166,6 +166,26 @@ model_latency_milliseconds_count 100
     assert "7 without a status code" in unlabelled.line()
 
 
+def test_request_rate_counts_only_pods_read_twice_and_survives_counter_resets() -> None:
+    from app.cluster.endpoints import PodFigures
+
+    def figures(read_at: float, *pods: PodFigures) -> EndpointFigures:
+        return EndpointFigures(list(pods), read_at=read_at)
+
+    # a: +30 in 3 s; b: unreadable before (its lifetime 9000 must not count); c: new after a scale-up (likewise)
+    before = figures(10.0, PodFigures("a", 100), PodFigures("b", error="connection refused"))
+    after = figures(13.0, PodFigures("a", 130), PodFigures("b", 9000), PodFigures("c", 5000))
+    assert after.rate(before) == 10.0
+    assert "10.0 req/s" in after.line(before)
+    # a restarted server counts from 0 again: its 6 new requests came in the 3 s, nothing is hidden by the drop
+    restarted = figures(16.0, PodFigures("a", 6), PodFigures("b", 9030))
+    assert restarted.rate(after) == (6 + 30) / 3
+    # no pod read in both samples, or no time between them: no rate rather than a made-up one
+    assert figures(19.0, PodFigures("d", 50)).rate(restarted) is None
+    assert "req/s" not in figures(19.0, PodFigures("d", 50)).line(restarted)
+    assert restarted.rate(restarted) is None and restarted.rate(None) is None
+
+
 def test_metrics_port_falls_back_to_the_annotation_then_the_serving_port() -> None:
     from app.cluster.endpoints import metrics_port
 

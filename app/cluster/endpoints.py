@@ -540,6 +540,19 @@ class EndpointFigures:
                 return bound
         return None
 
+    def rate(self, previous: "EndpointFigures | None") -> float | None:
+        """Requests per second since `previous`, per pod as Prometheus' rate() does: only pods read in both samples
+        count (a pod unreadable before, or new after a scale-up, would bring its whole lifetime's counter), and a
+        counter that went down was reset (a restarted server): its new value is what came since. None when no pod
+        was read twice."""
+        if previous is None or self.read_at <= previous.read_at:
+            return None
+        before = {p.pod: p.requests for p in previous.pods if not p.error}
+        pairs = [(p.requests, before[p.pod]) for p in self.pods if not p.error and p.pod in before]
+        if not pairs:
+            return None
+        return sum(now - then if now >= then else now for now, then in pairs) / (self.read_at - previous.read_at)
+
     def line(self, previous: "EndpointFigures | None" = None) -> str:
         if not self.pods:
             return "no ready pod exposes metrics"
@@ -549,8 +562,8 @@ class EndpointFigures:
         parts = [f"{self.requests:.0f} requests", f"{self.errors:.0f} errors"]
         if self.unknown:
             parts.append(f"{self.unknown:.0f} without a status code")
-        if previous is not None and self.read_at > previous.read_at:
-            rate = max(0.0, self.requests - previous.requests) / (self.read_at - previous.read_at)
+        rate = self.rate(previous)
+        if rate is not None:
             parts.append(f"{rate:.1f} req/s")
         mean = self.mean_ms
         if mean is not None:
