@@ -34,6 +34,27 @@ def test_stream_text_survives_chunks_cut_anywhere() -> None:
         assert text == "Hello, world" and stream.done
 
 
+def test_an_error_event_in_a_stream_is_a_failure() -> None:
+    from app.cluster.endpoints import InvokeResult
+    from app.model.endpoints import stream_error
+
+    error = {"error": {"message": "CUDA out of memory\nwhile decoding", "type": "server_error", "code": 500}}
+    raw = (f"data: {json.dumps({'choices': [{'delta': {'content': 'Hel'}}]})}\n\n"
+           f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n")
+    stream = StreamText()
+    assert "".join(stream.feed(raw[i:i + 5]) for i in range(0, len(raw), 5)) == "Hel"
+    assert stream.error == "CUDA out of memory while decoding"
+    assert stream_error(raw.splitlines()) == stream.error
+    assert stream_error(['data: {"choices": []}', "data: [DONE]", 'data: {"error": "after the end"}']) == ""
+
+    result = InvokeResult(200, raw, 812.0, "text/event-stream", streamed=True, stream_error=stream.error)
+    assert not result.ok
+    assert result.describe() == ("200 from the model server, then an error in the stream after 812 ms: "
+                                 "CUDA out of memory while decoding")
+    summary = summarize([(200, 10.0, False, True), (200, 20.0, False, False)], seconds=1.0, concurrency=1)
+    assert (summary.ok, summary.errors) == (1, {"stream-error": 1})
+
+
 def _hp(name: str, state: str | None, selector: str | None = None, **status) -> dict:
     obj = {"metadata": {"name": name, "namespace": "ns", "uid": name}, "spec": {"replicas": 2}, "status": dict(status)}
     if state:

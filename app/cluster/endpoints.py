@@ -23,7 +23,7 @@ from app.cluster.actions import EXIT_BAD_INPUT, EXIT_FAILURE, ActionError, refus
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS, kubectl_names, split_kind_ref
 from app.model.endpoints import (ENDPOINT_KINDS, HYPERPOD_KINDS, EndpointRow, LoadSummary, endpoint_rows, pod_ready,
-                                 protocols, summarize)
+                                 protocols, stream_error, summarize)
 
 Obj = dict[str, Any]
 
@@ -153,10 +153,12 @@ class InvokeResult:
     """Why the answer broke off before its end (a timeout, a reset), empty when it came whole."""
     capped: bool = False
     """The answer was longer than MAX_RESPONSE_BYTES and the rest was not read (deliberately)."""
+    stream_error: str = ""
+    """The message of an error event in a streamed answer (sent after its 200 status), empty when none."""
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.status < 300 and not self.cut
+        return 200 <= self.status < 300 and not self.cut and not self.stream_error
 
     def pretty(self) -> str:
         """The body as the user wants to read it: indented JSON, the text of a stream, or as it came."""
@@ -176,6 +178,9 @@ class InvokeResult:
         who = "the API server" if self.from_apiserver else "the model server"
         if self.cut:
             return f"{self.status} from {who}, answer cut after {self.latency_ms:.0f} ms: {self.cut}"
+        if self.stream_error:
+            return f"{self.status} from {who}, then an error in the stream after {self.latency_ms:.0f} ms: " \
+                   f"{self.stream_error}"
         message = ""
         if not self.ok:
             message = _error_message(self.text)
@@ -355,10 +360,11 @@ async def invoke(conn: ClusterConnection, row: EndpointRow, body: Any, path: str
     text = b"".join(chunks).decode("utf-8", "replace")
     if not chunks and cut:
         return InvokeResult(0, f"the answer stopped: {cut}", latency)
+    error = stream_error(text.splitlines()) if streamed else ""
     if capped:
         text += f"\n… cut at {MAX_RESPONSE_BYTES // 1024 // 1024} MiB"
     return InvokeResult(status, text, latency, content_type, _is_status(text) if status >= 400 else False,
-                        streamed, capped or bool(cut), first_byte, cut, capped)
+                        streamed, capped or bool(cut), first_byte, cut, capped, error)
 
 
 class _Utf8:
@@ -387,7 +393,7 @@ async def load_test(conn: ClusterConnection, row: EndpointRow, body: Any, path: 
     check_readonly_path(row, path, readonly)
     check_path(path)
     data = body_bytes(body)
-    results: list[tuple[int, float, bool]] = []
+    results: list[tuple[int, float, bool, bool]] = []
     errors = 0
     queue = iter(range(requests))
     own = ClusterConnection(conn.kubeconfig_paths, conn.context, timeout=conn.timeout, pool_size=concurrency + 2)
@@ -396,7 +402,7 @@ async def load_test(conn: ClusterConnection, row: EndpointRow, body: Any, path: 
         nonlocal errors
         for _ in queue:
             result = await invoke(own, row, data, path, timeout=timeout, check=False)
-            results.append((result.status, result.latency_ms, bool(result.cut)))
+            results.append((result.status, result.latency_ms, bool(result.cut), bool(result.stream_error)))
             if not result.ok:
                 errors += 1
             if on_progress is not None:
