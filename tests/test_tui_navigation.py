@@ -216,6 +216,35 @@ async def test_a_cell_that_grows_widens_its_column_and_one_that_shrinks_is_shown
         assert table.get_row_at(0)[3] == "HyperPodPyTorchJob"
 
 
+async def test_a_reorder_keeps_the_view_where_the_user_scrolled_it() -> None:
+    """Rows sorted by STATE change order as states change: the table is rebuilt, and the view must not jump back
+    to the top left (a user scrolled right to read a long column, or down a long list)."""
+    def rows(states: dict[int, str]) -> list[Row]:
+        return [Row(f"ns/job-{i:02}", (f"job-{i:02}", states.get(i, "Running"), "x" * 150, f"url-{i:02}"))
+                for i in range(60)]
+
+    app = HyperdeskApp(Settings())
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = ResourceTable(["NAME", "STATE", "MESSAGE", "URL"])
+        await app.screen.mount(table)
+        table.set_rows(rows({}))
+        table.sort_by("STATE")
+        table.focus()
+        await pilot.pause()
+        table.move_cursor(row=40, animate=False)
+        await pilot.pause()
+        table.scroll_to(x=60, animate=False, immediate=True)
+        await pilot.pause()
+        x, y = table.scroll_x, table.scroll_y
+        assert x == 60 and y > 0 and table.cursor_key == "ns/job-40"
+        table.set_rows(rows({3: "Failed"}))  # job-03 sorts first now: every row above the cursor moves
+        await pilot.pause()
+        await pilot.pause()
+        assert [r.key.value for r in table.ordered_rows][:2] == ["ns/job-03", "ns/job-00"]
+        assert table.cursor_key == "ns/job-40"
+        assert (table.scroll_x, table.scroll_y) == (x, y)
+
+
 async def test_help_lists_every_binding_of_the_focused_pane() -> None:
     app = HyperdeskApp(Settings())
     async with app.run_test(size=(120, 50)) as pilot:
