@@ -132,3 +132,24 @@ def test_manifests_and_bodies_that_are_not_text_files_are_refused_in_one_line(
         assert result.returncode == 2, (name, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"hyperdesk: error: {message}"), (name, lines)
+
+
+async def test_a_failure_while_listing_is_not_called_a_kubeconfig_error(bare_cluster, caplog) -> None:
+    """Only opening the connection and discovery are the kubeconfig's fault; a bug in a kind's listing is named as
+    the listing's failure and its traceback goes to the log."""
+    import logging
+
+    from app.cluster.kubeconfig import load_kubeconfig
+    from app.config import Settings
+    from app.get import GetContext, GetError, _with_cluster
+
+    ctx = GetContext(Settings(), load_kubeconfig(str(bare_cluster.kubeconfig_path)), None, kind="endpoints")
+
+    async def work(connection, discovery) -> list:
+        assert discovery.serves("pods")
+        return [{}["metadata"]]  # an object of an unexpected shape
+
+    with caplog.at_level(logging.ERROR, logger="hyperdesk"), pytest.raises(GetError) as failed:
+        await _with_cluster(ctx, work)
+    assert str(failed.value) == "get endpoints failed: KeyError: 'metadata'"
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [KeyError]
