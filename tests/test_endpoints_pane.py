@@ -123,6 +123,7 @@ async def test_invoke_stream_bad_json_load_run_and_not_ready(serving_cluster) ->
 
 async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) -> None:
     from app.screens.dialogs import ChoiceScreen, ConfirmScreen
+    from app.screens.endpoint_detail import EndpointDetailScreen
 
     kubectl = demo_kubectl(bare_cluster)
     create(bare_cluster, jumpstart("pane-model"))
@@ -150,7 +151,14 @@ async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) ->
         await wait_for(pilot, lambda: [s.strip() for s in cell_texts(table, "STATE")] == ["DeletionPending"], timeout=10)
         bare_cluster.advance(4)
         await wait_for(pilot, lambda: [s.strip() for s in cell_texts(table, "STATE")] == ["DeletionInProgress"], timeout=10)
+        await pilot.press("d")  # the detail view stays open while the endpoint goes
+        screen = app.screen
+        assert isinstance(screen, EndpointDetailScreen)
         bare_cluster.advance(30)
+        await wait_for(pilot, lambda: "no longer exists" in str(screen.query_one("#detail-summary").render()),
+                       timeout=10)
+        await wait_for(pilot, lambda: screen.metrics_line == "the endpoint no longer exists", timeout=10)
+        await pilot.press("escape")
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == [], timeout=10)
         assert kubectl.run("get", "jumpstartmodel", "pane-model", "-n", NAMESPACE, check=False).returncode == 1
 

@@ -51,8 +51,10 @@ def open_detail(app: Any, key: str) -> None:
 
     async def metrics() -> str:
         engine, row = app.engine, row_for(app, key)
-        if engine is None or row is None:
+        if engine is None:
             return "not connected"
+        if row is None:
+            return "the endpoint no longer exists"
         pods_store = stores(app).get("pods") or {}
         pods = [pods_store[p] for p in row.pods if p in pods_store]
         figures = await read_figures(engine.connection, pods)
