@@ -204,7 +204,7 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 sys.stdout.write("\n")
             elif result.status:
                 print(result.pretty())
-            print(result.describe(), file=sys.stderr)
+            print(result.describe() + (" (--timeout)" if result.timed_out else ""), file=sys.stderr)
         return EXIT_OK if result.ok else EXIT_FAILURE
 
     return _run(settings, kubeconfig, work, "invoke")

@@ -77,6 +77,16 @@ def test_invoke_streams_and_reports_model_errors(serving_cluster) -> None:
     assert "400 from the model server" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_a_model_slower_than_the_timeout_is_not_called_an_api_server_failure(serving_cluster) -> None:
+    prompt = " ".join(["word"] * 200)  # the simulated model takes 860 ms or more for it
+    slow = hyperdesk(serving_cluster, "invoke", "deepseek-small", "-n", NAMESPACE, "--protocol", "sagemaker",
+                     "--body", json.dumps({"inputs": prompt}), "--timeout", "0.3")
+    assert slow.returncode == 1
+    line = slow.stderr.strip()
+    assert line.startswith("no answer after ") and line.endswith(": no answer from the model within 0.3 s (--timeout)")
+    assert serving_cluster.url.split("//")[1] not in line, "the API server answered: it is not named as the culprit"
+
+
 def test_bad_input_is_refused_before_sending(serving_cluster) -> None:
     broken = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body", '{"instances": [1,]}')
     assert broken.returncode == 2

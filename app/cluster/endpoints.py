@@ -155,6 +155,8 @@ class InvokeResult:
     """The answer was longer than MAX_RESPONSE_BYTES and the rest was not read (deliberately)."""
     stream_error: str = ""
     """The message of an error event in a streamed answer (sent after its 200 status), empty when none."""
+    timed_out: bool = False
+    """No answer came within the timeout: the model is slow (or stuck), not the API server down."""
 
     @property
     def ok(self) -> bool:
@@ -355,7 +357,11 @@ async def invoke(conn: ClusterConnection, row: EndpointRow, body: Any, path: str
                 if isinstance(exc, asyncio.TimeoutError):
                     cut = f"no data for {timeout:g} s"
     except ApiError as exc:
-        return InvokeResult(0, str(exc), (time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
+        if exc.status == 0 and str(exc).endswith(" in time") and latency >= timeout * 1000 * 0.95:
+            # the wait for the headers (sock_read) ran out: the API server is there, its proxy waits on the model
+            return InvokeResult(0, f"no answer from the model within {timeout:g} s", latency, timed_out=True)
+        return InvokeResult(0, str(exc), latency)
     latency = (time.perf_counter() - started) * 1000
     text = b"".join(chunks).decode("utf-8", "replace")
     if not chunks and cut:
