@@ -86,11 +86,16 @@ async def test_invoke_stream_bad_json_load_run_and_not_ready(serving_cluster) ->
         screen = app.screen
         assert isinstance(screen, InvokeScreen)
         assert '"messages"' in screen.query_one("#invoke-body", TextArea).text  # the OpenAI chat template first
+        prompt = " ".join(["hello"] * 200)  # the simulated model streams its answer over about 860 ms
         screen.query_one("#invoke-body", TextArea).text = (
-            '{"model": "clip", "stream": true, "messages": [{"role": "user", "content": "hello"}]}')
+            '{"model": "clip", "stream": true, "messages": [{"role": "user", "content": "%s"}]}' % prompt)
         await pilot.press("ctrl+s")
+        # shown as it arrives: part of the answer is on screen while the stream is still going
+        await wait_for(pilot, lambda: "streaming…" in screen.status_text and screen.response_text, timeout=10)
+        partial = screen.response_text
         await wait_for(pilot, lambda: screen.status_text.startswith("200 from the model server"), timeout=10)
         assert screen.response_text.startswith("[demo completion from clip]")
+        assert partial and len(partial) < len(screen.response_text) and screen.response_text.startswith(partial)
 
         await pilot.press("ctrl+t")  # the KServe v1 template and path
         assert screen.query_one("#invoke-path", Input).value == "/v1/models/clip:predict"
