@@ -259,8 +259,11 @@ async def test_scale_up_and_down_is_seen_through_the_watch(bare_cluster) -> None
         await until(lambda r: r["scaled"].ready_text == "3/3" and len(r["scaled"].pods) == 3
                     and r["scaled-isvc"].replicas_ready == 4, "scaled up")
         await ep.scale(conn, rows()["scaled"], 1, readonly=False, discovery=engine.discovery)
+        how = await ep.scale(conn, rows()["scaled-isvc"], 1, readonly=False, discovery=engine.discovery)
+        assert how == "minReplicas set to 1; KServe's autoscaler runs it between 1 and 4 replicas"  # max kept
         await asyncio.to_thread(bare_cluster.advance, 5)
-        await until(lambda r: r["scaled"].ready_text == "1/1" and len(r["scaled"].pods) == 1, "scaled down")
+        await until(lambda r: r["scaled"].ready_text == "1/1" and len(r["scaled"].pods) == 1
+                    and r["scaled-isvc"].replicas_ready == 1 and r["scaled-isvc"].autoscaling == (1, 4), "scaled down")
     finally:
         await engine.close()
 
