@@ -57,8 +57,22 @@ async def test_failed_deployments_say_why(serving_cluster) -> None:
     assert broken.state == "FailedToLoad" and "unsupported storage URI scheme" in broken.reason
 
 
-async def test_pending_and_in_progress_states(bare_cluster) -> None:
-    create(bare_cluster, jumpstart("fresh"), inference_service("fresh-isvc"))
+HYPERPOD_MANIFESTS = pytest.mark.parametrize("manifest", [jumpstart, endpoint_config],
+                                             ids=["JumpStartModel", "InferenceEndpointConfig"])
+
+
+@HYPERPOD_MANIFESTS
+async def test_a_failed_deployment_says_why_for_each_hyperpod_kind(bare_cluster, manifest) -> None:
+    create(bare_cluster, manifest("too-big", instance_type="ml.g5.48xlarge"))
+    bare_cluster.advance(90)
+    failed = (await _rows(bare_cluster))["too-big"]
+    assert (failed.kind, failed.state, failed.replicas_ready) == (manifest()["kind"], "DeploymentFailed", 0)
+    assert failed.reason.startswith("InstanceTypeNotAvailable: Instance type ml.g5.48xlarge is not available")
+
+
+@HYPERPOD_MANIFESTS
+async def test_pending_and_in_progress_states(bare_cluster, manifest) -> None:
+    create(bare_cluster, manifest("fresh"), inference_service("fresh-isvc"))
     bare_cluster.advance(1)
     rows = await _rows(bare_cluster)
     assert (rows["fresh"].state, rows["fresh-isvc"].state) == ("DeploymentPending", "Pending")
