@@ -65,6 +65,21 @@ def test_invoke_once_and_as_a_load_test(serving_cluster, tmp_path) -> None:
     assert figures["path"] == "/v2/models/clip/infer"
 
 
+def test_invoke_prints_a_stream_as_it_arrives(serving_cluster) -> None:
+    prompt = " ".join(["hello"] * 200)  # the simulated model streams its answer over about 860 ms
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERDESK_")}
+    body = json.dumps({"messages": [{"role": "user", "content": prompt}], "stream": True})
+    with subprocess.Popen([sys.executable, "-m", "app", "invoke", "clip", "-n", NAMESPACE, "--body", body],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**env, "KUBECONFIG": str(serving_cluster.kubeconfig_path)}) as process:
+        first = os.read(process.stdout.fileno(), 65536)  # what arrived first, while the model is still answering
+        assert first and process.poll() is None, "the first words are printed before the answer is complete"
+        rest = process.stdout.read()
+        assert process.wait(timeout=120) == 0, process.stderr.read()
+    text = (first + rest).decode()
+    assert text.startswith("[demo completion from clip]") and len(first) < len(text.rstrip("\n"))
+
+
 def test_invoke_streams_and_reports_model_errors(serving_cluster) -> None:
     stream = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body",
                        '{"messages": [{"role": "user", "content": "hi"}], "stream": true}')
