@@ -95,12 +95,10 @@ def _run(settings: Any, kubeconfig: Any, work: Any, doing: str) -> int:
     return run_headless(main, doing)
 
 
-async def _find(connection: Any, discovery: Any, ref: str, lookup: str | None) -> Any:
-    from app.cluster import endpoints as ep
+async def _find(connection: Any, discovery: Any, ref: str, lookup: str | None, services: bool = False) -> Any:
+    from app.cluster.endpoints import find_endpoint
 
-    warnings: list[str] = []
-    rows = await ep.fetch_endpoints(connection, discovery, lookup, warnings)
-    return ep.match_endpoint(ref, rows, lookup, warnings)
+    return await find_endpoint(connection, discovery, ref, lookup, services=services)
 
 
 def _read_body(spec: str) -> str:
@@ -154,7 +152,7 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         from app.cluster import endpoints as ep
         from app.model.endpoints import StreamText
 
-        row = await _find(connection, discovery, args.endpoint, lookup)
+        row = await _find(connection, discovery, args.endpoint, lookup, services=True)
         protocols = row.protocols()
         if args.list_protocols:
             for p in protocols:

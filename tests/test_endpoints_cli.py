@@ -165,12 +165,29 @@ def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
     assert kubectl.run("get", "jumpstartmodel", "mixed", "-n", NAMESPACE, check=False).returncode == 1
 
     bare_cluster.advance(60)
+    seen: list[str] = []
+
+    async def record(request, info) -> None:
+        seen.append(f"{request.method} {request.path_qs}")
+
+    listed = json.loads(hyperdesk(bare_cluster, "get", "endpoints", "-n", NAMESPACE, "-o", "json").stdout)
+    ready_before = next(i["replicas_ready"] for i in listed if i["name"] == "cli-model")
+    bare_cluster.cluster.server.api.add_request_hook(record)
     refused = hyperdesk(bare_cluster, "scale", "cli-model", "-n", NAMESPACE, "--replicas", "2", "--readonly")
     assert refused.returncode == 2 and "read-only" in refused.stderr
     assert kubectl.json("get", "jumpstartmodel", "cli-model", "-n", NAMESPACE)["spec"]["replicas"] == 1
     scaled = hyperdesk(bare_cluster, "scale", "jumpstartmodel/cli-model", "-n", NAMESPACE, "--replicas", "2")
     assert scaled.returncode == 0, scaled.stderr
     assert f"JumpStartModel {NAMESPACE}/cli-model: replicas set to 2 (scale subresource)" in scaled.stdout
+    assert f"(was {ready_before}/1 ready)" in scaled.stdout, "the same readiness as the full listing's"
+    # resolved from the endpoint kinds' lists; then only its own pods, by its selector: no Service, no other pod
+    lists = [r for r in seen if r.startswith("GET /api/v1/")]
+    assert lists == [f"GET /api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app%3Dcli-model"], lists
+    seen.clear()
+    across = hyperdesk(bare_cluster, "invoke", "cli-model", "-A", "--path", "/invocations", "--body", '{"inputs": "x"}')
+    assert across.returncode == 1 and "is not ready (DeploymentInProgress" in across.stderr  # scaling: refused
+    lists = sorted(r.split("?")[0] for r in seen if r.startswith("GET /api/v1/"))
+    assert lists == [f"GET /api/v1/namespaces/{NAMESPACE}/pods", f"GET /api/v1/namespaces/{NAMESPACE}/services"], lists
     assert kubectl.json("get", "jumpstartmodel", "cli-model", "-n", NAMESPACE)["spec"]["replicas"] == 2
 
     gone = hyperdesk(bare_cluster, "undeploy", "cli-config", "-n", NAMESPACE)

@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable
 from app.cluster.actions import EXIT_BAD_INPUT, EXIT_FAILURE, ActionError, refuse_if_readonly
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS, kubectl_names, split_kind_ref
-from app.model.endpoints import (ENDPOINT_KINDS, HYPERPOD_KINDS, EndpointRow, LoadSummary, endpoint_rows, pod_ready,
-                                 protocols, stream_error, summarize)
+from app.model.endpoints import (ENDPOINT_KINDS, HYPERPOD_KINDS, EndpointRow, LoadSummary, endpoint_row_of,
+                                 endpoint_rows, pod_ready, pod_selector, protocols, stream_error, summarize)
 
 Obj = dict[str, Any]
 
@@ -49,8 +49,8 @@ def _version(store: str, discovery: Any) -> str:
 
 # --------------------------------------------------------------------------------------------------- listing
 
-async def _list(conn: ClusterConnection, path: str) -> dict[str, Obj]:
-    answer = await conn.request("GET", path)
+async def _list(conn: ClusterConnection, path: str, query: dict[str, Any] | None = None) -> dict[str, Obj]:
+    answer = await conn.request("GET", path, query)
     out = {}
     for item in (answer or {}).get("items") or ():
         meta = item.get("metadata") or {}
@@ -64,15 +64,19 @@ def forbidden_line(store: str, namespace: str | None) -> str:
 
 
 async def fetch_stores(conn: ClusterConnection, discovery: Any, namespace: str | None,
-                       warnings: list[str] | None = None) -> dict[str, dict[str, Obj]]:
-    """What `endpoint_rows` needs, listed once. A kind the user may not list is left out and said in `warnings`
-    (`cannot list X in NS (forbidden)`); a kind the server lacks (404) is left out; other failures raise."""
+                       warnings: list[str] | None = None,
+                       names: Iterable[str] = (*ENDPOINT_KINDS, "pods", "services"),
+                       label_selector: str | None = None) -> dict[str, dict[str, Obj]]:
+    """What `endpoint_rows` needs (or the stores `names`, pods picked by `label_selector`), listed once. A kind the
+    user may not list is left out and said in `warnings` (`cannot list X in NS (forbidden)`); a kind the server
+    lacks (404) is left out; other failures raise."""
     async def kind(name: str) -> tuple[str, dict[str, Obj]]:
         version = discovery.version(name)
         if not version:
             return name, {}
+        query = {"labelSelector": label_selector} if label_selector and name == "pods" else None
         try:
-            return name, await _list(conn, KINDS[name].path(version, namespace))
+            return name, await _list(conn, KINDS[name].path(version, namespace), query)
         except ApiError as exc:
             if exc.status == 403:
                 if warnings is not None:
@@ -82,18 +86,23 @@ async def fetch_stores(conn: ClusterConnection, discovery: Any, namespace: str |
                 return name, {}
             raise
 
-    parts = await asyncio.gather(*(kind(n) for n in (*ENDPOINT_KINDS, "pods", "services")))
+    parts = await asyncio.gather(*(kind(n) for n in names))
     return dict(parts)
+
+
+def _served(discovery: Any) -> list[str]:
+    served = [k for k in ENDPOINT_KINDS if discovery.serves(k)]
+    if not served:
+        raise EndpointError("this cluster serves no inference endpoints (neither the HyperPod inference operator's "
+                            "JumpStartModel/InferenceEndpointConfig nor KServe's InferenceService)", EXIT_FAILURE)
+    return served
 
 
 async def fetch_endpoints(conn: ClusterConnection, discovery: Any, namespace: str | None,
                           warnings: list[str] | None = None) -> list[EndpointRow]:
     """The Endpoints pane's rows, fetched once (the CLI): `namespace` None lists every namespace. What the user may
     not list is added to `warnings`; when that is every endpoint kind the cluster serves, EndpointError."""
-    served = [k for k in ENDPOINT_KINDS if discovery.serves(k)]
-    if not served:
-        raise EndpointError("this cluster serves no inference endpoints (neither the HyperPod inference operator's "
-                            "JumpStartModel/InferenceEndpointConfig nor KServe's InferenceService)", EXIT_FAILURE)
+    served = _served(discovery)
     said: list[str] = []
     stores = await fetch_stores(conn, discovery, namespace, said)
     if all(forbidden_line(k, namespace) in said for k in served):
@@ -101,6 +110,27 @@ async def fetch_endpoints(conn: ClusterConnection, discovery: Any, namespace: st
     if warnings is not None:
         warnings.extend(said)
     return endpoint_rows(stores)
+
+
+async def find_endpoint(conn: ClusterConnection, discovery: Any, ref: str, namespace: str | None, *,
+                        services: bool = False) -> EndpointRow:
+    """The one endpoint `ref` names (`namespace` None: in any namespace), for `scale`, `undeploy` and `invoke`.
+
+    Resolved from the endpoint kinds' lists alone; then only its own pods are listed (by its selector, in its
+    namespace: its readiness), and with `services` its namespace's Services (where invoke sends). Never every pod
+    and Service in scope, which on a large cluster with -A is tens of thousands of objects."""
+    served = _served(discovery)
+    store, _ = split_ref(ref)
+    said: list[str] = []
+    kinds = [k for k in served if store in (None, k)]
+    stores = await fetch_stores(conn, discovery, namespace, said, kinds)
+    if kinds and all(forbidden_line(k, namespace) in said for k in kinds):
+        raise EndpointError("; ".join(forbidden_line(k, namespace) for k in kinds), EXIT_FAILURE)
+    row = match_endpoint(ref, endpoint_rows(stores), namespace, said)
+    obj = stores[row.store][f"{row.namespace}/{row.name}"]
+    joined = await fetch_stores(conn, discovery, row.namespace, None, ("pods", "services") if services else ("pods",),
+                                label_selector=pod_selector(row.store, obj))
+    return endpoint_row_of(row.store, obj, joined)
 
 
 _NAMES = kubectl_names(ENDPOINT_KINDS, {"isvc": "inferenceservices", "jsm": "jumpstartmodels",

@@ -250,6 +250,11 @@ def _pairs(store: str, obj: Obj) -> list[tuple[str, str]]:
     return [(KSERVE_LABEL, name), KSERVE_COMPONENT]
 
 
+def pod_selector(store: str, obj: Obj) -> str:
+    """The label selector (`k=v,k2=v2`) that picks the endpoint's model server pods, as `endpoint_pods` does."""
+    return ",".join(f"{k}={v}" for k, v in _pairs(store, obj))
+
+
 def endpoint_pods(store: str, obj: Obj, pods: Iterable[Obj] | _Index) -> list[Obj]:
     """The endpoint's model server pods: those its `status.selector` (HyperPod) or KServe's predictor labels pick."""
     index = pods if isinstance(pods, _Index) else _Index(pods, ())
