@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(**{k: v for k, v in options.items() if v is not None})
 
     if settings.log_file:
-        _start_log(settings.log_file, args.command)
+        unusable = _start_log(settings.log_file, args.command)
+        if unusable:
+            return _fail(unusable, EXIT_USAGE)
 
     from app.cluster.kubeconfig import KubeconfigError, load_kubeconfig
 
@@ -167,7 +169,9 @@ def _demo(demo_args: list[str], options: dict[str, Any]) -> int:
         startup_errors.append(f"{exc} — starting with defaults")
         settings = Settings(**{k: v for k, v in options.items() if v is not None})
     if settings.log_file:
-        _start_log(settings.log_file, "demo")
+        unusable = _start_log(settings.log_file, "demo")
+        if unusable:
+            return _fail(unusable, EXIT_USAGE)
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -204,14 +208,25 @@ def _demo(demo_args: list[str], options: dict[str, Any]) -> int:
         signal.signal(signal.SIGTERM, previous_term)
 
 
-def _start_log(path: str, command: str | None) -> None:
-    """The log file (flag, HYPERDESK_LOG_FILE or config), readable by its owner only."""
+def _start_log(path: str, command: str | None) -> str | None:
+    """The log file (flag, HYPERDESK_LOG_FILE or config), readable by its owner only (an existing file's mode is
+    narrowed too); or the one line saying why it cannot be opened."""
     import os
+    import stat
 
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/null's or a terminal's mode
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"cannot open the log file {path}: {exc.strerror or exc}"
     logging.basicConfig(filename=path, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("hyperdesk").info("hyperdesk %s: %s", __version__, command or "tui")
+    return None
 
 
 def run_headless(main: Any, doing: str) -> int:
@@ -329,15 +344,10 @@ def _job_command(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> in
 
 
 def _read_manifest(path: str) -> list[dict[str, Any]]:
-    from app.cluster.actions import EXIT_BAD_INPUT, ActionError, parse_manifest
+    from app.cluster.actions import parse_manifest
+    from app.cluster.files import read_text_file
 
-    try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
-    except OSError as exc:
-        raise ActionError(f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
-    except UnicodeDecodeError:
-        raise ActionError(f"{path} is not UTF-8 text", EXIT_BAD_INPUT) from None
-    return parse_manifest(text, "<stdin>" if path == "-" else path)
+    return parse_manifest(read_text_file(path, stdin=True), "<stdin>" if path == "-" else path)
 
 
 async def _submit(connection: Any, args: argparse.Namespace, settings: Any, kubeconfig: Any,

@@ -17,8 +17,6 @@ import sys
 from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-MAX_BODY_BYTES = 16 * 1024 * 1024
-"""A request body or manifest larger than this is refused before anything is sent."""
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -97,38 +95,27 @@ def _run(settings: Any, kubeconfig: Any, work: Any, doing: str) -> int:
     return run_headless(main, doing)
 
 
-async def _find(connection: Any, discovery: Any, ref: str, lookup: str | None) -> Any:
-    from app.cluster import endpoints as ep
+async def _find(connection: Any, discovery: Any, ref: str, lookup: str | None, services: bool = False) -> Any:
+    from app.cluster.endpoints import find_endpoint
 
-    warnings: list[str] = []
-    rows = await ep.fetch_endpoints(connection, discovery, lookup, warnings)
-    return ep.match_endpoint(ref, rows, lookup, warnings)
+    return await find_endpoint(connection, discovery, ref, lookup, services=services)
 
 
 def _read_body(spec: str) -> str:
-    """`spec` itself, or the text of the file `@PATH` (`@-`: standard input), at most MAX_BODY_BYTES."""
+    """`spec` itself, or the text of the file `@PATH` (`@-`: standard input), through the shared file reader."""
     from app.cluster.actions import EXIT_BAD_INPUT, ActionError
+    from app.cluster.files import read_text_file
 
     if not spec.startswith("@"):
-        data = spec.encode("utf-8", "surrogateescape")
-        path = "--body"
-    else:
-        path = spec[1:]
         try:
-            if path == "-":
-                data = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
-            else:
-                with open(path, "rb") as file:
-                    data = file.read(MAX_BODY_BYTES + 1)
-        except OSError as exc:
-            raise ActionError(f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
-    if len(data) > MAX_BODY_BYTES:
-        raise ActionError(f"{path} is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB; nothing was sent",
-                          EXIT_BAD_INPUT)
+            spec.encode("utf-8")  # an argument of non-UTF-8 bytes arrives with lone surrogates
+        except UnicodeEncodeError:
+            raise ActionError("--body is not UTF-8 text; nothing was sent", EXIT_BAD_INPUT) from None
+        return spec
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ActionError(f"{path} is not UTF-8 text", EXIT_BAD_INPUT) from None
+        return read_text_file(spec[1:], stdin=True)
+    except ActionError as exc:
+        raise ActionError(f"{exc}; nothing was sent", exc.exit_code) from None
 
 
 def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
@@ -150,6 +137,11 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             from app.cluster.endpoints import check_load
 
             check_load(args.requests, args.concurrency if args.concurrency is not None else 10)
+        if args.path is not None:
+            from app.cluster.endpoints import check_path, check_readonly_ref_path
+
+            check_path(args.path)
+            check_readonly_ref_path(args.endpoint, args.path, settings.readonly)  # before any request
     except BodyError as exc:
         return _fail(f"--body: {exc}; nothing was sent", EXIT_USAGE)
     except ActionError as exc:
@@ -160,7 +152,7 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         from app.cluster import endpoints as ep
         from app.model.endpoints import StreamText
 
-        row = await _find(connection, discovery, args.endpoint, lookup)
+        row = await _find(connection, discovery, args.endpoint, lookup, services=True)
         protocols = row.protocols()
         if args.list_protocols:
             for p in protocols:
@@ -210,7 +202,7 @@ def _invoke(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
                 sys.stdout.write("\n")
             elif result.status:
                 print(result.pretty())
-            print(result.describe(), file=sys.stderr)
+            print(result.describe() + (" (--timeout)" if result.timed_out else ""), file=sys.stderr)
         return EXIT_OK if result.ok else EXIT_FAILURE
 
     return _run(settings, kubeconfig, work, "invoke")
@@ -241,12 +233,13 @@ def _scale(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
 def _deploy(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
     from app.cluster.actions import ActionError, parse_manifest, refuse_if_readonly
     from app.cluster.endpoints import check_endpoint_manifest
+    from app.cluster.files import read_text_file
 
     try:
         if not args.dry_run:
             refuse_if_readonly(settings.readonly, f"deploying {args.file}")
         source = "<stdin>" if args.file == "-" else args.file
-        documents = parse_manifest(_read_body("@" + args.file), source)
+        documents = parse_manifest(read_text_file(args.file, stdin=True), source)
         check_endpoint_manifest(documents, source)
     except ActionError as exc:
         return _fail(str(exc), exc.exit_code)

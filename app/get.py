@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TextIO
@@ -34,6 +35,8 @@ class GetContext:
     """None: all namespaces."""
     options: dict[str, Any] = field(default_factory=dict)
     """The `get` options an area adds for its kinds (`--idle`, `--experiment`...), by argparse dest; None when unset."""
+    kind: str = ""
+    """The kind being listed (`run` sets it): what a failure's message names."""
 
 
 Fetch = Callable[[GetContext], "list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]"]
@@ -79,6 +82,7 @@ def run(name: str, output: str, ctx: GetContext, out: TextIO = sys.stdout) -> No
     for dest, value in ctx.options.items():
         if value is not None and dest not in kind.options:
             raise GetError(f"--{dest.replace('_', '-')} does not apply to {kind.name}", exit_code=2)
+    ctx.kind = kind.name
     result = kind.fetch(ctx)
     if hasattr(result, "__await__"):
         import asyncio
@@ -149,14 +153,23 @@ async def _with_cluster(ctx: GetContext, work: Callable[[Any, Any], Awaitable[li
         raise GetError(missing_context(ctx.kubeconfig, ctx.settings.context), exit_code=2)
     connection = ClusterConnection(list(ctx.kubeconfig.paths) or None, ctx.settings.context)
     try:
-        await connection.open()  # credentials once, before the concurrent discovery requests
-        return await work(connection, await discover(connection))
-    except ApiError as exc:
-        raise GetError(str(exc)) from None
-    except GetError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a kubeconfig the client cannot use, say: one line, not a traceback
-        raise GetError(f"kubeconfig: {first_line(exc)}") from None
+        try:
+            await connection.open()  # credentials once, before the concurrent discovery requests
+            discovery = await discover(connection)
+        except ApiError as exc:
+            raise GetError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - a kubeconfig the client cannot use, say: one line, not a traceback
+            raise GetError(f"kubeconfig: {first_line(exc)}") from None
+        try:
+            return await work(connection, discovery)
+        except ApiError as exc:
+            raise GetError(str(exc)) from None
+        except GetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug, not the kubeconfig: one line, the traceback in the log
+            doing = f"get {ctx.kind}" if ctx.kind else "get"
+            logging.getLogger("hyperdesk").exception("%s failed", doing)
+            raise GetError(f"{doing} failed: {type(exc).__name__}: {first_line(exc)}") from None
     finally:
         await connection.close()
 

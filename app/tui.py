@@ -472,11 +472,10 @@ class HyperdeskApp(App[None]):
             self._submit_file(path)
 
     def _submit_file(self, path: str) -> None:
+        from app.cluster.files import read_text_file
+
         try:
-            text = Path(path).expanduser().read_text(encoding="utf-8")
-            documents = actions.parse_manifest(text, path)
-        except OSError as exc:
-            self.notify(f"cannot read {path}: {exc.strerror}", title="Not submitted", severity="error", timeout=15)
+            documents = actions.parse_manifest(read_text_file(path), path)
         except actions.ActionError as exc:
             self.notify(str(exc), title="Not submitted", severity="error", timeout=15)
         else:
@@ -541,7 +540,7 @@ class HyperdeskApp(App[None]):
         except (actions.ActionError, ApiError) as exc:
             self.notify(f"cannot open {row.name}: {exc}", severity="error")
             return
-        edited = self._run_editor(original, f"{row.name}.yaml")
+        edited = await self._run_editor(original, f"{row.name}.yaml")
         if edited is None or edited == original:
             self.notify("not changed")
             return
@@ -553,15 +552,16 @@ class HyperdeskApp(App[None]):
             return
         self.notify(f"applied {result}")
 
-    def _run_editor(self, text: str, name: str) -> str | None:
-        """Suspend the app, run $EDITOR (or vi) on a private temporary file, read it back."""
+    async def _run_editor(self, text: str, name: str) -> str | None:
+        """Suspend the app, run $EDITOR (or vi) on a private temporary file, read it back. The editor runs in a
+        thread: the loop keeps serving the app's tunnels, watches and probe while the user edits."""
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
         with tempfile.TemporaryDirectory(prefix="hyperdesk-edit-") as directory:
             path = Path(directory) / name
             path.write_text(text, encoding="utf-8")
             try:
                 with self.suspend():
-                    subprocess.run([*shlex.split(editor), str(path)], check=False)
+                    await asyncio.to_thread(subprocess.run, [*shlex.split(editor), str(path)], check=False)
             except (OSError, SuspendNotSupported) as exc:
                 self.notify(f"cannot run the editor {editor!r}: {exc}", severity="error")
                 return None

@@ -86,3 +86,70 @@ def test_log_file_from_flag_or_environment_is_private(tmp_path: Path) -> None:
     for log in (flag_log, env_log):
         assert "hyperdesk 0." in log.read_text() and ": get" in log.read_text()
         assert log.stat().st_mode & 0o077 == 0, "only its owner may read the log"
+
+
+def test_an_existing_log_file_is_made_private_and_an_unusable_one_is_one_line(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"prod": "https://10.0.0.1"}, current="prod")
+    existing = tmp_path / "existing.log"
+    existing.write_text("an earlier run\n")
+    existing.chmod(0o644)
+    assert hyperdesk("--log-file", str(existing), "--kubeconfig", str(kubeconfig), "get", "contexts").returncode == 0
+    assert existing.stat().st_mode & 0o777 == 0o600
+    assert existing.read_text().startswith("an earlier run\n"), "appended to, not replaced"
+
+    for args in (("get", "contexts"), ("demo",)):  # the demo fails before its cluster starts
+        result = hyperdesk("--log-file", "/nonexistent/dir/x.log", "--kubeconfig", str(kubeconfig), *args)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == ("hyperdesk: error: cannot open the log file /nonexistent/dir/x.log: "
+                                         "No such file or directory"), args
+
+
+@pytest.fixture
+def unreadable_files(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """name -> (path, what the one-line refusal says) for files that are not a manifest or body to read: a binary,
+    a FIFO nobody writes to (reading it would block), /dev/zero (endless, and of size 0), a directory, too large."""
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe" * 100)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    large = tmp_path / "large.yaml"
+    with large.open("wb") as file:
+        file.truncate(16 * 1024 * 1024 + 1)
+    return {"binary": (str(binary), f"{binary} is not UTF-8 text"),
+            "fifo": (str(fifo), f"cannot read {fifo}: not a regular file"),
+            "zero": ("/dev/zero", "cannot read /dev/zero: not a regular file"),
+            "directory": (str(tmp_path), f"cannot read {tmp_path}: "),
+            "large": (str(large), f"{large} is larger than 16 MiB")}
+
+
+@pytest.mark.parametrize("verb", ["submit", "deploy", "invoke"])
+def test_manifests_and_bodies_that_are_not_text_files_are_refused_in_one_line(
+        unreadable_files: dict[str, tuple[str, str]], verb: str, tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"prod": "https://127.0.0.1:9"}, current="prod")
+    for name, (path, message) in unreadable_files.items():
+        args = ("invoke", "some-model", "--body", f"@{path}") if verb == "invoke" else (verb, path)
+        result = hyperdesk("--kubeconfig", str(kubeconfig), *args)
+        assert result.returncode == 2, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"hyperdesk: error: {message}"), (name, lines)
+
+
+async def test_a_failure_while_listing_is_not_called_a_kubeconfig_error(bare_cluster, caplog) -> None:
+    """Only opening the connection and discovery are the kubeconfig's fault; a bug in a kind's listing is named as
+    the listing's failure and its traceback goes to the log."""
+    import logging
+
+    from app.cluster.kubeconfig import load_kubeconfig
+    from app.config import Settings
+    from app.get import GetContext, GetError, _with_cluster
+
+    ctx = GetContext(Settings(), load_kubeconfig(str(bare_cluster.kubeconfig_path)), None, kind="endpoints")
+
+    async def work(connection, discovery) -> list:
+        assert discovery.serves("pods")
+        return [{}["metadata"]]  # an object of an unexpected shape
+
+    with caplog.at_level(logging.ERROR, logger="hyperdesk"), pytest.raises(GetError) as failed:
+        await _with_cluster(ctx, work)
+    assert str(failed.value) == "get endpoints failed: KeyError: 'metadata'"
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [KeyError]

@@ -65,6 +65,21 @@ def test_invoke_once_and_as_a_load_test(serving_cluster, tmp_path) -> None:
     assert figures["path"] == "/v2/models/clip/infer"
 
 
+def test_invoke_prints_a_stream_as_it_arrives(serving_cluster) -> None:
+    prompt = " ".join(["hello"] * 200)  # the simulated model streams its answer over about 860 ms
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERDESK_")}
+    body = json.dumps({"messages": [{"role": "user", "content": prompt}], "stream": True})
+    with subprocess.Popen([sys.executable, "-m", "app", "invoke", "clip", "-n", NAMESPACE, "--body", body],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**env, "KUBECONFIG": str(serving_cluster.kubeconfig_path)}) as process:
+        first = os.read(process.stdout.fileno(), 65536)  # what arrived first, while the model is still answering
+        assert first and process.poll() is None, "the first words are printed before the answer is complete"
+        rest = process.stdout.read()
+        assert process.wait(timeout=120) == 0, process.stderr.read()
+    text = (first + rest).decode()
+    assert text.startswith("[demo completion from clip]") and len(first) < len(text.rstrip("\n"))
+
+
 def test_invoke_streams_and_reports_model_errors(serving_cluster) -> None:
     stream = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body",
                        '{"messages": [{"role": "user", "content": "hi"}], "stream": true}')
@@ -77,10 +92,23 @@ def test_invoke_streams_and_reports_model_errors(serving_cluster) -> None:
     assert "400 from the model server" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_a_model_slower_than_the_timeout_is_not_called_an_api_server_failure(serving_cluster) -> None:
+    prompt = " ".join(["word"] * 200)  # the simulated model takes 860 ms or more for it
+    slow = hyperdesk(serving_cluster, "invoke", "deepseek-small", "-n", NAMESPACE, "--protocol", "sagemaker",
+                     "--body", json.dumps({"inputs": prompt}), "--timeout", "0.3")
+    assert slow.returncode == 1
+    line = slow.stderr.strip()
+    assert line.startswith("no answer after ") and line.endswith(": no answer from the model within 0.3 s (--timeout)")
+    assert serving_cluster.url.split("//")[1] not in line, "the API server answered: it is not named as the culprit"
+
+
 def test_bad_input_is_refused_before_sending(serving_cluster) -> None:
     broken = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body", '{"instances": [1,]}')
     assert broken.returncode == 2
     assert "invalid JSON at line 1 column 18" in broken.stderr and "nothing was sent" in broken.stderr
+    deep = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--body", "[" * 100_000)
+    assert deep.returncode == 2 and "Traceback" not in deep.stderr
+    assert deep.stderr.strip() == "hyperdesk: error: --body: the request body is nested too deeply to read; nothing was sent"
 
     not_ready = hyperdesk(serving_cluster, "invoke", "too-big", "-n", NAMESPACE, "--body", '{"inputs": "x"}')
     assert not_ready.returncode == 1
@@ -100,6 +128,12 @@ def test_bad_input_is_refused_before_sending(serving_cluster) -> None:
 
 
 def test_readonly_invoke_sends_inference_requests_only(serving_cluster) -> None:
+    seen: list[str] = []
+
+    async def record(request, info) -> None:
+        seen.append(f"{request.method} {request.path_qs}")
+
+    serving_cluster.cluster.server.api.add_request_hook(record)
     refused = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly",
                         "--path", "/v2/repository/models/clip/unload", "--body", "{}")
     assert refused.returncode == 2
@@ -107,6 +141,7 @@ def test_readonly_invoke_sends_inference_requests_only(serving_cluster) -> None:
     assert "nothing was sent" in refused.stderr
     load = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly", "--path", "/sleep", "-N", "2")
     assert load.returncode == 2 and "read-only" in load.stderr
+    assert seen == [], "refused before any request: no discovery, no lists"
     allowed = hyperdesk(serving_cluster, "invoke", "clip", "-n", NAMESPACE, "--readonly", "--protocol", "kserve-v1",
                         "-N", "3", "-c", "2", "-o", "json")
     assert allowed.returncode == 0, allowed.stderr
@@ -130,12 +165,29 @@ def test_scale_deploy_undeploy_and_readonly(bare_cluster, demo_kubectl) -> None:
     assert kubectl.run("get", "jumpstartmodel", "mixed", "-n", NAMESPACE, check=False).returncode == 1
 
     bare_cluster.advance(60)
+    seen: list[str] = []
+
+    async def record(request, info) -> None:
+        seen.append(f"{request.method} {request.path_qs}")
+
+    listed = json.loads(hyperdesk(bare_cluster, "get", "endpoints", "-n", NAMESPACE, "-o", "json").stdout)
+    ready_before = next(i["replicas_ready"] for i in listed if i["name"] == "cli-model")
+    bare_cluster.cluster.server.api.add_request_hook(record)
     refused = hyperdesk(bare_cluster, "scale", "cli-model", "-n", NAMESPACE, "--replicas", "2", "--readonly")
     assert refused.returncode == 2 and "read-only" in refused.stderr
     assert kubectl.json("get", "jumpstartmodel", "cli-model", "-n", NAMESPACE)["spec"]["replicas"] == 1
     scaled = hyperdesk(bare_cluster, "scale", "jumpstartmodel/cli-model", "-n", NAMESPACE, "--replicas", "2")
     assert scaled.returncode == 0, scaled.stderr
     assert f"JumpStartModel {NAMESPACE}/cli-model: replicas set to 2 (scale subresource)" in scaled.stdout
+    assert f"(was {ready_before}/1 ready)" in scaled.stdout, "the same readiness as the full listing's"
+    # resolved from the endpoint kinds' lists; then only its own pods, by its selector: no Service, no other pod
+    lists = [r for r in seen if r.startswith("GET /api/v1/")]
+    assert lists == [f"GET /api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app%3Dcli-model"], lists
+    seen.clear()
+    across = hyperdesk(bare_cluster, "invoke", "cli-model", "-A", "--path", "/invocations", "--body", '{"inputs": "x"}')
+    assert across.returncode == 1 and "is not ready (DeploymentInProgress" in across.stderr  # scaling: refused
+    lists = sorted(r.split("?")[0] for r in seen if r.startswith("GET /api/v1/"))
+    assert lists == [f"GET /api/v1/namespaces/{NAMESPACE}/pods", f"GET /api/v1/namespaces/{NAMESPACE}/services"], lists
     assert kubectl.json("get", "jumpstartmodel", "cli-model", "-n", NAMESPACE)["spec"]["replicas"] == 2
 
     gone = hyperdesk(bare_cluster, "undeploy", "cli-config", "-n", NAMESPACE)

@@ -57,8 +57,22 @@ async def test_failed_deployments_say_why(serving_cluster) -> None:
     assert broken.state == "FailedToLoad" and "unsupported storage URI scheme" in broken.reason
 
 
-async def test_pending_and_in_progress_states(bare_cluster) -> None:
-    create(bare_cluster, jumpstart("fresh"), inference_service("fresh-isvc"))
+HYPERPOD_MANIFESTS = pytest.mark.parametrize("manifest", [jumpstart, endpoint_config],
+                                             ids=["JumpStartModel", "InferenceEndpointConfig"])
+
+
+@HYPERPOD_MANIFESTS
+async def test_a_failed_deployment_says_why_for_each_hyperpod_kind(bare_cluster, manifest) -> None:
+    create(bare_cluster, manifest("too-big", instance_type="ml.g5.48xlarge"))
+    bare_cluster.advance(90)
+    failed = (await _rows(bare_cluster))["too-big"]
+    assert (failed.kind, failed.state, failed.replicas_ready) == (manifest()["kind"], "DeploymentFailed", 0)
+    assert failed.reason.startswith("InstanceTypeNotAvailable: Instance type ml.g5.48xlarge is not available")
+
+
+@HYPERPOD_MANIFESTS
+async def test_pending_and_in_progress_states(bare_cluster, manifest) -> None:
+    create(bare_cluster, manifest("fresh"), inference_service("fresh-isvc"))
     bare_cluster.advance(1)
     rows = await _rows(bare_cluster)
     assert (rows["fresh"].state, rows["fresh-isvc"].state) == ("DeploymentPending", "Pending")
@@ -193,6 +207,11 @@ def test_invalid_json_body_names_the_position() -> None:
         parse_body("  ")
 
 
+def test_a_body_nested_too_deeply_is_bad_input_not_a_crash() -> None:
+    with pytest.raises(BodyError, match="^the request body is nested too deeply to read$"):
+        parse_body("[" * 100_000)
+
+
 async def test_forbidden_proxy_is_shown_as_such(demo_cluster) -> None:
     access = {"users": [
         {"name": "admin", "token": "admin-token", "rules": [  # the default kubeconfig's: creates the endpoints
@@ -254,8 +273,11 @@ async def test_scale_up_and_down_is_seen_through_the_watch(bare_cluster) -> None
         await until(lambda r: r["scaled"].ready_text == "3/3" and len(r["scaled"].pods) == 3
                     and r["scaled-isvc"].replicas_ready == 4, "scaled up")
         await ep.scale(conn, rows()["scaled"], 1, readonly=False, discovery=engine.discovery)
+        how = await ep.scale(conn, rows()["scaled-isvc"], 1, readonly=False, discovery=engine.discovery)
+        assert how == "minReplicas set to 1; KServe's autoscaler runs it between 1 and 4 replicas"  # max kept
         await asyncio.to_thread(bare_cluster.advance, 5)
-        await until(lambda r: r["scaled"].ready_text == "1/1" and len(r["scaled"].pods) == 1, "scaled down")
+        await until(lambda r: r["scaled"].ready_text == "1/1" and len(r["scaled"].pods) == 1
+                    and r["scaled-isvc"].replicas_ready == 1 and r["scaled-isvc"].autoscaling == (1, 4), "scaled down")
     finally:
         await engine.close()
 

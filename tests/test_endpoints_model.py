@@ -34,6 +34,27 @@ def test_stream_text_survives_chunks_cut_anywhere() -> None:
         assert text == "Hello, world" and stream.done
 
 
+def test_an_error_event_in_a_stream_is_a_failure() -> None:
+    from app.cluster.endpoints import InvokeResult
+    from app.model.endpoints import stream_error
+
+    error = {"error": {"message": "CUDA out of memory\nwhile decoding", "type": "server_error", "code": 500}}
+    raw = (f"data: {json.dumps({'choices': [{'delta': {'content': 'Hel'}}]})}\n\n"
+           f"data: {json.dumps(error)}\n\ndata: [DONE]\n\n")
+    stream = StreamText()
+    assert "".join(stream.feed(raw[i:i + 5]) for i in range(0, len(raw), 5)) == "Hel"
+    assert stream.error == "CUDA out of memory while decoding"
+    assert stream_error(raw.splitlines()) == stream.error
+    assert stream_error(['data: {"choices": []}', "data: [DONE]", 'data: {"error": "after the end"}']) == ""
+
+    result = InvokeResult(200, raw, 812.0, "text/event-stream", streamed=True, stream_error=stream.error)
+    assert not result.ok
+    assert result.describe() == ("200 from the model server, then an error in the stream after 812 ms: "
+                                 "CUDA out of memory while decoding")
+    summary = summarize([(200, 10.0, False, True), (200, 20.0, False, False)], seconds=1.0, concurrency=1)
+    assert (summary.ok, summary.errors) == (1, {"stream-error": 1})
+
+
 def _hp(name: str, state: str | None, selector: str | None = None, **status) -> dict:
     obj = {"metadata": {"name": name, "namespace": "ns", "uid": name}, "spec": {"replicas": 2}, "status": dict(status)}
     if state:
@@ -164,6 +185,26 @@ model_latency_milliseconds_count 100
     unlabelled = EndpointFigures([parse_metrics("model_invocations_total 7\n", "p")], read_at=1.0)
     assert (unlabelled.requests, unlabelled.errors, unlabelled.unknown) == (7, 0, 7)
     assert "7 without a status code" in unlabelled.line()
+
+
+def test_request_rate_counts_only_pods_read_twice_and_survives_counter_resets() -> None:
+    from app.cluster.endpoints import PodFigures
+
+    def figures(read_at: float, *pods: PodFigures) -> EndpointFigures:
+        return EndpointFigures(list(pods), read_at=read_at)
+
+    # a: +30 in 3 s; b: unreadable before (its lifetime 9000 must not count); c: new after a scale-up (likewise)
+    before = figures(10.0, PodFigures("a", 100), PodFigures("b", error="connection refused"))
+    after = figures(13.0, PodFigures("a", 130), PodFigures("b", 9000), PodFigures("c", 5000))
+    assert after.rate(before) == 10.0
+    assert "10.0 req/s" in after.line(before)
+    # a restarted server counts from 0 again: its 6 new requests came in the 3 s, nothing is hidden by the drop
+    restarted = figures(16.0, PodFigures("a", 6), PodFigures("b", 9030))
+    assert restarted.rate(after) == (6 + 30) / 3
+    # no pod read in both samples, or no time between them: no rate rather than a made-up one
+    assert figures(19.0, PodFigures("d", 50)).rate(restarted) is None
+    assert "req/s" not in figures(19.0, PodFigures("d", 50)).line(restarted)
+    assert restarted.rate(restarted) is None and restarted.rate(None) is None
 
 
 def test_metrics_port_falls_back_to_the_annotation_then_the_serving_port() -> None:

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.tui import HyperdeskApp
 from tests.plugins.endpoints import NAMESPACE, create, jumpstart
 from tests.test_jobs_pane import cell_texts
+from tests.plugins.tui import record_notifications
 from tests.test_tui_navigation import wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
@@ -85,11 +86,16 @@ async def test_invoke_stream_bad_json_load_run_and_not_ready(serving_cluster) ->
         screen = app.screen
         assert isinstance(screen, InvokeScreen)
         assert '"messages"' in screen.query_one("#invoke-body", TextArea).text  # the OpenAI chat template first
+        prompt = " ".join(["hello"] * 200)  # the simulated model streams its answer over about 860 ms
         screen.query_one("#invoke-body", TextArea).text = (
-            '{"model": "clip", "stream": true, "messages": [{"role": "user", "content": "hello"}]}')
+            '{"model": "clip", "stream": true, "messages": [{"role": "user", "content": "%s"}]}' % prompt)
         await pilot.press("ctrl+s")
+        # shown as it arrives: part of the answer is on screen while the stream is still going
+        await wait_for(pilot, lambda: "streaming…" in screen.status_text and screen.response_text, timeout=10)
+        partial = screen.response_text
         await wait_for(pilot, lambda: screen.status_text.startswith("200 from the model server"), timeout=10)
         assert screen.response_text.startswith("[demo completion from clip]")
+        assert partial and len(partial) < len(screen.response_text) and screen.response_text.startswith(partial)
 
         await pilot.press("ctrl+t")  # the KServe v1 template and path
         assert screen.query_one("#invoke-path", Input).value == "/v1/models/clip:predict"
@@ -122,6 +128,7 @@ async def test_invoke_stream_bad_json_load_run_and_not_ready(serving_cluster) ->
 
 async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) -> None:
     from app.screens.dialogs import ChoiceScreen, ConfirmScreen
+    from app.screens.endpoint_detail import EndpointDetailScreen
 
     kubectl = demo_kubectl(bare_cluster)
     create(bare_cluster, jumpstart("pane-model"))
@@ -149,7 +156,14 @@ async def test_scale_and_delete_through_the_watch(bare_cluster, demo_kubectl) ->
         await wait_for(pilot, lambda: [s.strip() for s in cell_texts(table, "STATE")] == ["DeletionPending"], timeout=10)
         bare_cluster.advance(4)
         await wait_for(pilot, lambda: [s.strip() for s in cell_texts(table, "STATE")] == ["DeletionInProgress"], timeout=10)
+        await pilot.press("d")  # the detail view stays open while the endpoint goes
+        screen = app.screen
+        assert isinstance(screen, EndpointDetailScreen)
         bare_cluster.advance(30)
+        await wait_for(pilot, lambda: "no longer exists" in str(screen.query_one("#detail-summary").render()),
+                       timeout=10)
+        await wait_for(pilot, lambda: screen.metrics_line == "the endpoint no longer exists", timeout=10)
+        await pilot.press("escape")
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == [], timeout=10)
         assert kubectl.run("get", "jumpstartmodel", "pane-model", "-n", NAMESPACE, check=False).returncode == 1
 
@@ -200,13 +214,13 @@ async def test_readonly_refuses_scale_delete_and_deploy(serving_cluster) -> None
     from app.screens.dialogs import ChoiceScreen
 
     app = _app(serving_cluster, readonly=True)
+    notes = record_notifications(app)
     async with app.run_test(size=(200, 45)) as pilot:
         await _open(pilot, app, "clip")
         for key in ("s", "ctrl+d", "n"):
             await pilot.press(key)
             assert not isinstance(app.screen, ChoiceScreen) and app.screen.query("#panes"), key
-        notes = [n.message for n in app._notifications]
-        assert sum("read-only" in n for n in notes) == 3
+        assert sum("read-only" in n for n in notes.messages()) == 3
 
 
 async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
@@ -223,6 +237,7 @@ async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
     mixed.write_text(yaml.safe_dump_all([inference_service("not-this"), {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "side", "namespace": NAMESPACE}}]))
     app = _app(bare_cluster)
+    notes = record_notifications(app)
     async with app.run_test(size=(200, 45)) as pilot:
         await pilot.press("5")
         await wait_for(pilot, lambda: app.engine is not None, timeout=20)
@@ -232,7 +247,7 @@ async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
             await pilot.press(*str(path), "enter")
         table = app.pane("endpoints").table
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["from-pane"], timeout=10)
-        notes = [str(n.message) for n in app._notifications]
-        assert any(f"{bad}:4: invalid YAML" in n for n in notes), notes
-        assert any(f"{mixed} holds ConfigMap/side" in n and "nothing was sent" in n for n in notes), notes
-        assert any(f"submitted InferenceService/{NAMESPACE}/from-pane" in n for n in notes), notes
+        messages = notes.messages()
+        assert any(f"{bad}:4: invalid YAML" in m for m in messages), messages
+        assert any(f"{mixed} holds ConfigMap/side" in m and "nothing was sent" in m for m in messages), messages
+        assert any(f"submitted InferenceService/{NAMESPACE}/from-pane" in m for m in messages), messages

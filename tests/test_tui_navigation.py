@@ -12,7 +12,7 @@ from app.config import Settings
 from app.screens.dialogs import ConfirmScreen, HelpScreen
 from app.screens.panes import PANE_IDS
 from app.tui import HyperdeskApp
-from tests.plugins.tui import closed_port, wait_for, write_kubeconfig
+from tests.plugins.tui import closed_port, record_notifications, wait_for, write_kubeconfig
 from widgets.prompt import Prompt
 from widgets.resource_table import ResourceTable, Row
 from widgets.topbar import TopBar
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.usefixtures("isolated_home")
 
 def visible_panes(app: HyperdeskApp) -> list[str]:
     return [p for p in PANE_IDS if app.pane(p).display]
-
-
-def toasts(app: HyperdeskApp) -> list[str]:
-    """The messages of the notifications the app has raised and not yet expired."""
-    return [str(n.message) for n in app._notifications]
 
 
 def topbar_text(app: HyperdeskApp) -> str:
@@ -96,6 +91,7 @@ async def test_command_mode_completes_with_tab() -> None:
 
 async def test_namespace_command_changes_the_scope_in_the_top_bar() -> None:
     app = HyperdeskApp(Settings(namespace="default"))
+    notes = record_notifications(app)
     async with app.run_test() as pilot:
         assert "ns default" in topbar_text(app)
         await pilot.press("colon", *"ns hyperpod-ns-team-a", "enter")
@@ -105,7 +101,7 @@ async def test_namespace_command_changes_the_scope_in_the_top_bar() -> None:
         await pilot.press("colon", *"ns Not_A_Namespace", "enter")
         await pilot.pause()
         assert "ns all" in topbar_text(app)
-        assert any("not a valid namespace name" in t for t in toasts(app))
+        assert any("not a valid namespace name" in t for t in notes.messages())
 
 
 async def test_context_command_switches_context(tmp_path: Path) -> None:
@@ -117,6 +113,7 @@ async def test_context_command_switches_context(tmp_path: Path) -> None:
         namespaces={"dev": "team-dev"},
     )
     app = HyperdeskApp(Settings(), kubeconfig=load_kubeconfig(str(path)))
+    notes = record_notifications(app)
     async with app.run_test() as pilot:
         assert "ctx prod" in topbar_text(app)
         await pilot.press("colon", *"ctx d", "tab", "enter")
@@ -125,15 +122,49 @@ async def test_context_command_switches_context(tmp_path: Path) -> None:
         await pilot.press("colon", *"ctx nowhere", "enter")
         await pilot.pause()
         assert "ctx dev" in topbar_text(app)
-        assert any("no context 'nowhere'" in t and "prod" in t for t in toasts(app))
+        assert any("no context 'nowhere'" in t and "prod" in t for t in notes.messages())
+
+
+async def test_submit_and_deploy_refuse_files_that_are_not_manifests(tmp_path: Path) -> None:
+    """`:submit FILE` and the Endpoints pane's deploy (n) read through one reader: a binary, a FIFO nobody writes
+    to and /dev/zero are each one line in a toast, and the app keeps answering keys (nothing blocks its loop)."""
+    import os
+
+    from app.screens.endpoint_actions import ManifestPathScreen
+
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe" * 100)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    refusals = {str(binary): f"{binary} is not UTF-8 text", str(fifo): f"cannot read {fifo}: not a regular file",
+                "/dev/zero": "cannot read /dev/zero: not a regular file"}
+    app = HyperdeskApp(Settings())
+    notes = record_notifications(app)
+    async with app.run_test(size=(160, 40)) as pilot:
+        for path, message in refusals.items():
+            await pilot.press("colon", *f"submit {path}", "enter")
+            await wait_for(pilot, lambda: any(n.title == "Not submitted" for n in notes))
+            assert len(notes) == 1 and notes[0].message.startswith(message) and notes[0].severity == "error", notes
+            notes.clear()
+        await pilot.press("5")
+        for path, message in refusals.items():
+            await pilot.press("n")
+            assert isinstance(app.screen, ManifestPathScreen)
+            await pilot.press(*path, "enter")
+            await wait_for(pilot, lambda: any(n.title == "Not deployed" for n in notes))
+            assert len(notes) == 1 and notes[0].message.startswith(message) and notes[0].severity == "error", notes
+            notes.clear()
+        await pilot.press("3")
+        assert visible_panes(app) == ["gpus"]
 
 
 async def test_unknown_command_says_so_and_app_keeps_running() -> None:
     app = HyperdeskApp(Settings())
+    notes = record_notifications(app)
     async with app.run_test() as pilot:
         await pilot.press("colon", *"frobnicate", "enter")
         await pilot.pause()
-        assert any("unknown command :frobnicate" in t for t in toasts(app))
+        assert any("unknown command :frobnicate" in t for t in notes.messages())
         await pilot.press("3")
         assert visible_panes(app) == ["gpus"]
 
@@ -183,6 +214,35 @@ async def test_a_cell_that_grows_widens_its_column_and_one_that_shrinks_is_shown
         table.set_rows(JOB_ROWS)  # narrower again: the column may stay wide, every cell is whole
         await pilot.pause()
         assert table.get_row_at(0)[3] == "HyperPodPyTorchJob"
+
+
+async def test_a_reorder_keeps_the_view_where_the_user_scrolled_it() -> None:
+    """Rows sorted by STATE change order as states change: the table is rebuilt, and the view must not jump back
+    to the top left (a user scrolled right to read a long column, or down a long list)."""
+    def rows(states: dict[int, str]) -> list[Row]:
+        return [Row(f"ns/job-{i:02}", (f"job-{i:02}", states.get(i, "Running"), "x" * 150, f"url-{i:02}"))
+                for i in range(60)]
+
+    app = HyperdeskApp(Settings())
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = ResourceTable(["NAME", "STATE", "MESSAGE", "URL"])
+        await app.screen.mount(table)
+        table.set_rows(rows({}))
+        table.sort_by("STATE")
+        table.focus()
+        await pilot.pause()
+        table.move_cursor(row=40, animate=False)
+        await pilot.pause()
+        table.scroll_to(x=60, animate=False, immediate=True)
+        await pilot.pause()
+        x, y = table.scroll_x, table.scroll_y
+        assert x == 60 and y > 0 and table.cursor_key == "ns/job-40"
+        table.set_rows(rows({3: "Failed"}))  # job-03 sorts first now: every row above the cursor moves
+        await pilot.pause()
+        await pilot.pause()
+        assert [r.key.value for r in table.ordered_rows][:2] == ["ns/job-03", "ns/job-00"]
+        assert table.cursor_key == "ns/job-40"
+        assert (table.scroll_x, table.scroll_y) == (x, y)
 
 
 async def test_help_lists_every_binding_of_the_focused_pane() -> None:
@@ -256,6 +316,7 @@ async def test_readonly_shows_the_badge() -> None:
 
 async def test_keymap_overrides_from_settings() -> None:
     app = HyperdeskApp(Settings(keys={"app.split": "ctrl+s", "app.nonsense": "x", "app.pane.gpus": "ctrl+g"}))
+    notes = record_notifications(app)
     async with app.run_test() as pilot:
         assert str(app.query_one("#pane-tabs Tab#gpus").label) == "ctrl+g GPUs"
         await pilot.press("ctrl+g")
@@ -266,7 +327,7 @@ async def test_keymap_overrides_from_settings() -> None:
         await pilot.press("ctrl+s")
         assert visible_panes(app) == ["jobs", "training"]
         await pilot.pause()
-        assert any("unknown binding id 'app.nonsense'" in t for t in toasts(app))
+        assert any("unknown binding id 'app.nonsense'" in t for t in notes.messages())
 
 
 async def test_unreachable_cluster_is_shown_and_the_app_keeps_working(tmp_path: Path) -> None:

@@ -122,10 +122,19 @@ class ResourceTable(DataTable):
         return column is not None and width > column.content_width
 
     def _reorder(self, rows: list[Row]) -> None:
-        """Rows in the order given (new rows were appended at the end), the cursor staying on its row."""
+        """Rows in the order given (new rows were appended at the end), the cursor staying on its row and the view
+        where the user scrolled it (`clear()` scrolls to the top left)."""
         current = self.cursor_key
+        x, y = self.scroll_x, self.scroll_y
         self.clear()
         for row in rows:
             self.add_row(*self._cells(row), key=row.key)
         if current is not None and current in self.rows:
-            self.move_cursor(row=self.get_row_index(current), animate=False)
+            self.move_cursor(row=self.get_row_index(current), animate=False, scroll=False)
+        # once the new rows are measured (the virtual size is computed when idle), as move_cursor itself waits
+        self.call_after_refresh(self._restore_scroll, x, y)
+
+    def _restore_scroll(self, x: float, y: float) -> None:
+        self.scroll_to(x, y, animate=False, immediate=True)
+        if self.row_count:
+            self.move_cursor(row=self.cursor_row, animate=False)  # scrolls only as far as the cursor needs

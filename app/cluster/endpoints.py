@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable
 from app.cluster.actions import EXIT_BAD_INPUT, EXIT_FAILURE, ActionError, refuse_if_readonly
 from app.cluster.connection import ApiError, ClusterConnection
 from app.cluster.resources import KINDS, kubectl_names, split_kind_ref
-from app.model.endpoints import (ENDPOINT_KINDS, HYPERPOD_KINDS, EndpointRow, LoadSummary, endpoint_rows, pod_ready,
-                                 summarize)
+from app.model.endpoints import (ENDPOINT_KINDS, HYPERPOD_KINDS, EndpointRow, LoadSummary, endpoint_row_of,
+                                 endpoint_rows, pod_ready, pod_selector, protocols, stream_error, summarize)
 
 Obj = dict[str, Any]
 
@@ -49,8 +49,8 @@ def _version(store: str, discovery: Any) -> str:
 
 # --------------------------------------------------------------------------------------------------- listing
 
-async def _list(conn: ClusterConnection, path: str) -> dict[str, Obj]:
-    answer = await conn.request("GET", path)
+async def _list(conn: ClusterConnection, path: str, query: dict[str, Any] | None = None) -> dict[str, Obj]:
+    answer = await conn.request("GET", path, query)
     out = {}
     for item in (answer or {}).get("items") or ():
         meta = item.get("metadata") or {}
@@ -64,15 +64,19 @@ def forbidden_line(store: str, namespace: str | None) -> str:
 
 
 async def fetch_stores(conn: ClusterConnection, discovery: Any, namespace: str | None,
-                       warnings: list[str] | None = None) -> dict[str, dict[str, Obj]]:
-    """What `endpoint_rows` needs, listed once. A kind the user may not list is left out and said in `warnings`
-    (`cannot list X in NS (forbidden)`); a kind the server lacks (404) is left out; other failures raise."""
+                       warnings: list[str] | None = None,
+                       names: Iterable[str] = (*ENDPOINT_KINDS, "pods", "services"),
+                       label_selector: str | None = None) -> dict[str, dict[str, Obj]]:
+    """What `endpoint_rows` needs (or the stores `names`, pods picked by `label_selector`), listed once. A kind the
+    user may not list is left out and said in `warnings` (`cannot list X in NS (forbidden)`); a kind the server
+    lacks (404) is left out; other failures raise."""
     async def kind(name: str) -> tuple[str, dict[str, Obj]]:
         version = discovery.version(name)
         if not version:
             return name, {}
+        query = {"labelSelector": label_selector} if label_selector and name == "pods" else None
         try:
-            return name, await _list(conn, KINDS[name].path(version, namespace))
+            return name, await _list(conn, KINDS[name].path(version, namespace), query)
         except ApiError as exc:
             if exc.status == 403:
                 if warnings is not None:
@@ -82,18 +86,23 @@ async def fetch_stores(conn: ClusterConnection, discovery: Any, namespace: str |
                 return name, {}
             raise
 
-    parts = await asyncio.gather(*(kind(n) for n in (*ENDPOINT_KINDS, "pods", "services")))
+    parts = await asyncio.gather(*(kind(n) for n in names))
     return dict(parts)
+
+
+def _served(discovery: Any) -> list[str]:
+    served = [k for k in ENDPOINT_KINDS if discovery.serves(k)]
+    if not served:
+        raise EndpointError("this cluster serves no inference endpoints (neither the HyperPod inference operator's "
+                            "JumpStartModel/InferenceEndpointConfig nor KServe's InferenceService)", EXIT_FAILURE)
+    return served
 
 
 async def fetch_endpoints(conn: ClusterConnection, discovery: Any, namespace: str | None,
                           warnings: list[str] | None = None) -> list[EndpointRow]:
     """The Endpoints pane's rows, fetched once (the CLI): `namespace` None lists every namespace. What the user may
     not list is added to `warnings`; when that is every endpoint kind the cluster serves, EndpointError."""
-    served = [k for k in ENDPOINT_KINDS if discovery.serves(k)]
-    if not served:
-        raise EndpointError("this cluster serves no inference endpoints (neither the HyperPod inference operator's "
-                            "JumpStartModel/InferenceEndpointConfig nor KServe's InferenceService)", EXIT_FAILURE)
+    served = _served(discovery)
     said: list[str] = []
     stores = await fetch_stores(conn, discovery, namespace, said)
     if all(forbidden_line(k, namespace) in said for k in served):
@@ -101,6 +110,27 @@ async def fetch_endpoints(conn: ClusterConnection, discovery: Any, namespace: st
     if warnings is not None:
         warnings.extend(said)
     return endpoint_rows(stores)
+
+
+async def find_endpoint(conn: ClusterConnection, discovery: Any, ref: str, namespace: str | None, *,
+                        services: bool = False) -> EndpointRow:
+    """The one endpoint `ref` names (`namespace` None: in any namespace), for `scale`, `undeploy` and `invoke`.
+
+    Resolved from the endpoint kinds' lists alone; then only its own pods are listed (by its selector, in its
+    namespace: its readiness), and with `services` its namespace's Services (where invoke sends). Never every pod
+    and Service in scope, which on a large cluster with -A is tens of thousands of objects."""
+    served = _served(discovery)
+    store, _ = split_ref(ref)
+    said: list[str] = []
+    kinds = [k for k in served if store in (None, k)]
+    stores = await fetch_stores(conn, discovery, namespace, said, kinds)
+    if kinds and all(forbidden_line(k, namespace) in said for k in kinds):
+        raise EndpointError("; ".join(forbidden_line(k, namespace) for k in kinds), EXIT_FAILURE)
+    row = match_endpoint(ref, endpoint_rows(stores), namespace, said)
+    obj = stores[row.store][f"{row.namespace}/{row.name}"]
+    joined = await fetch_stores(conn, discovery, row.namespace, None, ("pods", "services") if services else ("pods",),
+                                label_selector=pod_selector(row.store, obj))
+    return endpoint_row_of(row.store, obj, joined)
 
 
 _NAMES = kubectl_names(ENDPOINT_KINDS, {"isvc": "inferenceservices", "jsm": "jumpstartmodels",
@@ -153,10 +183,14 @@ class InvokeResult:
     """Why the answer broke off before its end (a timeout, a reset), empty when it came whole."""
     capped: bool = False
     """The answer was longer than MAX_RESPONSE_BYTES and the rest was not read (deliberately)."""
+    stream_error: str = ""
+    """The message of an error event in a streamed answer (sent after its 200 status), empty when none."""
+    timed_out: bool = False
+    """No answer came within the timeout: the model is slow (or stuck), not the API server down."""
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.status < 300 and not self.cut
+        return 200 <= self.status < 300 and not self.cut and not self.stream_error
 
     def pretty(self) -> str:
         """The body as the user wants to read it: indented JSON, the text of a stream, or as it came."""
@@ -176,6 +210,9 @@ class InvokeResult:
         who = "the API server" if self.from_apiserver else "the model server"
         if self.cut:
             return f"{self.status} from {who}, answer cut after {self.latency_ms:.0f} ms: {self.cut}"
+        if self.stream_error:
+            return f"{self.status} from {who}, then an error in the stream after {self.latency_ms:.0f} ms: " \
+                   f"{self.stream_error}"
         message = ""
         if not self.ok:
             message = _error_message(self.text)
@@ -222,21 +259,41 @@ def check_path(path: str) -> str:
     return path
 
 
+COMPLETION_PATHS = frozenset({"/v1/completions", "/openai/v1/completions"})
+
+
 def inference_paths(row: EndpointRow) -> set[str]:
     """The paths the endpoint's protocol templates send inference requests to (what --readonly allows)."""
-    return {p.path for p in row.protocols()} | {"/v1/completions", "/openai/v1/completions"}
+    return {p.path for p in row.protocols()} | COMPLETION_PATHS
+
+
+def ref_inference_paths(ref: str) -> set[str]:
+    """Every inference path of any endpoint `ref` (`NAME` or `KIND/NAME`) can name, before it is looked up: the
+    union over the kinds it may be (the paths depend on the kind and the name only)."""
+    store, name = split_ref(ref)
+    kinds = [store] if store else list(ENDPOINT_KINDS)
+    return {p.path for k in kinds for p in protocols(ENDPOINT_KINDS[k], name, "")} | COMPLETION_PATHS
+
+
+def _refuse_path(path: str, allowed: set[str]) -> None:
+    route = check_path(path).split("?", 1)[0]
+    if route not in allowed:
+        refuse_if_readonly(True, f"sending a POST to {route}: only the inference paths "
+                                 f"({', '.join(sorted(allowed))}) are allowed; nothing was sent")
 
 
 def check_readonly_path(row: EndpointRow, path: str, readonly: bool) -> None:
     """Under --readonly only inference requests go out: a POST elsewhere on a model server can change it (Triton's
     repository unload, vLLM's /sleep, a reset). Refused before anything is sent."""
-    if not readonly:
-        return
-    route = check_path(path).split("?", 1)[0]
-    if route not in inference_paths(row):
-        allowed = ", ".join(sorted(inference_paths(row)))
-        refuse_if_readonly(True, f"sending a POST to {route}: only the inference paths ({allowed}) are allowed; "
-                                 "nothing was sent")
+    if readonly:
+        _refuse_path(path, inference_paths(row))
+
+
+def check_readonly_ref_path(ref: str, path: str, readonly: bool) -> None:
+    """check_readonly_path before the endpoint is looked up (the CLI's `invoke --readonly --path`): a path that no
+    endpoint `ref` can name serves inference on is refused before any request, the lookup's lists included."""
+    if readonly:
+        _refuse_path(path, ref_inference_paths(ref))
 
 
 def check_endpoint_manifest(documents: list[Obj], source: str) -> None:
@@ -330,15 +387,20 @@ async def invoke(conn: ClusterConnection, row: EndpointRow, body: Any, path: str
                 if isinstance(exc, asyncio.TimeoutError):
                     cut = f"no data for {timeout:g} s"
     except ApiError as exc:
-        return InvokeResult(0, str(exc), (time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
+        if exc.status == 0 and str(exc).endswith(" in time") and latency >= timeout * 1000 * 0.95:
+            # the wait for the headers (sock_read) ran out: the API server is there, its proxy waits on the model
+            return InvokeResult(0, f"no answer from the model within {timeout:g} s", latency, timed_out=True)
+        return InvokeResult(0, str(exc), latency)
     latency = (time.perf_counter() - started) * 1000
     text = b"".join(chunks).decode("utf-8", "replace")
     if not chunks and cut:
         return InvokeResult(0, f"the answer stopped: {cut}", latency)
+    error = stream_error(text.splitlines()) if streamed else ""
     if capped:
         text += f"\n… cut at {MAX_RESPONSE_BYTES // 1024 // 1024} MiB"
     return InvokeResult(status, text, latency, content_type, _is_status(text) if status >= 400 else False,
-                        streamed, capped or bool(cut), first_byte, cut, capped)
+                        streamed, capped or bool(cut), first_byte, cut, capped, error)
 
 
 class _Utf8:
@@ -367,7 +429,7 @@ async def load_test(conn: ClusterConnection, row: EndpointRow, body: Any, path: 
     check_readonly_path(row, path, readonly)
     check_path(path)
     data = body_bytes(body)
-    results: list[tuple[int, float, bool]] = []
+    results: list[tuple[int, float, bool, bool]] = []
     errors = 0
     queue = iter(range(requests))
     own = ClusterConnection(conn.kubeconfig_paths, conn.context, timeout=conn.timeout, pool_size=concurrency + 2)
@@ -376,7 +438,7 @@ async def load_test(conn: ClusterConnection, row: EndpointRow, body: Any, path: 
         nonlocal errors
         for _ in queue:
             result = await invoke(own, row, data, path, timeout=timeout, check=False)
-            results.append((result.status, result.latency_ms, bool(result.cut)))
+            results.append((result.status, result.latency_ms, bool(result.cut), bool(result.stream_error)))
             if not result.ok:
                 errors += 1
             if on_progress is not None:
@@ -520,6 +582,19 @@ class EndpointFigures:
                 return bound
         return None
 
+    def rate(self, previous: "EndpointFigures | None") -> float | None:
+        """Requests per second since `previous`, per pod as Prometheus' rate() does: only pods read in both samples
+        count (a pod unreadable before, or new after a scale-up, would bring its whole lifetime's counter), and a
+        counter that went down was reset (a restarted server): its new value is what came since. None when no pod
+        was read twice."""
+        if previous is None or self.read_at <= previous.read_at:
+            return None
+        before = {p.pod: p.requests for p in previous.pods if not p.error}
+        pairs = [(p.requests, before[p.pod]) for p in self.pods if not p.error and p.pod in before]
+        if not pairs:
+            return None
+        return sum(now - then if now >= then else now for now, then in pairs) / (self.read_at - previous.read_at)
+
     def line(self, previous: "EndpointFigures | None" = None) -> str:
         if not self.pods:
             return "no ready pod exposes metrics"
@@ -529,8 +604,8 @@ class EndpointFigures:
         parts = [f"{self.requests:.0f} requests", f"{self.errors:.0f} errors"]
         if self.unknown:
             parts.append(f"{self.unknown:.0f} without a status code")
-        if previous is not None and self.read_at > previous.read_at:
-            rate = max(0.0, self.requests - previous.requests) / (self.read_at - previous.read_at)
+        rate = self.rate(previous)
+        if rate is not None:
             parts.append(f"{rate:.1f} req/s")
         mean = self.mean_ms
         if mean is not None:

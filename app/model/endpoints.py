@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from app.model.jobs import ConditionEntry, EventEntry, PodEntry, conditions_of, events_about, parse_time, pod_gpus
 
@@ -250,6 +250,11 @@ def _pairs(store: str, obj: Obj) -> list[tuple[str, str]]:
     return [(KSERVE_LABEL, name), KSERVE_COMPONENT]
 
 
+def pod_selector(store: str, obj: Obj) -> str:
+    """The label selector (`k=v,k2=v2`) that picks the endpoint's model server pods, as `endpoint_pods` does."""
+    return ",".join(f"{k}={v}" for k, v in _pairs(store, obj))
+
+
 def endpoint_pods(store: str, obj: Obj, pods: Iterable[Obj] | _Index) -> list[Obj]:
     """The endpoint's model server pods: those its `status.selector` (HyperPod) or KServe's predictor labels pick."""
     index = pods if isinstance(pods, _Index) else _Index(pods, ())
@@ -445,24 +450,42 @@ def parse_body(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BodyError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:  # `[[[[…` some thousand levels deep: json gives up on the stack, not on the syntax
+        raise BodyError("the request body is nested too deeply to read") from None
 
 
-def stream_text(chunk_lines: Iterable[str]) -> str:
-    """The text carried by server-sent events of an OpenAI-style stream (`data: {...}` lines, `[DONE]` ends)."""
-    out = []
+def _events(chunk_lines: Iterable[str]) -> Iterator[dict]:
+    """The JSON object events of server-sent `data: {...}` lines, up to `[DONE]`; other lines are skipped."""
     for line in chunk_lines:
         line = line.strip()
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()
         if payload == "[DONE]":
-            break
+            return
         try:
             event = json.loads(payload)
         except (ValueError, RecursionError):
             continue
-        if not isinstance(event, dict):  # `data: [1]` and the like: not an OpenAI event, skipped
-            continue
+        if isinstance(event, dict):  # `data: [1]` and the like: not an OpenAI event, skipped
+            yield event
+
+
+def stream_error(chunk_lines: Iterable[str]) -> str:
+    """The message of the first error event of an OpenAI-style stream, '' when none. vLLM and OpenAI-style servers
+    report a failure that happens after the headers (HTTP 200 already sent) as `data: {"error": {...}}`."""
+    for event in _events(chunk_lines):
+        error = event.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else error
+            return " ".join(str(message or error).split())[:300]
+    return ""
+
+
+def stream_text(chunk_lines: Iterable[str]) -> str:
+    """The text carried by server-sent events of an OpenAI-style stream (`data: {...}` lines, `[DONE]` ends)."""
+    out = []
+    for event in _events(chunk_lines):
         choices = event.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
@@ -490,7 +513,7 @@ class LoadSummary:
     ok: int
     errors: dict[str, int]
     """What went wrong -> how often: an HTTP status (`503`), `transport` for requests with no answer, `cut` for
-    answers that broke off."""
+    answers that broke off, `stream-error` for streams that reported an error event."""
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
@@ -524,15 +547,18 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def summarize(results: Iterable[tuple[int, float] | tuple[int, float, bool]], seconds: float,
-              concurrency: int) -> LoadSummary:
-    """(HTTP status or 0 for no answer, latency ms[, answer cut off]) per request -> the figures; latencies of
-    successes only. An answer that broke off counts as `cut`, whatever its status."""
+def summarize(results: Iterable[tuple[int, float] | tuple[int, float, bool] | tuple[int, float, bool, bool]],
+              seconds: float, concurrency: int) -> LoadSummary:
+    """(HTTP status or 0 for no answer, latency ms[, answer cut off[, error event in the stream]]) per request ->
+    the figures; latencies of successes only. An answer that broke off counts as `cut`, one whose stream reported
+    an error as `stream-error`, whatever its status."""
     latencies, errors, total, ok = [], {}, 0, 0
     for status, latency, *rest in results:
         total += 1
         if rest and rest[0]:
             errors["cut"] = errors.get("cut", 0) + 1
+        elif len(rest) > 1 and rest[1]:
+            errors["stream-error"] = errors.get("stream-error", 0) + 1
         elif 200 <= status < 300:
             ok += 1
             latencies.append(latency)
@@ -551,6 +577,8 @@ class StreamText:
     def __init__(self) -> None:
         self._pending = ""
         self.done = False
+        self.error = ""
+        """The message of the stream's first error event (see stream_error), '' while there is none."""
 
     def feed(self, chunk: str) -> str:
         self._pending += chunk
@@ -562,5 +590,7 @@ class StreamText:
             if line.strip() == "data: [DONE]":
                 self.done = True
                 break
+            if not self.error:
+                self.error = stream_error([line])
             out.append(stream_text([line]))
         return "".join(out)

@@ -51,8 +51,10 @@ def open_detail(app: Any, key: str) -> None:
 
     async def metrics() -> str:
         engine, row = app.engine, row_for(app, key)
-        if engine is None or row is None:
+        if engine is None:
             return "not connected"
+        if row is None:
+            return "the endpoint no longer exists"
         pods_store = stores(app).get("pods") or {}
         pods = [pods_store[p] for p in row.pods if p in pods_store]
         figures = await read_figures(engine.connection, pods)
@@ -226,25 +228,14 @@ def deploy(app: App) -> None:
 def deploy_file(app: Any, path: str) -> None:
     """Read and check the manifest (endpoint kinds only, as `hyperdesk deploy`), then the Jobs pane's checked,
     dry-run-first, all-or-nothing submit."""
-    from pathlib import Path
-
     from app.cluster.actions import ActionError, parse_manifest
     from app.cluster.endpoints import check_endpoint_manifest
+    from app.cluster.files import read_text_file
 
     try:
-        file = Path(path).expanduser()
-        if file.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ActionError(f"{path} is larger than {MAX_MANIFEST_BYTES // 1024 // 1024} MiB")
-        documents = parse_manifest(file.read_text(encoding="utf-8"), path)
+        documents = parse_manifest(read_text_file(path), path)
         check_endpoint_manifest(documents, path)
-    except OSError as exc:
-        app.notify(f"cannot read {path}: {exc.strerror or exc}", title="Not deployed", severity="error", timeout=15)
-    except UnicodeDecodeError:
-        app.notify(f"{path} is not UTF-8 text", title="Not deployed", severity="error", timeout=15)
     except ActionError as exc:
         app.notify(str(exc), title="Not deployed", severity="error", timeout=15)
     else:
         app._submit_documents(documents, path)  # noqa: SLF001 - the app's submit worker
-
-
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024

@@ -14,11 +14,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Static, TextArea
 
 from app.model.endpoints import BodyError, EndpointRow, LoadSummary, StreamText, parse_body
 
 SHOWN_CHARS = 200_000
+STREAM_REFRESH = 0.05
+"""Seconds between redraws of a streaming answer."""
 
 Send = Callable[[Any, str, Callable[[str], None]], Awaitable[Any]]
 """(body, path, on_chunk) -> InvokeResult"""
@@ -164,15 +167,28 @@ class InvokeScreen(Screen[None]):
     async def _invoke(self, body: Any, path: str) -> None:
         stream = StreamText()
         shown: list[str] = []
+        size = 0
+        timer: Timer | None = None
         self._set_status(Text(f"POST {path} …", style="cyan"))
         self._set_response("")
 
+        def flush() -> None:
+            """At most every STREAM_REFRESH seconds: rebuilding the view per chunk would cost the square of the
+            answer's length on the event loop. Past SHOWN_CHARS the shown text no longer changes."""
+            nonlocal timer
+            timer = None
+            if len(self.response_text) < SHOWN_CHARS:
+                self._set_response("".join(shown))
+            self._set_status(Text(f"POST {path}: streaming… {size:,} characters", style="cyan"))
+
         def on_chunk(piece: str) -> None:
+            nonlocal size, timer
             text = stream.feed(piece)
             if text:
                 shown.append(text)
-                self._set_response("".join(shown))
-                self._set_status(Text(f"POST {path}: streaming…", style="cyan"))
+                size += len(text)
+                if timer is None:
+                    timer = self.set_timer(STREAM_REFRESH, flush)
 
         try:
             result = await self._send(body, path, on_chunk)
@@ -181,6 +197,8 @@ class InvokeScreen(Screen[None]):
             return
         finally:
             self.running = False
+            if timer is not None:
+                timer.stop()
         self.show_result(result)
 
     def show_result(self, result: Any) -> None:

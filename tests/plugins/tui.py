@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,33 @@ async def wait_for(pilot, condition, timeout: float = 15.0) -> None:
             return
         await pilot.pause(0.1)
     raise AssertionError("condition not reached in time")
+
+
+@dataclass(frozen=True)
+class Note:
+    """One notification as the user reads it in its toast."""
+    message: str
+    title: str
+    severity: str
+
+
+class Notes(list):
+    """Every notification an app raised since `record_notifications`, in order, whether or not its toast has
+    expired yet. `clear()` forgets them (between steps of a test)."""
+
+    def messages(self) -> list[str]:
+        return [n.message for n in self]
+
+
+def record_notifications(app) -> Notes:
+    """Record what `app.notify` (Textual's public API, which every pane and screen calls) is asked to show: tests
+    read these instead of Textual's private notification list, whose shape can change with any Textual release."""
+    notes = Notes()
+    notify = app.notify
+
+    def recording(message, *, title: str = "", severity: str = "information", timeout=None, markup: bool = True):
+        notes.append(Note(str(message), str(title), str(severity)))
+        notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    app.notify = recording
+    return notes
