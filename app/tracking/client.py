@@ -284,10 +284,16 @@ _ENV_LOCK = threading.Lock()
 
 
 class _http_settings:
-    """mlflow's HTTP client takes its retries and timeout from the environment only. For one call, set them to fail
+    """mlflow's HTTP client takes its retries and timeout from the environment only, read at each request. For one
+    call, set `MLFLOW_HTTP_REQUEST_MAX_RETRIES=0` and `MLFLOW_HTTP_REQUEST_TIMEOUT` (the client's timeout) to fail
     fast (a TUI must say "unreachable" in seconds: mlflow's default is 7 retries with backoff and 120 s) unless the
-    user set them, then put the environment back, so one client's timeout is not another's and nothing leaks into
-    child processes."""
+    user set them, then put the environment back, so one client's timeout is not another's.
+
+    The environment is the process's, so this is not invisible: while a call is in flight (up to the timeout, 10 s
+    by default) a child process started by any thread (a tunnel's ssh or kubectl) inherits those two variables,
+    those two only, and only where the user had not set them; a child started outside a call inherits neither.
+    `_ENV_LOCK` makes every MLflow call of the process run one at a time, so a call that hangs holds back the
+    others (of every `Tracking`) until its timeout."""
 
     def __init__(self, timeout: float) -> None:
         self.values = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
