@@ -218,3 +218,14 @@ def test_gaps_every_other_point_merge_per_pixel_column_but_wide_gaps_still_break
     logged = history([1.0, 2.0, -1.0, 3.0, 0.0, 4.0] * 1000)
     parts = downsample(logged.steps, logged.values, logged.bad_at, 100, log_y=True, envelope=logged.envelope)
     assert all(y > 0 for _, ys in parts for y in ys) and parts
+
+
+def test_a_run_name_with_a_quote_is_a_valid_filter_literal() -> None:
+    from mlflow.utils.search_utils import SearchUtils
+
+    from app.tracking.client import name_literal
+
+    for name in ("plain", "bob's-run", 'say "hi"'):
+        parsed = SearchUtils.parse_search_filter(f"attributes.run_name = {name_literal(name)}")
+        assert parsed[0]["value"] == name
+    assert name_literal("it's \"both\"") is None

@@ -183,3 +183,10 @@ def test_a_cluster_that_cannot_be_asked_for_the_uri_is_a_runtime_failure(tmp_pat
         result = hyperdesk(*args, uri=None, kubeconfig=kubeconfig)
         assert result.returncode == 1, result
         assert "the cluster could not be asked" in result.stderr
+
+
+def test_curve_finds_a_run_name_with_a_quote(mlflow_server, train) -> None:
+    train(mlflow_server.uri, "quotes", "bob's-run", steps=12, end="FINISHED")
+    found = hyperdesk("curve", "bob's-run", "--width", "80", uri=mlflow_server.uri)
+    assert found.returncode == 0, found.stderr
+    assert "bob's-run (finished)" in found.stdout and "loss: 12 points" in found.stdout

@@ -136,6 +136,17 @@ def _reason(lowered: str, text: str) -> str:
     return text[:160]
 
 
+def name_literal(name: str) -> str | None:
+    """`name` as a string literal of mlflow's search filter. The filter parser keeps backslashes (`'a\\'b'` is the
+    value `a\\'b`), so a name with `'` is quoted with `"`; None for a name with both quote characters, which no
+    literal can hold."""
+    if "'" not in name:
+        return f"'{name}'"
+    if '"' not in name:
+        return f'"{name}"'
+    return None
+
+
 class Tracking:
     """The mlflow client for one tracking URI. Blocking: call it from a thread."""
 
@@ -206,9 +217,10 @@ class Tracking:
             raise TrackingError("no run named", "bad-input")
         experiments = self.experiments()
         if ids := list(experiments):
-            escaped = ref.replace("'", "\\'")
-            found = self._call(lambda c: c.search_runs(ids, filter_string=f"attributes.run_name = '{escaped}'",
-                                                       max_results=1, order_by=["attributes.start_time DESC"]))
+            quoted = name_literal(ref)
+            found = self._call(lambda c: c.search_runs(ids, filter_string=f"attributes.run_name = {quoted}",
+                                                       max_results=1, order_by=["attributes.start_time DESC"]))\
+                if quoted is not None else []
             if found:
                 return self._info(found[0])
         if len(ref) == 32 and all(ch in "0123456789abcdef" for ch in ref):
