@@ -173,6 +173,9 @@ def _curve(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         return _fail(f"--smoothing must be at least 0 and below 1, not {args.smoothing}", 2)
     if args.interval <= 0:
         return _fail(f"--interval must be above 0 seconds, not {args.interval}", 2)
+    if args.last is not None and not (0 < args.last < float("inf")):
+        unit = "minutes" if args.x == "time" else "steps"
+        return _fail(f"--last must be a number of {unit} above 0, not {args.last}", 2)
     if args.height < 5 or (args.width is not None and args.width < 20):
         return _fail("the chart needs at least 20 columns and 5 rows", 2)
     try:

@@ -190,3 +190,13 @@ def test_curve_finds_a_run_name_with_a_quote(mlflow_server, train) -> None:
     found = hyperdesk("curve", "bob's-run", "--width", "80", uri=mlflow_server.uri)
     assert found.returncode == 0, found.stderr
     assert "bob's-run (finished)" in found.stdout and "loss: 12 points" in found.stdout
+
+
+def test_curve_last_must_be_above_zero(mlflow_server, runs) -> None:
+    for last in ("-5", "0", "nan", "inf"):
+        bad = hyperdesk("curve", "bert-sweep", "--last", last, uri=mlflow_server.uri)
+        assert bad.returncode == 2 and "--last must be a number of steps above 0" in bad.stderr, bad
+    minutes = hyperdesk("curve", "bert-sweep", "--x", "time", "--last", "-1", uri=mlflow_server.uri)
+    assert minutes.returncode == 2 and "number of minutes" in minutes.stderr
+    zoomed = hyperdesk("curve", "bert-sweep", "--last", "5", "--width", "80", uri=mlflow_server.uri)
+    assert zoomed.returncode == 0 and "loss: 300 points" in zoomed.stdout
