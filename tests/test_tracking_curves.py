@@ -229,3 +229,18 @@ def test_a_run_name_with_a_quote_is_a_valid_filter_literal() -> None:
         parsed = SearchUtils.parse_search_filter(f"attributes.run_name = {name_literal(name)}")
         assert parsed[0]["value"] == name
     assert name_literal("it's \"both\"") is None
+
+
+def test_the_runs_of_a_job_are_those_the_runs_table_links_to_it() -> None:
+    from app.tracking.client import RunInfo
+    from app.tracking.links import JobRef, runs_of_job
+
+    run = RunInfo("r1", "train", "0", "exp", "RUNNING", 0, None)
+    team_a, team_b = JobRef("jobs/team-a/train", "team-a", "train"), JobRef("jobs/team-b/train", "team-b", "train")
+    asked_a = JobRef("", "team-a", "train")
+    assert runs_of_job([run], asked_a, [team_a, team_b], None) == []  # ambiguous: neither, as in the table
+    assert runs_of_job([run], asked_a, [team_a, team_b], None, prefer_namespace="team-b") == []
+    assert runs_of_job([run], JobRef("", "team-b", "train"), [team_a, team_b], None, "team-b") == [run]
+    assert runs_of_job([run], asked_a, [], None) == [run]  # no cluster listing: the job asked about only
+    tagged = RunInfo("r2", "train", "0", "exp", "RUNNING", 5, None, tags={"kubernetes.namespace": "team-a"})
+    assert runs_of_job([run, tagged], asked_a, [team_a, team_b], None) == [tagged]

@@ -473,3 +473,30 @@ async def test_the_experiment_picker_lists_one_experiments_runs(mlflow_server, t
         await wait_for(pilot, lambda: "runs of experiment exp-a, updated" in chart_state(pane))
         await pick(pilot, "*", menu="ctrl+e")
         await wait_for(pilot, lambda: {"run-in-a", "run-in-b"} <= set(names(pane)), timeout=20)
+
+
+async def test_t_on_a_job_name_found_in_two_namespaces_charts_only_a_run_linked_to_it(
+        mlflow_server, train, bare_cluster, demo_kubectl) -> None:
+    # A run named after a job that exists in two namespaces, the run not saying which: the runs table links it to
+    # neither, and `t` on either job does not chart it either.
+    train(mlflow_server.uri, "links", "twin", steps=5, end="FINISHED")
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("create", "namespace", "team-b")
+    kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "twin"))
+    kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "twin").replace(f"namespace: {NS}", "namespace: team-b"))
+    app = HyperdeskApp(settings(mlflow_server.uri), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("4")
+        pane = app.pane("training")
+        await wait_for(pilot, lambda: "twin" in names(pane) and "runs, updated" in chart_state(pane), timeout=30)
+        await pilot.press("2")
+        jobs = app.pane("jobs").table
+        await wait_for(pilot, lambda: jobs.row_count == 2, timeout=20)
+        await pilot.press("4")
+        assert cell(pane, "twin", "JOB") == ""
+        await pilot.press("2")
+        jobs.move_cursor(row=jobs.get_row_index("jobs/team-b/twin"), animate=False)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: any("no MLflow run for job team-b/twin" in n.message
+                                          for n in app._notifications))
+        assert pane.charted == []

@@ -27,7 +27,7 @@ from textual.widgets import Static
 from app.screens.pane import Pane, sort_bindings
 from app.tracking.client import SYSTEM_PREFIX, RunInfo, Tracker, Tracking, TrackingError, params_summary
 from app.tracking.curves import Ema, History, csv_rows, nearest, window
-from app.tracking.links import JobRef, link_runs
+from app.tracking.links import JobRef, link_runs, runs_of_job
 from app.tracking.chart import COLORS, ChartLine, ChartSpec
 from widgets.curve_chart import CurveChart
 from widgets.resource_table import ResourceTable, Row
@@ -682,9 +682,12 @@ class TrainingPane(Pane):
         if self._pending_job is None:
             return
         namespace, name = self._pending_job
-        job = JobRef("", namespace, name)
-        found = [run for run in sorted(self.runs, key=lambda r: r.start_time or 0, reverse=True)
-                 if link_runs([run], [job], self.job_tag)]
+        stores = self._job_stores()
+        from app.model.jobs import job_rows
+
+        jobs = [JobRef(j.key, j.namespace, j.name, j.state) for j in job_rows(stores)] if stores else []
+        found = runs_of_job(self.runs, JobRef("", namespace, name), jobs, self.job_tag,
+                            getattr(self.app, "namespace", None))
         if not found:
             if self.state == "live":
                 self.app.notify(f"no MLflow run for job {namespace}/{name} (run name = job name, or the "
