@@ -161,6 +161,7 @@ async def test_runs_follow_overlay_smoothing_and_job_links(mlflow_server, train,
         await pilot.press("z", "z", "z")
         assert "last 100 steps" in chart.spec.title
         await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any(n.message.startswith("saved ") for n in app._notifications))
         exported = list((Path.home() / "hyperdesk-curves").glob("*.csv"))
         assert len(exported) == 1
         rows = list(csv.reader(exported[0].open()))
@@ -410,7 +411,7 @@ async def test_export_to_an_unwritable_place_says_so(mlflow_server, train, tmp_p
         await pilot.press("enter")
         await wait_for(pilot, lambda: history_len(pane, run_id) == 10, timeout=20)
         await pilot.press("ctrl+s")
-        assert any("could not save the CSV" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: any("could not save the CSV" in n.message for n in app._notifications))
         assert app.is_running
 
 
@@ -473,6 +474,36 @@ async def test_the_experiment_picker_lists_one_experiments_runs(mlflow_server, t
         await wait_for(pilot, lambda: "runs of experiment exp-a, updated" in chart_state(pane))
         await pick(pilot, "*", menu="ctrl+e")
         await wait_for(pilot, lambda: {"run-in-a", "run-in-b"} <= set(names(pane)), timeout=20)
+
+
+async def test_export_of_a_long_curve_is_written_off_the_event_loop() -> None:
+    from app.screens.training import SMOOTH_IN_THREAD, SMOOTHING, TrainingPane
+    from tests.test_snapshots_training import RUNS, TrainingApp, curve
+
+    app = TrainingApp([])
+    async with app.run_test(size=(150, 48)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.table.row_count == len(RUNS))
+        run_id = RUNS[0][0].run_id
+        long = curve("loss", 4 * SMOOTH_IN_THREAD, 0.4, 2.2, 9)
+        pane.tracker.histories[(run_id, "loss")] = long
+        pane.metrics = ["loss"]
+        cursor_to(pane, "mistral-7b-sft")
+        await pilot.press("enter")
+        chart = pane.query_one("#training-charts")
+        await wait_for(pilot, lambda: any(line.label.startswith("loss") for line in chart.spec.lines))
+        folder = Path.home() / "hyperdesk-curves"
+        pane.action_export()
+        # The key's handler only copied the points: the rows are built and written in a thread.
+        assert not (folder.exists() and list(folder.glob("*.csv")))
+        await wait_for(pilot, lambda: any(f"saved {len(long)} points" in n.message for n in app._notifications),
+                       timeout=60)
+        assert any(f"saving {len(long)} points" in n.message for n in app._notifications)
+        rows = list(csv.reader(next(folder.glob("*.csv")).open()))
+        assert len(rows) == 1 + len(long) and rows[0][-1] == "smoothed"
+        expected = smooth(long.steps, long.values, SMOOTHING[pane.smoothing])
+        assert [float(rows[i][6]) for i in (1, len(long) // 2, len(long))] == \
+            [expected[0], expected[len(long) // 2 - 1], expected[-1]]
 
 
 async def test_t_on_a_job_name_found_in_two_namespaces_charts_only_a_run_linked_to_it(

@@ -14,6 +14,7 @@ import asyncio
 import csv
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -644,30 +645,36 @@ class TrainingPane(Pane):
 
     def action_export(self) -> None:
         """Save what the chart shows: the charted metrics of the charted runs, within the zoom, with the smoothed
-        values beside the raw ones when smoothing is on."""
+        values beside the raw ones when smoothing is on. Only copies of the zoomed points are taken here; the rows
+        are built and written in a thread (a million points take seconds), and a notice says when it is saved."""
         runs = self._charted_runs()
         weight = SMOOTHING[self.smoothing]
-        series, start, smoothed = [], [], []
+        parts: list[ExportPart] = []
         for run in runs:
             for key in self.chart_metrics():
                 history = self.tracker.history(run.run_id, key) if self.tracker else None
                 if history is None or not history.steps:
                     continue
-                series.append((run.name, run.run_id, history))
-                start.append(window(history.xs(self.axis), ZOOMS[self.zoom])[0])
+                first = window(history.xs(self.axis), ZOOMS[self.zoom])[0]
                 ema = self._ema(run.run_id, key, history, weight) if weight else None
-                smoothed.append(ema.values if ema is not None else None)
-        if not series:
+                parts.append(ExportPart.of(run.name, run.run_id, history, first, self.axis, weight,
+                                           ema.values if ema is not None else None))
+        if not parts:
             self.app.notify("nothing charted to export", severity="warning")
             return
         stem = f"{runs[0].name}{'-and-more' if len(runs) > 1 else ''}-{'-'.join(self.chart_metrics())}"
+        self.run_worker(self._export(parts, stem), group="training-export", exit_on_error=False)
+
+    async def _export(self, parts: list["ExportPart"], stem: str) -> None:
+        count = sum(len(part.history) for part in parts)
+        if count > SMOOTH_IN_THREAD:
+            self.app.notify(f"saving {count} points…")
         try:
-            path = export_csv(series, Path.home() / "hyperdesk-curves", stem, start, smoothed)
+            path = await in_daemon_thread(write_export, parts, Path.home() / "hyperdesk-curves", stem)
         except OSError as exc:
             self.app.notify(f"could not save the CSV: {exc.strerror or exc}"
                             f"{f' ({exc.filename})' if exc.filename else ''}", severity="error")
             return
-        count = sum(len(h) - first for (_, _, h), first in zip(series, start))
         self.app.notify(f"saved {count} points to {path}")
 
     def show_job_runs(self, namespace: str, name: str) -> None:
@@ -729,6 +736,48 @@ async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
     threading.Thread(target=runner, name="hyperdesk-mlflow", daemon=True).start()
     return await future
+
+
+@dataclass
+class ExportPart:
+    """One curve to export, copied on the event loop (list slices, C speed): the zoomed points, and the smoothed
+    values where they are ready, else what the thread needs to smooth them (`full_xs`, `full`)."""
+
+    name: str
+    run_id: str
+    history: History
+    """A copy of the zoomed points only."""
+    smoothed: list[float] | None
+    weight: float
+    first: int
+    full_xs: list[float] | None = None
+    full: History | None = None
+
+    @classmethod
+    def of(cls, name: str, run_id: str, history: History, first: int, axis: str, weight: float,
+           smoothed: list[float] | None) -> "ExportPart":
+        count = len(history)
+        zoomed = History(history.key, history.steps[first:count], history.times[first:count],
+                         history.values[first:count])
+        part = cls(name, run_id, zoomed, list(smoothed[first:count]) if smoothed is not None else None, weight,
+                   first)
+        if weight and smoothed is None:  # being smoothed in a thread: smooth a copy in the export's own
+            part.full_xs = list(history.xs(axis)[:count])
+            part.full = History(history.key, values=history.values[:count],
+                                bad_at=[i for i in history.bad_at if i < count])
+        return part
+
+
+def write_export(parts: list[ExportPart], directory: Path, stem: str) -> Path:
+    """Blocking (a thread): smooth what was not smoothed yet, build the rows, write the file."""
+    for part in parts:
+        if part.full is not None and part.full_xs is not None:
+            ema = Ema(part.weight)
+            ema.feed(part.full_xs, part.full.values, part.full.bad_at)
+            part.smoothed = ema.values[part.first:]
+    series = [(part.name, part.run_id, part.history) for part in parts]
+    smoothed = [part.smoothed for part in parts] if any(part.weight for part in parts) else None
+    return export_csv(series, directory, stem, None, smoothed)
 
 
 def export_csv(series: list[tuple[str, str, History]], directory: Path, stem: str,
