@@ -282,19 +282,31 @@ async def test_a_slow_server_is_shown_and_the_ui_stays_responsive(mlflow_server,
 
 async def test_a_held_poll_does_not_pile_up_or_block_quitting(mlflow_server, mlflow_proxy, train) -> None:
     train(mlflow_server.uri, "faults", "held-run", steps=10, end="FINISHED")
-    app = HyperdeskApp(settings(mlflow_proxy.uri, timeout=30), kubeconfig=None)
+    # Polls only when asked (`r`) during the test: the follow loop's next round is a minute away.
+    app = HyperdeskApp(Settings(all_namespaces=True, mlflow=MlflowSettings(
+        tracking_uri=mlflow_proxy.uri, poll_seconds=60, timeout_seconds=30)), kubeconfig=None)
+    mlflow_threads = lambda: sum(t.name == "hyperdesk-mlflow" for t in threading.enumerate())  # noqa: E731
     async with app.run_test(size=(180, 50)) as pilot:
         await pilot.press("4")
         pane = app.pane("training")
-        await wait_for(pilot, lambda: "held-run" in names(pane), timeout=20)
+        await wait_for(pilot, lambda: "held-run" in names(pane) and not pane._polling, timeout=20)
+        before = pane.polls
         mlflow_proxy.hold()
+        await pilot.press("r")
         await wait_for(pilot, lambda: mlflow_proxy.held > 0, timeout=20)
-        threads = threading.active_count()
-        await pilot.press("r", "r", "r", "r")  # refreshes while one poll hangs: at most one more, later
-        await pilot.pause(1.0)
-        assert mlflow_proxy.held == 1 and threading.active_count() <= threads + 1
+        assert pane._polling and pane.polls == before + 1 and mlflow_threads() == 1
+        await pilot.press("r", "r", "r")  # refreshes while that poll hangs: remembered as one more, not started
+        await wait_for(pilot, lambda: pane._poll_again)
+        assert pane.polls == before + 1 and mlflow_threads() == 1 and mlflow_proxy.held == 1
         # Another thread worker of the app is not starved by the hung poll.
         assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), timeout=5) == 42
+        # Released: the held poll ends, the refreshes asked meanwhile run as exactly one more poll, then none.
+        mlflow_proxy.up()
+        await wait_for(pilot, lambda: not pane._polling, timeout=20)
+        assert pane.polls == before + 2 and not pane._poll_again and "runs, updated" in chart_state(pane)
+        mlflow_proxy.hold()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: mlflow_proxy.held > 0, timeout=20)
     # Leaving `run_test` quit the app while the request still hung: nothing waited for it.
     mlflow_proxy.up()
 

@@ -111,6 +111,8 @@ class TrainingPane(Pane):
         self.poll_seconds = 5.0
         self._polling = False
         self._poll_again = False
+        self.polls = 0
+        """Polls started (a refresh asked for during one is run once after it, not at once)."""
         self._resolved_scope: tuple[int, str | None] | None = None
         """(engine identity, namespace) the tracking URI was looked up on the cluster for; None: not from the cluster."""
         self._following = False
@@ -267,6 +269,7 @@ class TrainingPane(Pane):
         tracker = self.tracker
         if tracker is None:
             return
+        self.polls += 1
         wanted = [(run_id, key) for run_id in self.charted for key in self._wanted_keys(run_id)]
         try:
             poll = await in_daemon_thread(tracker.fetch, wanted, self.experiment)
