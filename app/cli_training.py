@@ -234,12 +234,14 @@ def _draw(run: Any, metrics: list[str], tracker: Any, args: argparse.Namespace, 
 
     lines = []
     summary = []
+    labels = []
     for index, key in enumerate(metrics):
         history = tracker.history(run.run_id, key)
         if history is None or not history.steps:
             summary.append(f"{key}: no points")
             continue
         xs = history.xs(args.x)
+        labels.append(history.x_label(args.x))
         values, envelope = history.values, history.envelope
         if args.smoothing:
             ema = Ema(args.smoothing)
@@ -251,8 +253,10 @@ def _draw(run: Any, metrics: list[str], tracker: Any, args: argparse.Namespace, 
         summary.append(f"{key}: {len(history)} points, last {last:.6g} at step {history.last_step}{gaps}"
                        if last is not None else f"{key}: {len(history)} points, none finite{gaps}")
     title = f"{run.name} ({run.status.lower()})" + (f" · smoothing {args.smoothing:g}" if args.smoothing else "")
-    chart = render_chart(ChartSpec(title=title, lines=lines, log_y=args.log, last=args.last,
-                                   x_label="wall time (min)" if args.x == "time" else "step"), width, args.height)
+    # metrics logged without a step are drawn by point index, and the axis says so
+    x_label = labels[0] if labels and len(set(labels)) == 1 else "wall time (min)" if args.x == "time" else "step"
+    chart = render_chart(ChartSpec(title=title, lines=lines, log_y=args.log, last=args.last, x_label=x_label),
+                         width, args.height)
     return (chart + "\n" if chart else "") + " · ".join(summary) + "\n"
 
 

@@ -378,7 +378,19 @@ async def test_a_run_with_only_system_metrics_and_a_stepless_metric(mlflow_serve
         await wait_for(pilot, lambda: history_len(pane, stepless) == 5, timeout=20)
         train(mlflow_server.uri, "odd", "stepless", steps=3, start=5, run_id=stepless, stepless=True)
         await wait_for(pilot, lambda: history_len(pane, stepless) == 8, timeout=20)
-        assert set(pane.tracker.history(stepless, "loss").steps) == {0}
+        history = pane.tracker.history(stepless, "loss")
+        assert set(history.steps) == {0}
+        # Drawn by point index (the axis says so), and smoothed: not eight points stacked at x=0, not a flat line.
+        chart = pane.query_one("#training-charts")
+        await wait_for(pilot, lambda: any(not line.faint and len(line.ys) == 8 for line in chart.spec.lines))
+        from app.screens.training import SMOOTHING
+
+        raw = next(line for line in chart.spec.lines if line.faint)
+        smoothed = next(line for line in chart.spec.lines if not line.faint)
+        assert list(raw.xs) == list(range(8)) and list(raw.ys) == history.values
+        assert "logged without a step" in chart.spec.x_label
+        assert list(smoothed.ys) == smooth(list(range(8)), history.values, SMOOTHING[pane.smoothing])
+        assert len(set(smoothed.ys)) == 8 and smoothed.ys[-1] != smoothed.ys[0]
 
 
 async def test_t_while_mlflow_is_down_waits_one_poll_then_gives_up(mlflow_server, mlflow_proxy, train, bare_cluster,
@@ -486,6 +498,33 @@ async def test_the_experiment_picker_lists_one_experiments_runs(mlflow_server, t
         await wait_for(pilot, lambda: "runs of experiment exp-a, updated" in chart_state(pane))
         await pick(pilot, "*", menu="ctrl+e")
         await wait_for(pilot, lambda: {"run-in-a", "run-in-b"} <= set(names(pane)), timeout=20)
+
+
+async def test_a_long_curve_smoothed_again_from_its_start_is_smoothed_off_the_event_loop() -> None:
+    from app.screens.training import SMOOTH_IN_THREAD, SMOOTHING, TrainingPane
+    from tests.test_snapshots_training import RUNS, TrainingApp, curve
+
+    app = TrainingApp([])
+    async with app.run_test(size=(150, 48)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.table.row_count == len(RUNS))
+        run_id = RUNS[0][0].run_id
+        long = curve("loss", 3 * SMOOTH_IN_THREAD, 0.4, 2.2, 9)
+        pane.tracker.histories[(run_id, "loss")] = long
+        cursor_to(pane, "mistral-7b-sft")
+        await pilot.press("enter")
+        chart = pane.query_one("#training-charts")
+        smoothed = lambda: next((line for line in chart.spec.lines  # noqa: E731
+                                 if line.label == "loss" and not line.faint), None)
+        await wait_for(pilot, lambda: smoothed() is not None and len(smoothed().ys) == len(long), timeout=30)
+        # The run goes on logging every 10 steps: the mean spacing moves to another unit, and the whole curve must
+        # be smoothed again from its first point. The old curve stays drawn meanwhile; the loop does not do it.
+        count, last_ts = len(long), long.times[-1]
+        long.extend((long.steps[-1] + 10 * (i + 1), last_ts + 2000 * (i + 1), 0.4) for i in range(count // 15))
+        pane.draw_charts()
+        assert len(smoothed().ys) == count and pane._smoothing
+        await wait_for(pilot, lambda: len(smoothed().ys) == len(long), timeout=30)
+        assert list(smoothed().ys) == smooth(long.steps, long.values, SMOOTHING[pane.smoothing])
 
 
 async def test_export_of_a_long_curve_is_written_off_the_event_loop() -> None:

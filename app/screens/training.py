@@ -103,8 +103,9 @@ class TrainingPane(Pane):
         self.links: dict[str, JobRef] = {}
         self.now: Callable[[], float] = time.time
         self.job_tag: str | None = None
-        self._smoothed: dict[tuple[str, str, str, float], Ema] = {}
-        self._smoothing: set[tuple[str, str, str, float]] = set()
+        self._smoothed: dict[tuple[str, str, str, float, int], Ema] = {}
+        """(run id, metric, axis, weight, history revision) -> its smoothed curve."""
+        self._smoothing: set[tuple[str, str, str, float, int]] = set()
         """Smoothed curves being computed in a thread."""
         self._pending_job: tuple[str, str] | None = None
         self._pending_polls = 0
@@ -414,11 +415,20 @@ class TrainingPane(Pane):
         missing = [f"{run.name}: no {k}" for run in runs for k in metrics if k not in run.metrics]
         if not metrics:
             missing = ["no training metrics yet (only system metrics)"]
-        chart.show(ChartSpec(title=title, lines=lines, x_label="wall time (min)" if self.axis == "time" else "step",
+        chart.show(ChartSpec(title=title, lines=lines, x_label=self._x_label(runs, metrics),
                              log_y=self.log_y, last=last, cursor=self.cursor,
                              empty_text="; ".join(missing) or "no points yet"))
         self._draw_system(runs)
         self._show_readout(runs, metrics, missing)
+
+    def _x_label(self, runs: list[RunInfo], metrics: list[str]) -> str:
+        """What the x axis is: steps, wall time, or, where the charted metrics were all logged without a step, the
+        point's index (said so: an axis of one step would stack every point at x=0)."""
+        histories = [h for run in runs for key in metrics
+                     if self.tracker and (h := self.tracker.history(run.run_id, key)) is not None and h.steps]
+        if self.axis != "time" and histories and all(h.stepless for h in histories):
+            return histories[0].x_label(self.axis)
+        return "wall time (min)" if self.axis == "time" else "step"
 
     def _lines(self, runs: list[RunInfo], metrics: list[str]) -> list[ChartLine]:
         weight = SMOOTHING[self.smoothing]
@@ -452,23 +462,31 @@ class TrainingPane(Pane):
     def _ema(self, run_id: str, key: str, history: History, weight: float) -> Ema | None:
         """The smoothed curve, fed the points it has not seen. A long history not smoothed yet is smoothed in a thread
         (a million points take about half a second): None until then, and the chart is drawn again when it is done.
-        Only the current axis and weight of a curve are kept."""
-        cache_key = (run_id, key, self.axis, weight)
+        Only the current axis and weight of a curve are kept. A long curve that must be smoothed again from its first
+        point (its spacing unit changed as the run went on) is rebuilt in a thread too, the old curve drawn meanwhile;
+        a history rewritten in the middle (a resumed run: `revision`) is a new curve."""
+        cache_key = (run_id, key, self.axis, weight, history.revision)
         ema = self._smoothed.get(cache_key)
+        xs = history.xs(self.axis)
         if ema is None:
             for stale in [k for k in self._smoothed if k[:2] == (run_id, key)]:
                 del self._smoothed[stale]
             if len(history) > SMOOTH_IN_THREAD:
-                if cache_key not in self._smoothing:
-                    self._smoothing.add(cache_key)
-                    self.run_worker(self._smooth_in_thread(cache_key, history), group="training-smooth",
-                                    exit_on_error=False)
+                self._start_smoothing(cache_key, history)
                 return None
             ema = self._smoothed[cache_key] = Ema(weight)
-        ema.feed(history.xs(self.axis), history.values, history.bad_at)
+        elif len(history) > SMOOTH_IN_THREAD and ema.must_rebuild(xs, history.values):
+            self._start_smoothing(cache_key, history)
+            return ema  # as it was, until the thread is done
+        ema.feed(xs, history.values, history.bad_at)
         return ema
 
-    async def _smooth_in_thread(self, cache_key: tuple[str, str, str, float], history: History) -> None:
+    def _start_smoothing(self, cache_key: tuple[str, str, str, float, int], history: History) -> None:
+        if cache_key not in self._smoothing:
+            self._smoothing.add(cache_key)
+            self.run_worker(self._smooth_in_thread(cache_key, history), group="training-smooth", exit_on_error=False)
+
+    async def _smooth_in_thread(self, cache_key: tuple[str, str, str, float, int], history: History) -> None:
         count = len(history)
         xs = list(history.xs(cache_key[2])[:count])
         ys = history.values[:count]
@@ -478,7 +496,8 @@ class TrainingPane(Pane):
             await in_daemon_thread(ema.feed, xs, ys, bad)
         finally:
             self._smoothing.discard(cache_key)
-        if (cache_key[2], cache_key[3]) == (self.axis, SMOOTHING[self.smoothing]) and cache_key[0] in self.charted:
+        if (cache_key[2], cache_key[3], cache_key[4]) == (self.axis, SMOOTHING[self.smoothing], history.revision) \
+                and cache_key[0] in self.charted:
             self._smoothed[cache_key] = ema
             self.draw_charts()
 
