@@ -173,6 +173,9 @@ def _curve(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         return _fail(f"--smoothing must be at least 0 and below 1, not {args.smoothing}", 2)
     if args.interval <= 0:
         return _fail(f"--interval must be above 0 seconds, not {args.interval}", 2)
+    if args.last is not None and not (0 < args.last < float("inf")):
+        unit = "minutes" if args.x == "time" else "steps"
+        return _fail(f"--last must be a number of {unit} above 0, not {args.last}", 2)
     if args.height < 5 or (args.width is not None and args.width < 20):
         return _fail("the chart needs at least 20 columns and 5 rows", 2)
     try:
@@ -231,12 +234,14 @@ def _draw(run: Any, metrics: list[str], tracker: Any, args: argparse.Namespace, 
 
     lines = []
     summary = []
+    labels = []
     for index, key in enumerate(metrics):
         history = tracker.history(run.run_id, key)
         if history is None or not history.steps:
             summary.append(f"{key}: no points")
             continue
         xs = history.xs(args.x)
+        labels.append(history.x_label(args.x))
         values, envelope = history.values, history.envelope
         if args.smoothing:
             ema = Ema(args.smoothing)
@@ -248,8 +253,10 @@ def _draw(run: Any, metrics: list[str], tracker: Any, args: argparse.Namespace, 
         summary.append(f"{key}: {len(history)} points, last {last:.6g} at step {history.last_step}{gaps}"
                        if last is not None else f"{key}: {len(history)} points, none finite{gaps}")
     title = f"{run.name} ({run.status.lower()})" + (f" · smoothing {args.smoothing:g}" if args.smoothing else "")
-    chart = render_chart(ChartSpec(title=title, lines=lines, log_y=args.log, last=args.last,
-                                   x_label="wall time (min)" if args.x == "time" else "step"), width, args.height)
+    # metrics logged without a step are drawn by point index, and the axis says so
+    x_label = labels[0] if labels and len(set(labels)) == 1 else "wall time (min)" if args.x == "time" else "step"
+    chart = render_chart(ChartSpec(title=title, lines=lines, log_y=args.log, last=args.last, x_label=x_label),
+                         width, args.height)
     return (chart + "\n" if chart else "") + " · ".join(summary) + "\n"
 
 

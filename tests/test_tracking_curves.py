@@ -218,3 +218,71 @@ def test_gaps_every_other_point_merge_per_pixel_column_but_wide_gaps_still_break
     logged = history([1.0, 2.0, -1.0, 3.0, 0.0, 4.0] * 1000)
     parts = downsample(logged.steps, logged.values, logged.bad_at, 100, log_y=True, envelope=logged.envelope)
     assert all(y > 0 for _, ys in parts for y in ys) and parts
+
+
+def test_a_run_resumed_from_a_checkpoint_has_its_lower_steps_merged_in() -> None:
+    h = history([1.0 - i / 3000 for i in range(1500)])
+    old_newest = h.newest
+    # The job restarted from its step-1000 checkpoint into the same run: steps 1000.. again, at later times.
+    resumed = [(1000 + i, old_newest + 60_000 + 500 * i, 0.2 - i / 10_000) for i in range(3)]
+    assert h.extend(resumed) == 3
+    assert len(h) == 1503 and h.revision == 1 and h.newest == resumed[-1][1]
+    at = h.steps.index(1000)
+    assert h.steps[at:at + 4] == [1000, 1000, 1001, 1001] and h.values[at + 1] == 0.2
+    assert h.minutes == [(t - h.times[0]) / 60000 for t in h.times]
+    # Fetched again whole: nothing is added twice; a point after the last one is appended as before.
+    assert h.extend([(s, t, v) for s, t, v in zip(list(h.steps), list(h.times), list(h.values))]) == 0
+    assert h.extend([(1500, old_newest + 200_000, 0.1)]) == 1 and h.revision == 1
+    # The extremes of a chart come from the rebuilt envelope: the resumed low value is found.
+    low, _ = h.envelope.extremes(h.values, 0, len(h))
+    assert h.values[low] == min(h.values)
+
+
+def test_a_metric_logged_without_a_step_is_drawn_by_point_index_and_smooths() -> None:
+    h = History("loss")
+    h.extend([(0, 1000 * i, float(5 - i)) for i in range(5)])
+    assert list(h.xs("step")) == [0, 1, 2, 3, 4] and "without a step" in h.x_label("step")
+    assert h.xs("time") == h.minutes and h.x_label("time") == "wall time (min)"
+    # Points at one x each count as one unit: not a flat line at the first value.
+    assert smooth([0] * 5, [5, 4, 3, 2, 1], 0.6) == pytest.approx(tensorboard_smoothing([5, 4, 3, 2, 1], 0.6))
+    assert smooth(h.xs("step"), h.values, 0.6) == pytest.approx(tensorboard_smoothing(h.values, 0.6))
+    one = History("loss")
+    one.extend([(7, 1000, 1.0)])
+    assert list(one.xs("step")) == [7] and one.x_label("step") == "step"
+
+
+def test_ema_says_when_it_must_start_again() -> None:
+    ema = Ema(0.6)
+    xs = list(range(100))
+    ema.feed(xs, [1.0] * 100)
+    assert not ema.must_rebuild(xs + [100, 101], [1.0] * 102)  # the same spacing: only the new points
+    wide = xs + list(range(110, 1100, 10))  # the mean spacing becomes 5: another unit
+    assert ema.must_rebuild(wide, [1.0] * len(wide))
+    assert ema.must_rebuild(xs[:50], [1.0] * 50)
+    assert not Ema(0.6).must_rebuild(wide, [1.0] * len(wide))  # nothing fed yet: nothing to start again
+
+
+def test_a_run_name_with_a_quote_is_a_valid_filter_literal() -> None:
+    from mlflow.utils.search_utils import SearchUtils
+
+    from app.tracking.client import name_literal
+
+    for name in ("plain", "bob's-run", 'say "hi"'):
+        parsed = SearchUtils.parse_search_filter(f"attributes.run_name = {name_literal(name)}")
+        assert parsed[0]["value"] == name
+    assert name_literal("it's \"both\"") is None
+
+
+def test_the_runs_of_a_job_are_those_the_runs_table_links_to_it() -> None:
+    from app.tracking.client import RunInfo
+    from app.tracking.links import JobRef, runs_of_job
+
+    run = RunInfo("r1", "train", "0", "exp", "RUNNING", 0, None)
+    team_a, team_b = JobRef("jobs/team-a/train", "team-a", "train"), JobRef("jobs/team-b/train", "team-b", "train")
+    asked_a = JobRef("", "team-a", "train")
+    assert runs_of_job([run], asked_a, [team_a, team_b], None) == []  # ambiguous: neither, as in the table
+    assert runs_of_job([run], asked_a, [team_a, team_b], None, prefer_namespace="team-b") == []
+    assert runs_of_job([run], JobRef("", "team-b", "train"), [team_a, team_b], None, "team-b") == [run]
+    assert runs_of_job([run], asked_a, [], None) == [run]  # no cluster listing: the job asked about only
+    tagged = RunInfo("r2", "train", "0", "exp", "RUNNING", 5, None, tags={"kubernetes.namespace": "team-a"})
+    assert runs_of_job([run, tagged], asked_a, [team_a, team_b], None) == [tagged]

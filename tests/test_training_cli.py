@@ -183,3 +183,51 @@ def test_a_cluster_that_cannot_be_asked_for_the_uri_is_a_runtime_failure(tmp_pat
         result = hyperdesk(*args, uri=None, kubeconfig=kubeconfig)
         assert result.returncode == 1, result
         assert "the cluster could not be asked" in result.stderr
+
+
+def test_a_run_resumed_from_a_checkpoint_is_followed(mlflow_server, train) -> None:
+    from mlflow.entities import Metric
+
+    from app.tracking.client import Tracker, Tracking
+
+    run_id = train(mlflow_server.uri, "resume", "resumed", steps=150)
+    tracking = Tracking(mlflow_server.uri, timeout=7)
+    tracker = Tracker(tracking, resume_check_seconds=0)  # a running run is read whole on every poll (default 60 s)
+    tracker.poll([(run_id, "loss")])
+    history = tracker.history(run_id, "loss")
+    assert history.steps == list(range(150))
+    # The job restarts from its step-100 checkpoint into the same run and logs steps 100..119 again, later.
+    later = max(history.times) + 60_000
+    tracking.client().log_batch(run_id, metrics=[Metric("loss", 0.01 * i, later + 100 * i, 100 + i)
+                                                 for i in range(20)])
+    poll = tracker.poll([(run_id, "loss")])
+    assert (run_id, "loss") in poll.changed and len(history) == 170
+    assert history.steps.count(110) == 2 and history.values[history.steps.index(110) + 1] == 0.1
+    assert tracker.fetch([(run_id, "loss")]).points == {}  # read whole again: nothing new
+    # `curve` draws the points of both lives of the run.
+    result = hyperdesk("curve", "resumed", "--width", "80", uri=mlflow_server.uri)
+    assert result.returncode == 0 and "loss: 170 points" in result.stdout
+
+
+def test_curve_finds_a_run_name_with_a_quote(mlflow_server, train) -> None:
+    train(mlflow_server.uri, "quotes", "bob's-run", steps=12, end="FINISHED")
+    found = hyperdesk("curve", "bob's-run", "--width", "80", uri=mlflow_server.uri)
+    assert found.returncode == 0, found.stderr
+    assert "bob's-run (finished)" in found.stdout and "loss: 12 points" in found.stdout
+
+
+def test_curve_last_must_be_above_zero(mlflow_server, runs) -> None:
+    for last in ("-5", "0", "nan", "inf"):
+        bad = hyperdesk("curve", "bert-sweep", "--last", last, uri=mlflow_server.uri)
+        assert bad.returncode == 2 and "--last must be a number of steps above 0" in bad.stderr, bad
+    minutes = hyperdesk("curve", "bert-sweep", "--x", "time", "--last", "-1", uri=mlflow_server.uri)
+    assert minutes.returncode == 2 and "number of minutes" in minutes.stderr
+    zoomed = hyperdesk("curve", "bert-sweep", "--last", "5", "--width", "80", uri=mlflow_server.uri)
+    assert zoomed.returncode == 0 and "loss: 300 points" in zoomed.stdout
+
+
+def test_curve_of_a_metric_logged_without_a_step_says_what_the_x_axis_is(mlflow_server, train) -> None:
+    train(mlflow_server.uri, "stepless", "no-steps", steps=6, stepless=True, end="FINISHED")
+    result = hyperdesk("curve", "no-steps", "--width", "90", "--smoothing", "0.6", uri=mlflow_server.uri)
+    assert result.returncode == 0, result.stderr
+    assert "logged without a step" in result.stdout and "loss: 6 points" in result.stdout

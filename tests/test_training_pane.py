@@ -161,6 +161,7 @@ async def test_runs_follow_overlay_smoothing_and_job_links(mlflow_server, train,
         await pilot.press("z", "z", "z")
         assert "last 100 steps" in chart.spec.title
         await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any(n.message.startswith("saved ") for n in app._notifications))
         exported = list((Path.home() / "hyperdesk-curves").glob("*.csv"))
         assert len(exported) == 1
         rows = list(csv.reader(exported[0].open()))
@@ -281,19 +282,31 @@ async def test_a_slow_server_is_shown_and_the_ui_stays_responsive(mlflow_server,
 
 async def test_a_held_poll_does_not_pile_up_or_block_quitting(mlflow_server, mlflow_proxy, train) -> None:
     train(mlflow_server.uri, "faults", "held-run", steps=10, end="FINISHED")
-    app = HyperdeskApp(settings(mlflow_proxy.uri, timeout=30), kubeconfig=None)
+    # Polls only when asked (`r`) during the test: the follow loop's next round is a minute away.
+    app = HyperdeskApp(Settings(all_namespaces=True, mlflow=MlflowSettings(
+        tracking_uri=mlflow_proxy.uri, poll_seconds=60, timeout_seconds=30)), kubeconfig=None)
+    mlflow_threads = lambda: sum(t.name == "hyperdesk-mlflow" for t in threading.enumerate())  # noqa: E731
     async with app.run_test(size=(180, 50)) as pilot:
         await pilot.press("4")
         pane = app.pane("training")
-        await wait_for(pilot, lambda: "held-run" in names(pane), timeout=20)
+        await wait_for(pilot, lambda: "held-run" in names(pane) and not pane._polling, timeout=20)
+        before = pane.polls
         mlflow_proxy.hold()
+        await pilot.press("r")
         await wait_for(pilot, lambda: mlflow_proxy.held > 0, timeout=20)
-        threads = threading.active_count()
-        await pilot.press("r", "r", "r", "r")  # refreshes while one poll hangs: at most one more, later
-        await pilot.pause(1.0)
-        assert mlflow_proxy.held == 1 and threading.active_count() <= threads + 1
+        assert pane._polling and pane.polls == before + 1 and mlflow_threads() == 1
+        await pilot.press("r", "r", "r")  # refreshes while that poll hangs: remembered as one more, not started
+        await wait_for(pilot, lambda: pane._poll_again)
+        assert pane.polls == before + 1 and mlflow_threads() == 1 and mlflow_proxy.held == 1
         # Another thread worker of the app is not starved by the hung poll.
         assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), timeout=5) == 42
+        # Released: the held poll ends, the refreshes asked meanwhile run as exactly one more poll, then none.
+        mlflow_proxy.up()
+        await wait_for(pilot, lambda: not pane._polling, timeout=20)
+        assert pane.polls == before + 2 and not pane._poll_again and "runs, updated" in chart_state(pane)
+        mlflow_proxy.hold()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: mlflow_proxy.held > 0, timeout=20)
     # Leaving `run_test` quit the app while the request still hung: nothing waited for it.
     mlflow_proxy.up()
 
@@ -365,7 +378,19 @@ async def test_a_run_with_only_system_metrics_and_a_stepless_metric(mlflow_serve
         await wait_for(pilot, lambda: history_len(pane, stepless) == 5, timeout=20)
         train(mlflow_server.uri, "odd", "stepless", steps=3, start=5, run_id=stepless, stepless=True)
         await wait_for(pilot, lambda: history_len(pane, stepless) == 8, timeout=20)
-        assert set(pane.tracker.history(stepless, "loss").steps) == {0}
+        history = pane.tracker.history(stepless, "loss")
+        assert set(history.steps) == {0}
+        # Drawn by point index (the axis says so), and smoothed: not eight points stacked at x=0, not a flat line.
+        chart = pane.query_one("#training-charts")
+        await wait_for(pilot, lambda: any(not line.faint and len(line.ys) == 8 for line in chart.spec.lines))
+        from app.screens.training import SMOOTHING
+
+        raw = next(line for line in chart.spec.lines if line.faint)
+        smoothed = next(line for line in chart.spec.lines if not line.faint)
+        assert list(raw.xs) == list(range(8)) and list(raw.ys) == history.values
+        assert "logged without a step" in chart.spec.x_label
+        assert list(smoothed.ys) == smooth(list(range(8)), history.values, SMOOTHING[pane.smoothing])
+        assert len(set(smoothed.ys)) == 8 and smoothed.ys[-1] != smoothed.ys[0]
 
 
 async def test_t_while_mlflow_is_down_waits_one_poll_then_gives_up(mlflow_server, mlflow_proxy, train, bare_cluster,
@@ -410,7 +435,7 @@ async def test_export_to_an_unwritable_place_says_so(mlflow_server, train, tmp_p
         await pilot.press("enter")
         await wait_for(pilot, lambda: history_len(pane, run_id) == 10, timeout=20)
         await pilot.press("ctrl+s")
-        assert any("could not save the CSV" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: any("could not save the CSV" in n.message for n in app._notifications))
         assert app.is_running
 
 
@@ -473,3 +498,87 @@ async def test_the_experiment_picker_lists_one_experiments_runs(mlflow_server, t
         await wait_for(pilot, lambda: "runs of experiment exp-a, updated" in chart_state(pane))
         await pick(pilot, "*", menu="ctrl+e")
         await wait_for(pilot, lambda: {"run-in-a", "run-in-b"} <= set(names(pane)), timeout=20)
+
+
+async def test_a_long_curve_smoothed_again_from_its_start_is_smoothed_off_the_event_loop() -> None:
+    from app.screens.training import SMOOTH_IN_THREAD, SMOOTHING, TrainingPane
+    from tests.test_snapshots_training import RUNS, TrainingApp, curve
+
+    app = TrainingApp([])
+    async with app.run_test(size=(150, 48)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.table.row_count == len(RUNS))
+        run_id = RUNS[0][0].run_id
+        long = curve("loss", 3 * SMOOTH_IN_THREAD, 0.4, 2.2, 9)
+        pane.tracker.histories[(run_id, "loss")] = long
+        cursor_to(pane, "mistral-7b-sft")
+        await pilot.press("enter")
+        chart = pane.query_one("#training-charts")
+        smoothed = lambda: next((line for line in chart.spec.lines  # noqa: E731
+                                 if line.label == "loss" and not line.faint), None)
+        await wait_for(pilot, lambda: smoothed() is not None and len(smoothed().ys) == len(long), timeout=30)
+        # The run goes on logging every 10 steps: the mean spacing moves to another unit, and the whole curve must
+        # be smoothed again from its first point. The old curve stays drawn meanwhile; the loop does not do it.
+        count, last_ts = len(long), long.times[-1]
+        long.extend((long.steps[-1] + 10 * (i + 1), last_ts + 2000 * (i + 1), 0.4) for i in range(count // 15))
+        pane.draw_charts()
+        assert len(smoothed().ys) == count and pane._smoothing
+        await wait_for(pilot, lambda: len(smoothed().ys) == len(long), timeout=30)
+        assert list(smoothed().ys) == smooth(long.steps, long.values, SMOOTHING[pane.smoothing])
+
+
+async def test_export_of_a_long_curve_is_written_off_the_event_loop() -> None:
+    from app.screens.training import SMOOTH_IN_THREAD, SMOOTHING, TrainingPane
+    from tests.test_snapshots_training import RUNS, TrainingApp, curve
+
+    app = TrainingApp([])
+    async with app.run_test(size=(150, 48)) as pilot:
+        pane = app.query_one(TrainingPane)
+        await wait_for(pilot, lambda: pane.table.row_count == len(RUNS))
+        run_id = RUNS[0][0].run_id
+        long = curve("loss", 4 * SMOOTH_IN_THREAD, 0.4, 2.2, 9)
+        pane.tracker.histories[(run_id, "loss")] = long
+        pane.metrics = ["loss"]
+        cursor_to(pane, "mistral-7b-sft")
+        await pilot.press("enter")
+        chart = pane.query_one("#training-charts")
+        await wait_for(pilot, lambda: any(line.label.startswith("loss") for line in chart.spec.lines))
+        folder = Path.home() / "hyperdesk-curves"
+        pane.action_export()
+        # The key's handler only copied the points: the rows are built and written in a thread.
+        assert not (folder.exists() and list(folder.glob("*.csv")))
+        await wait_for(pilot, lambda: any(f"saved {len(long)} points" in n.message for n in app._notifications),
+                       timeout=60)
+        assert any(f"saving {len(long)} points" in n.message for n in app._notifications)
+        rows = list(csv.reader(next(folder.glob("*.csv")).open()))
+        assert len(rows) == 1 + len(long) and rows[0][-1] == "smoothed"
+        expected = smooth(long.steps, long.values, SMOOTHING[pane.smoothing])
+        assert [float(rows[i][6]) for i in (1, len(long) // 2, len(long))] == \
+            [expected[0], expected[len(long) // 2 - 1], expected[-1]]
+
+
+async def test_t_on_a_job_name_found_in_two_namespaces_charts_only_a_run_linked_to_it(
+        mlflow_server, train, bare_cluster, demo_kubectl) -> None:
+    # A run named after a job that exists in two namespaces, the run not saying which: the runs table links it to
+    # neither, and `t` on either job does not chart it either.
+    train(mlflow_server.uri, "links", "twin", steps=5, end="FINISHED")
+    kubectl = demo_kubectl(bare_cluster)
+    kubectl("create", "namespace", "team-b")
+    kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "twin"))
+    kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "twin").replace(f"namespace: {NS}", "namespace: team-b"))
+    app = HyperdeskApp(settings(mlflow_server.uri), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("4")
+        pane = app.pane("training")
+        await wait_for(pilot, lambda: "twin" in names(pane) and "runs, updated" in chart_state(pane), timeout=30)
+        await pilot.press("2")
+        jobs = app.pane("jobs").table
+        await wait_for(pilot, lambda: jobs.row_count == 2, timeout=20)
+        await pilot.press("4")
+        assert cell(pane, "twin", "JOB") == ""
+        await pilot.press("2")
+        jobs.move_cursor(row=jobs.get_row_index("jobs/team-b/twin"), animate=False)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: any("no MLflow run for job team-b/twin" in n.message
+                                          for n in app._notifications))
+        assert pane.charted == []

@@ -14,6 +14,7 @@ import asyncio
 import csv
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -27,7 +28,7 @@ from textual.widgets import Static
 from app.screens.pane import Pane, sort_bindings
 from app.tracking.client import SYSTEM_PREFIX, RunInfo, Tracker, Tracking, TrackingError, params_summary
 from app.tracking.curves import Ema, History, csv_rows, nearest, window
-from app.tracking.links import JobRef, link_runs
+from app.tracking.links import JobRef, link_runs, runs_of_job
 from app.tracking.chart import COLORS, ChartLine, ChartSpec
 from widgets.curve_chart import CurveChart
 from widgets.resource_table import ResourceTable, Row
@@ -102,14 +103,17 @@ class TrainingPane(Pane):
         self.links: dict[str, JobRef] = {}
         self.now: Callable[[], float] = time.time
         self.job_tag: str | None = None
-        self._smoothed: dict[tuple[str, str, str, float], Ema] = {}
-        self._smoothing: set[tuple[str, str, str, float]] = set()
+        self._smoothed: dict[tuple[str, str, str, float, int], Ema] = {}
+        """(run id, metric, axis, weight, history revision) -> its smoothed curve."""
+        self._smoothing: set[tuple[str, str, str, float, int]] = set()
         """Smoothed curves being computed in a thread."""
         self._pending_job: tuple[str, str] | None = None
         self._pending_polls = 0
         self.poll_seconds = 5.0
         self._polling = False
         self._poll_again = False
+        self.polls = 0
+        """Polls started (a refresh asked for during one is run once after it, not at once)."""
         self._resolved_scope: tuple[int, str | None] | None = None
         """(engine identity, namespace) the tracking URI was looked up on the cluster for; None: not from the cluster."""
         self._following = False
@@ -266,6 +270,7 @@ class TrainingPane(Pane):
         tracker = self.tracker
         if tracker is None:
             return
+        self.polls += 1
         wanted = [(run_id, key) for run_id in self.charted for key in self._wanted_keys(run_id)]
         try:
             poll = await in_daemon_thread(tracker.fetch, wanted, self.experiment)
@@ -410,11 +415,20 @@ class TrainingPane(Pane):
         missing = [f"{run.name}: no {k}" for run in runs for k in metrics if k not in run.metrics]
         if not metrics:
             missing = ["no training metrics yet (only system metrics)"]
-        chart.show(ChartSpec(title=title, lines=lines, x_label="wall time (min)" if self.axis == "time" else "step",
+        chart.show(ChartSpec(title=title, lines=lines, x_label=self._x_label(runs, metrics),
                              log_y=self.log_y, last=last, cursor=self.cursor,
                              empty_text="; ".join(missing) or "no points yet"))
         self._draw_system(runs)
         self._show_readout(runs, metrics, missing)
+
+    def _x_label(self, runs: list[RunInfo], metrics: list[str]) -> str:
+        """What the x axis is: steps, wall time, or, where the charted metrics were all logged without a step, the
+        point's index (said so: an axis of one step would stack every point at x=0)."""
+        histories = [h for run in runs for key in metrics
+                     if self.tracker and (h := self.tracker.history(run.run_id, key)) is not None and h.steps]
+        if self.axis != "time" and histories and all(h.stepless for h in histories):
+            return histories[0].x_label(self.axis)
+        return "wall time (min)" if self.axis == "time" else "step"
 
     def _lines(self, runs: list[RunInfo], metrics: list[str]) -> list[ChartLine]:
         weight = SMOOTHING[self.smoothing]
@@ -448,23 +462,31 @@ class TrainingPane(Pane):
     def _ema(self, run_id: str, key: str, history: History, weight: float) -> Ema | None:
         """The smoothed curve, fed the points it has not seen. A long history not smoothed yet is smoothed in a thread
         (a million points take about half a second): None until then, and the chart is drawn again when it is done.
-        Only the current axis and weight of a curve are kept."""
-        cache_key = (run_id, key, self.axis, weight)
+        Only the current axis and weight of a curve are kept. A long curve that must be smoothed again from its first
+        point (its spacing unit changed as the run went on) is rebuilt in a thread too, the old curve drawn meanwhile;
+        a history rewritten in the middle (a resumed run: `revision`) is a new curve."""
+        cache_key = (run_id, key, self.axis, weight, history.revision)
         ema = self._smoothed.get(cache_key)
+        xs = history.xs(self.axis)
         if ema is None:
             for stale in [k for k in self._smoothed if k[:2] == (run_id, key)]:
                 del self._smoothed[stale]
             if len(history) > SMOOTH_IN_THREAD:
-                if cache_key not in self._smoothing:
-                    self._smoothing.add(cache_key)
-                    self.run_worker(self._smooth_in_thread(cache_key, history), group="training-smooth",
-                                    exit_on_error=False)
+                self._start_smoothing(cache_key, history)
                 return None
             ema = self._smoothed[cache_key] = Ema(weight)
-        ema.feed(history.xs(self.axis), history.values, history.bad_at)
+        elif len(history) > SMOOTH_IN_THREAD and ema.must_rebuild(xs, history.values):
+            self._start_smoothing(cache_key, history)
+            return ema  # as it was, until the thread is done
+        ema.feed(xs, history.values, history.bad_at)
         return ema
 
-    async def _smooth_in_thread(self, cache_key: tuple[str, str, str, float], history: History) -> None:
+    def _start_smoothing(self, cache_key: tuple[str, str, str, float, int], history: History) -> None:
+        if cache_key not in self._smoothing:
+            self._smoothing.add(cache_key)
+            self.run_worker(self._smooth_in_thread(cache_key, history), group="training-smooth", exit_on_error=False)
+
+    async def _smooth_in_thread(self, cache_key: tuple[str, str, str, float, int], history: History) -> None:
         count = len(history)
         xs = list(history.xs(cache_key[2])[:count])
         ys = history.values[:count]
@@ -474,7 +496,8 @@ class TrainingPane(Pane):
             await in_daemon_thread(ema.feed, xs, ys, bad)
         finally:
             self._smoothing.discard(cache_key)
-        if (cache_key[2], cache_key[3]) == (self.axis, SMOOTHING[self.smoothing]) and cache_key[0] in self.charted:
+        if (cache_key[2], cache_key[3], cache_key[4]) == (self.axis, SMOOTHING[self.smoothing], history.revision) \
+                and cache_key[0] in self.charted:
             self._smoothed[cache_key] = ema
             self.draw_charts()
 
@@ -644,30 +667,36 @@ class TrainingPane(Pane):
 
     def action_export(self) -> None:
         """Save what the chart shows: the charted metrics of the charted runs, within the zoom, with the smoothed
-        values beside the raw ones when smoothing is on."""
+        values beside the raw ones when smoothing is on. Only copies of the zoomed points are taken here; the rows
+        are built and written in a thread (a million points take seconds), and a notice says when it is saved."""
         runs = self._charted_runs()
         weight = SMOOTHING[self.smoothing]
-        series, start, smoothed = [], [], []
+        parts: list[ExportPart] = []
         for run in runs:
             for key in self.chart_metrics():
                 history = self.tracker.history(run.run_id, key) if self.tracker else None
                 if history is None or not history.steps:
                     continue
-                series.append((run.name, run.run_id, history))
-                start.append(window(history.xs(self.axis), ZOOMS[self.zoom])[0])
+                first = window(history.xs(self.axis), ZOOMS[self.zoom])[0]
                 ema = self._ema(run.run_id, key, history, weight) if weight else None
-                smoothed.append(ema.values if ema is not None else None)
-        if not series:
+                parts.append(ExportPart.of(run.name, run.run_id, history, first, self.axis, weight,
+                                           ema.values if ema is not None else None))
+        if not parts:
             self.app.notify("nothing charted to export", severity="warning")
             return
         stem = f"{runs[0].name}{'-and-more' if len(runs) > 1 else ''}-{'-'.join(self.chart_metrics())}"
+        self.run_worker(self._export(parts, stem), group="training-export", exit_on_error=False)
+
+    async def _export(self, parts: list["ExportPart"], stem: str) -> None:
+        count = sum(len(part.history) for part in parts)
+        if count > SMOOTH_IN_THREAD:
+            self.app.notify(f"saving {count} points…")
         try:
-            path = export_csv(series, Path.home() / "hyperdesk-curves", stem, start, smoothed)
+            path = await in_daemon_thread(write_export, parts, Path.home() / "hyperdesk-curves", stem)
         except OSError as exc:
             self.app.notify(f"could not save the CSV: {exc.strerror or exc}"
                             f"{f' ({exc.filename})' if exc.filename else ''}", severity="error")
             return
-        count = sum(len(h) - first for (_, _, h), first in zip(series, start))
         self.app.notify(f"saved {count} points to {path}")
 
     def show_job_runs(self, namespace: str, name: str) -> None:
@@ -682,9 +711,12 @@ class TrainingPane(Pane):
         if self._pending_job is None:
             return
         namespace, name = self._pending_job
-        job = JobRef("", namespace, name)
-        found = [run for run in sorted(self.runs, key=lambda r: r.start_time or 0, reverse=True)
-                 if link_runs([run], [job], self.job_tag)]
+        stores = self._job_stores()
+        from app.model.jobs import job_rows
+
+        jobs = [JobRef(j.key, j.namespace, j.name, j.state) for j in job_rows(stores)] if stores else []
+        found = runs_of_job(self.runs, JobRef("", namespace, name), jobs, self.job_tag,
+                            getattr(self.app, "namespace", None))
         if not found:
             if self.state == "live":
                 self.app.notify(f"no MLflow run for job {namespace}/{name} (run name = job name, or the "
@@ -726,6 +758,48 @@ async def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
 
     threading.Thread(target=runner, name="hyperdesk-mlflow", daemon=True).start()
     return await future
+
+
+@dataclass
+class ExportPart:
+    """One curve to export, copied on the event loop (list slices, C speed): the zoomed points, and the smoothed
+    values where they are ready, else what the thread needs to smooth them (`full_xs`, `full`)."""
+
+    name: str
+    run_id: str
+    history: History
+    """A copy of the zoomed points only."""
+    smoothed: list[float] | None
+    weight: float
+    first: int
+    full_xs: list[float] | None = None
+    full: History | None = None
+
+    @classmethod
+    def of(cls, name: str, run_id: str, history: History, first: int, axis: str, weight: float,
+           smoothed: list[float] | None) -> "ExportPart":
+        count = len(history)
+        zoomed = History(history.key, history.steps[first:count], history.times[first:count],
+                         history.values[first:count])
+        part = cls(name, run_id, zoomed, list(smoothed[first:count]) if smoothed is not None else None, weight,
+                   first)
+        if weight and smoothed is None:  # being smoothed in a thread: smooth a copy in the export's own
+            part.full_xs = list(history.xs(axis)[:count])
+            part.full = History(history.key, values=history.values[:count],
+                                bad_at=[i for i in history.bad_at if i < count])
+        return part
+
+
+def write_export(parts: list[ExportPart], directory: Path, stem: str) -> Path:
+    """Blocking (a thread): smooth what was not smoothed yet, build the rows, write the file."""
+    for part in parts:
+        if part.full is not None and part.full_xs is not None:
+            ema = Ema(part.weight)
+            ema.feed(part.full_xs, part.full.values, part.full.bad_at)
+            part.smoothed = ema.values[part.first:]
+    series = [(part.name, part.run_id, part.history) for part in parts]
+    smoothed = [part.smoothed for part in parts] if any(part.weight for part in parts) else None
+    return export_csv(series, directory, stem, None, smoothed)
 
 
 def export_csv(series: list[tuple[str, str, History]], directory: Path, stem: str,

@@ -5,10 +5,14 @@ Every call here blocks: the TUI runs them in thread workers, the CLI directly. m
 at module import, so the first frame does not wait for it. Failures become `TrackingError` with one line for people.
 
 `Tracker` is what the Training pane and `hyperdesk curve --follow` poll: it keeps the runs and the histories it has
-fetched, and on each poll asks for a metric's history only when the run's latest record for it (step, timestamp)
-moved past the last point held. On an http(s) server only the points from the last step held on are asked for
-(the server's `get-history-bulk-interval` with `start_step`); other stores (plugins, `sqlite:///`) give the whole
-history, of which only the new points are appended. `Tracker.fetch` runs in a thread and returns the new points;
+fetched, and on each poll asks for a metric's history only when the run's latest record for it has a later step
+or a later timestamp than any point held. On an http(s) server only the points from the last step held on are asked
+for (the server's `get-history-bulk-interval` with `start_step`); other stores (plugins, `sqlite:///`) give the whole
+history, of which only the new points are added. A run resumed from a checkpoint into the same run logs steps below
+the last one held, which neither MLflow's latest record (the one of the highest step) nor `start_step` shows: so a
+running run's history is read whole every `RESUME_CHECK_SECONDS` (twice as long after each read that found no such
+point, up to 16 times), and the points not held are merged in where their steps belong.
+`Tracker.fetch` runs in a thread and returns the new points;
 `Tracker.apply` adds them (on the UI's event loop in the pane, so a chart being drawn never sees a list grow).
 """
 
@@ -136,6 +140,17 @@ def _reason(lowered: str, text: str) -> str:
     return text[:160]
 
 
+def name_literal(name: str) -> str | None:
+    """`name` as a string literal of mlflow's search filter. The filter parser keeps backslashes (`'a\\'b'` is the
+    value `a\\'b`), so a name with `'` is quoted with `"`; None for a name with both quote characters, which no
+    literal can hold."""
+    if "'" not in name:
+        return f"'{name}'"
+    if '"' not in name:
+        return f'"{name}"'
+    return None
+
+
 class Tracking:
     """The mlflow client for one tracking URI. Blocking: call it from a thread."""
 
@@ -206,9 +221,10 @@ class Tracking:
             raise TrackingError("no run named", "bad-input")
         experiments = self.experiments()
         if ids := list(experiments):
-            escaped = ref.replace("'", "\\'")
-            found = self._call(lambda c: c.search_runs(ids, filter_string=f"attributes.run_name = '{escaped}'",
-                                                       max_results=1, order_by=["attributes.start_time DESC"]))
+            quoted = name_literal(ref)
+            found = self._call(lambda c: c.search_runs(ids, filter_string=f"attributes.run_name = {quoted}",
+                                                       max_results=1, order_by=["attributes.start_time DESC"]))\
+                if quoted is not None else []
             if found:
                 return self._info(found[0])
         if len(ref) == 32 and all(ch in "0123456789abcdef" for ch in ref):
@@ -284,10 +300,16 @@ _ENV_LOCK = threading.Lock()
 
 
 class _http_settings:
-    """mlflow's HTTP client takes its retries and timeout from the environment only. For one call, set them to fail
+    """mlflow's HTTP client takes its retries and timeout from the environment only, read at each request. For one
+    call, set `MLFLOW_HTTP_REQUEST_MAX_RETRIES=0` and `MLFLOW_HTTP_REQUEST_TIMEOUT` (the client's timeout) to fail
     fast (a TUI must say "unreachable" in seconds: mlflow's default is 7 retries with backoff and 120 s) unless the
-    user set them, then put the environment back, so one client's timeout is not another's and nothing leaks into
-    child processes."""
+    user set them, then put the environment back, so one client's timeout is not another's.
+
+    The environment is the process's, so this is not invisible: while a call is in flight (up to the timeout, 10 s
+    by default) a child process started by any thread (a tunnel's ssh or kubectl) inherits those two variables,
+    those two only, and only where the user had not set them; a child started outside a call inherits neither.
+    `_ENV_LOCK` makes every MLflow call of the process run one at a time, so a call that hangs holds back the
+    others (of every `Tracking`) until its timeout."""
 
     def __init__(self, timeout: float) -> None:
         self.values = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
@@ -335,6 +357,11 @@ def _float(value: Any) -> float:
         return math.nan
 
 
+RESUME_CHECK_SECONDS = 60.0
+"""How long the latest record of a running run's metric may stand still before its whole history is read, to find
+the points of a run resumed from a checkpoint (the wait doubles while nothing is found)."""
+
+
 @dataclass
 class Poll:
     """What one poll brought: the runs, and the new points of the wanted (run id, metric) histories."""
@@ -350,11 +377,25 @@ class Tracker:
     """Runs and the histories the screen wants, fetched incrementally. `fetch` blocks (run it in a thread, one at a
     time); `apply` does not (the pane runs it on its event loop, where the charts read the histories)."""
 
-    def __init__(self, tracking: Tracking) -> None:
+    def __init__(self, tracking: Tracking, resume_check_seconds: float = RESUME_CHECK_SECONDS) -> None:
         self.tracking = tracking
         self.histories: dict[tuple[str, str], History] = {}
         self.runs: dict[str, RunInfo] = {}
         self._lock = threading.Lock()
+        self.resume_check_seconds = resume_check_seconds
+        self._resume_checks: dict[tuple[str, str], tuple[float, float]] = {}
+        """(run id, metric) -> (monotonic time of the next whole read, the wait before it)."""
+
+    def _resume_check_due(self, pair: tuple[str, str], now: float) -> bool:
+        due, _ = self._resume_checks.setdefault(pair, (now + self.resume_check_seconds, self.resume_check_seconds))
+        return now >= due
+
+    def _resume_checked(self, pair: tuple[str, str], now: float, found: bool) -> None:
+        """After a whole read that found no point before the last one held, the next one waits twice as long (up to
+        16 times the first wait); one that found some (a resumed run) starts the wait again from the first."""
+        _, wait = self._resume_checks.get(pair, (0.0, self.resume_check_seconds))
+        wait = self.resume_check_seconds if found else min(16 * self.resume_check_seconds, 2 * wait)
+        self._resume_checks[pair] = (now + wait, wait)
 
     def history(self, run_id: str, key: str) -> History | None:
         return self.histories.get((run_id, key))
@@ -392,11 +433,25 @@ class Tracker:
                 history = self.histories.get((run_id, key))
                 last = history.last_point if history is not None else None
                 latest_step, latest_ts = run.steps.get(key), run.stamps.get(key)
-                if last is not None and latest_step is not None and latest_ts is not None \
-                        and (latest_step, latest_ts) <= last:
-                    continue
-                if last is None:
+                if history is None or last is None:
                     points[(run_id, key)] = self.tracking.history(run_id, key)
+                    continue
+                if run.status == "RUNNING" and self._resume_check_due((run_id, key), started):
+                    # MLflow's latest record is the one of the highest step: a run resumed from a checkpoint into
+                    # the same run (logging steps below the last one held, at later times) does not show there, and
+                    # `start_step` would skip its points. Now and then a running run's history is read whole.
+                    found = history.unseen(self.tracking.history(run_id, key))
+                    self._resume_checked((run_id, key), started, any((p[0], p[1]) < last for p in found))
+                    if found:
+                        points[(run_id, key)] = found
+                    continue
+                newest = history.newest if history.newest is not None else max(history.times)
+                if latest_step is not None and latest_ts is not None \
+                        and latest_step <= last[0] and latest_ts <= newest:
+                    continue  # neither a later step nor a later record than those held: nothing asked
+                if latest_step is not None and latest_step < last[0]:
+                    # a store whose latest record is the newest one shows a resume: the whole history is asked for
+                    points[(run_id, key)] = history.unseen(self.tracking.history(run_id, key))
                 else:
                     points[(run_id, key)] = self.tracking.history_since(run_id, key, last[0], latest_step)
             return Poll(runs, points, time.monotonic() - started)

@@ -42,6 +42,11 @@ class History:
     minutes: list[float] = field(default_factory=list)
     """Wall time of each point in minutes since the first one (the x values of the time axis)."""
     envelope: "Envelope" = field(default_factory=lambda: Envelope())
+    newest: int | None = None
+    """The latest timestamp (ms) held."""
+    revision: int = 0
+    """Goes up when points are inserted before the last one (a resumed run) or the step axis changes meaning: a
+    smoothed curve fed before must be rebuilt."""
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -68,38 +73,104 @@ class History:
         return (self.steps[-1], self.times[-1]) if self.steps else None
 
     def extend(self, points: Iterable[tuple[int, int, float]]) -> int:
-        """Append (step, timestamp ms, value) points past the last one held; returns how many were new.
+        """Add (step, timestamp ms, value) points not held yet; returns how many were new.
 
-        Points come in any order (MLflow orders a history by time); they are sorted by (step, timestamp), and a
+        Points come in any order (MLflow orders a history by time); they are kept sorted by (step, timestamp), and a
         (step, timestamp) already held is not added twice, so a full history fetched again only adds what is new.
-        Points are told apart by step and time: a metric logged without a step (all at step 0) keeps every point."""
+        Points are told apart by step and time: a metric logged without a step (all at step 0) keeps every point, and
+        a run resumed from a checkpoint (step 1000 logged again after step 1500, at a later time) has its new points
+        merged in where their steps belong (the whole history is rebuilt then, and `revision` goes up)."""
         last = self.last_point
-        fresh = sorted(p for p in points if last is None or (p[0], p[1]) > last)
-        added = 0
+        fresh = sorted(points)
+        early: list[tuple[int, int, float]] = []
+        if last is not None and fresh:
+            cut = bisect_right(fresh, last, key=lambda p: (p[0], p[1]))
+            early, fresh = self.unseen(fresh[:cut]), fresh[cut:]
+        was_stepless = self.stepless
+        added = len(early)
+        if early:
+            self._merge(early)
         isfinite = math.isfinite
         steps, times, values, bad_at, minutes = self.steps, self.times, self.values, self.bad_at, self.minutes
         t0 = times[0] if times else (min(p[1] for p in fresh) if fresh else 0)
-        previous = last
+        previous = self.last_point
+        newest = self.newest
         for step, ts, value in fresh:
             if (step, ts) == previous:
                 continue  # the same point twice (one step logged twice at the same instant): keep the first
             previous = (step, ts)
-            value = float(value)
-            if value >= SQL_INF or value <= -SQL_INF:
-                value = math.copysign(math.inf, value)  # how MLflow's SQL stores keep ±inf
+            value = _stored(value)
             if not isfinite(value):
                 bad_at.append(len(values))
             steps.append(int(step))
             times.append(int(ts))
             minutes.append((int(ts) - t0) / 60000)
             values.append(value)
+            if newest is None or ts > newest:
+                newest = int(ts)
             added += 1
+        self.newest = newest
+        if self.stepless != was_stepless:
+            self.revision += 1  # the step axis changes meaning (point index <-> step): curves fed before are wrong
         self.envelope.update(values, bad_at)
         return added
 
-    def xs(self, axis: str) -> list[float] | list[int]:
-        """The x values: steps, or minutes since the first point (`axis="time"`)."""
-        return self.minutes if axis == "time" else self.steps
+    def unseen(self, points: Iterable[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+        """The points whose (step, timestamp) is not held (each once), sorted; a binary search per point."""
+        steps, times = self.steps, self.times
+        out: list[tuple[int, int, float]] = []
+        previous = None
+        for point in sorted(points):
+            step, ts = point[0], point[1]
+            if (step, ts) == previous:
+                continue
+            previous = (step, ts)
+            lo = bisect_left(steps, step)
+            hi = bisect_right(steps, step, lo)
+            i = bisect_left(times, ts, lo, hi)  # times are sorted within one step
+            if i < hi and times[i] == ts:
+                continue
+            out.append(point)
+        return out
+
+    def _merge(self, early: list[tuple[int, int, float]]) -> None:
+        """Merge points that belong before the last one held (distinct from the held ones) and rebuild the lists."""
+        t0 = self.times[0] if self.times else min(p[1] for p in early)
+        merged = sorted([*zip(self.steps, self.times, self.values),
+                         *((int(s), int(t), _stored(v)) for s, t, v in early)], key=lambda p: (p[0], p[1]))
+        self.steps[:] = [p[0] for p in merged]
+        self.times[:] = [p[1] for p in merged]
+        self.values[:] = [p[2] for p in merged]
+        self.minutes[:] = [(t - t0) / 60000 for t in self.times]
+        isfinite = math.isfinite
+        self.bad_at[:] = [i for i, v in enumerate(self.values) if not isfinite(v)]
+        self.newest = max(self.times)
+        self.envelope = Envelope()
+        self.revision += 1
+
+    @property
+    def stepless(self) -> bool:
+        """Every point at the same step (a metric logged without one): the step axis is the point's index."""
+        return len(self.steps) > 1 and self.steps[0] == self.steps[-1]
+
+    def xs(self, axis: str) -> Sequence[float]:
+        """The x values: steps, or minutes since the first point (`axis="time"`). A metric logged without a step
+        (every point at one step) is placed by point index on the step axis (`x_label` says so)."""
+        if axis == "time":
+            return self.minutes
+        return range(len(self.steps)) if self.stepless else self.steps
+
+    def x_label(self, axis: str) -> str:
+        if axis == "time":
+            return "wall time (min)"
+        return f"point # (logged without a step: all at step {self.steps[0]})" if self.stepless else "step"
+
+
+def _stored(value: float) -> float:
+    value = float(value)
+    if value >= SQL_INF or value <= -SQL_INF:
+        return math.copysign(math.inf, value)  # how MLflow's SQL stores keep ±inf
+    return value
 
 
 BLOCK = 256
@@ -192,6 +263,21 @@ class Ema:
         self._prev_x: float | None = None
         self._unit: float | None = None
 
+    @staticmethod
+    def unit_for(xs: Sequence[float], count: int) -> float:
+        """The spacing unit for the first `count` points of xs."""
+        return nice_unit((xs[count - 1] - xs[0]) / (count - 1)) if count > 1 else 1.0
+
+    def must_rebuild(self, xs: Sequence[float], ys: Sequence[float]) -> bool:
+        """True when the next `feed` would start again from the first point (the spacing unit changed, or the series
+        is shorter than what was fed): a long series is better rebuilt off the event loop."""
+        if not self.values:
+            return False
+        count = min(len(xs), len(ys))
+        if len(self.values) > count:
+            return True
+        return count > len(self.values) and self._unit is not None and self.unit_for(xs, count) != self._unit
+
     def feed(self, xs: Sequence[float], ys: Sequence[float], bad_at: Sequence[int] = ()) -> list[float]:
         """Smooth the points of (xs, ys) past those already fed; returns all smoothed values so far."""
         count = min(len(xs), len(ys))
@@ -201,7 +287,7 @@ class Ema:
         if start >= count:
             return self.values
         weight = self.weight
-        unit = nice_unit((xs[count - 1] - xs[0]) / (count - 1)) if count > 1 else 1.0
+        unit = self.unit_for(xs, count)
         if self._unit is not None and unit != self._unit:
             self._reset()
             start = 0
@@ -219,7 +305,9 @@ class Ema:
                 decay = weight
             else:
                 dx = x - prev_x
-                decay = weight if dx == unit else weight ** (dx / unit) if dx > 0 else 1.0
+                # points at the same x (a step logged twice) each count as one unit, never as no distance: a
+                # decay of 1 would freeze the average on its first value
+                decay = weight if dx == unit else weight ** (dx / unit) if dx > 0 else weight
             prev_x = x
             acc = acc * decay + (1 - decay) * y
             norm = norm * decay + (1 - decay)

@@ -44,7 +44,17 @@ def link_runs(runs: Iterable[RunInfo], jobs: Iterable[JobRef], job_tag: str | No
     return links
 
 
-def runs_of_job(runs: Iterable[RunInfo], job: JobRef, job_tag: str | None) -> list[RunInfo]:
-    """The runs of one job, newest first (a job restarted from a checkpoint may log several)."""
-    found = [run for run in runs if link_runs([run], [job], job_tag)]
+def runs_of_job(runs: Iterable[RunInfo], job: JobRef, jobs: Iterable[JobRef], job_tag: str | None,
+                prefer_namespace: str | None = None) -> list[RunInfo]:
+    """The runs of one job, newest first (a job restarted from a checkpoint may log several): those that
+    `link_runs` links to it among all the `jobs` known (it is added if missing), so that a run whose name is found in
+    several namespaces goes to the same job (or none) as in the runs table, never to whichever job was asked about."""
+    runs = list(runs)
+    jobs = list(jobs)
+    if not any((j.namespace, j.name) == (job.namespace, job.name) for j in jobs):
+        jobs.append(job)
+    links = link_runs(runs, jobs, job_tag, prefer_namespace)
+    found = [run for run in runs
+             if (linked := links.get(run.run_id)) is not None and (linked.namespace, linked.name) == (job.namespace,
+                                                                                                    job.name)]
     return sorted(found, key=lambda r: r.start_time or 0, reverse=True)
