@@ -192,9 +192,7 @@ class PortForwardRoute:
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 # as the connection's own requests do: an exec plugin's token is fetched again on the next try
-                credentials = getattr(self.connection, "_credentials", None)  # noqa: SLF001
-                if credentials is not None:
-                    credentials.invalidate()
+                self.connection.invalidate_credentials()
             raise RouteError(f"the API server refused the port-forward to {self.namespace}/{self.pod}:{self.port}:"
                              f" {exc.status} {exc.message}") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
