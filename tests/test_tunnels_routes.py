@@ -465,3 +465,99 @@ async def test_keepalives_notice_a_hung_login_node_and_the_ssh_config_sets_them(
             with contextlib.suppress(psutil.Error):
                 process.send_signal(signal.SIGCONT)
         await tunnel.close()
+
+
+async def slow_link(target_port: int, pace: float) -> asyncio.base_events.Server:
+    """A TCP proxy to the API server at 127.0.0.1:`target_port` whose way back is slow: the server's answer to the
+    WebSocket upgrade, then each port-forward frame, reaches hyperdesk `pace` seconds after the one before, as from
+    an API server far away."""
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def frame(reader: asyncio.StreamReader) -> bytes:
+        """One WebSocket frame from the server (unmasked)."""
+        head = await reader.readexactly(2)
+        length = head[1] & 0x7F
+        extra = b""
+        if length in (126, 127):
+            extra = await reader.readexactly(2 if length == 126 else 8)
+            length = int.from_bytes(extra, "big")
+        return head + extra + await reader.readexactly(length)
+
+    async def slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            answer = await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(pace)
+            writer.write(answer)
+            while answer.startswith(b"HTTP/1.1 101"):
+                data = await frame(reader)
+                await asyncio.sleep(pace)
+                writer.write(data)
+                await writer.drain()
+            await forward(reader, writer)
+        writer.close()
+
+    async def accept(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(forward(client_reader, server_writer), slowly(server_reader, client_writer))
+
+    return await asyncio.start_server(accept, "127.0.0.1", 0)
+
+
+async def test_a_refusal_that_comes_late_is_still_a_refusal(hyperpod_cluster, connection, tmp_path):
+    """The probe waits for the port-forward's port headers, then for the node's answer, however slowly the API
+    server relays them: a closed pod port is refused, an open one opens (before, 0.5 s of silence meant "open")."""
+    import yaml
+    from urllib.parse import urlsplit
+
+    target = await find_space(connection, SPACE, "default")
+    document = yaml.safe_load(hyperpod_cluster.kubeconfig_path.read_text())
+    server = document["clusters"][0]["cluster"]["server"]
+    assert server.startswith("http://"), "the slow link reads the WebSocket frames"
+    proxy = await slow_link(urlsplit(server).port, 0.6)
+    document["clusters"][0]["cluster"]["server"] = server.replace(
+        f":{urlsplit(server).port}", f":{proxy.sockets[0].getsockname()[1]}")
+    far = tmp_path / "far-kubeconfig"
+    far.write_text(yaml.safe_dump(document))
+    slow = ClusterConnection([far], None)
+    try:
+        closed = Tunnel("closed", target.text, PortForwardRoute(slow, target.namespace, target.pod, 9))
+        with pytest.raises(RouteError, match="connection refused"):
+            await closed.start()
+        with socket.socket() as again:  # nothing listens for a target that refused
+            again.bind(("127.0.0.1", closed.local_port))
+        tunnel = Tunnel("open", target.text, PortForwardRoute(slow, target.namespace, target.pod, 8888))
+        await tunnel.start()
+        try:
+            assert tunnel.state == "open"
+            status, page = await fetch(tunnel.url)
+            assert status == 200 and "Demo JupyterLab" in page
+        finally:
+            await tunnel.close()
+    finally:
+        await slow.close()
+        proxy.close()
+
+
+async def test_two_tunnels_of_the_same_name_are_both_kept_and_both_closed(connection):
+    """`ns1/lab` and `ns2/lab` connecting at once both ask for the name `lab`: the manager names the second one
+    `lab#2` as it adds it, so neither is replaced, both are listed and closing all closes both."""
+    target = await find_space(connection, SPACE, "default")
+    manager = TunnelManager()
+    tunnels = [Tunnel("lab", target.text, PortForwardRoute(connection, target.namespace, target.pod, 8888))
+               for _ in range(2)]
+    await asyncio.gather(*(t.start() for t in tunnels))
+    for tunnel in tunnels:
+        manager.add(tunnel)
+    assert manager.names() == ["lab", "lab#2"] and len(manager) == 2
+    await manager.close_all()
+    assert [t.state for t in tunnels] == ["closed", "closed"]
+    for tunnel in tunnels:
+        with socket.socket() as again:  # its local port was released
+            again.bind(("127.0.0.1", tunnel.local_port))
+

@@ -25,6 +25,8 @@ KEEPALIVE_SECONDS = 5.0
 KEEPALIVE_COUNT = 2
 WS_QUIET_AFTER_EOF = 2.0
 """Seconds a port-forward stream waits for more of the answer once its client has finished sending."""
+READY_SECONDS = 30.0
+"""How long a probe waits for the port-forward's port headers before calling the API server silent."""
 
 
 class RouteError(Exception):
@@ -115,6 +117,48 @@ class _WsStream:
                 raise RouteError(payload.decode("utf-8", "replace").strip())
             if channel == 0 and payload:
                 return bytes(payload)
+
+    async def ready(self, quiet: float) -> None:
+        """For a probe: wait (up to READY_SECONDS) for both channels' port headers, which say the API server and
+        the node began the forward, then up to `quiet` seconds more, plus as long as the headers took to come, for
+        the node's refusal on the error channel. So the verdict does not hang on how fast the API server or a
+        credential plugin answers; data from the target ends the wait at once. RouteError when refused."""
+        from aiohttp import WSMsgType
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline: float | None = None
+        while True:
+            if deadline is None:
+                timeout = started + READY_SECONDS - loop.time()
+            else:
+                timeout = deadline - loop.time()
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._socket.receive())
+            done, _ = await asyncio.wait([self._pending], timeout=max(0.0, timeout))
+            if not done:
+                if deadline is None:
+                    raise RouteError(f"the port-forward to port {self._port} did not begin within "
+                                     f"{READY_SECONDS:g} s: the API server or the node does not answer")
+                return  # the headers came and no refusal followed: the target accepted the connection
+            pending, self._pending = self._pending, None
+            message = pending.result()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                if deadline is None:
+                    raise RouteError(f"the API server ended the port-forward to port {self._port} before it began")
+                return
+            if message.type != WSMsgType.BINARY or not message.data:
+                continue
+            channel, payload = message.data[0], message.data[1:]
+            if channel not in self._headers_seen:
+                self._headers_seen.add(channel)
+                payload = payload[2:]
+            if channel == 1 and payload:
+                raise RouteError(payload.decode("utf-8", "replace").strip())
+            if channel == 0 and payload:
+                return  # the target itself spoke (an sshd's banner)
+            if deadline is None and {0, 1} <= self._headers_seen:
+                deadline = loop.time() + quiet + (loop.time() - started)
 
     async def write(self, data: bytes) -> None:
         await self._socket.send_bytes(b"\x00" + data)
