@@ -561,3 +561,33 @@ async def test_two_tunnels_of_the_same_name_are_both_kept_and_both_closed(connec
         with socket.socket() as again:  # its local port was released
             again.bind(("127.0.0.1", tunnel.local_port))
 
+
+async def test_a_new_route_that_cannot_reach_the_pod_keeps_the_open_tunnel(connection, asyncssh_server, ssh_keys,
+                                                                          isolated_home, monkeypatch):
+    """`r` in the connect dialog: the login node answers, but cannot reach the pod's IP. The tunnel on the API route
+    stays open on its port, says why the new route failed, and the session's route is still the API's."""
+    import shutil
+    from dataclasses import replace
+
+    from app.tunnels.placement import Placement
+    from app.tunnels.session import ConnectSession
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    (isolated_home / "home" / ".ssh").mkdir(parents=True)
+    shutil.copy(ssh_keys.private, isolated_home / "home" / ".ssh" / "id_ed25519")
+    target = replace(await find_space(connection, SPACE, "default"), pod_ip="127.31.41.59")  # nothing listens
+    manager = TunnelManager()
+    session = ConnectSession(target, Placement(False, "", ""), local_port=0)
+    await session.open(manager, connection)
+    assert session.state == "open" and session.tunnel is not None
+    kept, port = session.tunnel, session.tunnel.local_port
+    try:
+        await session.open(manager, connection, ssh_keys.known_hosts, via=f"root@127.0.0.1:{asyncssh_server.port}")
+        assert "could not connect to 127.31.41.59:8888" in session.error
+        assert session.tunnel is kept and kept.state == "open" and kept.local_port == port
+        assert session.via == "" and session.view().route.startswith("api portforward (kept: ssh via")
+        status, page = await fetch(kept.url)
+        assert status == 200 and "Demo JupyterLab" in page
+        assert manager.names() == [target.space]
+    finally:
+        await manager.close_all()

@@ -195,15 +195,32 @@ def tls_context(api_client: Any) -> Any:
     return context
 
 
+class _PodGone(RouteError):
+    """The route's pod no longer exists: the space's pod may have to be resolved again."""
+
+
+async def resolved(resolve: Any) -> Any:
+    """The space's pod now, from a route's `resolve`; RouteError (the resolver's own words) when there is none."""
+    from app.tunnels.targets import TargetError
+
+    try:
+        return await resolve()
+    except TargetError as exc:
+        raise RouteError(str(exc)) from None
+
+
 class PortForwardRoute:
     """`pods/portforward` through the API server of a `ClusterConnection`."""
 
     kind = "api"
 
-    def __init__(self, connection: Any, namespace: str, pod: str, port: int) -> None:
+    def __init__(self, connection: Any, namespace: str, pod: str, port: int, resolve: Any = None) -> None:
         self.connection, self.namespace, self.pod, self.port = connection, namespace, pod, port
         self.description = "api portforward"
         self._session: Any = None
+        self.resolve = resolve
+        """None, or a coroutine function giving the space's pod now (an object with `pod` and `pod_ip`): asked
+        when the pod is gone (a space stopped and started, a pod rescheduled), so the tunnel finds the new one."""
 
     async def ensure(self) -> None:
         from app.cluster.connection import ApiError
@@ -214,6 +231,21 @@ class PortForwardRoute:
             raise RouteError(str(exc)) from None
 
     async def open(self) -> Stream:
+        try:
+            return await self._open()
+        except _PodGone as gone:
+            if self.resolve is None:
+                raise RouteError(str(gone)) from None
+            pod = (await resolved(self.resolve)).pod
+            if pod == self.pod:
+                raise RouteError(str(gone)) from None
+            self.pod = pod
+        try:
+            return await self._open()
+        except _PodGone as gone:
+            raise RouteError(str(gone)) from None
+
+    async def _open(self) -> Stream:
         import aiohttp
 
         from app.cluster.connection import ApiError
@@ -237,6 +269,8 @@ class PortForwardRoute:
             if exc.status == 401:
                 # as the connection's own requests do: an exec plugin's token is fetched again on the next try
                 self.connection.invalidate_credentials()
+            if exc.status == 404:
+                raise _PodGone(f"pod {self.namespace}/{self.pod} is gone") from None
             raise RouteError(f"the API server refused the port-forward to {self.namespace}/{self.pod}:{self.port}:"
                              f" {exc.status} {exc.message}") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -314,9 +348,11 @@ class SshRoute:
 
     kind = "ssh"
 
-    def __init__(self, options: SshOptions, remote_host: str, remote_port: int) -> None:
+    def __init__(self, options: SshOptions, remote_host: str, remote_port: int, resolve: Any = None) -> None:
         self.options, self.remote_host, self.remote_port = options, remote_host, remote_port
         self.description = f"ssh via {options.host}"
+        self.resolve = resolve
+        """As PortForwardRoute's: asked for the pod's IP again when the login node cannot reach the old one."""
         self._connection: Any = None
         self._lock = asyncio.Lock()
 
@@ -426,6 +462,11 @@ class SshRoute:
         try:
             reader, writer = await self._connection.open_connection(self.remote_host, self.remote_port)
         except asyncssh.ChannelOpenError as exc:
+            if self.resolve is not None:
+                pod_ip = (await resolved(self.resolve)).pod_ip
+                if pod_ip and pod_ip != self.remote_host:  # the pod moved (a new pod, a new IP): try it once
+                    self.remote_host = pod_ip
+                    return await self.open()
             raise RouteError(f"{self.options.host} could not connect to {self.remote_host}:{self.remote_port}: "
                              f"{exc.reason}") from None
         except (asyncssh.Error, OSError) as exc:
