@@ -40,16 +40,16 @@ class ConnectController:
     def __init__(self, app: "HyperdeskApp", session: ConnectSession) -> None:
         self.app, self.session = app, session
 
-    def start(self) -> None:
-        self.app.run_worker(self._open(), group=f"connect:{self.session.target.key}", exclusive=True,
+    def start(self, via: str | None = None) -> None:
+        self.app.run_worker(self._open(via), group=f"connect:{self.session.target.key}", exclusive=True,
                             exit_on_error=False)
 
-    async def _open(self) -> None:
+    async def _open(self, via: str | None = None) -> None:
         engine = self.app.engine
         if engine is None:
             self.session.state, self.session.error = "failed", "not connected to a cluster"
             return
-        await self.session.open(self.app.tunnels, engine.connection, None)
+        await self.session.open(self.app.tunnels, engine.connection, None, via)
         self.app.sync_space_connections()
 
     def connect_browser(self, view: ConnectView) -> None:
@@ -115,7 +115,8 @@ class ConnectController:
         if self.app.readonly:
             self.app.notify("hyperdesk is read-only (--readonly): not writing ~/.ssh/config", severity="error")
             return
-        self.app.run_worker(self._vscode(), exit_on_error=False)
+        # one at a time per space: a second v waits for nothing, it replaces the first
+        self.app.run_worker(self._vscode(), group=f"vscode:{target.key}", exclusive=True, exit_on_error=False)
 
     async def _vscode(self) -> None:
         target = self.session.target
@@ -136,7 +137,9 @@ class ConnectController:
                     self.app.notify(f"wrote Host {alias}; its sshd offers the unknown key {fingerprint}: check it, "
                                     "press a to trust it, then v again", timeout=15)
                     return
-            argv = ide.vscode_argv(alias, f"/home/{ide.SPACE_USER}")
+            argv = await asyncio.to_thread(ide.vscode_argv, alias, f"/home/{ide.SPACE_USER}")
+            if argv is not None:
+                await asyncio.to_thread(ide.launch, argv)
         except (TargetError, RouteError, OSError) as exc:
             self.app.notify(str(exc), severity="error")
             return
@@ -144,12 +147,10 @@ class ConnectController:
             self.app.notify(f"wrote Host {alias} in {config}; `code` is not on PATH: in VS Code, "
                             f"Remote-SSH: Connect to Host… {alias}", timeout=12)
         else:
-            ide.launch(argv)
             self.app.notify(f"wrote Host {alias} in {config}; started VS Code")
 
     def connect_reroute(self, via: str) -> None:
-        self.session.via = via
-        self.start()
+        self.start(via)  # the session's route changes only once a tunnel is up on the new one
 
     def connect_accept_key(self, fingerprint: str) -> None:
         self.app.run_worker(self._accept(fingerprint), group=f"connect:{self.session.target.key}", exclusive=True,
@@ -162,11 +163,15 @@ class ConnectController:
         except RouteError as exc:
             self.app.notify(str(exc), severity="error")
             return
+        except OSError as exc:  # known_hosts could not be written (permissions, a read-only home)
+            self.app.notify(f"cannot trust {fingerprint}: {exc.strerror or exc}"
+                            f"{' (' + exc.filename + ')' if exc.filename else ''}", severity="error")
+            return
         self.app.notify(f"trusted {fingerprint}: added to {written or known_hosts()}")
         if space_key:
             await self._vscode()  # the space's sshd is trusted now: on to VS Code
         else:
-            await self._open()
+            await self._open(self.session.trying)  # the route whose key this was
 
     def connect_close(self) -> None:
         tunnel = self.session.tunnel
