@@ -591,3 +591,60 @@ async def test_a_new_route_that_cannot_reach_the_pod_keeps_the_open_tunnel(conne
         assert manager.names() == [target.space]
     finally:
         await manager.close_all()
+
+
+async def test_a_reroute_cancelled_while_the_old_tunnel_closes_leaves_no_ssh_connection(
+        connection, asyncssh_server, ssh_keys, isolated_home, monkeypatch):
+    """`r`+Enter twice: the first re-route is cancelled after its login node answered, while the old tunnel closes.
+    The SSH connection it dialled is closed too, not left open until the app exits."""
+    import shutil
+    from dataclasses import replace
+
+    import psutil
+
+    from app.tunnels.placement import Placement
+    from app.tunnels.session import ConnectSession
+
+    class SlowToClose(TunnelManager):
+        """Holds each close until the test lets it go: the moment the cancel lands in."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.closing, self.release = asyncio.Event(), asyncio.Event()
+
+        async def close(self, name: str) -> None:
+            self.closing.set()
+            await self.release.wait()
+            await super().close(name)
+
+    def ssh_connections() -> int:
+        return sum(1 for c in psutil.Process().net_connections("tcp")
+                   if c.raddr and c.raddr.port == asyncssh_server.port and c.status == psutil.CONN_ESTABLISHED)
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    (isolated_home / "home" / ".ssh").mkdir(parents=True)
+    shutil.copy(ssh_keys.private, isolated_home / "home" / ".ssh" / "id_ed25519")
+    pod = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)  # what the login node reaches
+    manager = SlowToClose()
+    target = await find_space(connection, SPACE, "default")
+    session = ConnectSession(target, Placement(False, "", ""), local_port=0)
+    manager.release.set()
+    await session.open(manager, connection)
+    assert session.state == "open"
+    manager.release.clear()
+    session.target = replace(target, pod_ip="127.0.0.1", port=pod.sockets[0].getsockname()[1])
+    try:
+        reroute = asyncio.ensure_future(session.open(manager, connection, ssh_keys.known_hosts,
+                                                     via=f"root@127.0.0.1:{asyncssh_server.port}"))
+        await asyncio.wait_for(manager.closing.wait(), 20)
+        assert ssh_connections() == 1
+        reroute.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reroute
+        manager.release.set()
+        await wait_for(lambda: ssh_connections() == 0 and len(manager) == 0, 10)  # the old tunnel's close completes
+        assert session.via == "" and session.tunnel is None
+    finally:
+        manager.release.set()
+        await manager.close_all()
+        pod.close()
