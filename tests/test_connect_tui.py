@@ -274,7 +274,7 @@ async def test_a_tunnel_follows_its_space_to_a_new_pod_on_the_same_port(hyperpod
                 await pilot.pause(0.2)
         assert "Demo JupyterLab" in page and SPACE in page
         assert dialog.view.local == local
-        await wait_for(pilot, lambda: dialog.view.state == "open", timeout=5)
+        await wait_for(pilot, lambda: dialog.view.state == "open", timeout=5)  # the dialog polls its view
         assert dialog.view.pod != first_pod
         await wait_for(pilot, lambda: spaces_pane.connections == {SPACE: f"{local} api"}, timeout=10)
         await pilot.press("x")
