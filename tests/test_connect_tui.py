@@ -281,3 +281,40 @@ async def test_a_tunnel_follows_its_space_to_a_new_pod_on_the_same_port(hyperpod
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=5)
         await pilot.press("y")
         await wait_for(pilot, lambda: len(app.tunnels) == 0, timeout=10)
+
+
+async def test_trusting_a_key_that_cannot_be_written_says_why(hyperpod_cluster, asyncssh_server, ssh_keys,
+                                                             isolated_home, monkeypatch):
+    """`r` to a login node whose key is unknown, then `a`: ~/.ssh/known_hosts cannot be written (a link to a place
+    in /proc, where no one can create a file). The dialog says so in one line; the tunnel stays on its route."""
+    import shutil
+
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.delenv("SSH_CLIENT", raising=False)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    ssh_dir = isolated_home / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True)
+    shutil.copy(ssh_keys.private, ssh_dir / "id_ed25519")
+    (ssh_dir / "known_hosts").symlink_to("/proc/self/hyperdesk-known-hosts")
+    app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    app.connect_local_port = 0
+    async with app.run_test(size=(180, 45)) as pilot:
+        await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
+                       and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
+        app.run_command(f"connect {SPACE}")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), timeout=5)
+        dialog = app.screen
+        await wait_for(pilot, lambda: dialog.view.state == "open", timeout=20)
+        await pilot.press("r", *f"root@127.0.0.1:{asyncssh_server.port}", "enter")
+        await wait_for(pilot, lambda: bool(dialog.view.fingerprint), timeout=20)
+        fingerprint = dialog.view.fingerprint
+        await pilot.press("a")
+        await wait_for(pilot, lambda: any(f"cannot trust {fingerprint}" in n.message for n in app._notifications),
+                       timeout=20)
+        message = next(n.message for n in app._notifications if "cannot trust" in n.message)
+        assert str(ssh_dir / "known_hosts") in message and "\n" not in message
+        assert dialog.view.state == "open" and dialog.view.route.startswith("api portforward")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=5)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(app.tunnels) == 0, timeout=10)
