@@ -648,3 +648,33 @@ async def test_a_reroute_cancelled_while_the_old_tunnel_closes_leaves_no_ssh_con
         manager.release.set()
         await manager.close_all()
         pod.close()
+
+
+async def test_a_login_node_from_the_users_ssh_config_is_trusted_where_the_config_says(
+        connection, asyncssh_server, ssh_keys, isolated_home, monkeypatch):
+    """The user's own ~/.ssh/config (no config passed in, as the TUI and the CLI run) names the login node `login`:
+    its HostName, Port and UserKnownHostsFile. The refusal names that host and port, accepting writes that file, and
+    the route then opens."""
+    from app.tunnels.placement import Placement
+    from app.tunnels.session import ConnectSession
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    ssh_dir = isolated_home / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True)
+    known = isolated_home / "login_known_hosts"
+    (ssh_dir / "config").write_text(
+        f"Host login\n  HostName 127.0.0.1\n  Port {asyncssh_server.port}\n  User root\n"
+        f"  IdentityFile {ssh_keys.private}\n  UserKnownHostsFile {known}\n")
+    target = await find_space(connection, SPACE, "default")
+    session = ConnectSession(target, Placement(False, "", ""), via="login", local_port=0)
+    route = session.route(connection)
+    try:
+        with pytest.raises(HostKeyError) as refused:
+            await route.ensure()
+        assert f"127.0.0.1 port {asyncssh_server.port} (login) is not known" in str(refused.value)
+        session.fingerprint = refused.value.fingerprint
+        assert await session.accept_key() == known
+        assert f"[127.0.0.1]:{asyncssh_server.port} ssh-ed25519 " in known.read_text()
+        await route.ensure()  # trusted now
+    finally:
+        await route.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,6 +372,12 @@ class SshRoute:
             kwargs["agent_path"] = None
         if o.config is not None:
             kwargs["config"] = [str(p) for p in o.config]
+        else:
+            # asyncssh.connect reads ~/.ssh/config by itself, but SSHClientConnectionOptions.construct (the host key
+            # place, the keepalive check) does not: name it, so all three see the same Host, Port and known_hosts
+            default = Path.home() / ".ssh" / "config"
+            if os.access(default, os.R_OK):
+                kwargs["config"] = [str(default)]
         return kwargs
 
     async def ensure(self) -> None:
