@@ -123,7 +123,8 @@ class HyperdeskApp(App[None]):
         self.startup_errors = list(startup_errors or [])
         self.tunnels = tunnels or TunnelManager(publish_dir=runtime_dir())
         self.connect_sessions: dict = {}
-        """Space key -> its ConnectSession (app/tunnels/session.py), kept while the app runs."""
+        """(context, space key) -> its ConnectSession (app/tunnels/session.py), kept while the app runs and its
+        context is the current one."""
         self.readonly = settings.readonly
         context = kubeconfig.context(settings.context) if kubeconfig else None
         self.context_name: str | None = context.name if context else settings.context
@@ -663,6 +664,9 @@ class HyperdeskApp(App[None]):
             self.notify(f"no context {name!r} in the kubeconfig (known: {known})", severity="error")
             return
         self.workers.cancel_group(self, "scope")
+        from app.screens.connecting import end_context
+
+        end_context(self, self.context_name)  # the switch closes the connection its tunnels' routes use
         self.context_name = context.name
         self.namespace = context.namespace
         self.health = Health("connecting")

@@ -467,3 +467,216 @@ async def test_keepalives_notice_a_hung_login_node_and_the_ssh_config_sets_them(
             with contextlib.suppress(psutil.Error):
                 process.send_signal(signal.SIGCONT)
         await tunnel.close()
+
+
+async def slow_link(target_port: int, pace: float) -> asyncio.base_events.Server:
+    """A TCP proxy to the API server at 127.0.0.1:`target_port` whose way back is slow: the server's answer to the
+    WebSocket upgrade, then each port-forward frame, reaches hyperdesk `pace` seconds after the one before, as from
+    an API server far away."""
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def frame(reader: asyncio.StreamReader) -> bytes:
+        """One WebSocket frame from the server (unmasked)."""
+        head = await reader.readexactly(2)
+        length = head[1] & 0x7F
+        extra = b""
+        if length in (126, 127):
+            extra = await reader.readexactly(2 if length == 126 else 8)
+            length = int.from_bytes(extra, "big")
+        return head + extra + await reader.readexactly(length)
+
+    async def slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            answer = await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(pace)
+            writer.write(answer)
+            while answer.startswith(b"HTTP/1.1 101"):
+                data = await frame(reader)
+                await asyncio.sleep(pace)
+                writer.write(data)
+                await writer.drain()
+            await forward(reader, writer)
+        writer.close()
+
+    async def accept(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(forward(client_reader, server_writer), slowly(server_reader, client_writer))
+
+    return await asyncio.start_server(accept, "127.0.0.1", 0)
+
+
+async def test_a_refusal_that_comes_late_is_still_a_refusal(hyperpod_cluster, connection, tmp_path):
+    """The probe waits for the port-forward's port headers, then for the node's answer, however slowly the API
+    server relays them: a closed pod port is refused, an open one opens (before, 0.5 s of silence meant "open")."""
+    import yaml
+    from urllib.parse import urlsplit
+
+    target = await find_space(connection, SPACE, "default")
+    document = yaml.safe_load(hyperpod_cluster.kubeconfig_path.read_text())
+    server = document["clusters"][0]["cluster"]["server"]
+    assert server.startswith("http://"), "the slow link reads the WebSocket frames"
+    proxy = await slow_link(urlsplit(server).port, 0.6)
+    document["clusters"][0]["cluster"]["server"] = server.replace(
+        f":{urlsplit(server).port}", f":{proxy.sockets[0].getsockname()[1]}")
+    far = tmp_path / "far-kubeconfig"
+    far.write_text(yaml.safe_dump(document))
+    slow = ClusterConnection([far], None)
+    try:
+        closed = Tunnel("closed", target.text, PortForwardRoute(slow, target.namespace, target.pod, 9))
+        with pytest.raises(RouteError, match="connection refused"):
+            await closed.start()
+        with socket.socket() as again:  # nothing listens for a target that refused
+            again.bind(("127.0.0.1", closed.local_port))
+        tunnel = Tunnel("open", target.text, PortForwardRoute(slow, target.namespace, target.pod, 8888))
+        await tunnel.start()
+        try:
+            assert tunnel.state == "open"
+            status, page = await fetch(tunnel.url)
+            assert status == 200 and "Demo JupyterLab" in page
+        finally:
+            await tunnel.close()
+    finally:
+        await slow.close()
+        proxy.close()
+
+
+async def test_two_tunnels_of_the_same_name_are_both_kept_and_both_closed(connection):
+    """`ns1/lab` and `ns2/lab` connecting at once both ask for the name `lab`: the manager names the second one
+    `lab#2` as it adds it, so neither is replaced, both are listed and closing all closes both."""
+    target = await find_space(connection, SPACE, "default")
+    manager = TunnelManager()
+    tunnels = [Tunnel("lab", target.text, PortForwardRoute(connection, target.namespace, target.pod, 8888))
+               for _ in range(2)]
+    await asyncio.gather(*(t.start() for t in tunnels))
+    for tunnel in tunnels:
+        manager.add(tunnel)
+    assert manager.names() == ["lab", "lab#2"] and len(manager) == 2
+    await manager.close_all()
+    assert [t.state for t in tunnels] == ["closed", "closed"]
+    for tunnel in tunnels:
+        with socket.socket() as again:  # its local port was released
+            again.bind(("127.0.0.1", tunnel.local_port))
+
+
+async def test_a_new_route_that_cannot_reach_the_pod_keeps_the_open_tunnel(connection, asyncssh_server, ssh_keys,
+                                                                          isolated_home, monkeypatch):
+    """`r` in the connect dialog: the login node answers, but cannot reach the pod's IP. The tunnel on the API route
+    stays open on its port, says why the new route failed, and the session's route is still the API's."""
+    import shutil
+    from dataclasses import replace
+
+    from app.tunnels.placement import Placement
+    from app.tunnels.session import ConnectSession
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    (isolated_home / "home" / ".ssh").mkdir(parents=True)
+    shutil.copy(ssh_keys.private, isolated_home / "home" / ".ssh" / "id_ed25519")
+    target = replace(await find_space(connection, SPACE, "default"), pod_ip="127.31.41.59")  # nothing listens
+    manager = TunnelManager()
+    session = ConnectSession(target, Placement(False, "", ""), local_port=0)
+    await session.open(manager, connection)
+    assert session.state == "open" and session.tunnel is not None
+    kept, port = session.tunnel, session.tunnel.local_port
+    try:
+        await session.open(manager, connection, ssh_keys.known_hosts, via=f"root@127.0.0.1:{asyncssh_server.port}")
+        assert "could not connect to 127.31.41.59:8888" in session.error
+        assert session.tunnel is kept and kept.state == "open" and kept.local_port == port
+        assert session.via == "" and session.view().route.startswith("api portforward (kept: ssh via")
+        status, page = await fetch(kept.url)
+        assert status == 200 and "Demo JupyterLab" in page
+        assert manager.names() == [target.space]
+    finally:
+        await manager.close_all()
+
+
+async def test_a_reroute_cancelled_while_the_old_tunnel_closes_leaves_no_ssh_connection(
+        connection, asyncssh_server, ssh_keys, isolated_home, monkeypatch):
+    """`r`+Enter twice: the first re-route is cancelled after its login node answered, while the old tunnel closes.
+    The SSH connection it dialled is closed too, not left open until the app exits."""
+    import shutil
+    from dataclasses import replace
+
+    import psutil
+
+    from app.tunnels.placement import Placement
+    from app.tunnels.session import ConnectSession
+
+    class SlowToClose(TunnelManager):
+        """Holds each close until the test lets it go: the moment the cancel lands in."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.closing, self.release = asyncio.Event(), asyncio.Event()
+
+        async def close(self, name: str) -> None:
+            self.closing.set()
+            await self.release.wait()
+            await super().close(name)
+
+    def ssh_connections() -> int:
+        return sum(1 for c in psutil.Process().net_connections("tcp")
+                   if c.raddr and c.raddr.port == asyncssh_server.port and c.status == psutil.CONN_ESTABLISHED)
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    (isolated_home / "home" / ".ssh").mkdir(parents=True)
+    shutil.copy(ssh_keys.private, isolated_home / "home" / ".ssh" / "id_ed25519")
+    pod = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)  # what the login node reaches
+    manager = SlowToClose()
+    target = await find_space(connection, SPACE, "default")
+    session = ConnectSession(target, Placement(False, "", ""), local_port=0)
+    manager.release.set()
+    await session.open(manager, connection)
+    assert session.state == "open"
+    manager.release.clear()
+    session.target = replace(target, pod_ip="127.0.0.1", port=pod.sockets[0].getsockname()[1])
+    try:
+        reroute = asyncio.ensure_future(session.open(manager, connection, ssh_keys.known_hosts,
+                                                     via=f"root@127.0.0.1:{asyncssh_server.port}"))
+        await asyncio.wait_for(manager.closing.wait(), 20)
+        assert ssh_connections() == 1
+        reroute.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reroute
+        manager.release.set()
+        await wait_for(lambda: ssh_connections() == 0 and len(manager) == 0, 10)  # the old tunnel's close completes
+        assert session.via == "" and session.tunnel is None
+    finally:
+        manager.release.set()
+        await manager.close_all()
+        pod.close()
+
+
+async def test_a_login_node_from_the_users_ssh_config_is_trusted_where_the_config_says(
+        connection, asyncssh_server, ssh_keys, isolated_home, monkeypatch):
+    """The user's own ~/.ssh/config (no config passed in, as the TUI and the CLI run) names the login node `login`:
+    its HostName, Port and UserKnownHostsFile. The refusal names that host and port, accepting writes that file, and
+    the route then opens."""
+    from app.tunnels.placement import Placement
+    from app.tunnels.session import ConnectSession
+
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    ssh_dir = isolated_home / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True)
+    known = isolated_home / "login_known_hosts"
+    (ssh_dir / "config").write_text(
+        f"Host login\n  HostName 127.0.0.1\n  Port {asyncssh_server.port}\n  User root\n"
+        f"  IdentityFile {ssh_keys.private}\n  UserKnownHostsFile {known}\n")
+    target = await find_space(connection, SPACE, "default")
+    session = ConnectSession(target, Placement(False, "", ""), via="login", local_port=0)
+    route = session.route(connection)
+    try:
+        with pytest.raises(HostKeyError) as refused:
+            await route.ensure()
+        assert f"127.0.0.1 port {asyncssh_server.port} (login) is not known" in str(refused.value)
+        session.fingerprint = refused.value.fingerprint
+        assert await session.accept_key() == known
+        assert f"[127.0.0.1]:{asyncssh_server.port} ssh-ed25519 " in known.read_text()
+        await route.ensure()  # trusted now
+    finally:
+        await route.close()

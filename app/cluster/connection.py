@@ -96,6 +96,12 @@ class ClusterConnection:
         self.server = configuration.host
         self.api_client = client.ApiClient(configuration=configuration)
 
+    def invalidate_credentials(self) -> None:
+        """A 401 seen outside `request()` (a port-forward's WebSocket handshake): the exec plugin's token is fetched
+        again on the next request, as client-go does. Nothing to do for credentials without a plugin."""
+        if self._credentials is not None:
+            self._credentials.invalidate()
+
     async def close(self) -> None:
         """Free the connection pool. A closed connection stays closed: later requests fail instead of reopening."""
         self._closed = True

@@ -40,17 +40,19 @@ class ConnectController:
     def __init__(self, app: "HyperdeskApp", session: ConnectSession) -> None:
         self.app, self.session = app, session
 
-    def start(self) -> None:
-        self.app.run_worker(self._open(), group=f"connect:{self.session.target.key}", exclusive=True,
+    def start(self, via: str | None = None) -> None:
+        self.app.run_worker(self._open(via), group=f"connect:{self.session.target.key}", exclusive=True,
                             exit_on_error=False)
 
-    async def _open(self) -> None:
+    async def _open(self, via: str | None = None) -> None:
         engine = self.app.engine
         if engine is None:
             self.session.state, self.session.error = "failed", "not connected to a cluster"
             return
-        await self.session.open(self.app.tunnels, engine.connection, None)
+        await self.session.open(self.app.tunnels, engine.connection, None, via)
         self.app.sync_space_connections()
+        if self.session.tunnel is not None:
+            follow(self.app, self.session.tunnel)
 
     def connect_browser(self, view: ConnectView) -> None:
         if not view.url:
@@ -115,7 +117,8 @@ class ConnectController:
         if self.app.readonly:
             self.app.notify("hyperdesk is read-only (--readonly): not writing ~/.ssh/config", severity="error")
             return
-        self.app.run_worker(self._vscode(), exit_on_error=False)
+        # one at a time per space: a second v waits for nothing, it replaces the first
+        self.app.run_worker(self._vscode(), group=f"vscode:{target.key}", exclusive=True, exit_on_error=False)
 
     async def _vscode(self) -> None:
         target = self.session.target
@@ -136,7 +139,9 @@ class ConnectController:
                     self.app.notify(f"wrote Host {alias}; its sshd offers the unknown key {fingerprint}: check it, "
                                     "press a to trust it, then v again", timeout=15)
                     return
-            argv = ide.vscode_argv(alias, f"/home/{ide.SPACE_USER}")
+            argv = await asyncio.to_thread(ide.vscode_argv, alias, f"/home/{ide.SPACE_USER}")
+            if argv is not None:
+                await asyncio.to_thread(ide.launch, argv)
         except (TargetError, RouteError, OSError) as exc:
             self.app.notify(str(exc), severity="error")
             return
@@ -144,12 +149,10 @@ class ConnectController:
             self.app.notify(f"wrote Host {alias} in {config}; `code` is not on PATH: in VS Code, "
                             f"Remote-SSH: Connect to Host… {alias}", timeout=12)
         else:
-            ide.launch(argv)
             self.app.notify(f"wrote Host {alias} in {config}; started VS Code")
 
     def connect_reroute(self, via: str) -> None:
-        self.session.via = via
-        self.start()
+        self.start(via)  # the session's route changes only once a tunnel is up on the new one
 
     def connect_accept_key(self, fingerprint: str) -> None:
         self.app.run_worker(self._accept(fingerprint), group=f"connect:{self.session.target.key}", exclusive=True,
@@ -162,11 +165,15 @@ class ConnectController:
         except RouteError as exc:
             self.app.notify(str(exc), severity="error")
             return
+        except OSError as exc:  # known_hosts could not be written (permissions, a read-only home)
+            self.app.notify(f"cannot trust {fingerprint}: {exc.strerror or exc}"
+                            f"{' (' + exc.filename + ')' if exc.filename else ''}", severity="error")
+            return
         self.app.notify(f"trusted {fingerprint}: added to {written or known_hosts()}")
         if space_key:
             await self._vscode()  # the space's sshd is trusted now: on to VS Code
         else:
-            await self._open()
+            await self._open(self.session.trying)  # the route whose key this was
 
     def connect_close(self) -> None:
         tunnel = self.session.tunnel
@@ -217,29 +224,80 @@ def connect_space(app: "HyperdeskApp", key: str) -> None:
     key = space_key(key)
     if "/" not in key:  # `:connect NAME`: in the namespace on show, as every other command
         key = f"{getattr(app, 'namespace', None) or 'default'}/{key}"
-    session = app.connect_sessions.get(key)
+    session = app.connect_sessions.get((app.context_name, key))
     if session is not None and session.tunnel is not None:
         open_dialog(app, session)
         return
     if app.engine is None:
         app.notify("not connected to a cluster", severity="error")
         return
-    stores = {name: app.engine.stores[name].snapshot() for name in SPACE_STORES if name in app.engine.stores}
     try:
-        target = space_target(stores, key)
+        target = space_target(space_stores(app), key)
     except TargetError as exc:
         app.notify(str(exc), severity="error")
         return
+
+    async def resolve() -> Any:
+        """The space's pod now (the stores follow the cluster): asked when the tunnel's pod is gone."""
+        return space_target(space_stores(app), key)
+
     session = ConnectSession(target, detect(os.environ), via=session.via if session else "",
-                             local_port=getattr(app, "connect_local_port", None))
-    app.connect_sessions[key] = session
+                             local_port=getattr(app, "connect_local_port", None), resolve=resolve)
+    app.connect_sessions[(app.context_name, key)] = session
     open_dialog(app, session).start()
 
 
+def space_stores(app: "HyperdeskApp") -> dict[str, Any]:
+    engine = app.engine
+    if engine is None:
+        raise TargetError("not connected to a cluster")
+    return {name: engine.stores[name].snapshot() for name in SPACE_STORES if name in engine.stores}
+
+
 def connections(app: "HyperdeskApp") -> dict[str, str]:
-    """space key -> short text for the Spaces pane: `127.0.0.1:8888 api` / `... ssh`."""
-    return {key: f"{s.tunnel.row().local} {s.tunnel.route.kind}" for key, s in app.connect_sessions.items()
-            if s.tunnel is not None}
+    """space key -> short text for the Spaces pane: `127.0.0.1:8888 api`, `... ssh`, with the tunnel's state when
+    it is not open (`127.0.0.1:8888 api error`); the current context's sessions only."""
+    shown: dict[str, str] = {}
+    for (context, key), s in app.connect_sessions.items():
+        if context == app.context_name and s.tunnel is not None:
+            state = s.tunnel.state
+            shown[key] = f"{s.tunnel.row().local} {s.tunnel.route.kind}" + ("" if state == "open" else f" {state}")
+    return shown
+
+
+def follow(app: "HyperdeskApp", tunnel: Any) -> None:
+    """Keep the Spaces pane's CONNECTED column in step with `tunnel`'s state (error, reconnecting, open)."""
+
+    async def watch() -> None:
+        while tunnel.state != "closed":
+            await tunnel.changed.wait()
+            tunnel.changed.clear()
+            app.sync_space_connections()
+
+    app.run_worker(watch(), group=f"follow:{tunnel.name}", exclusive=True, exit_on_error=False)
+
+
+def end_context(app: "HyperdeskApp", context: str | None) -> None:
+    """`:ctx`: the routes of `context`'s tunnels use its cluster connection, which the switch closes; so its
+    tunnels close too (said in a toast) and its sessions go, before a connect in the new context can reuse them."""
+    ended = [(key, s) for (name, key), s in app.connect_sessions.items() if name == context]
+    for key, _ in ended:
+        app.workers.cancel_group(app, f"connect:{key}")
+        del app.connect_sessions[(context, key)]
+    names = [s.tunnel.name for _, s in ended if s.tunnel is not None]
+    for _, s in ended:
+        s.tunnel, s.state = None, "closed"
+    if not names:
+        return
+
+    async def close() -> None:
+        for name in names:
+            await app.tunnels.close(name)
+        app.sync_space_connections()
+        app.notify(f"closed {len(names)} tunnel{'s' if len(names) > 1 else ''} of context {context} "
+                   f"({', '.join(names)})")
+
+    app.run_worker(close(), exit_on_error=False)
 
 
 def open_tunnels(app: "HyperdeskApp") -> None:

@@ -8,11 +8,13 @@ file's own permissions (0600 for a new file). Every command runs from an argv li
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from app.tunnels.targets import TargetError, check_name
@@ -119,11 +121,17 @@ def write_ssh_block(config: Path, alias: str, block: str, readonly: bool) -> boo
         return False
     config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     mode = config.stat().st_mode & 0o777 if config.exists() else 0o600
-    temporary = config.with_name(f".{config.name}.hyperdesk-tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(new)
-    os.replace(temporary, config)
+    # a temporary file of its own in the same directory: two writers at once never share one
+    fd, temporary = tempfile.mkstemp(prefix=f".{config.name}.", suffix=".hyperdesk-tmp", dir=config.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(new)
+        os.replace(temporary, config)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return True
 
 

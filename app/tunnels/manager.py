@@ -89,6 +89,24 @@ def bind_local(preferred: int) -> tuple[Any, int, str]:
     return sock, sock.getsockname()[1], note
 
 
+async def probe(route: Route) -> None:
+    """One stream to the target before saying "open": a forbidden port-forward or a closed pod port is a RouteError
+    now, not a surprise on the first request. A port-forward stream waits for the API server's port headers and
+    then for the node's refusal (`ready`); an SSH channel is refused when it opens, so silence means it connected."""
+    stream = await route.open()
+    try:
+        ready = getattr(stream, "ready", None)
+        if ready is not None:
+            await ready(PROBE_SECONDS)
+        else:
+            try:
+                await asyncio.wait_for(stream.read(), PROBE_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await stream.close()
+
+
 class Tunnel:
     """127.0.0.1:`local_port` -> `target` over `route`."""
 
@@ -141,15 +159,7 @@ class Tunnel:
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     async def _probe(self) -> None:
-        """One stream to the target before saying "open": a forbidden port-forward or a closed pod port is a
-        RouteError now, not a surprise on the first request. A refusal arrives at once; silence means it connected."""
-        stream = await self.route.open()
-        try:
-            await asyncio.wait_for(stream.read(), PROBE_SECONDS)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            await stream.close()
+        await probe(self.route)
 
     async def _supervise(self) -> None:
         """Wait for the route to drop; dial it again with backoff while the local port keeps listening."""
@@ -268,6 +278,10 @@ class TunnelManager:
         return len(self._tunnels)
 
     def add(self, tunnel: Closable) -> None:
+        """Register `tunnel`; a name already taken (two connects of the same name that started together) gets the
+        next free `name#N` here, in one step, so no tunnel is ever replaced and left running unlisted."""
+        if self._tunnels.get(tunnel.name, tunnel) is not tunnel:
+            tunnel.name = self.unique_name(tunnel.name)
         self._tunnels[tunnel.name] = tunnel
         self._publish()
         if self.publish_dir is not None and self._publisher is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ KEEPALIVE_SECONDS = 5.0
 KEEPALIVE_COUNT = 2
 WS_QUIET_AFTER_EOF = 2.0
 """Seconds a port-forward stream waits for more of the answer once its client has finished sending."""
+READY_SECONDS = 30.0
+"""How long a probe waits for the port-forward's port headers before calling the API server silent."""
 
 
 class RouteError(Exception):
@@ -116,6 +119,48 @@ class _WsStream:
             if channel == 0 and payload:
                 return bytes(payload)
 
+    async def ready(self, quiet: float) -> None:
+        """For a probe: wait (up to READY_SECONDS) for both channels' port headers, which say the API server and
+        the node began the forward, then up to `quiet` seconds more, plus as long as the headers took to come, for
+        the node's refusal on the error channel. So the verdict does not hang on how fast the API server or a
+        credential plugin answers; data from the target ends the wait at once. RouteError when refused."""
+        from aiohttp import WSMsgType
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline: float | None = None
+        while True:
+            if deadline is None:
+                timeout = started + READY_SECONDS - loop.time()
+            else:
+                timeout = deadline - loop.time()
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._socket.receive())
+            done, _ = await asyncio.wait([self._pending], timeout=max(0.0, timeout))
+            if not done:
+                if deadline is None:
+                    raise RouteError(f"the port-forward to port {self._port} did not begin within "
+                                     f"{READY_SECONDS:g} s: the API server or the node does not answer")
+                return  # the headers came and no refusal followed: the target accepted the connection
+            pending, self._pending = self._pending, None
+            message = pending.result()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                if deadline is None:
+                    raise RouteError(f"the API server ended the port-forward to port {self._port} before it began")
+                return
+            if message.type != WSMsgType.BINARY or not message.data:
+                continue
+            channel, payload = message.data[0], message.data[1:]
+            if channel not in self._headers_seen:
+                self._headers_seen.add(channel)
+                payload = payload[2:]
+            if channel == 1 and payload:
+                raise RouteError(payload.decode("utf-8", "replace").strip())
+            if channel == 0 and payload:
+                return  # the target itself spoke (an sshd's banner)
+            if deadline is None and {0, 1} <= self._headers_seen:
+                deadline = loop.time() + quiet + (loop.time() - started)
+
     async def write(self, data: bytes) -> None:
         await self._socket.send_bytes(b"\x00" + data)
 
@@ -151,15 +196,32 @@ def tls_context(api_client: Any) -> Any:
     return context
 
 
+class _PodGone(RouteError):
+    """The route's pod no longer exists: the space's pod may have to be resolved again."""
+
+
+async def resolved(resolve: Any) -> Any:
+    """The space's pod now, from a route's `resolve`; RouteError (the resolver's own words) when there is none."""
+    from app.tunnels.targets import TargetError
+
+    try:
+        return await resolve()
+    except TargetError as exc:
+        raise RouteError(str(exc)) from None
+
+
 class PortForwardRoute:
     """`pods/portforward` through the API server of a `ClusterConnection`."""
 
     kind = "api"
 
-    def __init__(self, connection: Any, namespace: str, pod: str, port: int) -> None:
+    def __init__(self, connection: Any, namespace: str, pod: str, port: int, resolve: Any = None) -> None:
         self.connection, self.namespace, self.pod, self.port = connection, namespace, pod, port
         self.description = "api portforward"
         self._session: Any = None
+        self.resolve = resolve
+        """None, or a coroutine function giving the space's pod now (an object with `pod` and `pod_ip`): asked
+        when the pod is gone (a space stopped and started, a pod rescheduled), so the tunnel finds the new one."""
 
     async def ensure(self) -> None:
         from app.cluster.connection import ApiError
@@ -170,6 +232,21 @@ class PortForwardRoute:
             raise RouteError(str(exc)) from None
 
     async def open(self) -> Stream:
+        try:
+            return await self._open()
+        except _PodGone as gone:
+            if self.resolve is None:
+                raise RouteError(str(gone)) from None
+            pod = (await resolved(self.resolve)).pod
+            if pod == self.pod:
+                raise RouteError(str(gone)) from None
+            self.pod = pod
+        try:
+            return await self._open()
+        except _PodGone as gone:
+            raise RouteError(str(gone)) from None
+
+    async def _open(self) -> Stream:
         import aiohttp
 
         from app.cluster.connection import ApiError
@@ -192,9 +269,9 @@ class PortForwardRoute:
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 # as the connection's own requests do: an exec plugin's token is fetched again on the next try
-                credentials = getattr(self.connection, "_credentials", None)  # noqa: SLF001
-                if credentials is not None:
-                    credentials.invalidate()
+                self.connection.invalidate_credentials()
+            if exc.status == 404:
+                raise _PodGone(f"pod {self.namespace}/{self.pod} is gone") from None
             raise RouteError(f"the API server refused the port-forward to {self.namespace}/{self.pod}:{self.port}:"
                              f" {exc.status} {exc.message}") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
@@ -272,9 +349,11 @@ class SshRoute:
 
     kind = "ssh"
 
-    def __init__(self, options: SshOptions, remote_host: str, remote_port: int) -> None:
+    def __init__(self, options: SshOptions, remote_host: str, remote_port: int, resolve: Any = None) -> None:
         self.options, self.remote_host, self.remote_port = options, remote_host, remote_port
         self.description = f"ssh via {options.host}"
+        self.resolve = resolve
+        """As PortForwardRoute's: asked for the pod's IP again when the login node cannot reach the old one."""
         self._connection: Any = None
         self._lock = asyncio.Lock()
 
@@ -293,6 +372,12 @@ class SshRoute:
             kwargs["agent_path"] = None
         if o.config is not None:
             kwargs["config"] = [str(p) for p in o.config]
+        else:
+            # asyncssh.connect reads ~/.ssh/config by itself, but SSHClientConnectionOptions.construct (the host key
+            # place, the keepalive check) does not: name it, so all three see the same Host, Port and known_hosts
+            default = Path.home() / ".ssh" / "config"
+            if os.access(default, os.R_OK):
+                kwargs["config"] = [str(default)]
         return kwargs
 
     async def ensure(self) -> None:
@@ -393,6 +478,11 @@ class SshRoute:
         try:
             reader, writer = await self._connection.open_connection(self.remote_host, self.remote_port)
         except asyncssh.ChannelOpenError as exc:
+            if self.resolve is not None:
+                pod_ip = (await resolved(self.resolve)).pod_ip
+                if pod_ip and pod_ip != self.remote_host:  # the pod moved (a new pod, a new IP): try it once
+                    self.remote_host = pod_ip
+                    return await self.open()
             raise RouteError(f"{self.options.host} could not connect to {self.remote_host}:{self.remote_port}: "
                              f"{exc.reason}") from None
         except (asyncssh.Error, OSError) as exc:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app.tunnels.manager import Tunnel, TunnelManager
+from app.tunnels.manager import Tunnel, TunnelManager, probe
 from app.tunnels.placement import Placement
 from app.tunnels.routes import HostKeyError, PortForwardRoute, RouteError, SshOptions, SshRoute, split_host
 from app.tunnels.targets import Target
@@ -41,9 +41,15 @@ class ConnectView:
 
 
 class ConnectSession:
-    def __init__(self, target: Target, placement: Placement, via: str = "", local_port: int | None = None) -> None:
+    def __init__(self, target: Target, placement: Placement, via: str = "", local_port: int | None = None,
+                 resolve: Any = None) -> None:
         self.target, self.placement, self.via = target, placement, via
+        """`via`: the route of the open tunnel (set once a tunnel is up on it)."""
+        self.trying = via
+        """The route of the last attempt: `via`, or a new one that failed (its host key may wait for `a`)."""
         self.local_port = target.port if local_port is None else local_port
+        self.resolve = resolve
+        """None, or a coroutine function giving the space's Target now: the routes ask it when the pod is gone."""
         self.tunnel: Tunnel | None = None
         self.state = "connecting"
         self.error = ""
@@ -51,33 +57,47 @@ class ConnectSession:
         self.web_ui = ""
         self.web_ui_error = False
         self._ssh: SshOptions | None = None
+        """The login node of the last SSH route tried: where an accepted host key goes."""
         self._space_key: Any = None
         """The space sshd's HostKeyPlace while its fingerprint waits for the user's accept step."""
-        """The login node of the last SSH route tried: where an accepted host key goes."""
 
-    def route(self, connection: Any, known_hosts: Path | None = None) -> Any:
-        if not self.via:
-            return PortForwardRoute(connection, self.target.namespace, self.target.pod, self.target.port)
-        user, host, port = split_host(self.via)
+    async def _resolve(self) -> Target:
+        assert self.resolve is not None
+        self.target = await self.resolve()
+        return self.target
+
+    def route(self, connection: Any, known_hosts: Path | None = None, via: str | None = None) -> Any:
+        via = self.via if via is None else via
+        resolve = self._resolve if self.resolve is not None else None
+        if not via:
+            return PortForwardRoute(connection, self.target.namespace, self.target.pod, self.target.port, resolve)
+        user, host, port = split_host(via)
         if not self.target.pod_ip:
             raise RouteError(f"pod {self.target.pod} has no IP yet: the login node cannot reach it")
         self._ssh = SshOptions(host, port=port, username=user, known_hosts=known_hosts)
-        return SshRoute(self._ssh, self.target.pod_ip, self.target.port)
+        return SshRoute(self._ssh, self.target.pod_ip, self.target.port, resolve)
 
-    async def open(self, manager: TunnelManager, connection: Any, known_hosts: Path | None = None) -> None:
-        """Open (or move to another route) this session's tunnel; failures become the view's state. A new route is
-        dialled before the open tunnel is given up, so a typo in the SSH host never costs a working tunnel."""
+    async def open(self, manager: TunnelManager, connection: Any, known_hosts: Path | None = None,
+                   via: str | None = None) -> None:
+        """Open (or move to `via`, another route) this session's tunnel; failures become the view's state. The new
+        route is dialled and one stream reaches the target through it before the open tunnel is given up, so a
+        typo in the SSH host, or a login node that cannot reach the pod, never costs a working tunnel. `via`
+        becomes the session's route only once its tunnel is up."""
         previous = self.tunnel
+        via = self.via if via is None else via
+        self.trying = via
         self.error, self.fingerprint, self._space_key = "", "", None
         if previous is None:
             self.state = "connecting"
         try:
-            route = self.route(connection, known_hosts)
+            route = self.route(connection, known_hosts, via)
         except (RouteError, ValueError) as exc:
             self._failed(str(exc))
             return
         try:
             await route.ensure()
+            if previous is not None:
+                await probe(route)
         except BaseException as exc:
             await asyncio.shield(route.close())  # a refused dial or a cancelled connect leaves no connection behind
             if isinstance(exc, HostKeyError):
@@ -87,14 +107,13 @@ class ConnectSession:
                 self._failed(str(exc))
                 return
             raise
-        if previous is not None:
-            self.local_port = previous.local_port  # the same local port on the new route
-            self.tunnel = None
-            # once begun, closing the old tunnel completes even if this connect is cancelled meanwhile
-            await asyncio.shield(manager.close(previous.name))
-        tunnel = Tunnel(manager.unique_name(self.target.space), self.target.text, route, self.local_port,
-                        self.target.path)
         try:
+            if previous is not None:
+                self.local_port = previous.local_port  # the same local port on the new route
+                self.tunnel = None
+                # once begun, closing the old tunnel completes even if this connect is cancelled meanwhile
+                await asyncio.shield(manager.close(previous.name))
+            tunnel = Tunnel(self.target.space, self.target.text, route, self.local_port, self.target.path)
             await tunnel.start()
         except RouteError as exc:
             self._failed(str(exc))
@@ -103,8 +122,11 @@ class ConnectSession:
             await route.close()
             self._failed(f"cannot listen on 127.0.0.1:{self.local_port}: {exc.strerror or exc}")
             return
-        manager.add(tunnel)
-        self.tunnel = tunnel
+        except BaseException:  # cancelled (or a bug) after the dial: the new route's connection goes too
+            await asyncio.shield(route.close())
+            raise
+        manager.add(tunnel)  # names it uniquely
+        self.tunnel, self.via = tunnel, via
         self.state = "open"
 
     def _failed(self, error: str, fingerprint: str = "") -> None:
@@ -160,11 +182,12 @@ class ConnectSession:
         state = tunnel.state if tunnel is not None else self.state
         route = tunnel.route.description if tunnel else (f"ssh via {self.via}" if self.via else "api portforward")
         if tunnel is None:
-            return ConnectView(self.target.text, self.target.pod, state, route, self.via, error=self.error,
+            route = f"ssh via {self.trying}" if self.trying else "api portforward"
+            return ConnectView(self.target.text, self.target.pod, state, route, self.trying, error=self.error,
                                fingerprint=self.fingerprint, login_node=self.placement.login_node)
         port = tunnel.local_port
         if self.error:  # a new route that failed: the open tunnel stays on its own route
-            route = f"{tunnel.route.description} (kept: {'ssh via ' + self.via if self.via else 'api'} failed)"
+            route = f"{tunnel.route.description} (kept: {'ssh via ' + self.trying if self.trying else 'api'} failed)"
         laptop = self.placement.laptop_command(port, port) if self.placement.login_node else ""
         vscode = (f"Remote-SSH host hyperdesk-{self.target.namespace}-{self.target.space} (v writes it)"
                   if self.target.runs_sshd else f"Jupyter: Existing Jupyter Server → {tunnel.url}")
