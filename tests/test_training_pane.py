@@ -582,3 +582,20 @@ async def test_t_on_a_job_name_found_in_two_namespaces_charts_only_a_run_linked_
         await wait_for(pilot, lambda: any("no MLflow run for job team-b/twin" in n.message
                                           for n in app._notifications))
         assert pane.charted == []
+
+
+async def test_a_modal_screen_over_the_pane_pauses_its_polls(mlflow_server, train) -> None:
+    train(mlflow_server.uri, "covered", "under-help", steps=5, end="FINISHED")
+    app = HyperdeskApp(settings(mlflow_server.uri), kubeconfig=None)
+    async with app.run_test(size=(180, 50)) as pilot:
+        await pilot.press("4")
+        pane = app.pane("training")
+        await wait_for(pilot, lambda: pane.polls >= 2, timeout=20)  # polls every 0.3 s while shown
+        await pilot.press("question_mark")  # help covers the pane
+        await wait_for(pilot, lambda: len(app.screen_stack) > 1)
+        await wait_for(pilot, lambda: not pane._polling, timeout=10)  # a poll that had begun may end
+        covered = pane.polls
+        await pilot.pause(1.5)  # five poll periods
+        assert pane.polls == covered
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1 and pane.polls > covered, timeout=10)

@@ -191,16 +191,18 @@ class TrainingPane(Pane):
         return id(getattr(self.app, "engine", None)), getattr(self.app, "namespace", None)
 
     async def _until_next_poll(self) -> None:
-        """Wait `poll_seconds` of the pane being visible; a pane that is shown again polls at once."""
+        """Wait `poll_seconds` of the pane being shown (visible, no modal screen over it); a pane that is shown again
+        polls at once."""
         waited = 0.0
-        was_shown = self.display
-        while waited < self.poll_seconds or not self.display:
+        was_shown = self.shown()
+        while waited < self.poll_seconds or not self.shown():
             await asyncio.sleep(0.25)
-            if self.display:
+            shown = self.shown()
+            if shown:
                 if not was_shown:
                     return
                 waited += 0.25
-            was_shown = self.display
+            was_shown = shown
 
     def on_show(self) -> None:
         """Shown: say at once when there is no URI to ask (the follow loop notices the pane within a quarter second)."""
