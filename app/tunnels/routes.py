@@ -583,12 +583,15 @@ async def accept_host_key(host: str, port: int, expected_fingerprint: str, known
     return await place.accept(expected_fingerprint)
 
 
-def route_for(connection: Any, target: Any, via: str | None, known_hosts: Path | None = None) -> Any:
+def route_for(connection: Any, target: Any, via: str | None, known_hosts: Path | None = None,
+              resolve: Any = None) -> Any:
     """The route to `target` (an `app.tunnels.targets.Target`): the API server's port-forward when `via` is empty,
-    else an SSH route through login node `via` ([user@]host[:port]) to the pod's IP (RouteError when it has none)."""
+    else an SSH route through login node `via` ([user@]host[:port]) to the pod's IP (RouteError when it has none).
+    `resolve`, when given, finds the target's pod again once the route finds it gone (a space stopped and started)."""
     if not via:
-        return PortForwardRoute(connection, target.namespace, target.pod, target.port)
+        return PortForwardRoute(connection, target.namespace, target.pod, target.port, resolve)
     user, host, port = split_host(via)
     if not target.pod_ip:
         raise RouteError(f"pod {target.pod} has no IP yet: the login node cannot reach it")
-    return SshRoute(SshOptions(host, port=port, username=user, known_hosts=known_hosts), target.pod_ip, target.port)
+    return SshRoute(SshOptions(host, port=port, username=user, known_hosts=known_hosts), target.pod_ip, target.port,
+                    resolve)

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.tunnels.manager import Tunnel, TunnelManager, probe
 from app.tunnels.placement import Placement
-from app.tunnels.routes import HostKeyError, PortForwardRoute, RouteError, SshOptions, SshRoute, split_host
+from app.tunnels.routes import HostKeyError, RouteError, SshOptions, SshRoute, route_for
 from app.tunnels.targets import Target
 
 
@@ -68,14 +68,10 @@ class ConnectSession:
 
     def route(self, connection: Any, known_hosts: Path | None = None, via: str | None = None) -> Any:
         via = self.via if via is None else via
-        resolve = self._resolve if self.resolve is not None else None
-        if not via:
-            return PortForwardRoute(connection, self.target.namespace, self.target.pod, self.target.port, resolve)
-        user, host, port = split_host(via)
-        if not self.target.pod_ip:
-            raise RouteError(f"pod {self.target.pod} has no IP yet: the login node cannot reach it")
-        self._ssh = SshOptions(host, port=port, username=user, known_hosts=known_hosts)
-        return SshRoute(self._ssh, self.target.pod_ip, self.target.port, resolve)
+        route = route_for(connection, self.target, via, known_hosts, self._resolve if self.resolve is not None else None)
+        if isinstance(route, SshRoute):
+            self._ssh = route.options
+        return route
 
     async def open(self, manager: TunnelManager, connection: Any, known_hosts: Path | None = None,
                    via: str | None = None) -> None:
@@ -141,13 +137,7 @@ class ConnectSession:
 
         ssh_target = self.target.on_port(22)
 
-        def make_route() -> Any:
-            if not self.via:
-                return PortForwardRoute(connection, ssh_target.namespace, ssh_target.pod, 22)
-            user, host, port = split_host(self.via)
-            return SshRoute(SshOptions(host, port=port, username=user), ssh_target.pod_ip or "", 22)
-
-        place = space_key_place(alias, make_route, known_hosts)
+        place = space_key_place(alias, lambda: route_for(connection, ssh_target, self.via), known_hosts)
         fingerprint = await unknown_fingerprint(place)
         if fingerprint is not None:
             self.fingerprint, self._space_key = fingerprint, place
