@@ -107,7 +107,11 @@ def _connect(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
             if mode == "vscode" and settings.readonly and target.runs_sshd:
                 return _fail("hyperdesk is read-only (--readonly): --open vscode would write ~/.ssh/config "
                              f"(Host {ide.host_alias(target.namespace, target.space)})", EXIT_USAGE)
-            route = route_for(connection, target, args.via)
+
+            async def again() -> Any:  # the space's pod now: a space stopped and started runs in a new pod
+                return await find_target(connection, args.space, namespace, args.port)
+
+            route = route_for(connection, target, args.via, resolve=again)
             if args.accept_host_key:
                 # where ~/.ssh/config says this host's key lives (HostKeyAlias, UserKnownHostsFile, ProxyJump)
                 _, written = await route.accept_host_key(args.accept_host_key)

@@ -414,3 +414,49 @@ async def test_the_proxy_bridge_copies_both_ways_with_one_thread_per_direction()
         os.close(stdout_r)
     assert bytes(received) == b"".join(packets)
     assert sorted(started) == ["hyperdesk-proxy-stdin", "hyperdesk-proxy-stdout"], started
+
+
+def test_connect_follows_the_space_to_its_new_pod_on_the_same_port(hyperpod_cluster, env):
+    """The space is stopped and started while `hyperdesk connect` runs: the simulator gives it a pod with a new name,
+    and the same local URL reaches it."""
+    kubeconfig = str(hyperpod_cluster.kubeconfig_path)
+    namespace, name = "hyperpod-ns-research", "dan-eda"
+
+    def pods() -> set[str]:
+        listed = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "get", "pods", "-n", namespace, "-o", "name"],
+                                capture_output=True, text=True, timeout=30, check=True).stdout.split()
+        return {pod for pod in listed if name in pod}
+
+    def page(url: str) -> str | None:
+        try:
+            return urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError:
+            return None
+
+    def advance_until(condition) -> None:
+        for _ in range(180):
+            if condition():
+                return
+            hyperpod_cluster.advance(1)
+            time.sleep(0.05)
+        raise AssertionError(f"{namespace}/{name} never got there: pods {pods()}")
+
+    first_pods = pods()
+    assert first_pods
+    process, first = start_connect(f"{namespace}/{name}", "--open", "print", "--local-port", "0",
+                                   "--kubeconfig", kubeconfig, env=env)
+    try:
+        url = first.split()[2]
+        assert f"{namespace}/{name}" in (page(url) or "")
+        stop = hyperdesk("space", "stop", name, "-n", namespace, "--kubeconfig", kubeconfig, env=env)
+        assert stop.returncode == 0, stop.stderr
+        advance_until(lambda: not pods())
+        assert page(url) is None  # no pod behind the tunnel now
+        start = hyperdesk("space", "start", name, "-n", namespace, "--kubeconfig", kubeconfig, env=env)
+        assert start.returncode == 0, start.stderr
+        advance_until(lambda: (text := page(url)) is not None and f"{namespace}/{name}" in text)
+        assert pods() and not pods() & first_pods
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in err, err
