@@ -316,6 +316,8 @@ class Kubelet(Controller):
             return
         updated = copy(pod)
         spec, status = updated["spec"], updated["status"]
+        if not status.get("containerStatuses"):
+            return  # someone else wrote the status while the image was pulled (a hand-made pod): it is theirs
         now = world.clock.timestamp()
         status["phase"] = "Running"
         status["podIP"] = self._pod_ip(spec["nodeName"])
