@@ -125,18 +125,17 @@ async def test_context_command_switches_context(tmp_path: Path) -> None:
         assert any("no context 'nowhere'" in t and "prod" in t for t in notes.messages())
 
 
-async def test_submit_and_deploy_refuse_files_that_are_not_manifests(tmp_path: Path) -> None:
+async def test_submit_and_deploy_refuse_files_that_are_not_manifests(tmp_path: Path, monkeypatch) -> None:
     """`:submit FILE` and the Endpoints pane's deploy (n) read through one reader: a binary, a FIFO nobody writes
     to and /dev/zero are each one line in a toast, and the app keeps answering keys (nothing blocks its loop)."""
     import os
 
     from app.screens.endpoint_actions import ManifestPathScreen
 
-    binary = tmp_path / "binary"
-    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe" * 100)
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    refusals = {str(binary): f"{binary} is not UTF-8 text", str(fifo): f"cannot read {fifo}: not a regular file",
+    monkeypatch.chdir(tmp_path)  # short relative paths: every character is a key press
+    Path("binary").write_bytes(b"\x7fELF\x02\x01\x01\x00\xff\xfe" * 100)
+    os.mkfifo("fifo")
+    refusals = {"binary": "binary is not UTF-8 text", "fifo": "cannot read fifo: not a regular file",
                 "/dev/zero": "cannot read /dev/zero: not a regular file"}
     app = HyperdeskApp(Settings())
     notes = record_notifications(app)
