@@ -3,6 +3,8 @@ detail view with live figures, invoke (once, streamed, bad JSON, not ready), a l
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.cluster.kubeconfig import load_kubeconfig
@@ -223,17 +225,18 @@ async def test_readonly_refuses_scale_delete_and_deploy(serving_cluster) -> None
         assert sum("read-only" in n for n in notes.messages()) == 3
 
 
-async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path) -> None:
+async def test_deploy_a_manifest_from_the_pane(bare_cluster, tmp_path, monkeypatch) -> None:
     import yaml
 
     from app.screens.endpoint_actions import ManifestPathScreen
     from tests.plugins.endpoints import inference_service
 
-    good = tmp_path / "isvc.yaml"
+    monkeypatch.chdir(tmp_path)  # short relative paths: every character is a key press
+    good = Path("isvc.yaml")
     good.write_text(yaml.safe_dump(inference_service("from-pane")))
-    bad = tmp_path / "bad.yaml"
+    bad = Path("bad.yaml")
     bad.write_text("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: x\n")
-    mixed = tmp_path / "mixed.yaml"  # an endpoint and something else: a deploy takes endpoint kinds only
+    mixed = Path("mixed.yaml")  # an endpoint and something else: a deploy takes endpoint kinds only
     mixed.write_text(yaml.safe_dump_all([inference_service("not-this"), {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "side", "namespace": NAMESPACE}}]))
     app = _app(bare_cluster)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.cluster.kubeconfig import load_kubeconfig
@@ -184,12 +186,13 @@ async def test_read_only_refuses_every_job_action(bare_cluster, demo_kubectl) ->
     assert after == before, "nothing was sent"
 
 
-async def test_submit_from_the_pane_and_its_bad_input(bare_cluster, demo_kubectl, tmp_path) -> None:
-    good = tmp_path / "job.yaml"
+async def test_submit_from_the_pane_and_its_bad_input(bare_cluster, demo_kubectl, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # short relative paths: every character is a key press
+    good = Path("job.yaml")
     good.write_text(JOB_YAML.format(name="from-pane"))
-    broken = tmp_path / "broken.yaml"
+    broken = Path("broken.yaml")
     broken.write_text("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: [oops\n")
-    unknown = tmp_path / "unknown.yaml"
+    unknown = Path("unknown.yaml")
     unknown.write_text("apiVersion: example.com/v1\nkind: Frobnicator\nmetadata:\n  name: x\n  namespace: default\n")
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
     async with app.run_test(size=(220, 45)) as pilot:
