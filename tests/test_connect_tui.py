@@ -19,8 +19,7 @@ from app.screens.connect import ConnectScreen
 from app.screens.dialogs import ConfirmScreen
 from app.screens.tunnels import TunnelsScreen
 from app.tui import HyperdeskApp
-from tests.plugins.tui import closed_port
-from tests.test_tui_navigation import wait_for
+from tests.plugins.tui import closed_port, record_notifications, wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
 SPACE = "hyperpod-ns-nlp/alice-notebook"
@@ -79,15 +78,16 @@ async def test_connect_dialog_opens_the_tunnel_and_the_tunnels_view_closes_it(hy
 async def test_a_stopped_or_unknown_space_says_why(hyperpod_cluster):
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
     app.connect_local_port = 0  # any free port: never the fixed 8888
+    notes = record_notifications(app)
     async with app.run_test(size=(180, 45)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
                        and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
         app.run_command("connect hyperpod-ns-nlp/nope")
-        await wait_for(pilot, lambda: any("no space hyperpod-ns-nlp/nope" in n.message for n in app._notifications),
+        await wait_for(pilot, lambda: any("no space hyperpod-ns-nlp/nope" in n.message for n in notes),
                        timeout=5)
         app.run_command("connect hyperpod-ns-research/carol-code-editor")  # a space of the scenario that is stopped
         await wait_for(pilot, lambda: any("space hyperpod-ns-research/carol-code-editor is stopped: start it first"
-                                          in n.message for n in app._notifications), timeout=5)
+                                          in n.message for n in notes), timeout=5)
         assert not isinstance(app.screen, ConnectScreen)
         assert len(app.tunnels) == 0 and not app.connect_sessions
 
@@ -183,6 +183,7 @@ async def test_switching_context_closes_its_tunnels_and_connects_anew(hyperpod_c
     app.connect_local_port = 0
     first_context = app.context_name
     assert first_context != "other"
+    notes = record_notifications(app)
     async with app.run_test(size=(180, 45)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
                        and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
@@ -196,7 +197,7 @@ async def test_switching_context_closes_its_tunnels_and_connects_anew(hyperpod_c
         old_engine = app.engine
         app.run_command("ctx other")
         await wait_for(pilot, lambda: any(f"closed 1 tunnel of context {first_context}" in n.message
-                                          for n in app._notifications), timeout=10)
+                                          for n in notes), timeout=10)
         assert len(app.tunnels) == 0
         with pytest.raises(OSError):
             await asyncio.to_thread(fetch, old_url)
@@ -298,6 +299,7 @@ async def test_trusting_a_key_that_cannot_be_written_says_why(hyperpod_cluster, 
     (ssh_dir / "known_hosts").symlink_to("/proc/self/hyperdesk-known-hosts")
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
     app.connect_local_port = 0
+    notes = record_notifications(app)
     async with app.run_test(size=(180, 45)) as pilot:
         await wait_for(pilot, lambda: app.engine is not None and "workspaces" in app.engine.stores
                        and len(app.engine.stores["workspaces"].keys()) > 0, timeout=30)
@@ -309,9 +311,9 @@ async def test_trusting_a_key_that_cannot_be_written_says_why(hyperpod_cluster, 
         await wait_for(pilot, lambda: bool(dialog.view.fingerprint), timeout=20)
         fingerprint = dialog.view.fingerprint
         await pilot.press("a")
-        await wait_for(pilot, lambda: any(f"cannot trust {fingerprint}" in n.message for n in app._notifications),
+        await wait_for(pilot, lambda: any(f"cannot trust {fingerprint}" in n.message for n in notes),
                        timeout=20)
-        message = next(n.message for n in app._notifications if "cannot trust" in n.message)
+        message = next(n.message for n in notes if "cannot trust" in n.message)
         assert str(ssh_dir / "known_hosts") in message and "\n" not in message
         assert dialog.view.state == "open" and dialog.view.route.startswith("api portforward")
         await pilot.press("x")

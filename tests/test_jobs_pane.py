@@ -9,7 +9,7 @@ import pytest
 from app.cluster.kubeconfig import load_kubeconfig
 from app.config import Settings
 from app.tui import HyperdeskApp
-from tests.test_tui_navigation import wait_for
+from tests.plugins.tui import record_notifications, wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
 
@@ -172,6 +172,7 @@ async def test_read_only_refuses_every_job_action(bare_cluster, demo_kubectl) ->
     kubectl("create", "-f", "-", stdin=JOB_YAML.format(name="ft-ro"))
     app = HyperdeskApp(Settings(all_namespaces=True, readonly=True),
                        kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(220, 45)) as pilot:
         table = app.pane("jobs").table
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["ft-ro"], timeout=20)
@@ -180,7 +181,7 @@ async def test_read_only_refuses_every_job_action(bare_cluster, demo_kubectl) ->
             await pilot.press(key)
             await pilot.pause(0.1)
             assert app.screen.query("#panes"), f"{key}: no dialog opens under --readonly"
-        messages = [str(n.message) for n in app._notifications]
+        messages = [str(n.message) for n in notes]
         assert sum("read-only" in m for m in messages) == 4
     after = kubectl.json("get", "job", "ft-ro", "-n", "hyperpod-ns-nlp")["metadata"]["resourceVersion"]
     assert after == before, "nothing was sent"
@@ -195,17 +196,18 @@ async def test_submit_from_the_pane_and_its_bad_input(bare_cluster, demo_kubectl
     unknown = Path("unknown.yaml")
     unknown.write_text("apiVersion: example.com/v1\nkind: Frobnicator\nmetadata:\n  name: x\n  namespace: default\n")
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(220, 45)) as pilot:
         table = app.pane("jobs").table
         await wait_for(pilot, lambda: app.engine is not None)
         for path, expected in ((broken, f"{broken}:5: invalid YAML"), (unknown, "Frobnicator")):
             await pilot.press("colon", *f"submit {path}", "enter")
-            await wait_for(pilot, lambda: any(n.title == "Not submitted" for n in app._notifications))
-            assert any(expected in str(n.message) for n in app._notifications)
-            app.clear_notifications()
+            await wait_for(pilot, lambda: any(n.title == "Not submitted" for n in notes))
+            assert any(expected in str(n.message) for n in notes)
+            notes.clear()
         await pilot.press("colon", *f"submit {good}", "enter")
         await wait_for(pilot, lambda: cell_texts(table, "NAME") == ["from-pane"], timeout=20)
-        messages = [str(n.message) for n in app._notifications]
+        messages = [str(n.message) for n in notes]
         assert any("submitted Job/hyperpod-ns-nlp/from-pane" in m for m in messages)
     assert demo_kubectl(bare_cluster)("get", "jobs", "-A", "-o", "name").split() == ["job.batch/from-pane"]
 

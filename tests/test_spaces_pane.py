@@ -14,10 +14,10 @@ from app.config import Settings
 from app.demo.apiserver import LocalApiServer
 from app.screens.spaces import SpacesPane
 from app.tui import HyperdeskApp
+from tests.plugins.tui import record_notifications, wait_for
 from tests.reference import REFERENCE
 from tests.test_jobs_pane import cell_texts
 from tests.test_spaces_actions import notebook_yaml
-from tests.test_tui_navigation import wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
 
@@ -38,6 +38,7 @@ async def test_the_pane_lists_spaces_with_status_compute_and_connection(hyperpod
     from app.screens.space_views import SpaceDetailScreen, TemplatesScreen
 
     app = HyperdeskApp(Settings(all_namespaces=True), kubeconfig=load_kubeconfig(str(hyperpod_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(220, 45)) as pilot:
         await pilot.press("1")
         pane = app.pane("spaces")
@@ -74,7 +75,7 @@ async def test_the_pane_lists_spaces_with_status_compute_and_connection(hyperpod
         await wait_for(pilot, lambda: isinstance(app.screen, TemplatesScreen))
         await wait_for(pilot, lambda: app.screen.query_one("#templates-table").row_count == 2)
         await pilot.press("escape", "m")
-        await wait_for(pilot, lambda: any("did not say who you are" in str(n.message) for n in app._notifications))
+        await wait_for(pilot, lambda: any("did not say who you are" in str(n.message) for n in notes))
         assert table.row_count == 5, "anonymous: every space is shown"
 
 
@@ -179,6 +180,7 @@ spec: {displayName: RO, desiredStatus: Stopped}
 """)
     app = HyperdeskApp(Settings(all_namespaces=True, readonly=True),
                        kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(200, 45)) as pilot:
         await pilot.press("1")
         table = app.pane("spaces").table
@@ -188,7 +190,7 @@ spec: {displayName: RO, desiredStatus: Stopped}
             await pilot.press(key)
             await pilot.pause(0.1)
             assert app.screen.query("#panes"), f"{key}: no dialog opens under --readonly"
-        assert sum("read-only" in str(n.message) for n in app._notifications) == 4
+        assert sum("read-only" in str(n.message) for n in notes) == 4
     assert kubectl.json("get", "workspace", "ro-lab", "-n", NLP)["metadata"]["resourceVersion"] == before
 
 
@@ -322,6 +324,7 @@ async def test_e_on_a_stopped_kubeflow_notebook_changes_its_compute(bare_cluster
     kubectl("create", "-f", "-", stdin=notebook_yaml("nb"))
     kubectl("create", "-f", "-", stdin=notebook_yaml("waking", stopped=False))
     app = HyperdeskApp(Settings(namespace=NLP), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(200, 50)) as pilot:
         await pilot.press("1")
         table = app.pane("spaces").table
@@ -332,7 +335,7 @@ async def test_e_on_a_stopped_kubeflow_notebook_changes_its_compute(bare_cluster
         table.move_cursor(row=cell_texts(table, "NAME").index("waking"))
         await pilot.press("e")
         await wait_for(pilot, lambda: any("waking is Starting: stop it (s) before changing its resources"
-                                          in str(n.message) for n in app._notifications))
+                                          in str(n.message) for n in notes))
         assert not isinstance(app.screen, EditResourcesScreen)
 
         table.move_cursor(row=cell_texts(table, "NAME").index("nb"))
@@ -352,7 +355,7 @@ async def test_e_on_a_stopped_kubeflow_notebook_changes_its_compute(bare_cluster
         await wait_for(pilot, lambda: row_of(table, "nb")["GPUS"] == "1×2g.20gb", timeout=20)
         assert not isinstance(app.screen, EditResourcesScreen)
         assert row_of(table, "nb")["COMPUTE"].startswith("6 CPU 4Gi")
-        assert any("nb's resources changed; start it (s) to use them" in str(n.message) for n in app._notifications)
+        assert any("nb's resources changed; start it (s) to use them" in str(n.message) for n in notes)
     stored = kubectl.json("get", "notebook", "nb", "-n", NLP)
     assert stored["spec"]["template"]["spec"]["containers"][0]["resources"] == {
         "requests": {"cpu": "6", "memory": "4Gi", "nvidia.com/mig-2g.20gb": "1"},

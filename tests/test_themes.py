@@ -9,6 +9,7 @@ from textual.color import Color
 
 from app.config import Settings
 from app.tui import HyperdeskApp
+from tests.plugins.tui import record_notifications
 from themes import BUILTIN, ThemeFileError, theme_from_dict
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
@@ -22,6 +23,7 @@ def test_three_builtin_themes_one_of_them_ansi() -> None:
 
 async def test_theme_from_settings_and_command() -> None:
     app = HyperdeskApp(Settings(theme="hyperdesk-light"))
+    notes = record_notifications(app)
     async with app.run_test() as pilot:
         assert app.theme == "hyperdesk-light"
         background = app.screen.styles.background
@@ -32,7 +34,7 @@ async def test_theme_from_settings_and_command() -> None:
         await pilot.press("colon", *"theme neon", "enter")
         await pilot.pause()
         assert app.theme == "hyperdesk-dark"
-        assert any("unknown theme 'neon'" in str(n.message) for n in app._notifications)
+        assert any("unknown theme 'neon'" in str(n.message) for n in notes)
 
 
 async def test_user_theme_from_the_data_dir(isolated_home: Path) -> None:
@@ -41,20 +43,22 @@ async def test_user_theme_from_the_data_dir(isolated_home: Path) -> None:
     (themes / "solar.yaml").write_text("name: solar\nprimary: '#268bd2'\nbackground: '#002b36'\n")
     (themes / "broken.yaml").write_text("name: broken\nprimary: not-a-colour\n")
     app = HyperdeskApp(Settings(theme="solar"))
+    notes = record_notifications(app)
     async with app.run_test() as pilot:
         await pilot.pause()
         assert app.theme == "solar"
         assert app.screen.styles.background == Color.parse("#002b36")
-        messages = [str(n.message) for n in app._notifications]
+        messages = [str(n.message) for n in notes]
         assert any("broken.yaml: primary: 'not-a-colour' is not a colour" in m for m in messages)
 
 
 async def test_unknown_theme_in_settings_falls_back_with_a_message() -> None:
     app = HyperdeskApp(Settings(theme="neon"))
+    notes = record_notifications(app)
     async with app.run_test() as pilot:
         await pilot.pause()
         assert app.theme == "hyperdesk-dark"
-        assert any("unknown theme 'neon'" in str(n.message) for n in app._notifications)
+        assert any("unknown theme 'neon'" in str(n.message) for n in notes)
 
 
 async def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:

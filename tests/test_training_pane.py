@@ -16,7 +16,7 @@ from app.config import MlflowSettings, Settings
 from app.tracking.chart import render_chart
 from app.tracking.curves import smooth
 from app.tui import HyperdeskApp
-from tests.test_tui_navigation import wait_for
+from tests.plugins.tui import record_notifications, wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_home")
 
@@ -103,6 +103,7 @@ async def test_runs_follow_overlay_smoothing_and_job_links(mlflow_server, train,
     demo_kubectl(bare_cluster)("create", "-f", "-", stdin=JOB.replace("NAME", "sft-live"))
 
     app = HyperdeskApp(settings(uri), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(200, 60)) as pilot:
         await pilot.press("4")
         pane = app.pane("training")
@@ -161,7 +162,7 @@ async def test_runs_follow_overlay_smoothing_and_job_links(mlflow_server, train,
         await pilot.press("z", "z", "z")
         assert "last 100 steps" in chart.spec.title
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: any(n.message.startswith("saved ") for n in app._notifications))
+        await wait_for(pilot, lambda: any(n.message.startswith("saved ") for n in notes))
         exported = list((Path.home() / "hyperdesk-curves").glob("*.csv"))
         assert len(exported) == 1
         rows = list(csv.reader(exported[0].open()))
@@ -316,6 +317,7 @@ async def test_gaps_are_counted_and_a_job_without_a_run_says_so(mlflow_server, t
     run_id = train(mlflow_server.uri, "bad", "gappy", steps=80, bad={10: "nan", 11: "inf", 50: "-inf"}, end="FAILED")
     demo_kubectl(bare_cluster)("create", "-f", "-", stdin=JOB.replace("NAME", "no-run-job"))
     app = HyperdeskApp(settings(mlflow_server.uri), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(180, 50)) as pilot:
         await pilot.press("4")
         pane = app.pane("training")
@@ -332,7 +334,7 @@ async def test_gaps_are_counted_and_a_job_without_a_run_says_so(mlflow_server, t
         jobs = app.pane("jobs").table
         await wait_for(pilot, lambda: jobs.row_count == 1, timeout=20)
         await pilot.press("t")
-        await wait_for(pilot, lambda: any("no MLflow run for job" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: any("no MLflow run for job" in n.message for n in notes))
 
 
 async def test_tracking_uri_from_a_cluster_configmap(mlflow_server, train, bare_cluster, demo_kubectl) -> None:
@@ -400,6 +402,7 @@ async def test_t_while_mlflow_is_down_waits_one_poll_then_gives_up(mlflow_server
     demo_kubectl(bare_cluster)("create", "-f", "-", stdin=JOB.replace("NAME", "late-job"))
     mlflow_proxy.down()
     app = HyperdeskApp(settings(mlflow_proxy.uri), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(180, 50)) as pilot:
         await pilot.press("4")
         pane = app.pane("training")
@@ -408,7 +411,7 @@ async def test_t_while_mlflow_is_down_waits_one_poll_then_gives_up(mlflow_server
         jobs = app.pane("jobs").table
         await wait_for(pilot, lambda: jobs.row_count == 1, timeout=20)
         await pilot.press("t")
-        messages = lambda: " ".join(n.message for n in app._notifications)  # noqa: E731
+        messages = lambda: " ".join(n.message for n in notes)  # noqa: E731
         assert "waiting for MLflow" in messages()
         await wait_for(pilot, lambda: "were not charted" in messages(), timeout=20)
         assert pane._pending_job is None
@@ -427,6 +430,7 @@ async def test_export_to_an_unwritable_place_says_so(mlflow_server, train, tmp_p
     (Path.home()).mkdir(parents=True, exist_ok=True)
     (Path.home() / "hyperdesk-curves").write_text("a file where the folder should be")
     app = HyperdeskApp(settings(mlflow_server.uri), kubeconfig=None)
+    notes = record_notifications(app)
     async with app.run_test(size=(180, 50)) as pilot:
         await pilot.press("4")
         pane = app.pane("training")
@@ -435,7 +439,7 @@ async def test_export_to_an_unwritable_place_says_so(mlflow_server, train, tmp_p
         await pilot.press("enter")
         await wait_for(pilot, lambda: history_len(pane, run_id) == 10, timeout=20)
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: any("could not save the CSV" in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: any("could not save the CSV" in n.message for n in notes))
         assert app.is_running
 
 
@@ -532,6 +536,7 @@ async def test_export_of_a_long_curve_is_written_off_the_event_loop() -> None:
     from tests.test_snapshots_training import RUNS, TrainingApp, curve
 
     app = TrainingApp([])
+    notes = record_notifications(app)
     async with app.run_test(size=(150, 48)) as pilot:
         pane = app.query_one(TrainingPane)
         await wait_for(pilot, lambda: pane.table.row_count == len(RUNS))
@@ -547,9 +552,9 @@ async def test_export_of_a_long_curve_is_written_off_the_event_loop() -> None:
         pane.action_export()
         # The key's handler only copied the points: the rows are built and written in a thread.
         assert not (folder.exists() and list(folder.glob("*.csv")))
-        await wait_for(pilot, lambda: any(f"saved {len(long)} points" in n.message for n in app._notifications),
+        await wait_for(pilot, lambda: any(f"saved {len(long)} points" in n.message for n in notes),
                        timeout=60)
-        assert any(f"saving {len(long)} points" in n.message for n in app._notifications)
+        assert any(f"saving {len(long)} points" in n.message for n in notes)
         rows = list(csv.reader(next(folder.glob("*.csv")).open()))
         assert len(rows) == 1 + len(long) and rows[0][-1] == "smoothed"
         expected = smooth(long.steps, long.values, SMOOTHING[pane.smoothing])
@@ -567,6 +572,7 @@ async def test_t_on_a_job_name_found_in_two_namespaces_charts_only_a_run_linked_
     kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "twin"))
     kubectl("create", "-f", "-", stdin=JOB.replace("NAME", "twin").replace(f"namespace: {NS}", "namespace: team-b"))
     app = HyperdeskApp(settings(mlflow_server.uri), kubeconfig=load_kubeconfig(str(bare_cluster.kubeconfig_path)))
+    notes = record_notifications(app)
     async with app.run_test(size=(180, 50)) as pilot:
         await pilot.press("4")
         pane = app.pane("training")
@@ -580,7 +586,7 @@ async def test_t_on_a_job_name_found_in_two_namespaces_charts_only_a_run_linked_
         jobs.move_cursor(row=jobs.get_row_index("jobs/team-b/twin"), animate=False)
         await pilot.press("t")
         await wait_for(pilot, lambda: any("no MLflow run for job team-b/twin" in n.message
-                                          for n in app._notifications))
+                                          for n in notes))
         assert pane.charted == []
 
 
