@@ -222,14 +222,21 @@ class Envelope:
         i_high = self.high_at[first + highs.index(high)]
         for a, b in ((start, first * BLOCK), (last * BLOCK, end)):
             if b > a:
-                chunk = ys[a:b]
-                m, M = min(chunk), max(chunk)
-                if m < low:
-                    low, i_low = m, a + chunk.index(m)
-                if M > high:
-                    high, i_high = M, a + chunk.index(M)
+                low, i_low, high, i_high = _widened(ys, a, b, low, i_low, high, i_high)
         return i_low, i_high
 
+
+
+def _widened(ys: Sequence[float], a: int, b: int, low: float, i_low: int, high: float,
+             i_high: int) -> tuple[float, int, float, int]:
+    """(low, its index, high, its index) once `ys[a:b]` is taken in: the first index of a new extreme wins."""
+    chunk = ys[a:b]
+    m, M = min(chunk), max(chunk)
+    if m < low:
+        low, i_low = m, a + chunk.index(m)
+    if M > high:
+        high, i_high = M, a + chunk.index(M)
+    return low, i_low, high, i_high
 
 def nice_unit(spacing: float) -> float:
     """The "nice" number (1, 2 or 5 times a power of ten) nearest to `spacing` on a log scale: the EMA's spacing
@@ -431,12 +438,7 @@ def _merged(xs: Sequence[float], ys: Sequence[float], spans: list[tuple[int, int
         while j < len(spans) and spans[j][0] < end:
             a, b = max(spans[j][0], start), min(spans[j][1], end)
             if b > a:
-                chunk = ys[a:b]
-                m, M = min(chunk), max(chunk)
-                if m < low:
-                    low, i_low = m, a + chunk.index(m)
-                if M > high:
-                    high, i_high = M, a + chunk.index(M)
+                low, i_low, high, i_high = _widened(ys, a, b, low, i_low, high, i_high)
             j += 1
         if i_low < 0:
             if sx:
