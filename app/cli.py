@@ -321,12 +321,10 @@ def _job_command(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> in
             refuse_if_readonly(settings.readonly, f"submitting {args.file}")
     except ActionError as exc:
         return _fail(str(exc), exc.exit_code)
-    if kubeconfig is None:
-        return _fail("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`", EXIT_FAILURE)
-    if kubeconfig.context(settings.context) is None:
-        from app.get import missing_context
+    from app.get import cluster_problem
 
-        return _fail(missing_context(kubeconfig, settings.context), EXIT_USAGE)
+    if problem := cluster_problem(kubeconfig, settings.context):
+        return _fail(*problem)
 
     async def main() -> int:
         from app.cluster.connection import ClusterConnection

@@ -58,13 +58,11 @@ def _check_port(value: int | None, option: str) -> str | None:
 
 
 def _cluster(settings: Any, kubeconfig: Any) -> tuple[Any, str] | str:
-    if kubeconfig is None:
-        return "no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`"
-    context = kubeconfig.context(settings.context)
-    if context is None:
-        from app.get import missing_context
+    from app.get import cluster_problem
 
-        return missing_context(kubeconfig, settings.context)
+    if problem := cluster_problem(kubeconfig, settings.context):
+        return problem[0]
+    context = kubeconfig.context(settings.context)
     from app.cluster.connection import ClusterConnection
 
     connection = ClusterConnection(list(kubeconfig.paths) or None, settings.context)

@@ -75,12 +75,10 @@ def _run(settings: Any, kubeconfig: Any, work: Any, doing: str) -> int:
     from app.cli import run_headless
     from app.cluster.connection import ClusterConnection
 
-    if kubeconfig is None:
-        return _fail("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`", EXIT_FAILURE)
-    if kubeconfig.context(settings.context) is None:
-        from app.get import missing_context
+    from app.get import cluster_problem
 
-        return _fail(missing_context(kubeconfig, settings.context), EXIT_USAGE)
+    if problem := cluster_problem(kubeconfig, settings.context):
+        return _fail(*problem)
 
     async def main() -> int:
         from app.cluster.discovery import discover

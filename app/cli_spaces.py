@@ -75,13 +75,11 @@ def _handle(args: argparse.Namespace, settings: Any, kubeconfig: Any) -> int:
         return _fail(f"hyperdesk is read-only (--readonly): not {doing} space {args.name}", EXIT_USAGE)
     if verb == "delete" and not args.yes and not sys.stdin.isatty():
         return _fail("refusing to delete without --yes when not on a terminal", EXIT_USAGE)
-    if kubeconfig is None:
-        return _fail("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`", EXIT_FAILURE)
-    context = kubeconfig.context(settings.context)
-    if context is None:
-        from app.get import missing_context
+    from app.get import cluster_problem
 
-        return _fail(missing_context(kubeconfig, settings.context), EXIT_USAGE)
+    if problem := cluster_problem(kubeconfig, settings.context):
+        return _fail(*problem)
+    context = kubeconfig.context(settings.context)
     namespace = settings.namespace or context.namespace or "default"
 
     async def main() -> int:

@@ -121,7 +121,7 @@ def _cell(value: Any) -> str:
 
 def _contexts(ctx: GetContext) -> list[dict[str, Any]]:
     if ctx.kubeconfig is None:
-        raise GetError("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`")
+        raise GetError(NO_KUBECONFIG)
     current = ctx.kubeconfig.current_context
     return [
         {"current": c.name == current, "name": c.name, "cluster": c.cluster, "user": c.user,
@@ -145,7 +145,7 @@ register(Kind(
 async def _with_cluster(ctx: GetContext, work: Callable[[Any, Any], Awaitable[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """Run `work(connection, discovery)` against the context's cluster; failures become one-line GetErrors."""
     if ctx.kubeconfig is None:
-        raise GetError("no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`")
+        raise GetError(NO_KUBECONFIG)
     from app.cluster.connection import ApiError, ClusterConnection, first_line
     from app.cluster.discovery import discover
 
@@ -172,6 +172,19 @@ async def _with_cluster(ctx: GetContext, work: Callable[[Any, Any], Awaitable[li
             raise GetError(f"{doing} failed: {type(exc).__name__}: {first_line(exc)}") from None
     finally:
         await connection.close()
+
+
+NO_KUBECONFIG = "no kubeconfig found ($KUBECONFIG or ~/.kube/config); try `hyperdesk demo`"
+
+
+def cluster_problem(kubeconfig: Kubeconfig | None, wanted: str | None) -> tuple[str, int] | None:
+    """Why a headless verb cannot reach a cluster, known before it tries: (one line, exit code 1 without a
+    kubeconfig, 2 for a context it does not have), or None."""
+    if kubeconfig is None:
+        return NO_KUBECONFIG, 1
+    if kubeconfig.context(wanted) is None:
+        return missing_context(kubeconfig, wanted), 2
+    return None
 
 
 def missing_context(kubeconfig: Kubeconfig, wanted: str | None) -> str:
